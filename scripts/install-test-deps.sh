@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Installs everything the test suite needs on a fresh Debian machine (idempotent, cached).
+#   - Debian: PostgreSQL 15, Redis 7, nginx, wrk, Lua 5.4, hyperfine
+#   - PyPI (venv under the cache): kubernetes-validate, moto[server]
+#   - crates.io: the tansu Kafka-protocol broker (cargo install, cached binary)
+set -euo pipefail
+
+CACHE="${PANTHERA_CACHE:-$HOME/.cache/panthera}"
+mkdir -p "$CACHE"
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+
+need_apt=()
+command -v pg_ctl >/dev/null 2>&1 || [ -x /usr/lib/postgresql/15/bin/pg_ctl ] || need_apt+=(postgresql-15)
+command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need_apt+=(nginx-light)
+command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)
+command -v lua5.4 >/dev/null 2>&1 || need_apt+=(lua5.4)
+command -v hyperfine >/dev/null 2>&1 || need_apt+=(hyperfine)
+command -v python3 >/dev/null 2>&1 || need_apt+=(python3 python3-venv)
+if [ "${#need_apt[@]}" -gt 0 ]; then
+  echo "install-test-deps: apt-get install ${need_apt[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+# Debian starts the packaged servers; the tests run their own on private ports.
+for svc in redis-server nginx postgresql; do
+  $SUDO systemctl disable --now "$svc" >/dev/null 2>&1 || true
+done
+
+VENV="$CACHE/venv"
+if [ ! -x "$VENV/bin/kubernetes-validate" ] || [ ! -x "$VENV/bin/moto_server" ]; then
+  echo "install-test-deps: python venv at $VENV"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q --upgrade pip
+  "$VENV/bin/pip" install -q kubernetes-validate 'moto[server]'
+fi
+
+TANSU="$CACHE/tansu/bin/tansu"
+if [ ! -x "$TANSU" ]; then
+  echo "install-test-deps: cargo install tansu (about 8 minutes, cached afterwards)"
+  cargo install tansu --locked --features dynostore --root "$CACHE/tansu" \
+    --target-dir "$CACHE/tansu-build" >"$CACHE/tansu-install.log" 2>&1 \
+    || { tail -40 "$CACHE/tansu-install.log"; exit 1; }
+  rm -rf "$CACHE/tansu-build"
+fi
+echo "install-test-deps: ok"

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh Debian machine: installs what the tests need (cached under
+# ~/.cache/panthera), starts PostgreSQL, Redis, tansu (Kafka) and moto on loopback, then checks
+# formatting and lints and runs every test. Exit code 0 means all green.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/panthera/target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+bash scripts/install-test-deps.sh
+
+# A fresh data dir per run, so nothing from an earlier run (or a killed server) leaks in.
+export PANTHERA_TEST_DIR="${PANTHERA_TEST_DIR:-$(mktemp -d /tmp/panthera-test.XXXXXX)}"
+bash scripts/test-services.sh start
+trap 'bash scripts/test-services.sh stop' EXIT
+# shellcheck disable=SC1091
+source "$PANTHERA_TEST_DIR/env.sh"
+
+echo "== rustfmt"
+cargo fmt --all -- --check
+echo "== clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --locked --no-fail-fast
+  cargo test --workspace --locked --doc
+else
+  cargo test --workspace --locked --no-fail-fast
+fi

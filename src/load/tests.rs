@@ -1,0 +1,438 @@
+//! One test per validation rule, asserting the message and where it points.
+
+use super::*;
+
+const BASE: &str = r#"apiVersion: panthera.dev/v1alpha1
+kind: PantheraPlatform
+metadata:
+  name: shop
+  namespace: shop
+spec:
+  gateway:
+    routes:
+      - pathPrefix: /v1/users
+        service: users
+  services:
+    - name: users
+      kind: users
+      database: users
+  databases:
+    - name: users
+  redis: {}
+  kafka:
+    brokers: 3
+    topics:
+      events: {}
+"#;
+
+/// Diagnostics of `BASE` with `edit` applied to its parsed form (so each test states one change).
+fn problems_after(edit: impl FnOnce(&mut serde_yaml::Value)) -> Vec<String> {
+    let mut value: serde_yaml::Value = serde_yaml::from_str(BASE).unwrap();
+    edit(&mut value);
+    let text = serde_yaml::to_string(&value).unwrap();
+    problems(&text)
+}
+
+fn problems(text: &str) -> Vec<String> {
+    match load_str("p.yaml", text) {
+        Ok(_) => Vec::new(),
+        Err(d) => d.0.iter().map(ToString::to_string).collect(),
+    }
+}
+
+fn yaml(text: &str) -> serde_yaml::Value {
+    serde_yaml::from_str(text).unwrap()
+}
+
+fn assert_one(problems: &[String], needle: &str) {
+    assert!(
+        problems.iter().any(|p| p.contains(needle)),
+        "expected a problem containing {needle:?}, got {problems:#?}"
+    );
+}
+
+#[test]
+fn base_is_valid() {
+    assert_eq!(problems(BASE), Vec::<String>::new());
+}
+
+#[test]
+fn malformed_yaml_points_at_line_and_column() {
+    let p = problems("apiVersion: panthera.dev/v1alpha1\nkind: PantheraPlatform\nspec: [\n");
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert!(p[0].starts_with("p.yaml:4:1: "), "{p:?}");
+}
+
+#[test]
+fn unknown_field_names_the_field_and_its_line() {
+    let text = BASE.replace(
+        "      kind: users\n",
+        "      kind: users\n      replica: 3\n",
+    );
+    let p = problems(&text);
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert!(
+        p[0].starts_with("p.yaml:14:7: spec.services[0].replica: unknown field `replica`"),
+        "{p:?}"
+    );
+    assert!(p[0].contains("expected one of"), "{p:?}");
+}
+
+#[test]
+fn wrong_type_names_the_path() {
+    let text = BASE.replace("    brokers: 3", "    brokers: three");
+    let p = problems(&text);
+    assert!(
+        p[0].starts_with(
+            "p.yaml:19:14: spec.kafka.brokers: invalid type: string \"three\", expected i32"
+        ),
+        "{p:?}"
+    );
+}
+
+#[test]
+fn wrong_kind_and_api_version_are_reported() {
+    let p = problems(
+        &BASE
+            .replace("kind: PantheraPlatform", "kind: Deployment")
+            .replace("panthera.dev/v1alpha1", "apps/v1"),
+    );
+    assert_one(
+        &p,
+        "p.yaml:1:13: apiVersion: expected apiVersion panthera.dev/v1alpha1, got apps/v1",
+    );
+    assert_one(
+        &p,
+        "p.yaml:2:7: kind: expected kind PantheraPlatform, got Deployment",
+    );
+}
+
+#[test]
+fn empty_and_multi_document_files_are_refused() {
+    assert_one(&problems(""), "the file is empty");
+    assert_one(
+        &problems(&format!("{BASE}---\n{BASE}")),
+        "holds 2 YAML documents",
+    );
+}
+
+#[test]
+fn platform_name_must_be_a_short_dns_label() {
+    assert_one(
+        &problems(&BASE.replace("name: shop\n", "name: Shop_1\n")),
+        "metadata.name: \"Shop_1\" must be a DNS-1123 label",
+    );
+    let long = "a".repeat(25);
+    assert_one(
+        &problems(&BASE.replace("name: shop\n", &format!("name: {long}\n"))),
+        "at most 24 characters",
+    );
+}
+
+#[test]
+fn service_name_must_be_dns_1123() {
+    let p = problems_after(|v| v["spec"]["services"][0]["name"] = yaml("Users"));
+    assert_one(
+        &p,
+        "spec.services[0].name: \"Users\" must match ^[a-z]([-a-z0-9]*[a-z0-9])?$",
+    );
+}
+
+#[test]
+fn duplicate_service_names_are_refused() {
+    let p = problems_after(|v| {
+        let svc = v["spec"]["services"][0].clone();
+        v["spec"]["services"].as_sequence_mut().unwrap().push(svc);
+    });
+    assert_one(
+        &p,
+        "spec.services[1]: duplicate entry: name \"users\" is already used",
+    );
+}
+
+#[test]
+fn duplicate_route_prefixes_are_refused() {
+    let p = problems_after(|v| {
+        let r = v["spec"]["gateway"]["routes"][0].clone();
+        v["spec"]["gateway"]["routes"]
+            .as_sequence_mut()
+            .unwrap()
+            .push(r);
+    });
+    assert_one(
+        &p,
+        "spec.gateway.routes[1]: duplicate entry: pathPrefix \"/v1/users\"",
+    );
+}
+
+#[test]
+fn replicas_have_bounds() {
+    assert_one(
+        &problems_after(|v| v["spec"]["services"][0]["replicas"] = yaml("-1")),
+        "spec.services[0].replicas: must be greater than or equal to 0",
+    );
+    assert_one(
+        &problems_after(|v| v["spec"]["services"][0]["replicas"] = yaml("5000")),
+        "must be less than or equal to 100",
+    );
+}
+
+#[test]
+fn absurd_storage_is_refused() {
+    let p = problems_after(|v| v["spec"]["databases"][0]["storage"] = yaml("90000Ti"));
+    assert_one(&p, "spec.databases[0].storage: \"90000Ti\" must match");
+    let p = problems_after(|v| v["spec"]["databases"][0]["storage"] = yaml("-5Gi"));
+    assert_one(&p, "spec.databases[0].storage");
+}
+
+#[test]
+fn enum_values_are_checked() {
+    let p = problems_after(|v| v["spec"]["databases"][0]["deletionPolicy"] = yaml("Forget"));
+    assert_one(
+        &p,
+        "spec.databases[0].deletionPolicy: unknown variant `Forget`, expected one of `Snapshot`, `Retain`, `Delete`",
+    );
+}
+
+#[test]
+fn a_services_database_must_exist() {
+    let p = problems_after(|v| v["spec"]["services"][0]["database"] = yaml("nope"));
+    assert_one(
+        &p,
+        "spec.services: every services[].database must name an entry of spec.databases",
+    );
+}
+
+#[test]
+fn a_route_must_name_a_service() {
+    let p = problems_after(|v| v["spec"]["gateway"]["routes"][0]["service"] = yaml("ghost"));
+    assert_one(
+        &p,
+        "spec.gateway.routes: every gateway.routes[].service must name an entry of spec.services",
+    );
+}
+
+#[test]
+fn cache_needs_redis() {
+    let p = problems_after(|v| {
+        v["spec"]["services"][0]["cache"] = yaml("true");
+        v["spec"].as_mapping_mut().unwrap().remove("redis");
+    });
+    assert_one(&p, "a service with cache: true needs spec.redis");
+}
+
+#[test]
+fn topics_must_exist_in_kafka() {
+    let p = problems_after(|v| v["spec"]["services"][0]["topics"] = yaml("[missing]"));
+    assert_one(
+        &p,
+        "every services[].topics entry must name a topic of spec.kafka.topics",
+    );
+}
+
+#[test]
+fn shared_rate_limit_needs_redis() {
+    let p = problems_after(|v| {
+        v["spec"]["gateway"]["rateLimit"] = yaml("{requestsPerSecond: 10, shared: true}");
+        v["spec"].as_mapping_mut().unwrap().remove("redis");
+    });
+    assert_one(&p, "gateway.rateLimit.shared needs spec.redis");
+}
+
+#[test]
+fn min_replicas_must_not_exceed_max() {
+    let p = problems_after(|v| {
+        v["spec"]["services"][0]["autoscaling"] = yaml("{minReplicas: 5, maxReplicas: 2}")
+    });
+    assert_one(&p, "minReplicas must be <= maxReplicas");
+}
+
+#[test]
+fn jwt_needs_exactly_one_key_source() {
+    let p = problems_after(|v| {
+        v["spec"]["gateway"]["auth"] = yaml("{jwt: {issuer: x, audiences: [a]}}")
+    });
+    assert_one(
+        &p,
+        "set exactly one of jwksUrl (RS256/ES256) or hs256SecretRef (HS256)",
+    );
+    let p = problems_after(|v| {
+        v["spec"]["gateway"]["auth"] = yaml(
+            "{jwt: {issuer: x, audiences: [a], jwksUrl: 'https://k', hs256SecretRef: {name: s, key: k}}}",
+        )
+    });
+    assert_one(&p, "set exactly one of");
+}
+
+#[test]
+fn tls_needs_a_host() {
+    let p = problems_after(|v| v["spec"]["gateway"]["tls"] = yaml("{secretName: cert}"));
+    assert_one(&p, "gateway.tls needs gateway.host");
+}
+
+#[test]
+fn custom_services_need_an_image() {
+    let p = problems_after(|v| v["spec"]["services"][0]["kind"] = yaml("custom"));
+    assert_one(&p, "a service of kind custom needs image");
+}
+
+#[test]
+fn replication_cannot_exceed_brokers() {
+    let p =
+        problems_after(|v| v["spec"]["kafka"]["topics"]["events"]["replicationFactor"] = yaml("5"));
+    assert_one(
+        &p,
+        "a topic's replicationFactor cannot exceed kafka.brokers",
+    );
+}
+
+#[test]
+fn topic_names_are_checked() {
+    let p = problems_after(|v| v["spec"]["kafka"]["topics"] = yaml("{'bad topic!': {}}"));
+    assert_one(&p, "topic names are 1-100 characters");
+}
+
+#[test]
+fn reserved_env_names_are_refused() {
+    let p = problems_after(|v| {
+        v["spec"]["services"][0]["env"] = yaml("[{name: DATABASE_URL, value: x}]")
+    });
+    assert_one(&p, "this variable is set by Panthera");
+}
+
+#[test]
+fn port_below_1024_is_refused() {
+    let p = problems_after(|v| v["spec"]["services"][0]["port"] = yaml("80"));
+    assert_one(
+        &p,
+        "spec.services[0].port: must be greater than or equal to 1024",
+    );
+}
+
+/// Transition rules cannot be checked offline by `validate`; assert them with the CRD's CEL so
+/// what the API server enforces is tested here too.
+mod transitions {
+    use kube::CustomResourceExt;
+    use serde_json::{Value, json};
+
+    use crate::api::PantheraPlatform;
+
+    fn schema() -> Value {
+        let crd = PantheraPlatform::crd();
+        serde_json::to_value(
+            crd.spec.versions[0]
+                .schema
+                .as_ref()
+                .unwrap()
+                .open_api_v3_schema
+                .as_ref()
+                .unwrap(),
+        )
+        .unwrap()
+    }
+
+    fn object(database: Value, partitions: i64) -> Value {
+        let platform = json!({
+            "apiVersion": "panthera.dev/v1alpha1", "kind": "PantheraPlatform",
+            "metadata": {"name": "p"},
+            "spec": {"databases": [database], "services": [],
+                     "kafka": {"backend": "cluster", "brokers": 1, "topics": {"t": {"partitions": partitions, "replicationFactor": 1}}}},
+        });
+        let typed: PantheraPlatform = serde_json::from_value(platform).unwrap();
+        serde_json::to_value(typed).unwrap()
+    }
+
+    fn messages(new: &Value, old: &Value) -> Vec<String> {
+        match kube::core::cel::Validator::new().validate(&schema(), new, Some(old)) {
+            Ok(()) => Vec::new(),
+            Err(e) => e.into_vec().into_iter().map(|e| e.message).collect(),
+        }
+    }
+
+    #[test]
+    fn database_backend_is_immutable() {
+        let old = object(json!({"name": "d", "backend": "cluster"}), 1);
+        let new = object(json!({"name": "d", "backend": "aws"}), 1);
+        let m = messages(&new, &old);
+        assert!(
+            m.iter().any(|m| m.starts_with("backend is immutable")),
+            "{m:?}"
+        );
+        assert_eq!(messages(&old, &old), Vec::<String>::new());
+    }
+
+    #[test]
+    fn cluster_storage_and_version_are_immutable() {
+        let old = object(json!({"name": "d", "storage": "10Gi", "version": "16"}), 1);
+        let new = object(json!({"name": "d", "storage": "20Gi", "version": "17"}), 1);
+        let m = messages(&new, &old);
+        assert!(
+            m.iter()
+                .any(|m| m.starts_with("storage of a cluster database is immutable")),
+            "{m:?}"
+        );
+        assert!(
+            m.iter()
+                .any(|m| m.starts_with("version of a cluster database is immutable")),
+            "{m:?}"
+        );
+        // On AWS, storage can grow in place.
+        let old = object(json!({"name": "d", "backend": "aws", "storage": "10Gi"}), 1);
+        let new = object(json!({"name": "d", "backend": "aws", "storage": "20Gi"}), 1);
+        assert_eq!(messages(&new, &old), Vec::<String>::new());
+    }
+
+    #[test]
+    fn partitions_cannot_shrink() {
+        let old = object(json!({"name": "d"}), 6);
+        let new = object(json!({"name": "d"}), 3);
+        assert!(
+            messages(&new, &old)
+                .iter()
+                .any(|m| m == "partitions cannot be decreased")
+        );
+        assert_eq!(messages(&old, &new), Vec::<String>::new());
+    }
+
+    #[test]
+    fn every_rule_fits_the_api_servers_cost_budget() {
+        let mut nodes = Vec::new();
+        collect_rule_nodes(&schema(), &mut nodes);
+        let rules: usize = nodes.iter().map(|(_, r)| r.len()).sum();
+        assert!(rules >= 15, "expected the CRD's CEL rules, found {rules}");
+        for (node, rules) in nodes {
+            let compiled = kube::core::cel::compile_schema(&node);
+            for rule in rules {
+                // kube-cel warns from the 1M runtime per-call limit; what makes an API server
+                // refuse the CRD is the static estimate above StaticEstimatedCostLimit (10M).
+                for w in kube::core::cel::estimate_rule_cost(&rule, &compiled) {
+                    let cost: u64 = w
+                        .message
+                        .strip_prefix("estimated cost ")
+                        .and_then(|m| m.split(' ').next())
+                        .and_then(|n| n.parse().ok())
+                        .unwrap_or(u64::MAX);
+                    assert!(cost <= 10_000_000, "{rule}: {}", w.message);
+                }
+            }
+        }
+    }
+
+    /// Schema nodes that carry rules, with their rules.
+    fn collect_rule_nodes(v: &Value, out: &mut Vec<(Value, Vec<String>)>) {
+        match v {
+            Value::Object(m) => {
+                if let Some(Value::Array(rules)) = m.get("x-kubernetes-validations") {
+                    let rules = rules
+                        .iter()
+                        .filter_map(|r| r["rule"].as_str().map(String::from))
+                        .collect();
+                    out.push((v.clone(), rules));
+                }
+                m.values().for_each(|c| collect_rule_nodes(c, out));
+            }
+            Value::Array(a) => a.iter().for_each(|c| collect_rule_nodes(c, out)),
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,672 @@
+//! Everything the templates need, computed once in Rust: names, labels, images, environment,
+//! NetworkPolicy rules. Templates only lay objects out, so an override template cannot get the
+//! topology wrong by accident.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::gateway_config;
+use super::secrets::SecretValues;
+use crate::api::{
+    Backend, ComponentKind, DatabaseSpec, DeletionPolicy, KafkaSpec, PantheraPlatform, RedisSpec,
+    ResourcesSpec, ServiceKind, ServiceSpec,
+};
+
+/// Label keys every child carries.
+pub const LABEL_NAME: &str = "app.kubernetes.io/name";
+pub const LABEL_INSTANCE: &str = "app.kubernetes.io/instance";
+pub const LABEL_COMPONENT: &str = "app.kubernetes.io/component";
+pub const LABEL_PART_OF: &str = "app.kubernetes.io/part-of";
+pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+pub const LABEL_PLATFORM: &str = "panthera.dev/platform";
+/// Name of the component (service, database, `gateway`, `redis`, `kafka`) an object belongs to.
+pub const LABEL_PLATFORM_COMPONENT: &str = "panthera.dev/component";
+/// Field manager and `managed-by` value.
+pub const MANAGER: &str = "panthera";
+
+const POSTGRES_PORT: u16 = 5432;
+const REDIS_PORT: u16 = 6379;
+const KAFKA_PORT: u16 = 9092;
+const KAFKA_CONTROLLER_PORT: u16 = 9093;
+const GATEWAY_PORT: u16 = 8080;
+const GATEWAY_ADMIN_PORT: u16 = 9090;
+/// UID of the distroless `nonroot` user the Panthera images run as.
+const PANTHERA_UID: i64 = 65532;
+/// UID of the `postgres` / `redis` users in the official images.
+const DATA_UID: i64 = 999;
+/// UID of `appuser` in the apache/kafka image.
+const KAFKA_UID: i64 = 1000;
+
+/// A component to render: which templates folder, and the values for it.
+pub struct ComponentContext {
+    pub name: String,
+    pub kind: ComponentKind,
+    pub backend: Backend,
+    pub folder: &'static str,
+    pub values: Value,
+}
+
+/// Names of things derived from the platform name; one place so the renderer, the engine and the
+/// services agree.
+#[derive(Clone, Debug)]
+pub struct Names {
+    pub platform: String,
+    pub namespace: String,
+}
+
+impl Names {
+    pub fn gateway(&self) -> String {
+        format!("{}-gateway", self.platform)
+    }
+    pub fn service(&self, service: &str) -> String {
+        format!("{}-{service}", self.platform)
+    }
+    pub fn database(&self, database: &str) -> String {
+        format!("{}-db-{database}", self.platform)
+    }
+    pub fn redis(&self) -> String {
+        format!("{}-redis", self.platform)
+    }
+    pub fn kafka(&self) -> String {
+        format!("{}-kafka", self.platform)
+    }
+    /// Connection Secret of a database (same keys for every backend).
+    pub fn database_secret(&self, database: &str) -> String {
+        self.database(database)
+    }
+    pub fn redis_secret(&self) -> String {
+        self.redis()
+    }
+    pub fn kafka_secret(&self) -> String {
+        self.kafka()
+    }
+    fn svc_host(&self, service: &str) -> String {
+        format!("{service}.{}.svc", self.namespace)
+    }
+}
+
+/// Builds the contexts of every component of a platform, in apply order.
+pub struct ContextBuilder<'a> {
+    platform: &'a PantheraPlatform,
+    names: Names,
+    secrets: &'a dyn SecretValues,
+}
+
+impl<'a> ContextBuilder<'a> {
+    pub fn new(
+        platform: &'a PantheraPlatform,
+        names: Names,
+        secrets: &'a dyn SecretValues,
+    ) -> Self {
+        Self {
+            platform,
+            names,
+            secrets,
+        }
+    }
+
+    fn spec(&self) -> &crate::api::PantheraPlatformSpec {
+        &self.platform.spec
+    }
+
+    /// Values shared by every template.
+    pub fn platform_values(&self) -> Value {
+        let spec = self.spec();
+        json!({
+            "name": self.names.platform,
+            "namespace": self.names.namespace,
+            "labels": self.labels(None),
+            "selector": { LABEL_PLATFORM: self.names.platform },
+            "networkPolicy": spec.network_policy.enabled,
+        })
+    }
+
+    /// Labels of a child; `component` = (kind, component name, instance, app name).
+    fn labels(
+        &self,
+        component: Option<(ComponentKind, &str, &str, &str)>,
+    ) -> BTreeMap<String, String> {
+        let mut labels = BTreeMap::new();
+        labels.insert(LABEL_PART_OF.to_string(), self.names.platform.clone());
+        labels.insert(LABEL_MANAGED_BY.to_string(), MANAGER.to_string());
+        labels.insert(LABEL_PLATFORM.to_string(), self.names.platform.clone());
+        if let Some((kind, component, instance, app)) = component {
+            labels.insert(LABEL_COMPONENT.to_string(), kind.as_str().to_string());
+            labels.insert(LABEL_PLATFORM_COMPONENT.to_string(), component.to_string());
+            labels.insert(LABEL_INSTANCE.to_string(), instance.to_string());
+            labels.insert(LABEL_NAME.to_string(), app.to_string());
+        }
+        labels
+    }
+
+    fn selector(&self, instance: &str, app: &str) -> Value {
+        json!({ LABEL_INSTANCE: instance, LABEL_NAME: app, LABEL_PLATFORM: self.names.platform })
+    }
+
+    fn pod_selector(&self, kind: ComponentKind, component: &str) -> Value {
+        json!({
+            LABEL_PLATFORM: self.names.platform,
+            LABEL_COMPONENT: kind.as_str(),
+            LABEL_PLATFORM_COMPONENT: component,
+        })
+    }
+
+    /// All components in apply order: data stores, then services, then the gateway.
+    pub fn components(&self) -> Result<Vec<ComponentContext>, String> {
+        let spec = self.spec();
+        let mut out = Vec::new();
+        for db in &spec.databases {
+            out.push(self.postgres(db));
+        }
+        if let Some(redis) = &spec.redis {
+            out.push(self.redis(redis));
+        }
+        if let Some(kafka) = &spec.kafka {
+            out.push(self.kafka(kafka));
+        }
+        for svc in &spec.services {
+            out.push(self.service(svc));
+        }
+        if spec.gateway.is_some() {
+            out.push(self.gateway()?);
+        }
+        Ok(out)
+    }
+
+    fn postgres(&self, db: &DatabaseSpec) -> ComponentContext {
+        let name = self.names.database(&db.name);
+        let app = "postgres";
+        let secret = self.names.database_secret(&db.name);
+        let username = db.name.replace('-', "_");
+        let host = match db.backend {
+            Backend::Cluster => self.names.svc_host(&name),
+            Backend::Aws => String::new(),
+        };
+        let password = self.secrets.value(&secret, "password");
+        let url = format!(
+            "postgres://{username}:{password}@{host}:{POSTGRES_PORT}/{database}",
+            database = username
+        );
+        let clients: Vec<&ServiceSpec> = self
+            .spec()
+            .services
+            .iter()
+            .filter(|s| s.database.as_deref() == Some(&db.name))
+            .collect();
+        let values = json!({
+            "name": name,
+            "database": db.name,
+            "headless": format!("{name}-headless"),
+            "labels": self.labels(Some((ComponentKind::Postgres, &db.name, &name, app))),
+            "selector": self.selector(&name, app),
+            "image": format!("docker.io/library/postgres:{}", db.version.as_str()),
+            "storage": db.storage,
+            "uid": DATA_UID,
+            "port": POSTGRES_PORT,
+            "pvcRetention": pvc_retention(db.deletion_policy),
+            "deletionPolicy": db.deletion_policy,
+            "resources": resources(&db.resources, ("250m", "256Mi"), ("2", "1Gi")),
+            "secret": {
+                "name": secret,
+                "data": {
+                    "host": host, "port": POSTGRES_PORT.to_string(), "username": username,
+                    "password": password, "database": username, "url": url,
+                },
+            },
+            "ingress": self.allow_from_services(&clients, POSTGRES_PORT),
+            "podSelector": self.pod_selector(ComponentKind::Postgres, &db.name),
+        });
+        ComponentContext {
+            name: db.name.clone(),
+            kind: ComponentKind::Postgres,
+            backend: db.backend,
+            folder: "postgres",
+            values,
+        }
+    }
+
+    fn redis(&self, redis: &RedisSpec) -> ComponentContext {
+        let name = self.names.redis();
+        let app = "redis";
+        let secret = self.names.redis_secret();
+        let password = self.secrets.value(&secret, "password");
+        let host = match redis.backend {
+            Backend::Cluster => self.names.svc_host(&name),
+            Backend::Aws => String::new(),
+        };
+        let clients: Vec<&ServiceSpec> = self.spec().services.iter().filter(|s| s.cache).collect();
+        let mut ingress = self.allow_from_services(&clients, REDIS_PORT);
+        if self.gateway_uses_redis() {
+            ingress.push(json!({
+                "from": [{"podSelector": {"matchLabels": self.pod_selector(ComponentKind::Gateway, "gateway")}}],
+                "ports": [{"protocol": "TCP", "port": REDIS_PORT}],
+            }));
+        }
+        let values = json!({
+            "name": name,
+            "labels": self.labels(Some((ComponentKind::Redis, "redis", &name, app))),
+            "selector": self.selector(&name, app),
+            "image": format!("docker.io/library/redis:{}", redis.version),
+            "storage": redis.storage,
+            "uid": DATA_UID,
+            "port": REDIS_PORT,
+            "pvcRetention": pvc_retention(redis.deletion_policy),
+            "resources": resources(&redis.resources, ("100m", "128Mi"), ("1", "512Mi")),
+            "secret": {
+                "name": secret,
+                "data": {
+                    "host": host, "port": REDIS_PORT.to_string(), "password": password,
+                    "url": format!("redis://:{password}@{host}:{REDIS_PORT}/0"),
+                },
+            },
+            "ingress": ingress,
+            "podSelector": self.pod_selector(ComponentKind::Redis, "redis"),
+        });
+        ComponentContext {
+            name: "redis".into(),
+            kind: ComponentKind::Redis,
+            backend: redis.backend,
+            folder: "redis",
+            values,
+        }
+    }
+
+    fn kafka(&self, kafka: &KafkaSpec) -> ComponentContext {
+        let name = self.names.kafka();
+        let app = "kafka";
+        let headless = format!("{name}-headless");
+        let ns = &self.names.namespace;
+        let voters: Vec<String> = (0..kafka.brokers)
+            .map(|i| format!("{i}@{name}-{i}.{headless}.{ns}.svc:{KAFKA_CONTROLLER_PORT}"))
+            .collect();
+        let bootstrap = match kafka.backend {
+            Backend::Cluster => format!("{}:{KAFKA_PORT}", self.names.svc_host(&name)),
+            Backend::Aws => String::new(),
+        };
+        let topics_json = serde_json::to_string(&kafka.topics).unwrap_or_default();
+        let topics_hash = short_hash(&topics_json);
+        let script = topics_script(kafka, &bootstrap);
+        let replication = kafka.brokers.min(3);
+        let clients: Vec<&ServiceSpec> = self
+            .spec()
+            .services
+            .iter()
+            .filter(|s| !s.topics.is_empty())
+            .collect();
+        let mut ingress = self.allow_from_services(&clients, KAFKA_PORT);
+        ingress.push(json!({
+            "from": [
+                {"podSelector": {"matchLabels": self.pod_selector(ComponentKind::Kafka, "kafka")}},
+                {"podSelector": {"matchLabels": {LABEL_PLATFORM: self.names.platform, LABEL_COMPONENT: "kafka-topics"}}},
+            ],
+            "ports": [{"protocol": "TCP", "port": KAFKA_PORT}, {"protocol": "TCP", "port": KAFKA_CONTROLLER_PORT}],
+        }));
+        let mut job_labels =
+            self.labels(Some((ComponentKind::Kafka, "kafka", &name, "kafka-topics")));
+        job_labels.insert(LABEL_COMPONENT.to_string(), "kafka-topics".to_string());
+        let values = json!({
+            "name": name,
+            "headless": headless,
+            "labels": self.labels(Some((ComponentKind::Kafka, "kafka", &name, app))),
+            "selector": self.selector(&name, app),
+            "image": format!("docker.io/apache/kafka:{}", kafka.version),
+            "brokers": kafka.brokers,
+            "storage": kafka.storage,
+            "uid": KAFKA_UID,
+            "port": KAFKA_PORT,
+            "controllerPort": KAFKA_CONTROLLER_PORT,
+            "clusterId": cluster_id(&self.names),
+            "voters": voters.join(","),
+            "replication": replication,
+            "minIsr": kafka.brokers.min(2),
+            "pvcRetention": pvc_retention(kafka.deletion_policy),
+            "resources": resources(&kafka.resources, ("500m", "1Gi"), ("2", "2Gi")),
+            "secret": {
+                "name": self.names.kafka_secret(),
+                "data": { "bootstrapServers": bootstrap, "url": bootstrap },
+            },
+            "topics": {
+                "present": !kafka.topics.is_empty(),
+                "job": format!("{name}-topics-{topics_hash}"),
+                "labels": job_labels,
+                "script": script,
+            },
+            "ingress": ingress,
+            "podSelector": self.pod_selector(ComponentKind::Kafka, "kafka"),
+            "topicsPodSelector": {LABEL_PLATFORM: self.names.platform, LABEL_COMPONENT: "kafka-topics"},
+        });
+        ComponentContext {
+            name: "kafka".into(),
+            kind: ComponentKind::Kafka,
+            backend: kafka.backend,
+            folder: "kafka",
+            values,
+        }
+    }
+
+    fn service(&self, svc: &ServiceSpec) -> ComponentContext {
+        let spec = self.spec();
+        let name = self.names.service(&svc.name);
+        let app = match svc.kind {
+            ServiceKind::Custom => svc.name.clone(),
+            kind => format!("panthera-{}", kind.as_str()),
+        };
+        let image = svc.image.clone().unwrap_or_else(|| {
+            format!(
+                "{}/panthera-{}:{}",
+                spec.image_registry,
+                svc.kind.as_str(),
+                spec.release
+            )
+        });
+        let port = svc.port;
+        let mut env = vec![
+            json!({"name": "PORT", "value": port.to_string()}),
+            json!({"name": "SERVICE_NAME", "value": svc.name}),
+            json!({"name": "LOG_FORMAT", "value": "json"}),
+        ];
+        if !svc.env.iter().any(|e| e.name == "RUST_LOG") {
+            env.push(json!({"name": "RUST_LOG", "value": "info"}));
+        }
+        let mut egress = Vec::new();
+        if let Some(db) = &svc.database {
+            env.push(secret_env(
+                "DATABASE_URL",
+                &self.names.database_secret(db),
+                "url",
+            ));
+            if let Some(d) = spec.databases.iter().find(|d| &d.name == db) {
+                egress.push(self.egress_to(d.backend, ComponentKind::Postgres, db, POSTGRES_PORT));
+            }
+        }
+        if svc.cache {
+            env.push(secret_env("REDIS_URL", &self.names.redis_secret(), "url"));
+            if let Some(r) = &spec.redis {
+                egress.push(self.egress_to(r.backend, ComponentKind::Redis, "redis", REDIS_PORT));
+            }
+        }
+        if !svc.topics.is_empty() {
+            env.push(secret_env(
+                "KAFKA_BROKERS",
+                &self.names.kafka_secret(),
+                "bootstrapServers",
+            ));
+            env.push(json!({"name": "KAFKA_TOPICS", "value": svc.topics.join(",")}));
+            if let Some(k) = &spec.kafka {
+                egress.push(self.egress_to(k.backend, ComponentKind::Kafka, "kafka", KAFKA_PORT));
+            }
+        }
+        if let Some(jwt) = spec
+            .gateway
+            .as_ref()
+            .and_then(|g| g.auth.as_ref())
+            .map(|a| &a.jwt)
+        {
+            env.push(json!({"name": "JWT_ISSUER", "value": jwt.issuer}));
+            if let Some(aud) = jwt.audiences.first() {
+                env.push(json!({"name": "JWT_AUDIENCE", "value": aud}));
+            }
+            if let (ServiceKind::Users, Some(r)) = (svc.kind, &jwt.hs256_secret_ref) {
+                env.push(secret_env("JWT_HS256_SECRET", &r.name, &r.key));
+            }
+        }
+        if svc.kind == ServiceKind::Orders
+            && let Some(catalog) = spec
+                .services
+                .iter()
+                .find(|s| s.kind == ServiceKind::Catalog)
+        {
+            env.push(json!({
+                "name": "CATALOG_URL",
+                "value": format!("http://{}:{}", self.names.service(&catalog.name), catalog.port),
+            }));
+            egress.push(json!({
+                    "to": [{"podSelector": {"matchLabels": self.pod_selector(ComponentKind::Service, &catalog.name)}}],
+                    "ports": [{"protocol": "TCP", "port": catalog.port}],
+                }));
+        }
+        for e in &svc.env {
+            env.push(json!({"name": e.name, "value": e.value}));
+        }
+        let mut ingress = Vec::new();
+        let routed = spec
+            .gateway
+            .as_ref()
+            .is_some_and(|g| g.routes.iter().any(|r| r.service == svc.name));
+        if routed {
+            ingress.push(json!({
+                "from": [{"podSelector": {"matchLabels": self.pod_selector(ComponentKind::Gateway, "gateway")}}],
+                "ports": [{"protocol": "TCP", "port": port}],
+            }));
+        }
+        if svc.kind == ServiceKind::Catalog {
+            let callers: Vec<&ServiceSpec> = spec
+                .services
+                .iter()
+                .filter(|s| s.kind == ServiceKind::Orders)
+                .collect();
+            ingress.extend(self.allow_from_services(&callers, port as u16));
+        }
+        let values = json!({
+            "name": name,
+            "service": svc.name,
+            "kind": svc.kind.as_str(),
+            "labels": self.labels(Some((ComponentKind::Service, &svc.name, &name, &app))),
+            "selector": self.selector(&name, &app),
+            "image": image,
+            "replicas": svc.replicas,
+            "autoscaling": svc.autoscaling,
+            "port": port,
+            "uid": PANTHERA_UID,
+            "env": env,
+            "resources": resources(&svc.resources, ("100m", "128Mi"), ("1", "512Mi")),
+            "ingress": ingress,
+            "egress": egress,
+            "podSelector": self.pod_selector(ComponentKind::Service, &svc.name),
+        });
+        ComponentContext {
+            name: svc.name.clone(),
+            kind: ComponentKind::Service,
+            backend: Backend::Cluster,
+            folder: "service",
+            values,
+        }
+    }
+
+    fn gateway_uses_redis(&self) -> bool {
+        self.spec()
+            .gateway
+            .as_ref()
+            .and_then(|g| g.rate_limit.as_ref())
+            .is_some_and(|r| r.shared)
+    }
+
+    fn gateway(&self) -> Result<ComponentContext, String> {
+        let spec = self.spec();
+        let Some(gw) = &spec.gateway else {
+            return Err("gateway is not configured".into());
+        };
+        let name = self.names.gateway();
+        let app = "panthera-gateway";
+        let config =
+            gateway_config::build(gw, &self.names, &spec.services, self.gateway_uses_redis());
+        let config_yaml = serde_yaml::to_string(&config)
+            .map_err(|e| format!("cannot serialize the gateway configuration: {e}"))?;
+        let mut env = Vec::new();
+        let mut egress = Vec::new();
+        if let Some(jwt) = gw.auth.as_ref().map(|a| &a.jwt) {
+            if let Some(r) = &jwt.hs256_secret_ref {
+                env.push(secret_env(gateway_config::HS256_ENV, &r.name, &r.key));
+            }
+            if jwt.jwks_url.is_some() {
+                // The JWKS host is outside the cluster and its address unknown: HTTPS anywhere.
+                egress.push(json!({"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}], "ports": [{"protocol": "TCP", "port": 443}]}));
+            }
+        }
+        if self.gateway_uses_redis() {
+            env.push(secret_env(
+                gateway_config::REDIS_ENV,
+                &self.names.redis_secret(),
+                "url",
+            ));
+            if let Some(r) = &spec.redis {
+                egress.push(self.egress_to(r.backend, ComponentKind::Redis, "redis", REDIS_PORT));
+            }
+        }
+        let mut routed: Vec<&ServiceSpec> = Vec::new();
+        for route in &gw.routes {
+            if let Some(svc) = spec.services.iter().find(|s| s.name == route.service)
+                && !routed.iter().any(|s| s.name == svc.name)
+            {
+                routed.push(svc);
+            }
+        }
+        for svc in routed {
+            egress.push(json!({
+                "to": [{"podSelector": {"matchLabels": self.pod_selector(ComponentKind::Service, &svc.name)}}],
+                "ports": [{"protocol": "TCP", "port": svc.port}],
+            }));
+        }
+        let values = json!({
+            "name": name,
+            "labels": self.labels(Some((ComponentKind::Gateway, "gateway", &name, app))),
+            "selector": self.selector(&name, app),
+            "image": format!("{}/panthera-gateway:{}", spec.image_registry, spec.release),
+            "replicas": gw.replicas,
+            "autoscaling": gw.autoscaling,
+            "port": GATEWAY_PORT,
+            "adminPort": GATEWAY_ADMIN_PORT,
+            "uid": PANTHERA_UID,
+            "env": env,
+            "config": config_yaml,
+            "configChecksum": short_hash(&config_yaml),
+            "host": gw.host,
+            "tlsSecret": gw.tls.as_ref().map(|t| t.secret_name.clone()),
+            "ingressClassName": gw.ingress_class_name,
+            "resources": resources(&gw.resources, ("200m", "128Mi"), ("2", "512Mi")),
+            "egress": egress,
+            "podSelector": self.pod_selector(ComponentKind::Gateway, "gateway"),
+        });
+        Ok(ComponentContext {
+            name: "gateway".into(),
+            kind: ComponentKind::Gateway,
+            backend: Backend::Cluster,
+            folder: "gateway",
+            values,
+        })
+    }
+
+    /// Ingress rule admitting `clients` (services) on `port`; empty when there are none.
+    fn allow_from_services(&self, clients: &[&ServiceSpec], port: u16) -> Vec<Value> {
+        if clients.is_empty() {
+            return Vec::new();
+        }
+        let from: Vec<Value> = clients
+            .iter()
+            .map(|s| json!({"podSelector": {"matchLabels": self.pod_selector(ComponentKind::Service, &s.name)}}))
+            .collect();
+        vec![json!({"from": from, "ports": [{"protocol": "TCP", "port": port}]})]
+    }
+
+    /// Egress rule to a data store: its pods in the cluster, or the port anywhere for AWS (the
+    /// managed endpoint's addresses are not known to the cluster).
+    fn egress_to(
+        &self,
+        backend: Backend,
+        kind: ComponentKind,
+        component: &str,
+        port: u16,
+    ) -> Value {
+        match backend {
+            Backend::Cluster => json!({
+                "to": [{"podSelector": {"matchLabels": self.pod_selector(kind, component)}}],
+                "ports": [{"protocol": "TCP", "port": port}],
+            }),
+            Backend::Aws => json!({
+                "to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}],
+                "ports": [{"protocol": "TCP", "port": port}],
+            }),
+        }
+    }
+}
+
+fn secret_env(name: &str, secret: &str, key: &str) -> Value {
+    json!({"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}})
+}
+
+/// Requests and limits with per-component defaults for what the spec leaves out.
+fn resources(spec: &ResourcesSpec, requests: (&str, &str), limits: (&str, &str)) -> Value {
+    let pick = |v: Option<&String>, d: &str| v.cloned().unwrap_or_else(|| d.to_string());
+    let req = spec.requests.as_ref();
+    let lim = spec.limits.as_ref();
+    json!({
+        "requests": {
+            "cpu": pick(req.and_then(|r| r.cpu.as_ref()), requests.0),
+            "memory": pick(req.and_then(|r| r.memory.as_ref()), requests.1),
+        },
+        "limits": {
+            "cpu": pick(lim.and_then(|r| r.cpu.as_ref()), limits.0),
+            "memory": pick(lim.and_then(|r| r.memory.as_ref()), limits.1),
+        },
+    })
+}
+
+/// StatefulSet PVC retention for a deletion policy: only `Delete` lets volumes go with the set.
+fn pvc_retention(policy: DeletionPolicy) -> Value {
+    let when_deleted = match policy {
+        DeletionPolicy::Delete => "Delete",
+        DeletionPolicy::Snapshot | DeletionPolicy::Retain => "Retain",
+    };
+    json!({"whenDeleted": when_deleted, "whenScaled": "Retain"})
+}
+
+/// First 8 hex digits of SHA-256: names a Job by its content (Jobs are immutable).
+pub fn short_hash(text: &str) -> String {
+    let digest = Sha256::digest(text.as_bytes());
+    digest.iter().take(4).map(|b| format!("{b:02x}")).collect()
+}
+
+/// Stable KRaft cluster id (22 chars, base64url of 16 bytes) derived from namespace/name, so a
+/// re-render never changes it.
+fn cluster_id(names: &Names) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let digest = Sha256::digest(format!("{}/{}", names.namespace, names.platform).as_bytes());
+    let mut bits: u128 = 0;
+    for b in digest.iter().take(16) {
+        bits = (bits << 8) | u128::from(*b);
+    }
+    (0..22)
+        .map(|i| {
+            let shift = 128_i32 - 6 * (i + 1);
+            let index = if shift >= 0 {
+                (bits >> shift) & 63
+            } else {
+                (bits << -shift) & 63
+            };
+            char::from(ALPHABET[index as usize])
+        })
+        .collect()
+}
+
+/// Shell script of the topic Job: create missing topics, grow partitions, set retention.
+fn topics_script(kafka: &KafkaSpec, bootstrap: &str) -> String {
+    let mut script = String::from("set -eu\n");
+    script.push_str(&format!("BOOTSTRAP={bootstrap}\nK=/opt/kafka/bin\n"));
+    for (name, t) in &kafka.topics {
+        let retention_ms: i64 = if t.retention_hours < 0 {
+            -1
+        } else {
+            i64::from(t.retention_hours) * 3_600_000
+        };
+        script.push_str(&format!(
+            "$K/kafka-topics.sh --bootstrap-server \"$BOOTSTRAP\" --create --if-not-exists --topic '{name}' --partitions {p} --replication-factor {r} --config retention.ms={retention_ms}\n\
+             $K/kafka-topics.sh --bootstrap-server \"$BOOTSTRAP\" --alter --topic '{name}' --partitions {p} 2>/dev/null || true\n\
+             $K/kafka-configs.sh --bootstrap-server \"$BOOTSTRAP\" --alter --entity-type topics --entity-name '{name}' --add-config retention.ms={retention_ms}\n",
+            p = t.partitions,
+            r = t.replication_factor,
+        ));
+    }
+    script
+}

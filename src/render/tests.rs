@@ -1,0 +1,372 @@
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use super::*;
+use crate::load::load_str;
+
+fn example(name: &str) -> PantheraPlatform {
+    let text = std::fs::read_to_string(format!(
+        "{}/examples/{name}.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    load_str(name, &text).unwrap()
+}
+
+fn render(platform: &PantheraPlatform) -> Plan {
+    Renderer::embedded()
+        .unwrap()
+        .render(platform, &Redacted)
+        .unwrap()
+}
+
+fn to_yaml(plan: &Plan) -> String {
+    plan.objects()
+        .map(|o| serde_yaml::to_string(&o.value).unwrap())
+        .collect::<Vec<_>>()
+        .join("---\n")
+}
+
+fn pod_specs(plan: &Plan) -> Vec<(String, &Value)> {
+    plan.objects()
+        .filter_map(|o| o.value.pointer("/spec/template/spec").map(|p| (o.id(), p)))
+        .collect()
+}
+
+#[test]
+fn output_is_deterministic() {
+    let shop = example("shop");
+    assert_eq!(to_yaml(&render(&shop)), to_yaml(&render(&shop)));
+}
+
+#[test]
+fn generated_secrets_are_redacted_by_default() {
+    let plan = render(&example("shop"));
+    let secret = plan.get("Secret/shop-db-users").unwrap();
+    assert_eq!(secret.value["stringData"]["password"], REDACTED);
+    assert!(
+        secret.value["stringData"]["url"]
+            .as_str()
+            .unwrap()
+            .contains(":REDACTED@")
+    );
+}
+
+#[test]
+fn known_secret_values_are_reused_and_new_ones_are_random() {
+    let shop = example("shop");
+    let mut known = BTreeMap::new();
+    known.insert(
+        ("shop-db-users".to_string(), "password".to_string()),
+        "keep-me".to_string(),
+    );
+    let secrets = Generated::with_known(known);
+    let plan = Renderer::embedded()
+        .unwrap()
+        .render(&shop, &secrets)
+        .unwrap();
+    let get = |id: &str| plan.get(id).unwrap().value["stringData"].clone();
+    assert_eq!(get("Secret/shop-db-users")["password"], "keep-me");
+    assert_eq!(
+        get("Secret/shop-db-users")["url"],
+        "postgres://users:keep-me@shop-db-users.shop.svc:5432/users"
+    );
+    let orders = get("Secret/shop-db-orders");
+    let password = orders["password"].as_str().unwrap();
+    assert_eq!(password.len(), 32);
+    assert_ne!(password, REDACTED);
+    assert!(
+        orders["url"].as_str().unwrap().contains(password),
+        "url and password agree"
+    );
+}
+
+#[test]
+fn every_pod_is_restricted_pod_security_compliant() {
+    for name in ["minimal", "shop", "aws"] {
+        let plan = render(&example(name));
+        let pods = pod_specs(&plan);
+        assert!(!pods.is_empty());
+        for (id, pod) in pods {
+            assert_eq!(pod["securityContext"]["runAsNonRoot"], true, "{id}");
+            assert_eq!(
+                pod["securityContext"]["seccompProfile"]["type"], "RuntimeDefault",
+                "{id}"
+            );
+            assert_eq!(pod["automountServiceAccountToken"], false, "{id}");
+            for key in ["hostNetwork", "hostPID", "hostIPC"] {
+                assert!(pod.get(key).is_none_or(|v| v == false), "{id}: {key}");
+            }
+            for volume in pod["volumes"].as_array().into_iter().flatten() {
+                assert!(volume.get("hostPath").is_none(), "{id}: hostPath volume");
+            }
+            for c in pod["containers"].as_array().unwrap() {
+                let sc = &c["securityContext"];
+                assert_eq!(sc["allowPrivilegeEscalation"], false, "{id}");
+                assert_eq!(
+                    sc["capabilities"]["drop"],
+                    serde_json::json!(["ALL"]),
+                    "{id}"
+                );
+                assert!(sc.get("privileged").is_none_or(|v| v == false), "{id}");
+                for k in ["requests", "limits"] {
+                    assert!(
+                        c["resources"][k]["cpu"].is_string()
+                            && c["resources"][k]["memory"].is_string(),
+                        "{id}: {k}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn every_child_carries_the_platform_labels() {
+    let plan = render(&example("shop"));
+    for o in plan.objects() {
+        let labels = &o.value["metadata"]["labels"];
+        for key in [LABEL_PART_OF, LABEL_MANAGED_BY, LABEL_PLATFORM] {
+            assert!(labels[key].is_string(), "{} misses {key}", o.id());
+        }
+        if o.kind() != "NetworkPolicy" || o.name() != "shop-default-deny" {
+            for key in [
+                LABEL_NAME,
+                LABEL_INSTANCE,
+                LABEL_COMPONENT,
+                LABEL_PLATFORM_COMPONENT,
+            ] {
+                assert!(labels[key].is_string(), "{} misses {key}", o.id());
+            }
+        }
+        assert_eq!(o.namespace(), Some("shop"), "{}", o.id());
+    }
+}
+
+#[test]
+fn apply_order_is_data_stores_then_services_then_gateway() {
+    let plan = render(&example("shop"));
+    let order: Vec<String> = plan.components.iter().map(|c| c.name.clone()).collect();
+    assert_eq!(
+        order,
+        [
+            "platform", "users", "orders", "redis", "kafka", "users", "catalog", "orders",
+            "gateway"
+        ]
+    );
+    let kinds: Vec<Option<ComponentKind>> = plan.components.iter().map(|c| c.kind).collect();
+    assert_eq!(kinds[1], Some(ComponentKind::Postgres));
+    assert_eq!(kinds[5], Some(ComponentKind::Service));
+    let db: Vec<&str> = plan.components[1]
+        .objects
+        .iter()
+        .map(Object::kind)
+        .collect();
+    assert_eq!(
+        db,
+        [
+            "Secret",
+            "NetworkPolicy",
+            "Service",
+            "Service",
+            "StatefulSet"
+        ]
+    );
+}
+
+#[test]
+fn aws_data_stores_render_no_workloads() {
+    let plan = render(&example("aws"));
+    for c in &plan.components {
+        if c.backend == Backend::Aws {
+            assert!(c.objects.is_empty(), "{}", c.name);
+            assert!(
+                c.external.as_deref().is_some_and(|e| e.contains("AWS")),
+                "{}",
+                c.name
+            );
+        }
+    }
+    assert!(!plan.objects().any(|o| o.kind() == "StatefulSet"));
+    // Services reach AWS endpoints through an egress rule on the store's port.
+    let users = plan.get("NetworkPolicy/shop-aws-users").unwrap();
+    assert!(
+        users.value["spec"]["egress"]
+            .to_string()
+            .contains("0.0.0.0/0")
+    );
+}
+
+#[test]
+fn autoscaled_workloads_leave_replicas_to_the_hpa() {
+    let plan = render(&example("shop"));
+    let catalog = plan.get("Deployment/shop-catalog").unwrap();
+    assert!(catalog.value["spec"].get("replicas").is_none());
+    assert!(
+        plan.objects()
+            .any(|o| o.id() == "HorizontalPodAutoscaler/shop-catalog")
+    );
+    let users = plan.get("Deployment/shop-users").unwrap();
+    assert_eq!(users.value["spec"]["replicas"], 2);
+    assert!(
+        !plan
+            .objects()
+            .any(|o| o.id() == "HorizontalPodAutoscaler/shop-users")
+    );
+}
+
+#[test]
+fn services_get_connection_secrets_by_reference_only() {
+    let plan = render(&example("shop"));
+    let orders = plan.get("Deployment/shop-orders").unwrap();
+    let env = &orders.value["spec"]["template"]["spec"]["containers"][0]["env"];
+    let by_name = |n: &str| {
+        env.as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == n)
+            .cloned()
+    };
+    assert_eq!(
+        by_name("DATABASE_URL").unwrap()["valueFrom"]["secretKeyRef"]["name"],
+        "shop-db-orders"
+    );
+    assert_eq!(
+        by_name("KAFKA_BROKERS").unwrap()["valueFrom"]["secretKeyRef"]["key"],
+        "bootstrapServers"
+    );
+    assert_eq!(
+        by_name("CATALOG_URL").unwrap()["value"],
+        "http://shop-catalog:8080"
+    );
+    assert_eq!(
+        by_name("RUST_LOG").unwrap()["value"],
+        "info,panthera_orders=debug"
+    );
+    // Only the users service (the token issuer) gets the HS256 key.
+    let has_key = |id: &str| {
+        let d = plan.get(id).unwrap();
+        d.value.to_string().contains("JWT_HS256_SECRET")
+    };
+    assert!(has_key("Deployment/shop-users"));
+    assert!(!has_key("Deployment/shop-orders"));
+}
+
+#[test]
+fn gateway_config_routes_to_services_and_names_env_not_secrets() {
+    let plan = render(&example("shop"));
+    let cm = plan.get("ConfigMap/shop-gateway").unwrap();
+    let config: serde_yaml::Value =
+        serde_yaml::from_str(cm.value["data"]["gateway.yaml"].as_str().unwrap()).unwrap();
+    assert_eq!(config["routes"][1]["upstream"], "http://shop-users:8080");
+    assert_eq!(config["routes"][0]["public"], true);
+    assert_eq!(config["auth"]["jwt"]["hs256SecretEnv"], "JWT_HS256_SECRET");
+    assert_eq!(config["rateLimit"]["redisUrlEnv"], "REDIS_URL");
+    assert_eq!(config["rateLimit"]["burst"], 200);
+}
+
+#[test]
+fn network_policies_follow_the_switch() {
+    let mut shop = example("shop");
+    assert!(render(&shop).objects().any(|o| o.kind() == "NetworkPolicy"));
+    shop.spec.network_policy.enabled = false;
+    assert!(!render(&shop).objects().any(|o| o.kind() == "NetworkPolicy"));
+}
+
+#[test]
+fn overrides_patch_the_named_object() {
+    let mut shop = example("shop");
+    shop.spec.overrides.push(crate::api::OverrideSpec {
+        kind: "Deployment".into(),
+        name: "shop-users".into(),
+        patch: serde_json::from_str(
+            r#"{"spec": {"template": {"spec": {"priorityClassName": "critical"}}}}"#,
+        )
+        .unwrap(),
+    });
+    let plan = render(&shop);
+    let users = plan.get("Deployment/shop-users").unwrap();
+    assert_eq!(
+        users.value["spec"]["template"]["spec"]["priorityClassName"],
+        "critical"
+    );
+}
+
+#[test]
+fn an_override_of_a_missing_object_is_an_error() {
+    let mut shop = example("shop");
+    shop.spec.overrides.push(crate::api::OverrideSpec {
+        kind: "Deployment".into(),
+        name: "shop-ghost".into(),
+        patch: serde_json::Map::new(),
+    });
+    let err = Renderer::embedded()
+        .unwrap()
+        .render(&shop, &Redacted)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("spec.overrides[0]: no rendered Deployment named \"shop-ghost\""),
+        "{err}"
+    );
+    assert!(err.contains("shop-users"), "lists the candidates: {err}");
+}
+
+#[test]
+fn an_override_adding_an_unknown_field_is_an_error() {
+    let mut shop = example("shop");
+    shop.spec.overrides.push(crate::api::OverrideSpec {
+        kind: "Service".into(),
+        name: "shop-users".into(),
+        patch: serde_json::from_str(r#"{"spec": {"tyype": "NodePort"}}"#).unwrap(),
+    });
+    let err = Renderer::embedded()
+        .unwrap()
+        .render(&shop, &Redacted)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("spec.overrides[0]") && err.contains("spec.tyype"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_template_override_with_a_typo_names_template_object_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("service")).unwrap();
+    let text = include_str!("../../templates/service/service.yaml")
+        .replace("type: ClusterIP", "typ: ClusterIP");
+    std::fs::write(dir.path().join("service/service.yaml"), text).unwrap();
+    let renderer = Renderer::with_overrides(dir.path()).unwrap();
+    let err = renderer
+        .render(&example("minimal"), &Redacted)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "template service/service.yaml produced an invalid object Service/demo-users: unknown field(s) for v1 Service: spec.typ (the typed Kubernetes API would drop them)"
+    );
+}
+
+#[test]
+fn a_template_override_with_bad_yaml_or_syntax_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("service")).unwrap();
+    std::fs::write(dir.path().join("service/extra.yaml"), "a: [\n").unwrap();
+    let err = Renderer::with_overrides(dir.path())
+        .unwrap()
+        .render(&example("minimal"), &Redacted)
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("template service/extra.yaml produced invalid YAML for users"),
+        "{err}"
+    );
+    std::fs::write(dir.path().join("service/extra.yaml"), "{{ c.name ").unwrap();
+    assert!(matches!(
+        Renderer::with_overrides(dir.path()),
+        Err(Error::ParseTemplate { .. })
+    ));
+}

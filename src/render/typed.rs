@@ -1,0 +1,164 @@
+//! Every rendered object goes through its k8s-openapi type and back. k8s-openapi ignores fields
+//! it does not know, so whatever the round trip drops is a typo or a field of another API version
+//! that the API server would silently discard: an error, named by its field path.
+
+use k8s_openapi::api::{
+    apps::v1::{Deployment, StatefulSet},
+    autoscaling::v2::HorizontalPodAutoscaler,
+    batch::v1::Job,
+    core::v1::{ConfigMap, Namespace, PersistentVolumeClaim, Secret, Service, ServiceAccount},
+    networking::v1::{Ingress, NetworkPolicy},
+    policy::v1::PodDisruptionBudget,
+    rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding},
+};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+/// Kinds the renderer may produce, as (apiVersion, kind).
+pub const KNOWN_KINDS: &[(&str, &str)] = &[
+    ("v1", "Namespace"),
+    ("v1", "ServiceAccount"),
+    ("v1", "Secret"),
+    ("v1", "ConfigMap"),
+    ("v1", "PersistentVolumeClaim"),
+    ("v1", "Service"),
+    ("apps/v1", "Deployment"),
+    ("apps/v1", "StatefulSet"),
+    ("batch/v1", "Job"),
+    ("autoscaling/v2", "HorizontalPodAutoscaler"),
+    ("policy/v1", "PodDisruptionBudget"),
+    ("networking.k8s.io/v1", "Ingress"),
+    ("networking.k8s.io/v1", "NetworkPolicy"),
+    ("rbac.authorization.k8s.io/v1", "Role"),
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"),
+    ("rbac.authorization.k8s.io/v1", "ClusterRole"),
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
+    ("apiextensions.k8s.io/v1", "CustomResourceDefinition"),
+];
+
+/// Round-trip `value` through the type of its kind; Err names the problem and the field path.
+pub fn check(value: &Value) -> Result<(), String> {
+    let api_version = value
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let kind = value
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let typed = match (api_version, kind) {
+        ("v1", "Namespace") => round_trip::<Namespace>(value),
+        ("v1", "ServiceAccount") => round_trip::<ServiceAccount>(value),
+        ("v1", "Secret") => round_trip::<Secret>(value),
+        ("v1", "ConfigMap") => round_trip::<ConfigMap>(value),
+        ("v1", "PersistentVolumeClaim") => round_trip::<PersistentVolumeClaim>(value),
+        ("v1", "Service") => round_trip::<Service>(value),
+        ("apps/v1", "Deployment") => round_trip::<Deployment>(value),
+        ("apps/v1", "StatefulSet") => round_trip::<StatefulSet>(value),
+        ("batch/v1", "Job") => round_trip::<Job>(value),
+        ("autoscaling/v2", "HorizontalPodAutoscaler") => {
+            round_trip::<HorizontalPodAutoscaler>(value)
+        }
+        ("policy/v1", "PodDisruptionBudget") => round_trip::<PodDisruptionBudget>(value),
+        ("networking.k8s.io/v1", "Ingress") => round_trip::<Ingress>(value),
+        ("networking.k8s.io/v1", "NetworkPolicy") => round_trip::<NetworkPolicy>(value),
+        ("rbac.authorization.k8s.io/v1", "Role") => round_trip::<Role>(value),
+        ("rbac.authorization.k8s.io/v1", "RoleBinding") => round_trip::<RoleBinding>(value),
+        ("rbac.authorization.k8s.io/v1", "ClusterRole") => round_trip::<ClusterRole>(value),
+        ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding") => {
+            round_trip::<ClusterRoleBinding>(value)
+        }
+        ("apiextensions.k8s.io/v1", "CustomResourceDefinition") => {
+            round_trip::<CustomResourceDefinition>(value)
+        }
+        _ => {
+            let known: Vec<String> = KNOWN_KINDS
+                .iter()
+                .map(|(v, k)| format!("{v}/{k}"))
+                .collect();
+            return Err(format!(
+                "apiVersion {api_version:?} kind {kind:?} is not a kind Panthera renders (known: {})",
+                known.join(", ")
+            ));
+        }
+    }?;
+    let mut dropped = Vec::new();
+    find_dropped(value, &typed, "", &mut dropped);
+    match dropped.first() {
+        None => Ok(()),
+        Some(_) => Err(format!(
+            "unknown field(s) for {api_version} {kind}: {} (the typed Kubernetes API would drop them)",
+            dropped.join(", ")
+        )),
+    }
+}
+
+fn round_trip<T: DeserializeOwned + Serialize>(value: &Value) -> Result<Value, String> {
+    let typed: T = serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        format!("field {path}: {}", e.inner())
+    })?;
+    serde_json::to_value(&typed).map_err(|e| format!("cannot re-serialize: {e}"))
+}
+
+/// Paths present (non-null) in `original` but missing in `typed`.
+fn find_dropped(original: &Value, typed: &Value, path: &str, out: &mut Vec<String>) {
+    match (original, typed) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (key, value) in a {
+                let child = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
+                match b.get(key) {
+                    Some(t) => find_dropped(value, t, &child, out),
+                    None if value.is_null() => {}
+                    None => out.push(child),
+                }
+            }
+        }
+        (Value::Array(a), Value::Array(b)) => {
+            for (i, (x, y)) in a.iter().zip(b.iter()).enumerate() {
+                find_dropped(x, y, &format!("{path}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn accepts_a_known_object_and_names_a_dropped_field() {
+        let ok = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"k": "v"}});
+        assert_eq!(check(&ok), Ok(()));
+        let typo = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "a"},
+            "spec": {"selector": {}, "template": {"spec": {"containers": [{"name": "c", "imagePullPolicyy": "Always"}]}}}});
+        let err = check(&typo).unwrap_err();
+        assert!(
+            err.contains("spec.template.spec.containers[0].imagePullPolicyy"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn reports_a_wrong_type_with_its_path() {
+        let bad = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "a"},
+            "spec": {"ports": [{"port": "http"}]}});
+        let err = check(&bad).unwrap_err();
+        assert!(err.contains("spec.ports[0].port"), "{err}");
+    }
+
+    #[test]
+    fn rejects_unknown_kinds() {
+        let err = check(&json!({"apiVersion": "v1", "kind": "Pod"})).unwrap_err();
+        assert!(err.contains("not a kind Panthera renders"), "{err}");
+    }
+}

@@ -1,0 +1,59 @@
+//! Rendered manifests against the official Kubernetes schemas, strictly (unknown fields fail),
+//! with PyPI's kubernetes-validate.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{example, run, stderr, tool};
+
+#[test]
+fn rendered_examples_and_the_crd_pass_strict_kubernetes_validation() {
+    let home = std::env::var("HOME").unwrap_or_default();
+    let fallback = Path::new(&home).join(".cache/panthera/venv/bin/kubernetes-validate");
+    let Some(validator) = tool("PANTHERA_KUBERNETES_VALIDATE", &fallback) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut files = Vec::new();
+    for name in ["minimal", "shop", "aws"] {
+        let o = run(&["render", "-f", example(name).to_str().unwrap()]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let path = dir.path().join(format!("{name}.yaml"));
+        std::fs::write(&path, &o.stdout).unwrap();
+        files.push(path);
+    }
+    files.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("crds/pantheraplatform.yaml"));
+    let o = Command::new(&validator)
+        .args(["--strict", "--quiet", "--kubernetes-version", "1.33.0"])
+        .args(&files)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "kubernetes-validate: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        stderr(&o)
+    );
+
+    // The check itself can fail: a misspelt field is caught.
+    let broken = dir.path().join("broken.yaml");
+    let text = std::fs::read_to_string(&files[0]).unwrap().replacen(
+        "revisionHistoryLimit",
+        "revisionHistoryLimt",
+        1,
+    );
+    std::fs::write(&broken, text).unwrap();
+    let o = Command::new(&validator)
+        .args(["--strict", "--quiet", "--kubernetes-version", "1.33.0"])
+        .arg(&broken)
+        .output()
+        .unwrap();
+    assert!(
+        !o.status.success(),
+        "kubernetes-validate accepted an unknown field"
+    );
+}
