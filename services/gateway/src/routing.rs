@@ -1,0 +1,196 @@
+//! Path-prefix routing: the longest matching prefix wins, matching whole path segments so that
+//! `/v1/users` matches `/v1/users` and `/v1/users/42` but not `/v1/usersettings`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::uri::{Authority, PathAndQuery, Scheme};
+
+use crate::config::{GatewayConfig, RouteConfig, normalize_prefix, parse_upstream};
+
+/// A route, precomputed from its configuration so that the hot path only compares bytes.
+#[derive(Debug)]
+pub struct Route {
+    pub name: Arc<str>,
+    /// Normalized: no trailing slash except for the root prefix `/`.
+    pub prefix: String,
+    pub scheme: Scheme,
+    pub authority: Authority,
+    /// `Host` header value sent upstream (the upstream's authority).
+    pub host_header: http::HeaderValue,
+    /// The upstream URL's own path (without trailing slash), prepended to forwarded paths.
+    pub base_path: String,
+    pub public: bool,
+    pub strip_prefix: bool,
+    pub retries: u32,
+    pub timeout: Duration,
+}
+
+/// Routes sorted by descending prefix length, so the first match is the longest one.
+#[derive(Debug, Default)]
+pub struct RouteTable {
+    routes: Vec<Arc<Route>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("failed to build route `{route}`: {reason}")]
+pub struct RouteError {
+    route: String,
+    reason: String,
+}
+
+impl RouteTable {
+    pub fn from_config(config: &GatewayConfig) -> Result<Self, RouteError> {
+        let default_timeout = Duration::from_millis(config.upstream_timeout_ms);
+        let mut routes = config
+            .routes
+            .iter()
+            .map(|route| Route::from_config(route, default_timeout).map(Arc::new))
+            .collect::<Result<Vec<_>, _>>()?;
+        routes.sort_by_key(|route| std::cmp::Reverse(route.prefix.len()));
+        Ok(Self { routes })
+    }
+
+    /// The route whose prefix is the longest segment-wise prefix of `path`.
+    pub fn find(&self, path: &str) -> Option<&Arc<Route>> {
+        self.routes.iter().find(|route| route.matches(path))
+    }
+
+    pub fn routes(&self) -> impl Iterator<Item = &Arc<Route>> {
+        self.routes.iter()
+    }
+}
+
+impl Route {
+    fn from_config(config: &RouteConfig, default_timeout: Duration) -> Result<Self, RouteError> {
+        let (scheme, authority, base_path) =
+            parse_upstream(&config.upstream).map_err(|reason| RouteError {
+                route: config.name.clone(),
+                reason,
+            })?;
+        let host_header =
+            http::HeaderValue::from_str(authority.as_str()).map_err(|_| RouteError {
+                route: config.name.clone(),
+                reason: format!("`{}` is not a valid Host header value", authority.as_str()),
+            })?;
+        Ok(Self {
+            name: Arc::from(config.name.as_str()),
+            host_header,
+            prefix: normalize_prefix(&config.path_prefix).to_owned(),
+            scheme,
+            authority,
+            base_path,
+            public: config.public,
+            strip_prefix: config.strip_prefix,
+            retries: config.retries,
+            timeout: config
+                .timeout_ms
+                .map(Duration::from_millis)
+                .unwrap_or(default_timeout),
+        })
+    }
+
+    fn matches(&self, path: &str) -> bool {
+        if self.prefix == "/" {
+            return true;
+        }
+        match path.strip_prefix(self.prefix.as_str()) {
+            Some(rest) => rest.is_empty() || rest.starts_with('/'),
+            None => false,
+        }
+    }
+
+    /// The path and query to send upstream for a request path and query.
+    pub fn upstream_path_and_query(
+        &self,
+        path: &str,
+        query: Option<&str>,
+    ) -> Result<PathAndQuery, http::uri::InvalidUri> {
+        let forwarded = if self.strip_prefix && self.prefix != "/" {
+            path.get(self.prefix.len()..).unwrap_or("")
+        } else {
+            path
+        };
+        // Fast path: nothing to rewrite, so no allocation beyond the one PathAndQuery makes.
+        if self.base_path.is_empty() && !forwarded.is_empty() && query.is_none() {
+            return PathAndQuery::try_from(forwarded);
+        }
+        let mut target = String::with_capacity(
+            self.base_path.len() + forwarded.len() + query.map_or(0, |q| q.len() + 1) + 1,
+        );
+        target.push_str(&self.base_path);
+        if !forwarded.starts_with('/') {
+            target.push('/');
+        }
+        target.push_str(forwarded);
+        if let Some(query) = query {
+            target.push('?');
+            target.push_str(query);
+        }
+        PathAndQuery::try_from(target)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(yaml: &str) -> RouteTable {
+        RouteTable::from_config(&GatewayConfig::from_yaml(yaml).unwrap()).unwrap()
+    }
+
+    const ROUTES: &str = r#"
+routes:
+  - {name: root, pathPrefix: /, upstream: "http://root:80"}
+  - {name: users, pathPrefix: /v1/users, upstream: "http://users:8080"}
+  - {name: admin, pathPrefix: /v1/users/admin/, upstream: "http://admin:8080/base", stripPrefix: true}
+"#;
+
+    #[test]
+    fn longest_segment_prefix_wins() {
+        let table = table(ROUTES);
+        let name = |path: &str| table.find(path).map(|r| r.name.to_string());
+        assert_eq!(name("/v1/users").as_deref(), Some("users"));
+        assert_eq!(name("/v1/users/42").as_deref(), Some("users"));
+        assert_eq!(name("/v1/usersettings").as_deref(), Some("root"));
+        assert_eq!(name("/v1/users/admin").as_deref(), Some("admin"));
+        assert_eq!(name("/v1/users/admin/x").as_deref(), Some("admin"));
+        assert_eq!(name("/other").as_deref(), Some("root"));
+    }
+
+    #[test]
+    fn no_match_without_root_route() {
+        let table = table("routes:\n  - {name: a, pathPrefix: /a, upstream: 'http://a'}\n");
+        assert!(table.find("/b").is_none());
+        assert!(table.find("/ab").is_none());
+        assert!(table.find("/a/b").is_some());
+    }
+
+    #[test]
+    fn strip_prefix_and_base_path_rewrite() {
+        let table = table(ROUTES);
+        let admin = table.find("/v1/users/admin/x").unwrap();
+        assert_eq!(
+            admin
+                .upstream_path_and_query("/v1/users/admin/x", Some("a=1"))
+                .unwrap()
+                .as_str(),
+            "/base/x?a=1"
+        );
+        assert_eq!(
+            admin
+                .upstream_path_and_query("/v1/users/admin", None)
+                .unwrap()
+                .as_str(),
+            "/base/"
+        );
+        let users = table.find("/v1/users/1").unwrap();
+        assert_eq!(
+            users
+                .upstream_path_and_query("/v1/users/1", Some("q"))
+                .unwrap()
+                .as_str(),
+            "/v1/users/1?q"
+        );
+    }
+}
