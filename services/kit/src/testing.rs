@@ -1,0 +1,93 @@
+//! Helpers for tests that use the real services started by `scripts/test-services.sh`.
+//!
+//! A missing service skips the test with a notice, except when `CI` is set: then the test fails,
+//! so a misconfigured pipeline cannot pass by skipping everything.
+
+use std::str::FromStr;
+
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{ConnectOptions, Connection, PgPool};
+
+pub const DATABASE_URL_VAR: &str = "PANTHERA_TEST_DATABASE_URL";
+pub const REDIS_URL_VAR: &str = "PANTHERA_TEST_REDIS_URL";
+pub const KAFKA_BROKERS_VAR: &str = "PANTHERA_TEST_KAFKA_BROKERS";
+
+/// The value of a test-service variable, or `None` (after a skip notice) when it is unset.
+///
+/// # Panics
+/// When the variable is unset and `CI` is set.
+pub fn service_env(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(value) if !value.trim().is_empty() => Some(value),
+        _ if std::env::var_os("CI").is_some() => panic!(
+            "{var} is not set but CI is: start the test services with \
+             `bash scripts/test-services.sh start` and source /tmp/panthera-test/env.sh"
+        ),
+        _ => {
+            eprintln!("skipping: {var} is not set (run scripts/test-services.sh start)");
+            None
+        }
+    }
+}
+
+/// A name that no parallel test will pick, e.g. `users_3f2a...`.
+pub fn unique_name(prefix: &str) -> String {
+    format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
+}
+
+/// A fresh database created for one test, on the server of `PANTHERA_TEST_DATABASE_URL`.
+#[derive(Debug)]
+pub struct TestDatabase {
+    pub pool: PgPool,
+    pub name: String,
+    pub options: PgConnectOptions,
+    admin: PgConnectOptions,
+}
+
+impl TestDatabase {
+    /// `Ok(None)` when the test should be skipped.
+    pub async fn create(prefix: &str) -> Result<Option<Self>, sqlx::Error> {
+        let Some(url) = service_env(DATABASE_URL_VAR) else {
+            return Ok(None);
+        };
+        let admin = PgConnectOptions::from_str(&url)?;
+        let name = unique_name(prefix);
+        let mut connection = admin.connect().await?;
+        // The name is generated above from [a-z0-9_] only, so quoting it is enough.
+        sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+            .execute(&mut connection)
+            .await?;
+        connection.close().await?;
+        let options = admin.clone().database(&name);
+        let pool = crate::db::pool_options(8)
+            .connect_with(options.clone())
+            .await?;
+        Ok(Some(Self {
+            pool,
+            name,
+            options,
+            admin,
+        }))
+    }
+
+    /// A `postgres://` URL of the test database, for code that takes a URL.
+    pub fn url(&self) -> String {
+        let host = self.options.get_host();
+        let port = self.options.get_port();
+        let user = self.options.get_username();
+        format!("postgres://{user}@{host}:{port}/{}", self.name)
+    }
+
+    /// Drops the database; tests call it at the end so runs do not pile up databases.
+    pub async fn drop_database(self) -> Result<(), sqlx::Error> {
+        self.pool.close().await;
+        let mut connection = self.admin.connect().await?;
+        sqlx::query(&format!(
+            "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+            self.name
+        ))
+        .execute(&mut connection)
+        .await?;
+        connection.close().await
+    }
+}
