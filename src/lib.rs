@@ -5,5 +5,6 @@
 
 pub mod api;
 pub mod cli;
+pub mod engine;
 pub mod load;
 pub mod render;

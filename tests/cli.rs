@@ -52,7 +52,7 @@ fn dangling_reference_is_reported_with_its_field_path() {
     assert_eq!(o.status.code(), Some(1));
     assert!(
         stderr(&o).contains(
-            "spec.services: every services[].database must name an entry of spec.databases"
+            "spec.services[0].database: every services[].database must name an entry of spec.databases"
         ),
         "{}",
         stderr(&o)

@@ -4,6 +4,7 @@
 //! (`panthera crd`), and `panthera validate` checks a file against that same generated schema and
 //! its CEL rules, so the CLI and the API server give the same answer.
 
+pub mod rules;
 mod spec;
 mod status;
 

@@ -10,6 +10,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::PantheraPlatformStatus;
+use super::rules::msg;
 
 /// Regex for a DNS-1123 label (Kubernetes object names built from it stay valid).
 pub const DNS_LABEL: &str = "^[a-z]([-a-z0-9]*[a-z0-9])?$";
@@ -35,15 +36,15 @@ pub const MEMORY_QUANTITY: &str = "^[1-9][0-9]{0,5}(Ki|Mi|Gi)$";
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Gateway","type":"string","jsonPath":".status.gatewayEndpoint"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
-    validation = Rule::new("size(self.metadata.name) <= 24").message("metadata.name must be at most 24 characters: child object names append suffixes to it").field_path(".metadata.name")
+    validation = Rule::new("size(self.metadata.name) <= 24").message(msg::NAME_LENGTH).field_path(".metadata.name")
 )]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[x_kube(
-    validation = Rule::new("self.services.all(s, !has(s.database) || self.databases.exists(d, d.name == s.database))").message("every services[].database must name an entry of spec.databases").field_path(".services"),
-    validation = Rule::new("!has(self.gateway) || self.gateway.routes.all(r, self.services.exists(s, s.name == r.service))").message("every gateway.routes[].service must name an entry of spec.services").field_path(".gateway.routes"),
-    validation = Rule::new("self.services.all(s, !s.cache || has(self.redis))").message("a service with cache: true needs spec.redis").field_path(".services"),
-    validation = Rule::new("self.services.all(s, size(s.topics) == 0 || (has(self.kafka) && s.topics.all(t, t in self.kafka.topics)))").message("every services[].topics entry must name a topic of spec.kafka.topics").field_path(".services"),
-    validation = Rule::new("!has(self.gateway) || !has(self.gateway.rateLimit) || !self.gateway.rateLimit.shared || has(self.redis)").message("gateway.rateLimit.shared needs spec.redis").field_path(".gateway.rateLimit.shared"),
+    validation = Rule::new("self.services.all(s, !has(s.database) || self.databases.exists(d, d.name == s.database))").message(msg::DATABASE_EXISTS).field_path(".services"),
+    validation = Rule::new("!has(self.gateway) || self.gateway.routes.all(r, self.services.exists(s, s.name == r.service))").message(msg::ROUTE_SERVICE_EXISTS).field_path(".gateway.routes"),
+    validation = Rule::new("self.services.all(s, !s.cache || has(self.redis))").message(msg::CACHE_NEEDS_REDIS).field_path(".services"),
+    validation = Rule::new("self.services.all(s, size(s.topics) == 0 || (has(self.kafka) && s.topics.all(t, t in self.kafka.topics)))").message(msg::TOPIC_EXISTS).field_path(".services"),
+    validation = Rule::new("!has(self.gateway) || !has(self.gateway.rateLimit) || !self.gateway.rateLimit.shared || has(self.redis)").message(msg::SHARED_LIMIT_NEEDS_REDIS).field_path(".gateway.rateLimit.shared"),
 )]
 pub struct PantheraPlatformSpec {
     /// Tag of the Panthera images (gateway and the built-in services).
@@ -144,7 +145,7 @@ pub struct ResourceAmounts {
 /// Horizontal Pod Autoscaler settings.
 #[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[x_kube(validation = Rule::new("self.minReplicas <= self.maxReplicas").message("minReplicas must be <= maxReplicas"))]
+#[x_kube(validation = Rule::new("self.minReplicas <= self.maxReplicas").message(msg::MIN_LE_MAX))]
 pub struct AutoscalingSpec {
     /// Lower bound of replicas.
     #[serde(default = "default_min_replicas")]
@@ -170,7 +171,7 @@ fn default_target_cpu() -> i32 {
 /// The API gateway.
 #[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[x_kube(validation = Rule::new("!has(self.tls) || has(self.host)").message("gateway.tls needs gateway.host").field_path(".tls"))]
+#[x_kube(validation = Rule::new("!has(self.tls) || has(self.host)").message(msg::TLS_NEEDS_HOST).field_path(".tls"))]
 pub struct GatewaySpec {
     /// Replicas when autoscaling is off.
     #[serde(default = "default_gateway_replicas")]
@@ -242,7 +243,7 @@ pub struct AuthSpec {
 /// JWT validation.
 #[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[x_kube(validation = Rule::new("has(self.jwksUrl) != has(self.hs256SecretRef)").message("set exactly one of jwksUrl (RS256/ES256) or hs256SecretRef (HS256)"))]
+#[x_kube(validation = Rule::new("has(self.jwksUrl) != has(self.hs256SecretRef)").message(msg::ONE_KEY_SOURCE))]
 pub struct JwtSpec {
     /// Expected `iss` claim.
     #[schemars(length(min = 1, max = 512))]
@@ -444,7 +445,7 @@ impl ServiceKind {
 /// A microservice of the platform.
 #[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[x_kube(validation = Rule::new("self.kind != 'custom' || has(self.image)").message("a service of kind custom needs image").field_path(".image"))]
+#[x_kube(validation = Rule::new("self.kind != 'custom' || has(self.image)").message(msg::CUSTOM_NEEDS_IMAGE).field_path(".image"))]
 pub struct ServiceSpec {
     /// DNS-1123 label, unique in the platform.
     #[schemars(length(min = 1, max = 30), regex(pattern = DNS_LABEL))]
@@ -499,7 +500,7 @@ fn default_service_port() -> i32 {
 /// A literal environment variable.
 #[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[x_kube(validation = Rule::new("!(self.name in ['PORT', 'SERVICE_NAME', 'DATABASE_URL', 'REDIS_URL', 'KAFKA_BROKERS', 'KAFKA_TOPICS', 'JWT_HS256_SECRET', 'CATALOG_URL'])").message("this variable is set by Panthera from the platform's connection Secrets and cannot be overridden").field_path(".name"))]
+#[x_kube(validation = Rule::new("!(self.name in ['PORT', 'SERVICE_NAME', 'DATABASE_URL', 'REDIS_URL', 'KAFKA_BROKERS', 'KAFKA_TOPICS', 'JWT_HS256_SECRET', 'CATALOG_URL'])").message(msg::RESERVED_ENV).field_path(".name"))]
 pub struct EnvVarSpec {
     /// Variable name.
     #[schemars(
@@ -553,9 +554,9 @@ pub enum DeletionPolicy {
 #[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[x_kube(
-    validation = Rule::new("self.backend == oldSelf.backend").message("backend is immutable: moving a database between cluster and aws would lose its data; add a new database instead").field_path(".backend"),
-    validation = Rule::new("self.backend != 'cluster' || self.storage == oldSelf.storage").message("storage of a cluster database is immutable (StatefulSet volume claims cannot change)").field_path(".storage"),
-    validation = Rule::new("self.backend != 'cluster' || self.version == oldSelf.version").message("version of a cluster database is immutable: a major upgrade needs pg_upgrade").field_path(".version"),
+    validation = Rule::new("self.backend == oldSelf.backend").message(msg::DATABASE_BACKEND_IMMUTABLE).field_path(".backend"),
+    validation = Rule::new("self.backend != 'cluster' || self.storage == oldSelf.storage").message(msg::DATABASE_STORAGE_IMMUTABLE).field_path(".storage"),
+    validation = Rule::new("self.backend != 'cluster' || self.version == oldSelf.version").message(msg::DATABASE_VERSION_IMMUTABLE).field_path(".version"),
 )]
 pub struct DatabaseSpec {
     /// DNS-1123 label, unique in the platform; also the database name.
@@ -620,7 +621,7 @@ fn default_instance_class() -> String {
 /// Redis.
 #[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[x_kube(validation = Rule::new("self.backend == oldSelf.backend").message("backend is immutable").field_path(".backend"))]
+#[x_kube(validation = Rule::new("self.backend == oldSelf.backend").message(msg::BACKEND_IMMUTABLE).field_path(".backend"))]
 pub struct RedisSpec {
     /// Where it runs.
     #[serde(default)]
@@ -661,8 +662,8 @@ fn default_redis_node_type() -> String {
 #[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[x_kube(
-    validation = Rule::new("self.topics.all(t, self.topics[t].replicationFactor <= self.brokers)").message("a topic's replicationFactor cannot exceed kafka.brokers").field_path(".topics"),
-    validation = Rule::new("self.backend == oldSelf.backend").message("backend is immutable").field_path(".backend"),
+    validation = Rule::new("self.topics.all(t, self.topics[t].replicationFactor <= self.brokers)").message(msg::REPLICATION_LE_BROKERS).field_path(".topics"),
+    validation = Rule::new("self.backend == oldSelf.backend").message(msg::BACKEND_IMMUTABLE).field_path(".backend"),
 )]
 pub struct KafkaSpec {
     /// Where it runs.
@@ -692,7 +693,7 @@ pub struct KafkaSpec {
     /// (services x topics x kafka topics) is too high.
     #[serde(default)]
     #[schemars(extend("maxProperties" = 50))]
-    #[x_kube(validation = Rule::new("self.all(k, size(k) <= 100 && k.matches('^[a-zA-Z0-9._-]+$'))").message("topic names are 1-100 characters of letters, digits, '.', '_' and '-'"))]
+    #[x_kube(validation = Rule::new("self.all(k, size(k) <= 100 && k.matches('^[a-zA-Z0-9._-]+$'))").message(msg::TOPIC_NAME))]
     pub topics: BTreeMap<String, KafkaTopicSpec>,
     /// Container resources (cluster backend).
     #[serde(default)]
@@ -718,7 +719,7 @@ fn default_kafka_instance_type() -> String {
 /// A Kafka topic.
 #[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[x_kube(validation = Rule::new("self.partitions >= oldSelf.partitions").message("partitions cannot be decreased").field_path(".partitions"))]
+#[x_kube(validation = Rule::new("self.partitions >= oldSelf.partitions").message(msg::PARTITIONS_NOT_DECREASED).field_path(".partitions"))]
 pub struct KafkaTopicSpec {
     /// Partitions.
     #[serde(default = "default_partitions")]

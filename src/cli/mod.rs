@@ -1,11 +1,16 @@
 //! The `panthera` command line: one module per verb, kubectl-like flags.
 
+mod apply;
+mod cluster;
 mod completions;
 mod crd;
+mod destroy;
 mod init;
+mod operator_follow;
 mod output;
 mod plan;
 mod render;
+mod status;
 mod validate;
 
 use std::io::Write;
@@ -26,7 +31,7 @@ use clap::{Parser, Subcommand};
     max_term_width = 100
 )]
 #[command(
-    after_help = "Examples:\n  panthera init --example shop > shop.yaml\n  panthera validate -f shop.yaml\n  panthera plan -f shop.yaml\n  panthera render -f shop.yaml --out-dir manifests/"
+    after_help = "Examples:\n  panthera init --example shop > shop.yaml\n  panthera validate -f shop.yaml\n  panthera plan -f shop.yaml\n  panthera apply -f shop.yaml --wait\n  panthera status -f shop.yaml\n  panthera render -f shop.yaml --out-dir manifests/"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -41,8 +46,14 @@ pub enum Command {
     Validate(validate::Args),
     /// Render the Kubernetes objects of a platform.
     Render(render::Args),
-    /// Show, per component, the objects apply would create.
+    /// Show what apply would change: a diff per object against the cluster, or offline.
     Plan(plan::Args),
+    /// Apply a platform to the cluster: create or update what changed, wait, prune.
+    Apply(apply::Args),
+    /// Show components, backends, endpoints and conditions of a platform.
+    Status(status::Args),
+    /// Delete a platform in reverse order, keeping its data by default.
+    Destroy(destroy::Args),
     /// Print the PantheraPlatform CustomResourceDefinition.
     Crd(crd::Args),
     /// Print shell completions.
@@ -56,6 +67,11 @@ pub enum Error {
     Invalid(#[from] crate::load::Diagnostics),
     #[error("render failed: {0}")]
     Render(#[from] crate::render::Error),
+    #[error("{0}")]
+    Engine(#[from] crate::engine::Error),
+    /// `plan --exit-code` found changes: exit 2, nothing printed as an error.
+    #[error("changes pending")]
+    ChangesPending,
     #[error("{action}: {source}")]
     Io {
         action: String,
@@ -93,6 +109,9 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Validate(args) => validate::run(&args, &mut out),
         Command::Render(args) => render::run(&args, &mut out),
         Command::Plan(args) => plan::run(&args, &mut out),
+        Command::Apply(args) => apply::run(&args, &mut out),
+        Command::Status(args) => status::run(&args, &mut out),
+        Command::Destroy(args) => destroy::run(&args, &mut out),
         Command::Crd(args) => crd::run(&args, &mut out),
         Command::Completions(args) => completions::run(&args, &mut out),
     };
@@ -100,6 +119,7 @@ pub fn run(cli: Cli) -> ExitCode {
     match result {
         Ok(()) if flushed.is_ok() => ExitCode::SUCCESS,
         Ok(()) => ExitCode::FAILURE,
+        Err(Error::ChangesPending) => ExitCode::from(2),
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE

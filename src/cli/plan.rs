@@ -1,13 +1,16 @@
-//! `panthera plan -f FILE`: what apply would create, per component, in apply order. Offline: the
-//! cluster diff comes with the apply engine.
+//! `panthera plan -f FILE`: against a cluster, a server-side dry run of every object that may
+//! change and a unified diff per object; without one (or with --offline), the objects apply
+//! would create, per component, in apply order.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 use clap::ValueEnum;
 use serde_json::json;
 
+use super::cluster::{ClusterArgs, runtime};
 use super::{Error, Result, TemplateArgs, io_err};
+use crate::engine::{Action, Change, Engine};
 use crate::render::{Plan, Redacted};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
@@ -17,9 +20,17 @@ pub enum PlanFormat {
     Json,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Color {
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  panthera plan -f examples/shop.yaml\n  panthera plan -f shop.yaml -o json | jq '.components[].name'"
+    after_help = "Examples:\n  panthera plan -f examples/shop.yaml\n  panthera plan -f shop.yaml --prune --exit-code   # CI: exit 2 when there are changes\n  panthera plan -f shop.yaml -o json | jq '.summary'\n  panthera plan -f shop.yaml --offline"
 )]
 pub struct Args {
     /// PantheraPlatform file.
@@ -28,30 +39,120 @@ pub struct Args {
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = PlanFormat::Text)]
     pub output: PlanFormat,
+    /// Exit with 2 when there are changes (0: none, 1: error).
+    #[arg(long)]
+    pub exit_code: bool,
+    /// Also show the children apply --prune would delete.
+    #[arg(long)]
+    pub prune: bool,
+    /// Do not contact a cluster even if one is configured.
+    #[arg(long)]
+    pub offline: bool,
+    /// Colour the diff.
+    #[arg(long, value_enum, default_value_t = Color::Auto)]
+    pub color: Color,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
     #[command(flatten)]
     pub templates: TemplateArgs,
 }
 
 pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
-    let platform = crate::load::load_file(&args.file)?;
-    let plan = args.templates.renderer()?.render(&platform, &Redacted)?;
+    let mut platform = crate::load::load_file(&args.file)?;
+    args.cluster.reconcile_namespace(&mut platform)?;
+    let renderer = args.templates.renderer()?;
+    if args.offline || !args.cluster.configured() {
+        let plan = renderer.render(&platform, &Redacted)?;
+        let text = match args.output {
+            PlanFormat::Text => offline_text(&plan, !args.offline),
+            PlanFormat::Json => pretty(&offline_json(&plan))?,
+        };
+        out.write_all(text.as_bytes())
+            .map_err(io_err("write output"))?;
+        return if args.exit_code && plan.objects().next().is_some() {
+            Err(Error::ChangesPending)
+        } else {
+            Ok(())
+        };
+    }
+    let color = match args.color {
+        Color::Always => true,
+        Color::Never => false,
+        Color::Auto => std::io::stdout().is_terminal() && args.output == PlanFormat::Text,
+    };
+    let changes = runtime()?.block_on(async {
+        let client = args.cluster.client().await?;
+        let engine =
+            Engine::new(client, renderer).with_rate_limit(args.cluster.qps, args.cluster.burst);
+        engine
+            .plan(&platform, args.prune, color)
+            .await
+            .map_err(Error::from)
+    })?;
+    let (name, namespace) = crate::engine::ids(&platform);
+    let count = |a: Action| changes.iter().filter(|c| c.action == a).count();
+    let (add, change, prune, same) = (
+        count(Action::Add),
+        count(Action::Change),
+        count(Action::Prune),
+        count(Action::Unchanged),
+    );
     let text = match args.output {
-        PlanFormat::Text => text(&plan),
-        PlanFormat::Json => {
-            let mut t = serde_json::to_string_pretty(&json_plan(&plan))
-                .map_err(|e| Error::Usage(e.to_string()))?;
-            t.push('\n');
-            t
+        PlanFormat::Text => {
+            let mut s = format!("Plan for platform {name} in namespace {namespace}\n");
+            for c in changes.iter().filter(|c| c.action != Action::Unchanged) {
+                let sign = match c.action {
+                    Action::Add => "+",
+                    Action::Change => "~",
+                    Action::Prune => "-",
+                    Action::Unchanged => " ",
+                };
+                s.push_str(&format!("\n{sign} {} ({})\n", c.id, c.component));
+                if let Some(d) = &c.diff {
+                    s.push_str(d);
+                }
+            }
+            s.push_str(&format!(
+                "\nPlan: {add} to add, {change} to change, {prune} to prune, {same} unchanged.\n"
+            ));
+            s
         }
+        PlanFormat::Json => pretty(&json!({
+            "platform": name,
+            "namespace": namespace,
+            "offline": false,
+            "summary": {"add": add, "change": change, "prune": prune, "unchanged": same},
+            "changes": changes.iter().map(change_json).collect::<Vec<_>>(),
+        }))?,
     };
     out.write_all(text.as_bytes())
-        .map_err(io_err("write output"))
+        .map_err(io_err("write output"))?;
+    if args.exit_code && add + change + prune > 0 {
+        Err(Error::ChangesPending)
+    } else {
+        Ok(())
+    }
 }
 
-fn text(plan: &Plan) -> String {
+fn change_json(c: &Change) -> serde_json::Value {
+    json!({"component": c.component, "object": c.id, "action": c.action, "diff": c.diff})
+}
+
+fn pretty(v: &serde_json::Value) -> Result<String> {
+    serde_json::to_string_pretty(v)
+        .map(|t| t + "\n")
+        .map_err(|e| Error::Usage(e.to_string()))
+}
+
+fn offline_text(plan: &Plan, no_cluster: bool) -> String {
     let total = plan.objects().count();
+    let why = if no_cluster {
+        "no cluster configured"
+    } else {
+        "--offline"
+    };
     let mut s = format!(
-        "Plan for platform {} in namespace {}: {} objects in {} components (offline: everything is new)\n",
+        "Plan for platform {} in namespace {}: {} objects in {} components (offline, {why}: everything is new)\n",
         plan.platform,
         plan.namespace,
         total,
@@ -80,7 +181,7 @@ fn text(plan: &Plan) -> String {
     s
 }
 
-fn json_plan(plan: &Plan) -> serde_json::Value {
+fn offline_json(plan: &Plan) -> serde_json::Value {
     let components: Vec<_> = plan
         .components
         .iter()

@@ -2,6 +2,7 @@
 //! every problem reported with `file:line:column`, the field path and what is expected.
 
 mod positions;
+mod rules;
 mod schema;
 
 use std::fmt;
@@ -251,13 +252,10 @@ impl Loader<'_> {
                 problems.push(self.diag(Some(v.path), v.message));
             }
         }
-        // Only run CEL on a structurally valid object, like the API server does.
-        if problems.is_empty()
-            && let Err(errors) = kube::core::cel::Validator::new().validate(&schema, &value, None)
-        {
-            for e in errors.into_vec() {
-                let path = normalize_cel_path(&e.field_path);
-                problems.push(self.diag(Some(path), e.message.clone()));
+        // Rules only on a structurally valid object, like the API server does.
+        if problems.is_empty() {
+            for (path, message) in rules::check(platform) {
+                problems.push(self.diag(Some(path), message));
             }
         }
         if problems.is_empty() {
@@ -304,10 +302,28 @@ fn regex_lite_dns() -> impl Fn(&str) -> bool {
     }
 }
 
-/// kube-cel reports paths like `spec.services` or `spec.gateway.routes`; keep them in the
-/// loader's dotted form without a leading dot.
-fn normalize_cel_path(path: &str) -> String {
-    path.trim_start_matches('.').to_string()
+/// The CRD's CEL rules evaluated by kube-cel: what an API server would say. `validate` uses the
+/// native rules; this is their reference (see the equivalence tests).
+pub fn cel_messages(platform: &PantheraPlatform) -> Vec<String> {
+    let crd = PantheraPlatform::crd();
+    let schema = crd
+        .spec
+        .versions
+        .first()
+        .and_then(|v| v.schema.as_ref())
+        .and_then(|s| s.open_api_v3_schema.as_ref())
+        .and_then(|s| serde_json::to_value(s).ok())
+        .unwrap_or(Value::Null);
+    let value = serde_json::to_value(platform).unwrap_or(Value::Null);
+    match kube::core::cel::Validator::new().validate(&schema, &value, None) {
+        Ok(()) => Vec::new(),
+        Err(errors) => errors.into_vec().into_iter().map(|e| e.message).collect(),
+    }
+}
+
+/// The native rules' messages for the same platform.
+pub fn native_messages(platform: &PantheraPlatform) -> Vec<String> {
+    rules::check(platform).into_iter().map(|(_, m)| m).collect()
 }
 
 #[cfg(test)]

@@ -199,7 +199,7 @@ fn a_services_database_must_exist() {
     let p = problems_after(|v| v["spec"]["services"][0]["database"] = yaml("nope"));
     assert_one(
         &p,
-        "spec.services: every services[].database must name an entry of spec.databases",
+        "p.yaml:14:15: spec.services[0].database: every services[].database must name an entry of spec.databases",
     );
 }
 
@@ -208,7 +208,7 @@ fn a_route_must_name_a_service() {
     let p = problems_after(|v| v["spec"]["gateway"]["routes"][0]["service"] = yaml("ghost"));
     assert_one(
         &p,
-        "spec.gateway.routes: every gateway.routes[].service must name an entry of spec.services",
+        "p.yaml:10:16: spec.gateway.routes[0].service: every gateway.routes[].service must name an entry of spec.services",
     );
 }
 
@@ -433,6 +433,129 @@ mod transitions {
             }
             Value::Array(a) => a.iter().for_each(|c| collect_rule_nodes(c, out)),
             _ => {}
+        }
+    }
+}
+
+/// `validate` evaluates the CRD's rules natively; these must agree with the CEL in the CRD
+/// (evaluated by kube-cel, as an API server would) on every rule, broken or not.
+mod cel_equivalence {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::api::PantheraPlatform;
+
+    fn both(edit: impl FnOnce(&mut serde_yaml::Value)) -> (BTreeSet<String>, BTreeSet<String>) {
+        let mut value: serde_yaml::Value = serde_yaml::from_str(BASE).unwrap();
+        edit(&mut value);
+        let platform: PantheraPlatform = serde_yaml::from_value(value).unwrap();
+        let native = crate::load::native_messages(&platform)
+            .into_iter()
+            .collect();
+        let cel = crate::load::cel_messages(&platform).into_iter().collect();
+        (native, cel)
+    }
+
+    #[test]
+    fn every_rule_gives_the_same_verdict_and_message() {
+        type Edit = Box<dyn Fn(&mut serde_yaml::Value)>;
+        let edits: Vec<(&str, Edit)> = vec![
+            ("valid", Box::new(|_| {})),
+            (
+                "long name",
+                Box::new(|v| v["metadata"]["name"] = yaml(&"a".repeat(25))),
+            ),
+            (
+                "dangling database",
+                Box::new(|v| v["spec"]["services"][0]["database"] = yaml("nope")),
+            ),
+            (
+                "dangling route",
+                Box::new(|v| v["spec"]["gateway"]["routes"][0]["service"] = yaml("ghost")),
+            ),
+            (
+                "cache without redis",
+                Box::new(|v| {
+                    v["spec"]["services"][0]["cache"] = yaml("true");
+                    v["spec"].as_mapping_mut().unwrap().remove("redis");
+                }),
+            ),
+            (
+                "unknown topic",
+                Box::new(|v| v["spec"]["services"][0]["topics"] = yaml("[events, other]")),
+            ),
+            (
+                "topics without kafka",
+                Box::new(|v| {
+                    v["spec"]["services"][0]["topics"] = yaml("[events]");
+                    v["spec"].as_mapping_mut().unwrap().remove("kafka");
+                }),
+            ),
+            (
+                "shared limit without redis",
+                Box::new(|v| {
+                    v["spec"]["gateway"]["rateLimit"] =
+                        yaml("{requestsPerSecond: 1, shared: true}");
+                    v["spec"].as_mapping_mut().unwrap().remove("redis");
+                }),
+            ),
+            (
+                "min > max",
+                Box::new(|v| {
+                    v["spec"]["services"][0]["autoscaling"] =
+                        yaml("{minReplicas: 3, maxReplicas: 2}")
+                }),
+            ),
+            (
+                "gateway min > max",
+                Box::new(|v| {
+                    v["spec"]["gateway"]["autoscaling"] = yaml("{minReplicas: 3, maxReplicas: 2}")
+                }),
+            ),
+            (
+                "tls without host",
+                Box::new(|v| v["spec"]["gateway"]["tls"] = yaml("{secretName: c}")),
+            ),
+            (
+                "no key source",
+                Box::new(|v| {
+                    v["spec"]["gateway"]["auth"] = yaml("{jwt: {issuer: i, audiences: [a]}}")
+                }),
+            ),
+            (
+                "two key sources",
+                Box::new(|v| {
+                    v["spec"]["gateway"]["auth"] = yaml(
+                        "{jwt: {issuer: i, audiences: [a], jwksUrl: 'https://k', hs256SecretRef: {name: s, key: k}}}",
+                    )
+                }),
+            ),
+            (
+                "custom without image",
+                Box::new(|v| v["spec"]["services"][0]["kind"] = yaml("custom")),
+            ),
+            (
+                "reserved env",
+                Box::new(|v| {
+                    v["spec"]["services"][0]["env"] =
+                        yaml("[{name: REDIS_URL, value: x}, {name: OK, value: y}]")
+                }),
+            ),
+            (
+                "replication > brokers",
+                Box::new(|v| {
+                    v["spec"]["kafka"]["topics"]["events"]["replicationFactor"] = yaml("4")
+                }),
+            ),
+            (
+                "bad topic name",
+                Box::new(|v| v["spec"]["kafka"]["topics"] = yaml("{'a b': {}}")),
+            ),
+        ];
+        for (name, edit) in edits {
+            let (native, cel) = both(edit);
+            assert_eq!(native, cel, "{name}");
+            assert_eq!(native.is_empty(), name == "valid", "{name}: {native:?}");
         }
     }
 }

@@ -253,6 +253,7 @@ impl<'a> ContextBuilder<'a> {
             "uid": DATA_UID,
             "port": REDIS_PORT,
             "pvcRetention": pvc_retention(redis.deletion_policy),
+            "deletionPolicy": redis.deletion_policy,
             "resources": resources(&redis.resources, ("100m", "128Mi"), ("1", "512Mi")),
             "secret": {
                 "name": secret,
@@ -322,6 +323,7 @@ impl<'a> ContextBuilder<'a> {
             "replication": replication,
             "minIsr": kafka.brokers.min(2),
             "pvcRetention": pvc_retention(kafka.deletion_policy),
+            "deletionPolicy": kafka.deletion_policy,
             "resources": resources(&kafka.resources, ("500m", "1Gi"), ("2", "2Gi")),
             "secret": {
                 "name": self.names.kafka_secret(),

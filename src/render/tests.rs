@@ -370,3 +370,26 @@ fn a_template_override_with_bad_yaml_or_syntax_is_an_error() {
         Err(Error::ParseTemplate { .. })
     ));
 }
+
+#[test]
+fn names_that_look_like_yaml_scalars_stay_strings() {
+    let text = include_str!("../../examples/minimal.yaml")
+        .replace("namespace: demo", "namespace: \"false\"")
+        .replace(
+            "- name: users\n      kind: users",
+            "- name: \"true\"\n      kind: users",
+        )
+        .replace("database: users", "database: \"null\"")
+        .replace(
+            "- name: users\n      storage",
+            "- name: \"null\"\n      storage",
+        );
+    let platform = load_str("scalars", &text).unwrap();
+    let plan = render(&platform);
+    assert!(plan.objects().all(|o| o.namespace() == Some("false")));
+    let deployment = plan.get("Deployment/demo-true").unwrap();
+    assert_eq!(
+        deployment.value["spec"]["template"]["spec"]["containers"][0]["name"],
+        "true"
+    );
+}

@@ -1,0 +1,45 @@
+//! Messages of the CRD's CEL rules, shared by the CRD (`x-kubernetes-validations`) and the
+//! native evaluation in `panthera validate` so both say the same thing.
+
+/// One constant per rule message.
+pub mod msg {
+    pub const NAME_LENGTH: &str =
+        "metadata.name must be at most 24 characters: child object names append suffixes to it";
+    pub const DATABASE_EXISTS: &str =
+        "every services[].database must name an entry of spec.databases";
+    pub const ROUTE_SERVICE_EXISTS: &str =
+        "every gateway.routes[].service must name an entry of spec.services";
+    pub const CACHE_NEEDS_REDIS: &str = "a service with cache: true needs spec.redis";
+    pub const TOPIC_EXISTS: &str =
+        "every services[].topics entry must name a topic of spec.kafka.topics";
+    pub const SHARED_LIMIT_NEEDS_REDIS: &str = "gateway.rateLimit.shared needs spec.redis";
+    pub const MIN_LE_MAX: &str = "minReplicas must be <= maxReplicas";
+    pub const TLS_NEEDS_HOST: &str = "gateway.tls needs gateway.host";
+    pub const ONE_KEY_SOURCE: &str =
+        "set exactly one of jwksUrl (RS256/ES256) or hs256SecretRef (HS256)";
+    pub const CUSTOM_NEEDS_IMAGE: &str = "a service of kind custom needs image";
+    pub const RESERVED_ENV: &str = "this variable is set by Panthera from the platform's connection Secrets and cannot be overridden";
+    pub const DATABASE_BACKEND_IMMUTABLE: &str = "backend is immutable: moving a database between cluster and aws would lose its data; add a new database instead";
+    pub const DATABASE_STORAGE_IMMUTABLE: &str =
+        "storage of a cluster database is immutable (StatefulSet volume claims cannot change)";
+    pub const DATABASE_VERSION_IMMUTABLE: &str =
+        "version of a cluster database is immutable: a major upgrade needs pg_upgrade";
+    pub const BACKEND_IMMUTABLE: &str = "backend is immutable";
+    pub const REPLICATION_LE_BROKERS: &str =
+        "a topic's replicationFactor cannot exceed kafka.brokers";
+    pub const TOPIC_NAME: &str =
+        "topic names are 1-100 characters of letters, digits, '.', '_' and '-'";
+    pub const PARTITIONS_NOT_DECREASED: &str = "partitions cannot be decreased";
+}
+
+/// Environment variables a service may not set itself (see the reserved-env rule).
+pub const RESERVED_ENV_NAMES: &[&str] = &[
+    "PORT",
+    "SERVICE_NAME",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "KAFKA_BROKERS",
+    "KAFKA_TOPICS",
+    "JWT_HS256_SECRET",
+    "CATALOG_URL",
+];

@@ -1,0 +1,107 @@
+//! `panthera destroy`: tear a platform down in reverse order, keeping data unless told otherwise.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+
+use kube::api::{Api, DeleteParams};
+
+use super::cluster::{ClusterArgs, runtime};
+use super::{Error, Result, TemplateArgs, io_err};
+use crate::api::PantheraPlatform;
+use crate::engine::Engine;
+
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  panthera destroy -f shop.yaml\n  panthera destroy shop -n shop --yes\n  panthera destroy -f shop.yaml --yes --keep-data=false   # also data whose deletionPolicy is Delete"
+)]
+pub struct Args {
+    /// Name of the platform.
+    pub name: Option<String>,
+    /// Or the platform file.
+    #[arg(
+        short = 'f',
+        long = "filename",
+        value_name = "FILE",
+        conflicts_with = "name"
+    )]
+    pub file: Option<PathBuf>,
+    /// Do not ask for confirmation.
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+    /// Keep volumes and the Secrets that open them (false: delete those whose deletionPolicy is Delete).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub keep_data: bool,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    #[command(flatten)]
+    pub templates: TemplateArgs,
+}
+
+pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
+    let (name, namespace) = match (&args.file, &args.name) {
+        (Some(file), _) => {
+            let mut p = crate::load::load_file(file)?;
+            args.cluster.reconcile_namespace(&mut p)?;
+            crate::engine::ids(&p)
+        }
+        (None, Some(name)) => (
+            name.clone(),
+            args.cluster
+                .namespace
+                .clone()
+                .unwrap_or_else(|| "default".into()),
+        ),
+        (None, None) => return Err(Error::Usage("name a platform or pass -f FILE".into())),
+    };
+    if !args.yes {
+        if !std::io::stdin().is_terminal() {
+            return Err(Error::Usage(
+                "refusing to destroy without --yes when no one can answer the prompt".into(),
+            ));
+        }
+        eprint!(
+            "Destroy platform {name} in namespace {namespace}{}? Type the platform name to confirm: ",
+            if args.keep_data {
+                " (data is kept)"
+            } else {
+                " INCLUDING data whose deletionPolicy is Delete"
+            }
+        );
+        let mut answer = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut answer)
+            .map_err(io_err("read the confirmation"))?;
+        if answer.trim() != name {
+            return Err(Error::Usage("not confirmed; nothing was deleted".into()));
+        }
+    }
+    let rt = runtime()?;
+    let deleted = rt.block_on(async {
+        let client = args.cluster.client().await?;
+        // Delete the resource first so an operator does not recreate what is being removed.
+        let api: Api<PantheraPlatform> = Api::namespaced(client.clone(), &namespace);
+        match api.delete(&name, &DeleteParams::foreground()).await {
+            Ok(_) => eprintln!("deleted pantheraplatform {name}"),
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => eprintln!("warning: could not delete the pantheraplatform resource: {e}"),
+        }
+        let engine = Engine::new(client, args.templates.renderer()?)
+            .with_rate_limit(args.cluster.qps, args.cluster.burst);
+        engine
+            .destroy(&name, &namespace, args.keep_data, &|e| {
+                if let crate::engine::Event::Pruned { id } = e {
+                    eprintln!("deleted {id}");
+                }
+            })
+            .await
+            .map_err(Error::from)
+    })?;
+    writeln!(
+        out,
+        "destroyed platform {name}: {} objects deleted{}",
+        deleted.len(),
+        if args.keep_data { "; data kept" } else { "" }
+    )
+    .map_err(io_err("write output"))
+}

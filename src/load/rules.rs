@@ -1,0 +1,110 @@
+//! The CRD's CEL creation rules, evaluated natively. Interpreting CEL costs O(services x routes)
+//! list copies (seconds for a thousand services); these checks give the same verdicts and
+//! messages in microseconds, with a precise field path. `tests::cel_equivalence` proves the two
+//! agree; transition rules (`oldSelf`) are the API server's alone.
+
+use std::collections::BTreeSet;
+
+use crate::api::rules::{RESERVED_ENV_NAMES, msg};
+use crate::api::{AutoscalingSpec, PantheraPlatform, ServiceKind};
+
+/// (field path, message) for every broken rule.
+pub fn check(platform: &PantheraPlatform) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut push = |path: String, message: &str| out.push((path, message.to_string()));
+    let spec = &platform.spec;
+
+    if platform
+        .metadata
+        .name
+        .as_deref()
+        .is_some_and(|n| n.chars().count() > 24)
+    {
+        push("metadata.name".into(), msg::NAME_LENGTH);
+    }
+    let databases: BTreeSet<&str> = spec.databases.iter().map(|d| d.name.as_str()).collect();
+    let services: BTreeSet<&str> = spec.services.iter().map(|s| s.name.as_str()).collect();
+
+    for (i, s) in spec.services.iter().enumerate() {
+        let at = format!("spec.services[{i}]");
+        if s.database
+            .as_deref()
+            .is_some_and(|d| !databases.contains(d))
+        {
+            push(format!("{at}.database"), msg::DATABASE_EXISTS);
+        }
+        if s.cache && spec.redis.is_none() {
+            push(format!("{at}.cache"), msg::CACHE_NEEDS_REDIS);
+        }
+        let known_topic = |t: &String| {
+            spec.kafka
+                .as_ref()
+                .is_some_and(|k| k.topics.contains_key(t))
+        };
+        if !s.topics.is_empty() && !s.topics.iter().all(known_topic) {
+            push(format!("{at}.topics"), msg::TOPIC_EXISTS);
+        }
+        if s.kind == ServiceKind::Custom && s.image.is_none() {
+            push(format!("{at}.image"), msg::CUSTOM_NEEDS_IMAGE);
+        }
+        autoscaling(
+            s.autoscaling.as_ref(),
+            &format!("{at}.autoscaling"),
+            &mut push,
+        );
+        for (j, e) in s.env.iter().enumerate() {
+            if RESERVED_ENV_NAMES.contains(&e.name.as_str()) {
+                push(format!("{at}.env[{j}].name"), msg::RESERVED_ENV);
+            }
+        }
+    }
+    if let Some(g) = &spec.gateway {
+        for (i, r) in g.routes.iter().enumerate() {
+            if !services.contains(r.service.as_str()) {
+                push(
+                    format!("spec.gateway.routes[{i}].service"),
+                    msg::ROUTE_SERVICE_EXISTS,
+                );
+            }
+        }
+        if g.rate_limit.as_ref().is_some_and(|r| r.shared) && spec.redis.is_none() {
+            push(
+                "spec.gateway.rateLimit.shared".into(),
+                msg::SHARED_LIMIT_NEEDS_REDIS,
+            );
+        }
+        if g.tls.is_some() && g.host.is_none() {
+            push("spec.gateway.tls".into(), msg::TLS_NEEDS_HOST);
+        }
+        if let Some(jwt) = g.auth.as_ref().map(|a| &a.jwt)
+            && jwt.jwks_url.is_some() == jwt.hs256_secret_ref.is_some()
+        {
+            push("spec.gateway.auth.jwt".into(), msg::ONE_KEY_SOURCE);
+        }
+        autoscaling(
+            g.autoscaling.as_ref(),
+            "spec.gateway.autoscaling",
+            &mut push,
+        );
+    }
+    if let Some(k) = &spec.kafka {
+        if k.topics.values().any(|t| t.replication_factor > k.brokers) {
+            push("spec.kafka.topics".into(), msg::REPLICATION_LE_BROKERS);
+        }
+        let valid_name = |n: &str| {
+            (1..=100).contains(&n.chars().count())
+                && n.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        };
+        if !k.topics.keys().all(|n| valid_name(n)) {
+            push("spec.kafka.topics".into(), msg::TOPIC_NAME);
+        }
+    }
+    out
+}
+
+fn autoscaling(a: Option<&AutoscalingSpec>, path: &str, push: &mut impl FnMut(String, &str)) {
+    if a.is_some_and(|a| a.min_replicas > a.max_replicas) {
+        push(path.to_string(), msg::MIN_LE_MAX);
+    }
+}
