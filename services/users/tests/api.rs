@@ -269,6 +269,15 @@ async fn list_pages_and_filters() {
     let (_, body) = t.call(Method::GET, "/v1/users?limit=100", None).await;
     assert_eq!(body["data"].as_array().unwrap().len(), 45);
 
+    // Past the last page the total is still reported.
+    let (_, body) = t.call(Method::GET, "/v1/users?offset=100", None).await;
+    assert_eq!(body["data"].as_array().unwrap().len(), 0);
+    assert_eq!(body["meta"]["total"], 45);
+    let (_, body) = t
+        .call(Method::GET, "/v1/users?status=pending&offset=100", None)
+        .await;
+    assert_eq!(body["meta"]["total"], 15);
+
     let (_, body) = t.call(Method::GET, "/v1/users?status=pending", None).await;
     assert_eq!(body["meta"]["total"], 15);
     assert!(
