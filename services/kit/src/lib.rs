@@ -5,6 +5,7 @@
 //! environment variables (see `docs/contracts.md`), the same JSON logs, the same `/metrics`, `/healthz`
 //! and `/readyz`, the same `application/problem+json` errors and the same list envelope.
 
+pub mod app;
 pub mod config;
 pub mod db;
 pub mod error;
