@@ -82,7 +82,9 @@ pub async fn apply_and_follow(
 /// A missing CRD is the usual reason a platform resource cannot be read or written.
 pub fn crd_error(e: kube::Error, namespace: &str) -> Error {
     match &e {
-        kube::Error::Api(s) if s.code == 404 && s.message.contains("the server could not find the requested resource") || s.code == 404 && s.reason == "NotFound" && s.message.contains("pantheraplatforms") && !s.message.contains('"') => {
+        // A missing object reads `... "name" not found`; a missing resource type reads "the
+        // server could not find the requested resource".
+        kube::Error::Api(s) if s.code == 404 && !s.message.ends_with("not found") => {
             Error::Usage("the PantheraPlatform CRD is not installed: run `panthera crd | kubectl apply --server-side -f -`".into())
         }
         kube::Error::Api(s) if s.code == 403 => Error::Usage(format!(

@@ -195,11 +195,7 @@ impl Live {
 }
 
 fn platform_of(o: &Value) -> Option<&str> {
-    o.pointer(&format!(
-        "/metadata/labels/{}",
-        LABEL_PLATFORM.replace('/', "~1")
-    ))
-    .and_then(Value::as_str)
+    label(o, LABEL_PLATFORM)
 }
 
 fn label<'a>(o: &'a Value, key: &str) -> Option<&'a str> {
@@ -536,11 +532,7 @@ impl Engine {
     }
 
     async fn delete(&self, namespace: &str, kind: &str, name: &str, dry_run: bool) -> Result<()> {
-        let Some(managed) = MANAGED
-            .iter()
-            .chain(std::iter::once(&PVC))
-            .find(|m| m.kind == kind)
-        else {
+        let Some(managed) = Managed::by_kind(kind) else {
             return Ok(());
         };
         let api = self.api(&managed.api_resource(), namespace);
@@ -593,7 +585,7 @@ impl Engine {
                 pending.values().flatten().map(|(k, _)| k.clone()).collect();
             let mut objects: HashMap<(String, String), Value> = HashMap::new();
             for kind in &kinds {
-                let Some(managed) = MANAGED.iter().find(|m| m.kind == kind) else {
+                let Some(managed) = Managed::by_kind(kind) else {
                     continue;
                 };
                 let api = self.api(&managed.api_resource(), namespace);

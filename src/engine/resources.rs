@@ -90,12 +90,19 @@ pub const PVC: Managed = Managed {
 };
 
 impl Managed {
+    /// Every kind Panthera reads: the managed ones and PVCs.
+    fn all() -> impl Iterator<Item = &'static Managed> {
+        MANAGED.iter().chain(std::iter::once(&PVC))
+    }
+
     /// The kind of `api_version`/`kind`, if Panthera manages it.
     pub fn find(api_version: &str, kind: &str) -> Option<&'static Managed> {
-        MANAGED
-            .iter()
-            .chain(std::iter::once(&PVC))
-            .find(|m| m.api_version == api_version && m.kind == kind)
+        Self::all().find(|m| m.api_version == api_version && m.kind == kind)
+    }
+
+    /// A managed kind (or PVC) by kind name alone; Panthera uses one version per kind.
+    pub fn by_kind(kind: &str) -> Option<&'static Managed> {
+        Self::all().find(|m| m.kind == kind)
     }
 
     pub fn api_resource(&self) -> ApiResource {

@@ -237,15 +237,7 @@ impl Loader<'_> {
                 ]));
             }
         };
-        let crd = PantheraPlatform::crd();
-        let schema = crd
-            .spec
-            .versions
-            .first()
-            .and_then(|v| v.schema.as_ref())
-            .and_then(|s| s.open_api_v3_schema.as_ref())
-            .and_then(|s| serde_json::to_value(s).ok())
-            .unwrap_or(Value::Null);
+        let schema = crd_schema();
         if let Some(spec_schema) = schema.pointer("/properties/spec") {
             let spec = value.get("spec").cloned().unwrap_or(Value::Null);
             for v in SchemaChecker::default().check(spec_schema, &spec, "spec") {
@@ -302,18 +294,22 @@ fn regex_lite_dns() -> impl Fn(&str) -> bool {
     }
 }
 
-/// The CRD's CEL rules evaluated by kube-cel: what an API server would say. `validate` uses the
-/// native rules; this is their reference (see the equivalence tests).
-pub fn cel_messages(platform: &PantheraPlatform) -> Vec<String> {
-    let crd = PantheraPlatform::crd();
-    let schema = crd
+/// The openAPIV3Schema of the generated CRD, as JSON.
+fn crd_schema() -> Value {
+    PantheraPlatform::crd()
         .spec
         .versions
         .first()
         .and_then(|v| v.schema.as_ref())
         .and_then(|s| s.open_api_v3_schema.as_ref())
         .and_then(|s| serde_json::to_value(s).ok())
-        .unwrap_or(Value::Null);
+        .unwrap_or(Value::Null)
+}
+
+/// The CRD's CEL rules evaluated by kube-cel: what an API server would say. `validate` uses the
+/// native rules; this is their reference (see the equivalence tests).
+pub fn cel_messages(platform: &PantheraPlatform) -> Vec<String> {
+    let schema = crd_schema();
     let value = serde_json::to_value(platform).unwrap_or(Value::Null);
     match kube::core::cel::Validator::new().validate(&schema, &value, None) {
         Ok(()) => Vec::new(),
