@@ -101,7 +101,9 @@ pub fn build(
                 .find(|s| s.name == r.service)
                 .map_or(8080, |s| s.port);
             Route {
-                name: r.service.clone(),
+                // Unique per route (the gateway labels metrics with it and refuses duplicates);
+                // several prefixes may lead to one service.
+                name: format!("{}{}", r.service, r.path_prefix),
                 path_prefix: r.path_prefix.clone(),
                 upstream: format!("http://{}:{port}", names.service(&r.service)),
                 public: r.public,
