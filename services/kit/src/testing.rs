@@ -91,3 +91,39 @@ impl TestDatabase {
         connection.close().await
     }
 }
+
+/// A loopback port free at the time of the call, for a child process to listen on.
+///
+/// # Panics
+/// When the OS has no free port to give.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("no free loopback port: {e}"))
+}
+
+/// Fails when the committed OpenAPI document of `package` (`<manifest_dir>/openapi.json`) is not
+/// `generated`; with `PANTHERA_UPDATE_OPENAPI` set, rewrites it first. Returns the parsed document.
+///
+/// # Panics
+/// When the document is stale or not JSON.
+pub fn assert_openapi_committed(
+    manifest_dir: &str,
+    package: &str,
+    generated: &str,
+) -> serde_json::Value {
+    let path = std::path::Path::new(manifest_dir).join("openapi.json");
+    if std::env::var_os("PANTHERA_UPDATE_OPENAPI").is_some() {
+        std::fs::write(&path, generated)
+            .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == generated,
+        "{} is out of date; regenerate it with PANTHERA_UPDATE_OPENAPI=1 cargo test -p {package} --test openapi",
+        path.display()
+    );
+    serde_json::from_str(generated)
+        .unwrap_or_else(|e| panic!("the generated document is not JSON: {e}"))
+}

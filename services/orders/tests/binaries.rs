@@ -9,17 +9,9 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use clap::Parser;
-use panthera_kit::testing::{KAFKA_BROKERS_VAR, TestDatabase, service_env, unique_name};
+use panthera_kit::testing::{KAFKA_BROKERS_VAR, TestDatabase, free_port, service_env, unique_name};
 use serde_json::{Value, json};
 use uuid::Uuid;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 async fn wait_ready(http: &reqwest::Client, base: &str) {
     for _ in 0..150 {

@@ -10,19 +10,11 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use panthera_kit::kafka;
-use panthera_kit::testing::{KAFKA_BROKERS_VAR, TestDatabase, service_env, unique_name};
+use panthera_kit::testing::{KAFKA_BROKERS_VAR, TestDatabase, free_port, service_env, unique_name};
 use serde_json::{Value, json};
 
 const SECRET: &str = "binary-test-secret-0123456789abcdef";
 const PASSWORD: &str = "very secret password";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 #[tokio::test]
 async fn binary_runs_from_the_rendered_environment() {
