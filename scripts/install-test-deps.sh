@@ -44,4 +44,10 @@ if [ ! -x "$TANSU" ]; then
     || { tail -40 "$CACHE/tansu-install.log"; exit 1; }
   rm -rf "$CACHE/tansu-build"
 fi
+# kubectl comes with the machine image (no Debian/PyPI/npm/crates.io package provides it); the
+# kube-sim kubectl test and the render benchmark need it.
+if ! command -v kubectl >/dev/null 2>&1; then
+  echo "install-test-deps: kubectl is missing; it is expected on the machine image (/usr/bin/kubectl)" >&2
+  exit 1
+fi
 echo "install-test-deps: ok"
