@@ -381,10 +381,11 @@ fn default_cache_entries() -> i32 {
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RouteSpec {
-    /// Request path prefix, e.g. `/v1/users`.
+    /// Request path prefix, e.g. `/v1/users`; no trailing or doubled `/`, so that prefixes the
+    /// gateway would treat as one (`/a` and `/a/`) cannot both be listed.
     #[schemars(
         length(min = 1, max = 256),
-        regex(pattern = "^/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$")
+        regex(pattern = "^/([A-Za-z0-9._~!$&'()*+,;=:@%-]+(/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)*)?$")
     )]
     pub path_prefix: String,
     /// Name of the service in spec.services.

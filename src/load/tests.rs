@@ -166,6 +166,22 @@ fn duplicate_route_prefixes_are_refused() {
 }
 
 #[test]
+fn route_prefixes_have_no_trailing_or_doubled_slash() {
+    for bad in ["/v1/users/", "/v1//users", "v1"] {
+        let p = problems_after(|v| {
+            v["spec"]["gateway"]["routes"][0]["pathPrefix"] = serde_yaml::Value::String(bad.into())
+        });
+        assert_one(&p, "spec.gateway.routes[0].pathPrefix");
+    }
+    for good in ["/", "/v1/users"] {
+        let p = problems_after(|v| {
+            v["spec"]["gateway"]["routes"][0]["pathPrefix"] = serde_yaml::Value::String(good.into())
+        });
+        assert!(p.is_empty(), "{good}: {p:?}");
+    }
+}
+
+#[test]
 fn replicas_have_bounds() {
     assert_one(
         &problems_after(|v| v["spec"]["services"][0]["replicas"] = yaml("-1")),
