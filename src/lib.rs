@@ -1,10 +1,11 @@
 //! Panthera: control plane for application platforms on Kubernetes.
 //!
 //! The pipeline is `load -> validate -> render -> apply -> status`; this crate holds the pure
-//! stages (load, validate, render) and the CLI that drives them.
+//! stages (load, validate, render), the engine that applies them, the CLI and the operator.
 
 pub mod api;
 pub mod cli;
 pub mod engine;
 pub mod load;
+pub mod operator;
 pub mod render;

@@ -16,9 +16,10 @@ pub struct PantheraPlatformStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
-    /// One entry per rendered component.
+    /// One entry per rendered component. Keyed by kind and name: a service and its database
+    /// may share a name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["kind", "name"]))]
     pub components: Vec<ComponentStatus>,
     /// External endpoint of the gateway (host or load balancer address), for the printer column.
     #[serde(default, skip_serializing_if = "Option::is_none")]

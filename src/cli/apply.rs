@@ -82,6 +82,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
         wait: args.wait,
         timeout: args.timeout,
         force_conflicts: args.force_conflicts,
+        create_namespace: true,
     };
     let report = rt.block_on(async {
         let client = args.cluster.client().await?;
@@ -117,7 +118,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
         report.pruned.len()
     )
     .map_err(io_err("write output"))?;
-    if !report.components.is_empty() {
+    if args.wait && !report.components.is_empty() {
         super::status::print_table(&report.components, out)?;
     }
     Ok(())

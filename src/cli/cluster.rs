@@ -40,6 +40,25 @@ impl ClusterArgs {
     }
 
     pub async fn client(&self) -> Result<kube::Client> {
+        let mut config = self.config().await?;
+        config.read_timeout = Some(self.request_timeout);
+        kube::Client::try_from(config)
+            .map_err(|e| Error::Usage(format!("cannot build a Kubernetes client: {e}")))
+    }
+
+    /// A client for long-running watches: the read timeout must outlast a watch's own
+    /// server-side timeout (5 minutes), or every idle watch would fail and restart.
+    pub async fn watch_client(&self) -> Result<kube::Client> {
+        let mut config = self.config().await?;
+        config.read_timeout = Some(
+            self.request_timeout
+                .max(std::time::Duration::from_secs(330)),
+        );
+        kube::Client::try_from(config)
+            .map_err(|e| Error::Usage(format!("cannot build a Kubernetes client: {e}")))
+    }
+
+    async fn config(&self) -> Result<kube::Config> {
         let options = KubeConfigOptions {
             context: self.context.clone(),
             cluster: None,
@@ -66,10 +85,8 @@ impl ClusterArgs {
             ))
         })?;
         let mut config = config;
-        config.read_timeout = Some(self.request_timeout);
         config.connect_timeout = Some(self.request_timeout.min(std::time::Duration::from_secs(10)));
-        kube::Client::try_from(config)
-            .map_err(|e| Error::Usage(format!("cannot build a Kubernetes client: {e}")))
+        Ok(config)
     }
 
     /// The platform's namespace: the file's, unless -n says otherwise (then they must agree).

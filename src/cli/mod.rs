@@ -6,6 +6,8 @@ mod completions;
 mod crd;
 mod destroy;
 mod init;
+mod install;
+mod operator;
 mod operator_follow;
 mod output;
 mod plan;
@@ -56,6 +58,10 @@ pub enum Command {
     Destroy(destroy::Args),
     /// Print the PantheraPlatform CustomResourceDefinition.
     Crd(crd::Args),
+    /// Install the operator: CRD, RBAC, Deployment and metrics Service (or print them).
+    Install(install::Args),
+    /// Run the in-cluster controller that reconciles PantheraPlatforms.
+    Operator(operator::Args),
     /// Print shell completions.
     Completions(completions::Args),
 }
@@ -113,6 +119,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Status(args) => status::run(&args, &mut out),
         Command::Destroy(args) => destroy::run(&args, &mut out),
         Command::Crd(args) => crd::run(&args, &mut out),
+        Command::Install(args) => install::run(&args, &mut out),
+        Command::Operator(args) => operator::run(&args, &mut out),
         Command::Completions(args) => completions::run(&args, &mut out),
     };
     let flushed = out.flush();

@@ -87,6 +87,9 @@ pub struct ApplyOptions {
     pub timeout: Duration,
     /// Take over fields owned by other managers.
     pub force_conflicts: bool,
+    /// Create the platform's namespace when missing. The operator turns this off: the platform
+    /// resource lives in that namespace, and it needs no permission on namespaces.
+    pub create_namespace: bool,
 }
 
 impl Default for ApplyOptions {
@@ -97,6 +100,7 @@ impl Default for ApplyOptions {
             wait: false,
             timeout: Duration::from_secs(300),
             force_conflicts: false,
+            create_namespace: true,
         }
     }
 }
@@ -152,12 +156,13 @@ pub struct ApplyReport {
     pub changed: Vec<String>,
     pub unchanged: usize,
     pub pruned: Vec<String>,
-    /// Readiness per component, when waiting.
+    /// Readiness per component: observed after waiting, or else as the cluster answered the
+    /// writes (a workload just written is not ready yet).
     pub components: Vec<ComponentState>,
 }
 
 /// Observed state of one component.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ComponentState {
     pub name: String,
@@ -179,6 +184,16 @@ struct Live {
 impl Live {
     fn get(&self, kind: &str, name: &str) -> Option<&Value> {
         self.objects.get(kind).and_then(|m| m.get(name))
+    }
+
+    /// Record an object as the server answered a write of it.
+    fn insert(&mut self, kind: &str, object: Value) {
+        if let Some(managed) = Managed::by_kind(kind) {
+            self.objects
+                .entry(managed.kind)
+                .or_default()
+                .insert(name_of(&object).to_string(), object);
+        }
     }
 
     fn owned_by<'a>(
@@ -455,8 +470,10 @@ impl Engine {
     ) -> Result<ApplyReport> {
         let started = Instant::now();
         let (name, namespace) = ids(platform);
-        self.ensure_namespace(&namespace, options.dry_run).await?;
-        let live = self.live(&namespace, false).await?;
+        if options.create_namespace {
+            self.ensure_namespace(&namespace, options.dry_run).await?;
+        }
+        let mut live = self.live(&namespace, false).await?;
         let plan = self.render(platform, &live)?;
         let mut report = ApplyReport::default();
         let mut planned = BTreeSet::new();
@@ -472,14 +489,19 @@ impl Engine {
                         same += 1;
                         continue;
                     }
-                    self.patch(
-                        &namespace,
-                        &desired,
-                        options.dry_run,
-                        options.force_conflicts,
-                    )
-                    .await?;
-                    if current.is_some() {
+                    let written = self
+                        .patch(
+                            &namespace,
+                            &desired,
+                            options.dry_run,
+                            options.force_conflicts,
+                        )
+                        .await?;
+                    let existed = current.is_some();
+                    if !options.dry_run {
+                        live.insert(object.kind(), written);
+                    }
+                    if existed {
                         changed += 1;
                         report.changed.push(object.id());
                     } else {
@@ -527,6 +549,8 @@ impl Engine {
         }
         if options.wait && !options.dry_run {
             report.components = self.observe(platform).await?;
+        } else if !options.dry_run {
+            report.components = observe_plan(&plan, &live, &name);
         }
         Ok(report)
     }

@@ -105,13 +105,22 @@ impl Managed {
         Self::all().find(|m| m.kind == kind)
     }
 
+    /// API group: empty for the core group.
+    pub fn group(&self) -> &'static str {
+        self.api_version
+            .split_once('/')
+            .map(|(g, _)| g)
+            .unwrap_or_default()
+    }
+
     pub fn api_resource(&self) -> ApiResource {
-        let (group, version) = match self.api_version.split_once('/') {
-            Some((g, v)) => (g, v),
-            None => ("", self.api_version),
-        };
+        let version = self
+            .api_version
+            .split_once('/')
+            .map(|(_, v)| v)
+            .unwrap_or(self.api_version);
         ApiResource::from_gvk_with_plural(
-            &GroupVersionKind::gvk(group, version, self.kind),
+            &GroupVersionKind::gvk(self.group(), version, self.kind),
             self.plural,
         )
     }

@@ -245,6 +245,11 @@ impl Renderer {
         Ok(plan)
     }
 
+    /// Render every template of `folder` with `values` as `c`: the operator's own manifests.
+    pub fn render_manifests(&self, folder: &str, values: &Value) -> Result<Vec<Object>> {
+        self.render_folder(folder, folder, &Value::Null, values)
+    }
+
     fn render_folder(
         &self,
         folder: &str,
@@ -252,7 +257,7 @@ impl Renderer {
         platform: &Value,
         values: &Value,
     ) -> Result<Vec<Object>> {
-        debug_assert!(COMPONENT_FOLDERS.contains(&folder));
+        debug_assert!(COMPONENT_FOLDERS.contains(&folder) || folder == "operator");
         let mut context = tera::Context::new();
         context.insert("platform", platform);
         context.insert("c", values);

@@ -43,3 +43,66 @@ pub fn tool(var: &str, fallback: &Path) -> Option<PathBuf> {
     }
     found
 }
+
+/// Run the Argo CD health check `gitops/argocd/health.lua` on `object` with a Lua 5.4
+/// interpreter, as Argo CD does: `obj` is the resource, the script returns `hs`.
+/// Returns (status, message); None where Lua is missing outside CI.
+pub fn argocd_health(object: &serde_json::Value) -> Option<(String, String)> {
+    let lua = tool("PANTHERA_LUA", Path::new("/usr/bin/lua5.4"))?;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("gitops/argocd/health.lua");
+    let program = format!(
+        "obj = {}\nlocal hs = dofile({})\nio.write(hs.status, \"\\n\", hs.message or \"\")\n",
+        lua_literal(object),
+        lua_literal(&serde_json::Value::String(script.display().to_string()))
+    );
+    let output = Command::new(lua)
+        .arg("-e")
+        .arg(&program)
+        .output()
+        .expect("lua runs");
+    assert!(
+        output.status.success(),
+        "lua failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8(output.stdout).unwrap();
+    let (status, message) = text.split_once('\n').unwrap_or((&text, ""));
+    Some((status.to_string(), message.to_string()))
+}
+
+/// JSON as a Lua table constructor (null fields vanish, as in Argo CD's conversion).
+fn lua_literal(v: &serde_json::Value) -> String {
+    use serde_json::Value;
+    match v {
+        Value::Null => "nil".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => {
+            let mut out = String::from("\"");
+            for c in s.chars() {
+                if c.is_ascii_alphanumeric() || c == ' ' {
+                    out.push(c);
+                } else {
+                    out.push_str(&format!("\\u{{{:x}}}", c as u32));
+                }
+            }
+            out.push('"');
+            out
+        }
+        Value::Array(items) => format!(
+            "{{{}}}",
+            items.iter().map(lua_literal).collect::<Vec<_>>().join(", ")
+        ),
+        Value::Object(map) => format!(
+            "{{{}}}",
+            map.iter()
+                .map(|(k, v)| format!(
+                    "[{}] = {}",
+                    lua_literal(&Value::String(k.clone())),
+                    lua_literal(v)
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}

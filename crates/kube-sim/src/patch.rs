@@ -52,10 +52,22 @@ pub fn apply_patch(
             let patch: json_patch::Patch = serde_json::from_slice(body)
                 .map_err(|e| ApiError::bad_request(format!("failed to decode JSON patch: {e}")))?;
             let mut out = target.clone();
-            json_patch::patch(&mut out, &patch).map_err(|e| {
-                ApiError::internal(format!("failed to apply JSON patch: {e}"))
+            for (index, op) in patch.0.iter().enumerate() {
+                // Like the API server's JSON patch library: a missing path tests equal to
+                // null. kube-rs' finalizer helper relies on it to add the first finalizer.
+                if let json_patch::PatchOperation::Test(test) = op
+                    && test.value.is_null()
+                    && out.pointer(test.path.as_str()).is_none()
+                {
+                    continue;
+                }
+                json_patch::patch(&mut out, std::slice::from_ref(op)).map_err(|e| {
+                    ApiError::internal(format!(
+                        "failed to apply JSON patch: operation '/{index}': {e}"
+                    ))
                     .with_code(422, "Invalid")
-            })?;
+                })?;
+            }
             Ok(out)
         }
         PatchType::StrategicMerge => {
@@ -229,6 +241,16 @@ mod tests {
             out["spec"]["template"]["spec"]["containers"],
             json!([{"name": "b", "image": "b:2"}, {"name": "c", "image": "c:1"}])
         );
+    }
+
+    #[test]
+    fn json_patch_test_of_null_passes_on_a_missing_path() {
+        let target = json!({"metadata": {"name": "a"}});
+        let body = br#"[{"op":"test","path":"/metadata/finalizers","value":null},{"op":"add","path":"/metadata/finalizers","value":["f"]}]"#;
+        let out = apply_patch(&target, PatchType::Json, body, &BuiltinListTypes, true).unwrap();
+        assert_eq!(out["metadata"]["finalizers"], json!(["f"]));
+        let wrong = br#"[{"op":"test","path":"/metadata/name","value":null}]"#;
+        assert!(apply_patch(&target, PatchType::Json, wrong, &BuiltinListTypes, true).is_err());
     }
 
     #[test]

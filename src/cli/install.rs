@@ -1,0 +1,106 @@
+//! `panthera install`: put the operator in the cluster, or print its manifests for GitOps.
+
+use std::io::Write;
+
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::core::{ApiResource, GroupVersionKind};
+
+use super::cluster::{ClusterArgs, runtime};
+use super::{Error, Result, TemplateArgs, io_err};
+use crate::operator::install::{InstallOptions, manifests};
+
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  panthera install\n  panthera install --print > panthera-operator.yaml\n  panthera install -n platform-ops --image registry.example.com/panthera:0.1.0 --replicas 3\n  panthera install --watch-namespace shop"
+)]
+pub struct Args {
+    /// Operator image.
+    #[arg(long, default_value_t = InstallOptions::default_image())]
+    pub image: String,
+    /// Operator replicas; one leads, the others stand by.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=10))]
+    pub replicas: u16,
+    /// Reconcile platforms of this namespace only, with permissions granted there only.
+    #[arg(long, value_name = "NAMESPACE")]
+    pub watch_namespace: Option<String>,
+    /// Print the manifests (YAML) instead of applying them.
+    #[arg(long)]
+    pub print: bool,
+    /// Extra argument passed to `panthera operator` (repeatable), e.g. --operator-arg=--resync=5m.
+    #[arg(long = "operator-arg", value_name = "ARG", allow_hyphen_values = true)]
+    pub operator_args: Vec<String>,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    #[command(flatten)]
+    pub templates: TemplateArgs,
+}
+
+pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
+    let options = InstallOptions {
+        namespace: args
+            .cluster
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "panthera-system".into()),
+        image: args.image.clone(),
+        replicas: args.replicas,
+        watch_namespace: args.watch_namespace.clone(),
+        args: args.operator_args.clone(),
+    };
+    let objects = manifests(&args.templates.renderer()?, &options)?;
+    if args.print {
+        for object in &objects {
+            let yaml = serde_yaml::to_string(&object.value)
+                .map_err(|e| Error::Usage(format!("cannot encode {}: {e}", object.id())))?;
+            write!(out, "---\n{yaml}").map_err(io_err("write output"))?;
+        }
+        return Ok(());
+    }
+    let rt = runtime()?;
+    rt.block_on(async {
+        let client = args.cluster.client().await?;
+        let params = PatchParams::apply(crate::render::MANAGER);
+        for object in &objects {
+            let (api_version, kind) = (
+                object.value["apiVersion"].as_str().unwrap_or_default(),
+                object.kind(),
+            );
+            let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+            let Some((plural, namespaced)) = scope(kind) else {
+                return Err(Error::Usage(format!(
+                    "{}: not an installable kind",
+                    object.id()
+                )));
+            };
+            let resource = ApiResource::from_gvk_with_plural(
+                &GroupVersionKind::gvk(group, version, kind),
+                plural,
+            );
+            let api: Api<DynamicObject> = match (namespaced, object.namespace()) {
+                (true, Some(ns)) => Api::namespaced_with(client.clone(), ns, &resource),
+                _ => Api::all_with(client.clone(), &resource),
+            };
+            api.patch(object.name(), &params, &Patch::Apply(&object.value))
+                .await
+                .map_err(|e| Error::Usage(format!("cannot apply {}: {e}", object.id())))?;
+            writeln!(out, "applied {}", object.id()).map_err(io_err("write output"))?;
+        }
+        Ok(())
+    })
+}
+
+/// Plural and whether namespaced, for the kinds `templates/operator/` renders.
+fn scope(kind: &str) -> Option<(&'static str, bool)> {
+    Some(match kind {
+        "Namespace" => ("namespaces", false),
+        "CustomResourceDefinition" => ("customresourcedefinitions", false),
+        "ClusterRole" => ("clusterroles", false),
+        "ClusterRoleBinding" => ("clusterrolebindings", false),
+        "ServiceAccount" => ("serviceaccounts", true),
+        "Role" => ("roles", true),
+        "RoleBinding" => ("rolebindings", true),
+        "Service" => ("services", true),
+        "Deployment" => ("deployments", true),
+        _ => return None,
+    })
+}

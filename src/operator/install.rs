@@ -1,0 +1,219 @@
+//! The operator's own manifests (`panthera install`): CRD, namespace, ServiceAccount,
+//! least-privilege RBAC, Deployment and metrics Service, rendered from `templates/operator/`.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use crate::engine::{MANAGED, PVC};
+use crate::render::{Object, Renderer};
+
+type Result<T, E = crate::render::Error> = std::result::Result<T, E>;
+
+/// What to install.
+#[derive(Clone, Debug)]
+pub struct InstallOptions {
+    pub namespace: String,
+    pub image: String,
+    pub replicas: u16,
+    /// Grant and watch one namespace only.
+    pub watch_namespace: Option<String>,
+    /// Extra arguments for `panthera operator`.
+    pub args: Vec<String>,
+}
+
+impl InstallOptions {
+    pub fn default_image() -> String {
+        format!(
+            "ghcr.io/panthera-dev/panthera:{}",
+            env!("CARGO_PKG_VERSION")
+        )
+    }
+}
+
+/// The ClusterRole's rules: for every child kind exactly the verbs the engine uses — list and
+/// watch (metadata watches, the engine's listing), create and patch (server-side apply creates
+/// and updates), delete (prune, teardown) — plus the platform resource, its status, PVCs (only
+/// listed and deleted, when a store's deletionPolicy is Delete) and events. No `get` on
+/// Secrets, no wildcards, no `update`, no escalation verbs.
+pub fn rules() -> Vec<Value> {
+    let mut by_group: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for managed in MANAGED {
+        by_group
+            .entry(managed.group())
+            .or_default()
+            .push(managed.plural);
+    }
+    let mut rules: Vec<Value> = by_group
+        .into_iter()
+        .map(|(group, resources)| {
+            json!({
+                "apiGroups": [group],
+                "resources": resources,
+                "verbs": ["list", "watch", "create", "patch", "delete"],
+            })
+        })
+        .collect();
+    rules.push(json!({
+        "apiGroups": [PVC.group()],
+        "resources": [PVC.plural],
+        "verbs": ["list", "delete"],
+    }));
+    rules.push(json!({
+        "apiGroups": ["panthera.dev"],
+        "resources": ["pantheraplatforms"],
+        "verbs": ["list", "watch", "patch"],
+    }));
+    rules.push(json!({
+        "apiGroups": ["panthera.dev"],
+        "resources": ["pantheraplatforms/status"],
+        "verbs": ["get", "patch"],
+    }));
+    rules.push(json!({
+        "apiGroups": ["events.k8s.io"],
+        "resources": ["events"],
+        "verbs": ["create", "patch"],
+    }));
+    rules
+}
+
+/// The manifests, in the order they must be applied.
+pub fn manifests(renderer: &Renderer, options: &InstallOptions) -> Result<Vec<Object>> {
+    let labels = json!({
+        "app.kubernetes.io/name": "panthera-operator",
+        "app.kubernetes.io/instance": "panthera-operator",
+        "app.kubernetes.io/component": "operator",
+        "app.kubernetes.io/part-of": "panthera",
+        "app.kubernetes.io/managed-by": crate::render::MANAGER,
+        "app.kubernetes.io/version": env!("CARGO_PKG_VERSION"),
+    });
+    let mut namespace_labels = labels.clone();
+    namespace_labels["pod-security.kubernetes.io/enforce"] = json!("restricted");
+    namespace_labels["pod-security.kubernetes.io/enforce-version"] = json!("latest");
+    let mut args = vec!["operator".to_string()];
+    if let Some(ns) = &options.watch_namespace {
+        args.push(format!("--watch-namespace={ns}"));
+    }
+    args.extend(options.args.iter().cloned());
+    let crd: Value =
+        serde_json::to_value(<crate::api::PantheraPlatform as kube::CustomResourceExt>::crd())
+            .map_err(|e| crate::render::Error::Spec(format!("cannot encode the CRD: {e}")))?;
+    let values = json!({
+        "namespace": options.namespace,
+        "image": options.image,
+        "replicas": options.replicas,
+        "watch_namespace": options.watch_namespace,
+        "labels": labels,
+        "namespace_labels": namespace_labels,
+        "rules": rules(),
+        "args": args,
+        "crd": crd,
+    });
+    let mut objects = renderer.render_manifests("operator", &values)?;
+    objects.sort_by_key(|o| {
+        ORDER
+            .iter()
+            .position(|k| *k == o.kind())
+            .unwrap_or(ORDER.len())
+    });
+    Ok(objects)
+}
+
+/// Apply order: what others refer to first.
+const ORDER: &[&str] = &[
+    "Namespace",
+    "CustomResourceDefinition",
+    "ServiceAccount",
+    "ClusterRole",
+    "Role",
+    "ClusterRoleBinding",
+    "RoleBinding",
+    "Service",
+    "Deployment",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options() -> InstallOptions {
+        InstallOptions {
+            namespace: "panthera-system".into(),
+            image: "example.com/panthera:1".into(),
+            replicas: 2,
+            watch_namespace: None,
+            args: vec![],
+        }
+    }
+
+    #[test]
+    fn manifests_are_ordered_and_complete() {
+        let objects = manifests(&Renderer::embedded().unwrap(), &options()).unwrap();
+        let ids: Vec<String> = objects.iter().map(|o| o.id()).collect();
+        assert_eq!(
+            ids,
+            [
+                "Namespace/panthera-system",
+                "CustomResourceDefinition/pantheraplatforms.panthera.dev",
+                "ServiceAccount/panthera-operator",
+                "ClusterRole/panthera-operator",
+                "Role/panthera-operator-leader-election",
+                "ClusterRoleBinding/panthera-operator",
+                "RoleBinding/panthera-operator-leader-election",
+                "Service/panthera-operator-metrics",
+                "Deployment/panthera-operator",
+            ]
+        );
+    }
+
+    #[test]
+    fn rbac_has_no_wildcards_and_never_reads_single_secrets() {
+        for rule in rules() {
+            let text = rule.to_string();
+            assert!(!text.contains('*'), "{text}");
+            assert!(!text.contains("\"update\""), "{text}");
+            assert!(
+                !text.contains("escalate") && !text.contains("bind"),
+                "{text}"
+            );
+            let resources = rule["resources"].as_array().unwrap();
+            if resources.iter().any(|r| r == "secrets") {
+                assert!(!rule["verbs"].as_array().unwrap().iter().any(|v| v == "get"));
+            }
+        }
+        // Every managed kind is covered.
+        let text = serde_json::to_string(&rules()).unwrap();
+        for managed in MANAGED {
+            assert!(text.contains(managed.plural), "{} missing", managed.plural);
+        }
+    }
+
+    #[test]
+    fn watching_one_namespace_binds_the_role_there_only() {
+        let mut o = options();
+        o.watch_namespace = Some("shop".into());
+        let objects = manifests(&Renderer::embedded().unwrap(), &o).unwrap();
+        assert!(objects.iter().all(|o| o.kind() != "ClusterRoleBinding"));
+        let binding = objects
+            .iter()
+            .find(|o| o.id() == "RoleBinding/panthera-operator")
+            .unwrap();
+        assert_eq!(binding.namespace(), Some("shop"));
+        let deployment = objects.iter().find(|o| o.kind() == "Deployment").unwrap();
+        let args = deployment.value["spec"]["template"]["spec"]["containers"][0]["args"].clone();
+        assert_eq!(args, json!(["operator", "--watch-namespace=shop"]));
+    }
+
+    #[test]
+    fn the_operator_pod_is_restricted() {
+        let objects = manifests(&Renderer::embedded().unwrap(), &options()).unwrap();
+        let d = objects.iter().find(|o| o.kind() == "Deployment").unwrap();
+        let pod = &d.value["spec"]["template"]["spec"];
+        assert_eq!(pod["securityContext"]["runAsNonRoot"], json!(true));
+        let c = &pod["containers"][0]["securityContext"];
+        assert_eq!(c["allowPrivilegeEscalation"], json!(false));
+        assert_eq!(c["readOnlyRootFilesystem"], json!(true));
+        assert_eq!(c["capabilities"]["drop"], json!(["ALL"]));
+        assert_eq!(c["seccompProfile"]["type"], json!("RuntimeDefault"));
+    }
+}

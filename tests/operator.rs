@@ -1,0 +1,852 @@
+//! The real `panthera operator` process against kube-sim: readiness, drift, pause, teardown,
+//! invalid specs, leader election, SIGKILL at random points and API faults.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::core::ApiResource;
+use kube_sim::{FaultKind, KubeSim};
+use panthera::api::{ConditionStatus, PantheraPlatform, PantheraPlatformStatus};
+use serde_json::{Value, json};
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+async fn sim() -> KubeSim {
+    KubeSim::builder()
+        .ready_delay(Duration::from_millis(100))
+        .start()
+        .await
+        .expect("kube-sim starts")
+}
+
+async fn install_crd(client: &kube::Client, crd: &CustomResourceDefinition) {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    crds.create(&PostParams::default(), crd).await.unwrap();
+}
+
+fn crd() -> CustomResourceDefinition {
+    serde_yaml::from_str(&panthera::api::crd_yaml().unwrap()).unwrap()
+}
+
+async fn namespace(client: &kube::Client, name: &str) {
+    let api: Api<Namespace> = Api::all(client.clone());
+    api.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": name}})).unwrap(),
+    )
+    .await
+    .unwrap();
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A `panthera operator` process; SIGKILLed when dropped.
+struct Operator {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Operator {
+    fn start(sim: &KubeSim, extra: &[&str]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("operator.log");
+        let port = free_port();
+        let child = common::bin()
+            .arg("operator")
+            .arg("--kubeconfig")
+            .arg(sim.kubeconfig_path())
+            .arg(format!("--metrics-addr=127.0.0.1:{port}"))
+            .args(["--lease-namespace", "default", "--log-format", "json"])
+            .args(["--qps", "1000", "--burst", "2000"])
+            .args(extra)
+            .env_remove("KUBECONFIG")
+            .env("RUST_LOG", "info,panthera=debug")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        Operator {
+            child,
+            port,
+            log,
+            _dir: dir,
+        }
+    }
+
+    /// One metric's value summed over its label sets, if the endpoint answers.
+    fn metric(&self, name: &str) -> Option<f64> {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        write!(
+            stream,
+            "GET /metrics HTTP/1.0\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        )
+        .ok()?;
+        let mut body = String::new();
+        stream.read_to_string(&mut body).ok()?;
+        let values: Vec<f64> = body
+            .lines()
+            .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+            .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+            .collect();
+        (!values.is_empty()).then(|| values.iter().sum())
+    }
+
+    fn sigterm(&self) {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+    }
+
+    fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn shop(namespace: &str) -> PantheraPlatform {
+    let mut p = panthera::load::load_file(&common::example("shop")).unwrap();
+    p.metadata.namespace = Some(namespace.into());
+    p
+}
+
+fn minimal(name: &str, namespace: &str) -> PantheraPlatform {
+    let mut p = panthera::load::load_file(&common::example("minimal")).unwrap();
+    p.metadata.name = Some(name.into());
+    p.metadata.namespace = Some(namespace.into());
+    p
+}
+
+async fn create(client: &kube::Client, platform: &PantheraPlatform) {
+    let api: Api<PantheraPlatform> = Api::namespaced(
+        client.clone(),
+        platform.metadata.namespace.as_deref().unwrap(),
+    );
+    api.create(&PostParams::default(), platform).await.unwrap();
+}
+
+fn condition(status: &PantheraPlatformStatus, type_: &str) -> Option<(ConditionStatus, String)> {
+    status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| (c.status, format!("{}: {}", c.reason, c.message)))
+}
+
+/// Poll the platform until `done` holds; panics with the last status and the operator's logs.
+async fn wait_for(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    what: &str,
+    within: Duration,
+    logs: impl Fn() -> String,
+    done: impl Fn(&PantheraPlatform) -> bool,
+) -> PantheraPlatform {
+    let api: Api<PantheraPlatform> = Api::namespaced(client.clone(), namespace);
+    let started = Instant::now();
+    let mut last = None;
+    while started.elapsed() < within {
+        if let Ok(p) = api.get(name).await {
+            if done(&p) {
+                return p;
+            }
+            last = Some(p);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "{namespace}/{name}: not {what} after {within:?}; last status: {:#?}\noperator log:\n{}",
+        last.and_then(|p| p.status),
+        logs()
+    );
+}
+
+fn ready_at_generation(p: &PantheraPlatform) -> bool {
+    let Some(status) = &p.status else {
+        return false;
+    };
+    status.observed_generation == p.metadata.generation
+        && status.conditions.iter().any(|c| {
+            c.type_ == "Ready"
+                && c.status == ConditionStatus::True
+                && c.observed_generation == p.metadata.generation
+        })
+}
+
+/// Ids (`Kind/name`) of the labelled children of `platform` in the cluster.
+async fn children(client: &kube::Client, namespace: &str, platform: &str) -> BTreeSet<String> {
+    let mut ids = BTreeSet::new();
+    for managed in panthera::engine::MANAGED {
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(client.clone(), namespace, &managed.api_resource());
+        let list = api
+            .list(&ListParams::default().labels(&format!("panthera.dev/platform={platform}")))
+            .await
+            .unwrap();
+        for o in list.items {
+            ids.insert(format!("{}/{}", managed.kind, o.metadata.name.unwrap()));
+        }
+    }
+    ids
+}
+
+/// Ids the renderer plans for `platform` (what the cluster must hold, no more, no less).
+fn planned(platform: &PantheraPlatform) -> BTreeSet<String> {
+    let plan = panthera::render::Renderer::embedded()
+        .unwrap()
+        .render(platform, &panthera::render::Generated::default())
+        .unwrap();
+    plan.objects().map(|o| o.id()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconciles_to_ready_corrects_drift_pauses_and_tears_down_in_order() {
+    let sim = sim().await;
+    let client = sim.client().unwrap();
+    install_crd(&client, &crd()).await;
+    namespace(&client, "shop").await;
+    let operator = Operator::start(&sim, &["--no-leader-elect", "--resync", "2s"]);
+    let logs = || operator.logs();
+    let platforms: Api<PantheraPlatform> = Api::namespaced(client.clone(), "shop");
+
+    // Create: Ready=True at the observed generation, every child labelled and planned.
+    let platform = shop("shop");
+    create(&client, &platform).await;
+    let ready = wait_for(
+        &client,
+        "shop",
+        "shop",
+        "Ready",
+        TIMEOUT,
+        logs,
+        ready_at_generation,
+    )
+    .await;
+    let status = ready.status.clone().unwrap();
+    assert_eq!(status.observed_generation, Some(1));
+    assert_eq!(
+        condition(&status, "Stalled").unwrap().0,
+        ConditionStatus::False
+    );
+    assert_eq!(
+        condition(&status, "Reconciling").unwrap().0,
+        ConditionStatus::False
+    );
+    assert_eq!(status.components.len(), 8, "{:#?}", status.components);
+    assert!(
+        status
+            .components
+            .iter()
+            .all(|c| c.ready && c.endpoint.is_some())
+    );
+    assert_eq!(
+        ready.metadata.finalizers.clone().unwrap_or_default(),
+        vec![panthera::operator::FINALIZER.to_string()]
+    );
+    assert_eq!(children(&client, "shop", "shop").await, planned(&platform));
+    let secret_text = serde_json::to_string(&status).unwrap();
+    assert!(
+        !secret_text.to_lowercase().contains("password"),
+        "{secret_text}"
+    );
+
+    // The Argo CD health check reads this status as Healthy.
+    if let Some(health) = argocd_health(&serde_json::to_value(&ready).unwrap()) {
+        assert_eq!(health.0, "Healthy", "{health:?}");
+    }
+
+    // Periodic resyncs (every 2 s here) find nothing to do and write nothing.
+    let reconciles_before = operator
+        .metric("panthera_operator_reconciles_total")
+        .unwrap();
+    sim.reset_counters();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let counts = sim.counters();
+    assert!(
+        operator
+            .metric("panthera_operator_reconciles_total")
+            .unwrap()
+            >= reconciles_before + 2.0,
+        "no resync happened"
+    );
+    assert_eq!(counts.writes(), 0, "a no-op resync wrote: {:#?}", counts.by);
+
+    // A change touches only the affected child.
+    sim.reset_counters();
+    let replicas: Patch<()> = Patch::Json(
+        serde_json::from_value(
+            json!([{"op": "replace", "path": "/spec/services/0/replicas", "value": 4}]),
+        )
+        .unwrap(),
+    );
+    platforms
+        .patch("shop", &PatchParams::default(), &replicas)
+        .await
+        .unwrap();
+    let changed = wait_for(
+        &client,
+        "shop",
+        "shop",
+        "Ready at generation 2",
+        TIMEOUT,
+        logs,
+        |p| p.metadata.generation == Some(2) && ready_at_generation(p),
+    )
+    .await;
+    let counts = sim.counters();
+    let child_writes: u64 = counts
+        .by
+        .iter()
+        .filter(|((verb, resource, manager), _)| {
+            manager == "panthera" && verb == "apply" && !resource.starts_with("pantheraplatforms")
+        })
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(child_writes, 1, "{:#?}", counts.by);
+    assert_eq!(counts.get("apply", "deployments"), 1, "{:#?}", counts.by);
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "shop");
+    let users = deployments.get("shop-users").await.unwrap();
+    assert_eq!(users.spec.unwrap().replicas, Some(4));
+    assert_eq!(changed.status.unwrap().observed_generation, Some(2));
+
+    // Someone deletes a child: it is back within seconds.
+    deployments
+        .delete("shop-catalog", &DeleteParams::default())
+        .await
+        .unwrap();
+    let started = Instant::now();
+    while deployments.get_opt("shop-catalog").await.unwrap().is_none() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "not restored:\n{}",
+            logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Someone edits a child: the edit is reverted.
+    deployments
+        .patch(
+            "shop-orders",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 9}})),
+        )
+        .await
+        .unwrap();
+    let started = Instant::now();
+    while deployments
+        .get("shop-orders")
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .replicas
+        != Some(3)
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "not reverted:\n{}",
+            logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Pause: a spec change and a deleted child are left alone.
+    platforms
+        .patch(
+            "shop",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {"panthera.dev/paused": "true"}}})),
+        )
+        .await
+        .unwrap();
+    wait_for(&client, "shop", "shop", "paused", TIMEOUT, logs, |p| {
+        p.status
+            .as_ref()
+            .and_then(|s| condition(s, "Reconciling"))
+            .is_some_and(|(_, m)| m.starts_with("Paused"))
+    })
+    .await;
+    sim.reset_counters();
+    platforms
+        .patch(
+            "shop",
+            &PatchParams::default(),
+            &Patch::<()>::Json(
+                serde_json::from_value(
+                    json!([{"op": "replace", "path": "/spec/services/0/replicas", "value": 2}]),
+                )
+                .unwrap(),
+            ),
+        )
+        .await
+        .unwrap();
+    deployments
+        .delete("shop-catalog", &DeleteParams::default())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let counts = sim.counters();
+    assert_eq!(
+        counts.by_manager("panthera"),
+        0,
+        "paused but wrote: {:#?}",
+        counts.by
+    );
+    assert!(deployments.get_opt("shop-catalog").await.unwrap().is_none());
+    // Unpause: both are reconciled.
+    platforms
+        .patch(
+            "shop",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {"panthera.dev/paused": null}}})),
+        )
+        .await
+        .unwrap();
+    wait_for(
+        &client,
+        "shop",
+        "shop",
+        "Ready after unpause",
+        TIMEOUT,
+        logs,
+        |p| {
+            ready_at_generation(p)
+                && p.status
+                    .as_ref()
+                    .and_then(|s| condition(s, "Reconciling"))
+                    .is_some_and(|(_, m)| !m.starts_with("Paused"))
+        },
+    )
+    .await;
+    assert!(deployments.get_opt("shop-catalog").await.unwrap().is_some());
+    assert_eq!(
+        deployments
+            .get("shop-users")
+            .await
+            .unwrap()
+            .spec
+            .unwrap()
+            .replicas,
+        Some(2)
+    );
+
+    // Delete: the gateway goes before the services, the services before the data stores; the
+    // connection Secrets (data) stay, as deletionPolicy Snapshot (the default) says.
+    let order = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let recorder = {
+        let order = order.clone();
+        let deployments = deployments.clone();
+        let statefulsets: Api<StatefulSet> = Api::namespaced(client.clone(), "shop");
+        tokio::spawn(async move {
+            let mut seen = BTreeSet::new();
+            loop {
+                let d: BTreeSet<String> = deployments
+                    .list(&ListParams::default())
+                    .await
+                    .map(|l| {
+                        l.items
+                            .into_iter()
+                            .filter_map(|d| d.metadata.name)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let s: BTreeSet<String> = statefulsets
+                    .list(&ListParams::default())
+                    .await
+                    .map(|l| {
+                        l.items
+                            .into_iter()
+                            .filter_map(|d| d.metadata.name)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let now: BTreeSet<String> = d.union(&s).cloned().collect();
+                for gone in seen.difference(&now) {
+                    order.lock().unwrap().push(gone.clone());
+                }
+                seen = now;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    platforms
+        .delete("shop", &DeleteParams::default())
+        .await
+        .unwrap();
+    let started = Instant::now();
+    while platforms.get_opt("shop").await.unwrap().is_some() {
+        assert!(
+            started.elapsed() < TIMEOUT,
+            "platform not deleted:\n{}",
+            logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    recorder.abort();
+    let order = order.lock().unwrap().clone();
+    let position = |name: &str| order.iter().position(|n| n == name).unwrap_or(usize::MAX);
+    assert!(
+        position("shop-gateway") < position("shop-users"),
+        "{order:?}"
+    );
+    assert!(
+        position("shop-users") <= position("shop-db-users"),
+        "{order:?}"
+    );
+    let left = children(&client, "shop", "shop").await;
+    let secrets: BTreeSet<String> = left
+        .iter()
+        .filter(|id| id.starts_with("Secret/"))
+        .cloned()
+        .collect();
+    assert_eq!(left, secrets, "only data Secrets may stay: {left:?}");
+    let secret_api: Api<Secret> = Api::namespaced(client.clone(), "shop");
+    assert!(secret_api.get_opt("shop-db-users").await.unwrap().is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_and_malformed_platforms_stall_without_a_retry_storm_or_breaking_the_watch() {
+    let sim = sim().await;
+    let client = sim.client().unwrap();
+    // A CRD that lets anything into spec, like a newer CRD version this operator predates:
+    // a malformed object reaches the watch and must not break it.
+    let mut loose = serde_json::to_value(crd()).unwrap();
+    loose["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"] =
+        json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true});
+    loose["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+        .as_object_mut()
+        .unwrap()
+        .remove("x-kubernetes-validations");
+    install_crd(&client, &serde_json::from_value(loose).unwrap()).await;
+    namespace(&client, "bad").await;
+    namespace(&client, "good").await;
+
+    let raw: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        "bad",
+        &ApiResource::erase::<PantheraPlatform>(&()),
+    );
+    // Malformed: does not deserialize at all.
+    raw.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({
+            "apiVersion": "panthera.dev/v1alpha1", "kind": "PantheraPlatform",
+            "metadata": {"name": "malformed", "namespace": "bad"},
+            "spec": {"services": "not a list"},
+        }))
+        .unwrap(),
+    )
+    .await
+    .unwrap();
+    // Invalid: deserializes, but a service names a database that does not exist.
+    let mut invalid = serde_json::to_value(minimal("invalid", "bad")).unwrap();
+    invalid["spec"]["services"][0]["database"] = json!("nope");
+    raw.create(
+        &PostParams::default(),
+        &serde_json::from_value(invalid).unwrap(),
+    )
+    .await
+    .unwrap();
+
+    let operator = Operator::start(&sim, &["--no-leader-elect"]);
+    let logs = || operator.logs();
+    create(&client, &minimal("fine", "good")).await;
+    wait_for(
+        &client,
+        "good",
+        "fine",
+        "Ready",
+        TIMEOUT,
+        logs,
+        ready_at_generation,
+    )
+    .await;
+
+    let stalled = |p: &PantheraPlatform| {
+        p.status
+            .as_ref()
+            .and_then(|s| condition(s, "Stalled"))
+            .is_some_and(|(s, _)| s == ConditionStatus::True)
+    };
+    let malformed = raw.get("malformed").await;
+    assert!(malformed.is_ok());
+    // The malformed object cannot be read as a PantheraPlatform; read its status raw.
+    let started = Instant::now();
+    loop {
+        let o = raw.get("malformed").await.unwrap();
+        let message = o.data.pointer("/status/conditions").and_then(|c| {
+            c.as_array()?
+                .iter()
+                .find(|c| c["type"] == "Stalled" && c["status"] == "True")
+                .and_then(|c| c["message"].as_str().map(str::to_string))
+        });
+        if let Some(message) = message {
+            assert!(
+                message.contains("does not match PantheraPlatform"),
+                "{message}"
+            );
+            break;
+        }
+        assert!(
+            started.elapsed() < TIMEOUT,
+            "malformed not Stalled:\n{}",
+            logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let invalid = wait_for(&client, "bad", "invalid", "Stalled", TIMEOUT, logs, stalled).await;
+    let (_, message) = condition(invalid.status.as_ref().unwrap(), "Stalled").unwrap();
+    assert!(message.contains("spec.services[0].database"), "{message}");
+    assert!(message.contains("InvalidSpec"), "{message}");
+
+    // No retry storm: while nothing changes, the operator sends nothing about them.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    sim.reset_counters();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let counts = sim.counters();
+    assert!(counts.total() <= 2, "requests while idle: {:#?}", counts.by);
+    // A Warning event says why, once.
+    let events: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        "bad",
+        &ApiResource::from_gvk_with_plural(
+            &kube::core::GroupVersionKind::gvk("events.k8s.io", "v1", "Event"),
+            "events",
+        ),
+    );
+    let warnings: Vec<Value> = events
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|e| serde_json::to_value(e).unwrap())
+        .filter(|e| e["type"] == "Warning")
+        .collect();
+    assert_eq!(warnings.len(), 2, "{warnings:#?}\n{}", logs());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_elect_one_leader_and_fail_over_when_it_is_killed() {
+    let sim = sim().await;
+    let client = sim.client().unwrap();
+    install_crd(&client, &crd()).await;
+    namespace(&client, "demo").await;
+    let lease = ["--lease-duration", "3s"];
+    let mut leader = Operator::start(&sim, &lease);
+    let started = Instant::now();
+    while leader.metric("panthera_operator_leader") != Some(1.0) {
+        assert!(started.elapsed() < TIMEOUT, "no leader:\n{}", leader.logs());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let follower = Operator::start(&sim, &lease);
+    let started = Instant::now();
+    while follower.metric("panthera_operator_leader").is_none() {
+        assert!(started.elapsed() < TIMEOUT, "{}", follower.logs());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(follower.metric("panthera_operator_leader"), Some(0.0));
+    create(&client, &minimal("demo", "demo")).await;
+    wait_for(
+        &client,
+        "demo",
+        "demo",
+        "Ready",
+        TIMEOUT,
+        || leader.logs(),
+        ready_at_generation,
+    )
+    .await;
+    // Only the leader reconciles.
+    assert_eq!(follower.metric("panthera_operator_reconciles_total"), None);
+    assert!(leader.metric("panthera_operator_reconciles_total").unwrap() >= 1.0);
+
+    // SIGKILL the leader: it cannot release the lease; the follower takes over once it expires.
+    let killed = Instant::now();
+    leader.child.kill().unwrap();
+    leader.child.wait().unwrap();
+    let platforms: Api<PantheraPlatform> = Api::namespaced(client.clone(), "demo");
+    platforms
+        .patch(
+            "demo",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"services": [
+                {"name": "users", "kind": "users", "replicas": 2, "database": "users"}]}})),
+        )
+        .await
+        .unwrap();
+    wait_for(
+        &client,
+        "demo",
+        "demo",
+        "Ready at generation 2",
+        TIMEOUT,
+        || follower.logs(),
+        |p| p.metadata.generation == Some(2) && ready_at_generation(p),
+    )
+    .await;
+    eprintln!("failover took {:?}", killed.elapsed());
+    assert_eq!(follower.metric("panthera_operator_leader"), Some(1.0));
+
+    // SIGTERM: the leader releases the lease and exits cleanly; a new replica leads at once.
+    follower.sigterm();
+    let mut follower = follower;
+    let status = follower
+        .wait_exit(Duration::from_secs(10))
+        .expect("exits on SIGTERM");
+    assert!(status.success(), "{status:?}\n{}", follower.logs());
+    let next = Operator::start(&sim, &lease);
+    let started = Instant::now();
+    while next.metric("panthera_operator_leader") != Some(1.0) {
+        // Well under the 3 s lease: the lease was released, not left to expire.
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{}",
+            next.logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_at_random_points_then_restart_converges_without_duplicates_or_orphans() {
+    let sim = sim().await;
+    let client = sim.client().unwrap();
+    install_crd(&client, &crd()).await;
+    namespace(&client, "shop").await;
+    let mut platform = shop("shop");
+    create(&client, &platform).await;
+    let platforms: Api<PantheraPlatform> = Api::namespaced(client.clone(), "shop");
+    // Kill the operator at spread-out points of its work, changing the spec in between
+    // (adding and removing a service, so that prune is interrupted too).
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    for round in 0..6 {
+        let operator = Operator::start(&sim, &["--no-leader-elect"]);
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let delay = Duration::from_millis(150 + seed % 900);
+        tokio::time::sleep(delay).await;
+        drop(operator); // SIGKILL
+        // Even rounds add a service (no route to it), odd rounds remove it again.
+        let edit = if round % 2 == 0 {
+            json!([{"op": "add", "path": "/spec/services/-", "value":
+                {"name": "search", "kind": "catalog", "database": "orders", "replicas": 1 + round}}])
+        } else {
+            json!([{"op": "remove", "path": "/spec/services/3"},
+                   {"op": "replace", "path": "/spec/services/0/replicas", "value": round}])
+        };
+        platforms
+            .patch(
+                "shop",
+                &PatchParams::default(),
+                &Patch::<()>::Json(serde_json::from_value(edit).unwrap()),
+            )
+            .await
+            .unwrap();
+    }
+    let operator = Operator::start(&sim, &["--no-leader-elect"]);
+    let done = wait_for(
+        &client,
+        "shop",
+        "shop",
+        "Ready",
+        TIMEOUT,
+        || operator.logs(),
+        |p| p.metadata.generation == Some(7) && ready_at_generation(p),
+    )
+    .await;
+    platform.spec = done.spec.clone();
+    // Exactly the planned children: none twice (names are deterministic), none left over.
+    assert_eq!(children(&client, "shop", "shop").await, planned(&platform));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_percent_api_errors_and_watch_drops_still_converge() {
+    let sim = sim().await;
+    let client = sim.client().unwrap();
+    install_crd(&client, &crd()).await;
+    let names = ["p1", "p2", "p3"];
+    for name in names {
+        namespace(&client, name).await;
+        create(&client, &minimal(name, name)).await;
+    }
+    sim.faults()
+        .set_error_rate(None, None, 0.2, FaultKind::Internal500);
+    sim.faults()
+        .drop_watches_every(Some(Duration::from_millis(700)));
+    let operator = Operator::start(&sim, &["--no-leader-elect"]);
+    for name in names {
+        wait_for(
+            &client,
+            name,
+            name,
+            "Ready under faults",
+            Duration::from_secs(60),
+            || operator.logs(),
+            ready_at_generation,
+        )
+        .await;
+    }
+    sim.faults().clear();
+    if std::env::var_os("PANTHERA_TEST_DEBUG").is_some() {
+        eprintln!("{}", operator.logs());
+    }
+    for name in names {
+        assert_eq!(
+            children(&client, name, name).await,
+            planned(&minimal(name, name))
+        );
+    }
+    // The faults did reach the operator (its client logs each failed request).
+    assert!(
+        operator.logs().contains("500 Internal Server Error"),
+        "no injected fault reached the operator"
+    );
+}
+
+/// Run the Argo CD health check (`gitops/argocd/health.lua`) on `object`, if lua is here.
+fn argocd_health(object: &Value) -> Option<(String, String)> {
+    common::argocd_health(object)
+}
