@@ -11,7 +11,7 @@ use std::process::Command;
 use common::{example, run, stderr, tool};
 
 #[test]
-fn rendered_examples_and_the_crd_pass_strict_kubernetes_validation() {
+fn rendered_examples_the_crd_and_the_operator_install_pass_strict_kubernetes_validation() {
     let home = std::env::var("HOME").unwrap_or_default();
     let fallback = Path::new(&home).join(".cache/panthera/venv/bin/kubernetes-validate");
     let Some(validator) = tool("PANTHERA_KUBERNETES_VALIDATE", &fallback) else {
@@ -27,6 +27,11 @@ fn rendered_examples_and_the_crd_pass_strict_kubernetes_validation() {
         files.push(path);
     }
     files.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("crds/pantheraplatform.yaml"));
+    let o = run(&["install", "--print"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let install = dir.path().join("install.yaml");
+    std::fs::write(&install, &o.stdout).unwrap();
+    files.push(install);
     let o = Command::new(&validator)
         .args(["--strict", "--quiet", "--kubernetes-version", "1.33.0"])
         .args(&files)

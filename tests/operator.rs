@@ -846,6 +846,45 @@ async fn twenty_percent_api_errors_and_watch_drops_still_converge() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn install_applies_the_operator_manifests_idempotently() {
+    let sim = sim().await;
+    let client = sim.client().unwrap();
+    let kubeconfig = sim.kubeconfig_path().display().to_string();
+    let install = |extra: &'static [&'static str]| {
+        let kubeconfig = kubeconfig.clone();
+        tokio::task::spawn_blocking(move || {
+            common::bin()
+                .args(["install", "--kubeconfig", &kubeconfig])
+                .args(extra)
+                .env_remove("KUBECONFIG")
+                .output()
+                .unwrap()
+        })
+    };
+    let o = install(&["-n", "ops", "--replicas", "3"]).await.unwrap();
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let out = common::stdout(&o);
+    assert_eq!(out.lines().count(), 9, "{out}");
+    assert!(
+        out.starts_with("applied Namespace/ops\napplied CustomResourceDefinition/"),
+        "{out}"
+    );
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "ops");
+    let d = deployments.get("panthera-operator").await.unwrap();
+    assert_eq!(d.spec.as_ref().unwrap().replicas, Some(3));
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let installed = crds.get("pantheraplatforms.panthera.dev").await.unwrap();
+    assert_eq!(installed.spec, crd().spec);
+    // Running it again changes nothing (the status may move on: kube-sim's controller).
+    let generation = d.metadata.generation;
+    let o = install(&["-n", "ops", "--replicas", "3"]).await.unwrap();
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let again = deployments.get("panthera-operator").await.unwrap();
+    assert_eq!(again.metadata.generation, generation);
+    assert_eq!(again.spec, d.spec);
+}
+
 /// Run the Argo CD health check (`gitops/argocd/health.lua`) on `object`, if lua is here.
 fn argocd_health(object: &Value) -> Option<(String, String)> {
     common::argocd_health(object)
