@@ -35,6 +35,7 @@ use crate::cors::cors_layer;
 use crate::metrics::Metrics;
 use crate::ratelimit::{Decision, RateLimiter, retry_after_secs};
 use crate::routing::{Route, RouteTable};
+use crate::upstream::{RequestBody, RequestHead, UpstreamError};
 
 pub type HttpsConnector = hyper_rustls::HttpsConnector<HttpConnector>;
 pub type UpstreamClient = Client<HttpsConnector, UpstreamBody>;
@@ -151,7 +152,7 @@ impl GatewayState {
         previous: Option<&GatewayState>,
         options: &GatewayOptions,
     ) -> Result<Self> {
-        let routes = RouteTable::from_config(&config)?;
+        let routes = RouteTable::from_config_reusing(&config, previous.map(|prev| &prev.routes))?;
         let jwt = match config.jwt() {
             None => None,
             Some(jwt_config) => match previous {
@@ -480,12 +481,69 @@ impl Pipeline {
             (Some(cache), Some(key)) => {
                 store_if_cacheable(cache, key, response, has_authorization, route.timeout).await
             }
-            _ => response.map(GatewayBody::Upstream),
+            _ => response,
         }
     }
 
     /// Sends the request upstream, retrying idempotent requests on transport errors and timeouts.
     async fn forward(
+        &self,
+        route: &Route,
+        request: Request<Incoming>,
+        max_body: u64,
+    ) -> std::result::Result<Response<GatewayBody>, UpstreamFailure> {
+        let Some(pool) = &route.pool else {
+            return self
+                .forward_with_client(route, request, max_body)
+                .await
+                .map(|response| response.map(GatewayBody::Client));
+        };
+        let (mut parts, body) = request.into_parts();
+        let target = route.upstream_target(parts.uri.path(), parts.uri.query());
+        prepare_upstream_headers(&mut parts.headers, self.client, route);
+        let idempotent = is_idempotent(&parts.method);
+        let attempts = 1 + if idempotent { route.retries } else { 0 };
+        let limit = usize::try_from(max_body).unwrap_or(usize::MAX);
+        let mut body = if body.is_end_stream() {
+            RequestBody::Empty
+        } else if attempts == 1 {
+            RequestBody::Streaming(Limited::new(body, limit))
+        } else {
+            RequestBody::Buffered(buffer_body(body, limit, route.timeout).await?)
+        };
+        let head = RequestHead {
+            method: &parts.method,
+            target: &target,
+            headers: &parts.headers,
+            idempotent,
+        };
+        let mut last_failure = UpstreamFailure::Unavailable;
+        for attempt in 0..attempts {
+            let body_now = body
+                .try_clone()
+                .unwrap_or_else(|| std::mem::replace(&mut body, RequestBody::Empty));
+            let failure = match tokio::time::timeout(route.timeout, pool.send(&head, body_now))
+                .await
+            {
+                Ok(Ok(mut response)) => {
+                    remove_hop_by_hop(response.headers_mut());
+                    return Ok(response.map(GatewayBody::Upstream));
+                }
+                Ok(Err(UpstreamError::BodyTooLarge)) => return Err(UpstreamFailure::BodyTooLarge),
+                Ok(Err(UpstreamError::RequestBody)) => return Err(UpstreamFailure::BadRequest),
+                Ok(Err(err)) => {
+                    tracing::debug!(route = &*route.name, attempt, error = %err, "upstream attempt failed");
+                    UpstreamFailure::Unavailable
+                }
+                Err(_) => UpstreamFailure::Timeout,
+            };
+            last_failure = failure;
+        }
+        Err(last_failure)
+    }
+
+    /// https upstreams: the hyper-util pooled client (TLS included).
+    async fn forward_with_client(
         &self,
         route: &Route,
         request: Request<Incoming>,
@@ -514,18 +572,10 @@ impl Pipeline {
                 Request::from_parts(parts, UpstreamBody::Streaming(Limited::new(body, limit)));
             return self.send_once(request, route.timeout).await;
         }
-        // Retrying needs the body again, so it is buffered (it is bounded by maxBodyBytes).
         let body = if body.is_end_stream() {
             Bytes::new()
         } else {
-            match tokio::time::timeout(route.timeout, Limited::new(body, limit).collect()).await {
-                Ok(Ok(collected)) => collected.to_bytes(),
-                Ok(Err(err)) if is_length_limit(&*err) => {
-                    return Err(UpstreamFailure::BodyTooLarge);
-                }
-                Ok(Err(_)) => return Err(UpstreamFailure::BadRequest),
-                Err(_) => return Err(UpstreamFailure::Timeout),
-            }
+            buffer_body(body, limit, route.timeout).await?
         };
         let mut last_failure = UpstreamFailure::Unavailable;
         for attempt in 0..attempts {
@@ -571,6 +621,20 @@ impl Pipeline {
                 }
             }
         }
+    }
+}
+
+/// Retrying needs the body again, so it is buffered (it is bounded by maxBodyBytes).
+async fn buffer_body(
+    body: Incoming,
+    limit: usize,
+    timeout: Duration,
+) -> std::result::Result<Bytes, UpstreamFailure> {
+    match tokio::time::timeout(timeout, Limited::new(body, limit).collect()).await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(err)) if is_length_limit(&*err) => Err(UpstreamFailure::BodyTooLarge),
+        Ok(Err(_)) => Err(UpstreamFailure::BadRequest),
+        Err(_) => Err(UpstreamFailure::Timeout),
     }
 }
 
@@ -701,7 +765,7 @@ fn prepare_upstream_headers(headers: &mut HeaderMap, client: SocketAddr, route: 
 async fn store_if_cacheable(
     cache: &ResponseCache,
     key: String,
-    response: Response<Incoming>,
+    response: Response<GatewayBody>,
     request_has_authorization: bool,
     timeout: Duration,
 ) -> Response<GatewayBody> {
@@ -713,7 +777,7 @@ async fn store_if_cacheable(
     let small_enough =
         content_length(response.headers()).is_some_and(|len| len <= cache::MAX_CACHEABLE_BODY);
     let Some(ttl) = ttl.filter(|_| small_enough) else {
-        return response.map(GatewayBody::Upstream);
+        return response;
     };
     let (mut parts, body) = response.into_parts();
     let bytes = match tokio::time::timeout(timeout, body.collect()).await {
