@@ -311,7 +311,21 @@ impl Gateway {
             return id.clone();
         }
         let n = self.request_counter.fetch_add(1, Ordering::Relaxed);
-        let id = format!("{}{n:x}", self.request_id_prefix);
+        // Hex digits by hand on the stack: `format!` showed up in profiles.
+        let mut digits = [0u8; 16];
+        let mut start = digits.len();
+        let mut rest = n;
+        loop {
+            start -= 1;
+            digits[start] = b"0123456789abcdef"[(rest & 0xf) as usize];
+            rest >>= 4;
+            if rest == 0 {
+                break;
+            }
+        }
+        let mut id = Vec::with_capacity(self.request_id_prefix.len() + digits.len());
+        id.extend_from_slice(self.request_id_prefix.as_bytes());
+        id.extend_from_slice(&digits[start..]);
         HeaderValue::from_maybe_shared(Bytes::from(id))
             .unwrap_or_else(|_| HeaderValue::from_static("invalid"))
     }
@@ -319,15 +333,14 @@ impl Gateway {
     /// Handles one downstream request end to end; never fails (errors become responses).
     pub async fn handle(
         self: &Arc<Self>,
-        mut request: Request<Incoming>,
-        client: SocketAddr,
+        request: Request<Incoming>,
+        peer: Peer,
     ) -> Response<GatewayBody> {
         let started = Instant::now();
         let state = self.state.load_full();
+        let client = peer.addr;
+        // Forwarded upstream by the pipeline (not inserted here: one header-map update less).
         let request_id = self.request_id(request.headers());
-        request
-            .headers_mut()
-            .insert(X_REQUEST_ID.clone(), request_id.clone());
         let route = state.routes.find(request.uri().path()).cloned();
         let method = request.method().clone();
         let access_log = self.options.access_log
@@ -344,10 +357,13 @@ impl Gateway {
             gateway: Arc::clone(self),
             state: Arc::clone(&state),
             route,
-            client,
+            peer,
+            request_id: request_id.clone(),
         };
         let mut response = match &state.cors {
-            Some(layer) => match layer.clone().layer(pipeline).oneshot(request).await {
+            // Optional steps are boxed so their (large) futures do not inflate, and get copied
+            // with, every request's future on the plain path.
+            Some(layer) => match Box::pin(layer.clone().layer(pipeline).oneshot(request)).await {
                 Ok(response) => response,
                 Err(never) => match never {},
             },
@@ -398,13 +414,30 @@ fn random_prefix() -> String {
     format!("{:016x}-", hasher.finish())
 }
 
+/// The downstream peer; its IP is formatted once per connection (for X-Forwarded-For) rather
+/// than per request.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    pub addr: SocketAddr,
+    pub ip: HeaderValue,
+}
+
+impl Peer {
+    pub fn new(addr: SocketAddr) -> Self {
+        let ip = HeaderValue::from_maybe_shared(Bytes::from(addr.ip().to_string()))
+            .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
+        Self { addr, ip }
+    }
+}
+
 /// One request's trip through the gateway, as a tower service so tower-http's CORS can wrap it.
 #[derive(Clone)]
 struct Pipeline {
     gateway: Arc<Gateway>,
     state: Arc<GatewayState>,
     route: Option<Arc<Route>>,
-    client: SocketAddr,
+    peer: Peer,
+    request_id: HeaderValue,
 }
 
 impl Service<Request<Incoming>> for Pipeline {
@@ -433,7 +466,7 @@ impl Pipeline {
             && !route.public
         {
             let verified = match bearer_token(request.headers()) {
-                Ok(token) => jwt.verify(token).await,
+                Ok(token) => Box::pin(jwt.verify(token)).await,
                 Err(err) => Err(err),
             };
             match verified {
@@ -442,8 +475,8 @@ impl Pipeline {
             }
         }
         if let Some(limiter) = &self.state.rate_limiter {
-            let key = limiter.key_for(self.client.ip(), subject.as_ref());
-            if let Decision::Limited { retry_after } = limiter.check(&key).await {
+            let key = limiter.key_for(self.peer.addr.ip(), subject.as_ref());
+            if let Decision::Limited { retry_after } = Box::pin(limiter.check(&key)).await {
                 let mut response =
                     error_response(StatusCode::TOO_MANY_REQUESTS, "rate limit exceeded");
                 response.headers_mut().insert(
@@ -479,7 +512,14 @@ impl Pipeline {
         };
         match (cache, cache_key) {
             (Some(cache), Some(key)) => {
-                store_if_cacheable(cache, key, response, has_authorization, route.timeout).await
+                Box::pin(store_if_cacheable(
+                    cache,
+                    key,
+                    response,
+                    has_authorization,
+                    route.timeout,
+                ))
+                .await
             }
             _ => response,
         }
@@ -493,14 +533,12 @@ impl Pipeline {
         max_body: u64,
     ) -> std::result::Result<Response<GatewayBody>, UpstreamFailure> {
         let Some(pool) = &route.pool else {
-            return self
-                .forward_with_client(route, request, max_body)
+            return Box::pin(self.forward_with_client(route, request, max_body))
                 .await
                 .map(|response| response.map(GatewayBody::Client));
         };
-        let (mut parts, body) = request.into_parts();
+        let (parts, body) = request.into_parts();
         let target = route.upstream_target(parts.uri.path(), parts.uri.query());
-        prepare_upstream_headers(&mut parts.headers, self.client, route);
         let idempotent = is_idempotent(&parts.method);
         let attempts = 1 + if idempotent { route.retries } else { 0 };
         let limit = usize::try_from(max_body).unwrap_or(usize::MAX);
@@ -509,12 +547,15 @@ impl Pipeline {
         } else if attempts == 1 {
             RequestBody::Streaming(Limited::new(body, limit))
         } else {
-            RequestBody::Buffered(buffer_body(body, limit, route.timeout).await?)
+            RequestBody::Buffered(Box::pin(buffer_body(body, limit, route.timeout)).await?)
         };
         let head = RequestHead {
             method: &parts.method,
             target: &target,
             headers: &parts.headers,
+            host: &route.host_header,
+            request_id: &self.request_id,
+            client_ip: &self.peer.ip,
             idempotent,
         };
         let mut last_failure = UpstreamFailure::Unavailable;
@@ -525,10 +566,8 @@ impl Pipeline {
             let failure = match tokio::time::timeout(route.timeout, pool.send(&head, body_now))
                 .await
             {
-                Ok(Ok(mut response)) => {
-                    remove_hop_by_hop(response.headers_mut());
-                    return Ok(response.map(GatewayBody::Upstream));
-                }
+                // Hop-by-hop response headers were dropped while parsing.
+                Ok(Ok(response)) => return Ok(response.map(GatewayBody::Upstream)),
                 Ok(Err(UpstreamError::BodyTooLarge)) => return Err(UpstreamFailure::BodyTooLarge),
                 Ok(Err(UpstreamError::RequestBody)) => return Err(UpstreamFailure::BadRequest),
                 Ok(Err(err)) => {
@@ -558,7 +597,10 @@ impl Pipeline {
         uri_parts.authority = Some(route.authority.clone());
         uri_parts.path_and_query = Some(path_and_query);
         parts.uri = Uri::from_parts(uri_parts).map_err(|_| UpstreamFailure::BadRequest)?;
-        prepare_upstream_headers(&mut parts.headers, self.client, route);
+        parts
+            .headers
+            .insert(X_REQUEST_ID.clone(), self.request_id.clone());
+        prepare_upstream_headers(&mut parts.headers, &self.peer.ip, route);
         parts.version = Version::HTTP_11;
 
         let attempts = 1 + if is_idempotent(&parts.method) {
@@ -732,7 +774,7 @@ fn remove_request_hop_by_hop(headers: &mut HeaderMap) {
     headers.remove(header::TRANSFER_ENCODING);
 }
 
-fn prepare_upstream_headers(headers: &mut HeaderMap, client: SocketAddr, route: &Route) {
+fn prepare_upstream_headers(headers: &mut HeaderMap, client_ip: &HeaderValue, route: &Route) {
     remove_request_hop_by_hop(headers);
     // The upstream sees its own authority as Host (precomputed per route, so the client does not
     // format it per request); the original one travels in X-Forwarded-Host.
@@ -741,20 +783,14 @@ fn prepare_upstream_headers(headers: &mut HeaderMap, client: SocketAddr, route: 
     {
         headers.insert(X_FORWARDED_HOST.clone(), host);
     }
-    let ip = client.ip();
     let forwarded_for = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(existing) => HeaderValue::from_str(&format!("{existing}, {ip}")),
-        None => {
-            // Formatted on the stack: an IP is at most 45 bytes.
-            use std::io::Write as _;
-            let mut buffer = [0u8; 64];
-            let mut cursor = std::io::Cursor::new(&mut buffer[..]);
-            let _ = write!(cursor, "{ip}");
-            let length = usize::try_from(cursor.position()).unwrap_or(0);
-            HeaderValue::from_bytes(&buffer[..length])
+        Some(existing) => {
+            let ip = client_ip.to_str().unwrap_or("");
+            HeaderValue::from_str(&format!("{existing}, {ip}")).ok()
         }
+        None => Some(client_ip.clone()),
     };
-    if let Ok(value) = forwarded_for {
+    if let Some(value) = forwarded_for {
         headers.insert(X_FORWARDED_FOR.clone(), value);
     }
     if !headers.contains_key(&X_FORWARDED_PROTO) {

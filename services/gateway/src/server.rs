@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 
 use crate::body::GatewayBody;
 use crate::config::{ConfigError, GatewayConfig};
-use crate::proxy::{Gateway, GatewayOptions, ProxyError, error_response};
+use crate::proxy::{Gateway, GatewayOptions, Peer, ProxyError, error_response};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -166,7 +166,7 @@ async fn reload_from(gateway: &Gateway, path: &Path) {
 
 async fn serve<H, F>(listener: TcpListener, mut shutdown: watch::Receiver<bool>, handler: H)
 where
-    H: Fn(Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
+    H: Fn(Request<Incoming>, Peer) -> F + Clone + Send + Sync + 'static,
     F: std::future::Future<Output = Response<GatewayBody>> + Send + 'static,
 {
     let graceful = GracefulShutdown::new();
@@ -190,10 +190,11 @@ where
         };
         let _ = stream.set_nodelay(true);
         let handler = handler.clone();
+        let peer = Peer::new(client);
         let service = service_fn(move |request| {
             // The request future is a few KiB; boxing it once is cheaper than hyper moving it
             // by value several times per request.
-            let response = Box::pin(handler(request, client));
+            let response = Box::pin(handler(request, peer.clone()));
             async move { Ok::<_, Infallible>(response.await) }
         });
         let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));

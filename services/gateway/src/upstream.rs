@@ -148,31 +148,20 @@ impl Pool {
                 .filter(|_| resendable)
                 .unwrap_or_else(|| std::mem::replace(&mut body, RequestBody::Empty));
             match exchange(&mut conn, head, body_now).await {
-                Ok(parsed) => return Ok(self.response(conn, parsed, head.method)),
+                Ok(parsed) => return Ok(self.response(conn, parsed)),
                 Err(UpstreamError::Closed) if is_reused && resendable => stale += 1,
                 Err(err) => return Err(err),
             }
         }
     }
 
-    fn response(
-        self: &Arc<Self>,
-        conn: Conn,
-        parsed: ParsedHead,
-        method: &Method,
-    ) -> Response<StreamedBody> {
-        let no_body = *method == Method::HEAD
-            || parsed.status == StatusCode::NO_CONTENT
-            || parsed.status == StatusCode::NOT_MODIFIED;
-        let framing = if no_body {
-            Framing::Length(0)
-        } else {
-            parsed.framing
-        };
+    fn response(self: &Arc<Self>, conn: Conn, parsed: ParsedHead) -> Response<StreamedBody> {
+        let framing = parsed.framing;
         let keep_alive = parsed.keep_alive && !matches!(framing, Framing::UntilClose);
         let mut body = StreamedBody {
             conn: Some(conn),
             pool: Arc::clone(self),
+            pending: parsed.first,
             framing,
             keep_alive,
         };
@@ -188,10 +177,19 @@ impl Pool {
 }
 
 /// What the request head is made of; the target is already rewritten for the upstream.
+///
+/// `headers` are the client's, unmodified: hop-by-hop headers are skipped and the forwarding
+/// headers written while the head is encoded, which saves a handful of header-map updates per
+/// request.
 pub struct RequestHead<'a> {
     pub method: &'a Method,
     pub target: &'a str,
     pub headers: &'a HeaderMap,
+    /// `Host` sent upstream (the upstream's authority); the client's goes to X-Forwarded-Host.
+    pub host: &'a HeaderValue,
+    pub request_id: &'a HeaderValue,
+    /// The client's IP, appended to X-Forwarded-For.
+    pub client_ip: &'a HeaderValue,
     /// Whether the request may be resent on a fresh connection when a reused one was stale.
     pub idempotent: bool,
 }
@@ -285,6 +283,8 @@ impl Conn {
 struct ParsedHead {
     status: StatusCode,
     headers: HeaderMap,
+    /// Body bytes that arrived with the head (already deducted from `framing`).
+    first: Option<Bytes>,
     framing: Framing,
     keep_alive: bool,
 }
@@ -304,7 +304,7 @@ async fn exchange(
         Err(err) => return Err(err),
         Ok(()) => {}
     }
-    read_head(conn).await
+    read_head(conn, *head.method == Method::HEAD).await
 }
 
 async fn write_request(
@@ -313,28 +313,7 @@ async fn write_request(
     head: &RequestHead<'_>,
     body: RequestBody,
 ) -> Result<(), UpstreamError> {
-    write.extend_from_slice(head.method.as_str().as_bytes());
-    write.push(b' ');
-    write.extend_from_slice(head.target.as_bytes());
-    write.extend_from_slice(b" HTTP/1.1\r\n");
-    let buffered_length = match &body {
-        RequestBody::Buffered(bytes) => Some(bytes.len()),
-        _ => None,
-    };
-    let mut has_length = false;
-    for (name, value) in head.headers {
-        if *name == header::CONTENT_LENGTH {
-            // A buffered body states its real length below.
-            if buffered_length.is_some() {
-                continue;
-            }
-            has_length = true;
-        }
-        write.extend_from_slice(name.as_str().as_bytes());
-        write.extend_from_slice(b": ");
-        write.extend_from_slice(value.as_bytes());
-        write.extend_from_slice(b"\r\n");
-    }
+    let has_length = encode_head(write, head, matches!(body, RequestBody::Buffered(_)));
     match body {
         RequestBody::Empty => {
             write.extend_from_slice(b"\r\n");
@@ -394,16 +373,103 @@ async fn write_request(
     Ok(())
 }
 
+/// Writes the request line and headers (without the final empty line); returns whether a
+/// Content-Length from the client was kept.
+fn encode_head(write: &mut Vec<u8>, head: &RequestHead<'_>, buffered: bool) -> bool {
+    write.extend_from_slice(head.method.as_str().as_bytes());
+    write.push(b' ');
+    write.extend_from_slice(head.target.as_bytes());
+    write.extend_from_slice(b" HTTP/1.1\r\n");
+    let connection = head.headers.get(header::CONNECTION);
+    let mut has_length = false;
+    let mut original_host = None;
+    let mut forwarded_for = None;
+    let mut has_forwarded_host = false;
+    let mut has_forwarded_proto = false;
+    for (name, value) in head.headers {
+        match name.as_str() {
+            // Hop-by-hop (RFC 9110 §7.6.1); the body is re-framed here, and the request ID is
+            // the one the gateway settled on.
+            "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "proxy-authenticate"
+            | "proxy-authorization"
+            | "te"
+            | "trailer"
+            | "upgrade"
+            | "transfer-encoding"
+            | "x-request-id" => continue,
+            "host" => {
+                original_host.get_or_insert(value);
+                continue;
+            }
+            "x-forwarded-for" => {
+                forwarded_for.get_or_insert(value);
+                continue;
+            }
+            "x-forwarded-host" => has_forwarded_host = true,
+            "x-forwarded-proto" => has_forwarded_proto = true,
+            "content-length" => {
+                // A buffered body states its real length itself.
+                if buffered {
+                    continue;
+                }
+                has_length = true;
+            }
+            other => {
+                if connection.is_some_and(|connection| lists(connection, other)) {
+                    continue;
+                }
+            }
+        }
+        put_header(write, name.as_str().as_bytes(), value.as_bytes());
+    }
+    put_header(write, b"host", head.host.as_bytes());
+    if let Some(host) = original_host
+        && !has_forwarded_host
+    {
+        put_header(write, b"x-forwarded-host", host.as_bytes());
+    }
+    write.extend_from_slice(b"x-forwarded-for: ");
+    if let Some(existing) = forwarded_for.filter(|value| value.to_str().is_ok()) {
+        write.extend_from_slice(existing.as_bytes());
+        write.extend_from_slice(b", ");
+    }
+    write.extend_from_slice(head.client_ip.as_bytes());
+    write.extend_from_slice(b"\r\n");
+    if !has_forwarded_proto {
+        put_header(write, b"x-forwarded-proto", b"http");
+    }
+    put_header(write, b"x-request-id", head.request_id.as_bytes());
+    has_length
+}
+
+fn put_header(write: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    write.extend_from_slice(name);
+    write.extend_from_slice(b": ");
+    write.extend_from_slice(value);
+    write.extend_from_slice(b"\r\n");
+}
+
+/// Whether a Connection header value names `name` (a lowercase header name).
+fn lists(connection: &HeaderValue, name: &str) -> bool {
+    connection
+        .as_bytes()
+        .split(|&b| b == b',')
+        .any(|token| token.trim_ascii().eq_ignore_ascii_case(name.as_bytes()))
+}
+
 fn has_length_header(headers: &HeaderMap) -> bool {
     headers.contains_key(header::CONTENT_LENGTH)
 }
 
-async fn read_head(conn: &mut Conn) -> Result<ParsedHead, UpstreamError> {
+async fn read_head(conn: &mut Conn, head_request: bool) -> Result<ParsedHead, UpstreamError> {
     let mut received_any = false;
     loop {
         if conn.start < conn.end {
             received_any = true;
-            match parse_head(conn.buffered())? {
+            match parse_head(conn.buffered(), head_request)? {
                 Parsed::Partial => {}
                 Parsed::Interim(length) => {
                     conn.consume(length);
@@ -431,10 +497,16 @@ enum Parsed {
     Complete(usize, ParsedHead),
 }
 
-fn parse_head(buffer: &[u8]) -> Result<Parsed, UpstreamError> {
-    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut response = httparse::Response::new(&mut slots);
-    let length = match response.parse(buffer) {
+fn parse_head(buffer: &[u8], head_request: bool) -> Result<Parsed, UpstreamError> {
+    // Uninitialised slots: filling 128 empty headers first would cost a 4 KiB write per response.
+    let mut slots =
+        [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut []);
+    let length = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut response,
+        buffer,
+        &mut slots,
+    ) {
         Ok(httparse::Status::Complete(length)) => length,
         Ok(httparse::Status::Partial) => return Ok(Parsed::Partial),
         Err(_) => return Err(UpstreamError::Malformed),
@@ -448,28 +520,14 @@ fn parse_head(buffer: &[u8]) -> Result<Parsed, UpstreamError> {
         // Upgrades are not proxied (see README); the connection cannot be reused either.
         return Err(UpstreamError::Malformed);
     }
-    // Header values become slices of one copy of the head instead of one allocation each.
-    let head = buffer
-        .get(..length)
-        .map(Bytes::copy_from_slice)
-        .ok_or(UpstreamError::Malformed)?;
-    let base = buffer.as_ptr() as usize;
-    let mut headers = HeaderMap::with_capacity(response.headers.len());
     let mut keep_alive = response.version == Some(1);
     let mut content_length: Option<u64> = None;
     let mut chunked = false;
     let mut transfer_encoding = false;
+    // Values of Connection headers: the headers they name are hop-by-hop too.
+    let mut connection: Vec<&[u8]> = Vec::new();
     for parsed in response.headers.iter() {
-        let name =
-            HeaderName::from_bytes(parsed.name.as_bytes()).map_err(|_| UpstreamError::Malformed)?;
-        let offset = (parsed.value.as_ptr() as usize).wrapping_sub(base);
-        let end = offset.saturating_add(parsed.value.len());
-        if end > head.len() {
-            return Err(UpstreamError::Malformed);
-        }
-        let value = HeaderValue::from_maybe_shared(head.slice(offset..end))
-            .map_err(|_| UpstreamError::Malformed)?;
-        if name == header::CONTENT_LENGTH {
+        if parsed.name.eq_ignore_ascii_case("content-length") {
             let parsed_length = std::str::from_utf8(parsed.value)
                 .ok()
                 .and_then(|text| text.trim().parse::<u64>().ok())
@@ -479,14 +537,15 @@ fn parse_head(buffer: &[u8]) -> Result<Parsed, UpstreamError> {
                 return Err(UpstreamError::Malformed);
             }
             content_length = Some(parsed_length);
-        } else if name == header::TRANSFER_ENCODING {
+        } else if parsed.name.eq_ignore_ascii_case("transfer-encoding") {
             transfer_encoding = true;
             chunked = parsed
                 .value
                 .rsplit(|&b| b == b',')
                 .next()
                 .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
-        } else if name == header::CONNECTION {
+        } else if parsed.name.eq_ignore_ascii_case("connection") {
+            connection.push(parsed.value);
             for token in parsed.value.split(|&b| b == b',') {
                 let token = token.trim_ascii();
                 if token.eq_ignore_ascii_case(b"close") {
@@ -496,12 +555,12 @@ fn parse_head(buffer: &[u8]) -> Result<Parsed, UpstreamError> {
                 }
             }
         }
-        headers.append(name, value);
     }
-    let framing = if transfer_encoding {
+    let no_body = head_request || code == 204 || code == 304;
+    let mut framing = if no_body {
+        Framing::Length(0)
+    } else if transfer_encoding {
         if chunked {
-            // Transfer-Encoding overrides Content-Length, which must not be passed on with it.
-            headers.remove(header::CONTENT_LENGTH);
             Framing::Chunked(Chunk::Size)
         } else {
             Framing::UntilClose
@@ -512,11 +571,66 @@ fn parse_head(buffer: &[u8]) -> Result<Parsed, UpstreamError> {
             None => Framing::UntilClose,
         }
     };
+    // Body bytes received with the head share one copy with it: header values and the first
+    // body frame become slices of that copy instead of one allocation each.
+    let first_length = match framing {
+        Framing::Length(remaining) => usize::try_from(remaining)
+            .unwrap_or(usize::MAX)
+            .min(buffer.len().saturating_sub(length)),
+        _ => 0,
+    };
+    let block = buffer
+        .get(..length + first_length)
+        .map(Bytes::copy_from_slice)
+        .ok_or(UpstreamError::Malformed)?;
+    let first = (first_length > 0).then(|| block.slice(length..));
+    if let Framing::Length(remaining) = &mut framing {
+        *remaining -= first_length as u64;
+    }
+    let base = buffer.as_ptr() as usize;
+    let mut headers = HeaderMap::with_capacity(response.headers.len());
+    for parsed in response.headers.iter() {
+        let name =
+            HeaderName::from_bytes(parsed.name.as_bytes()).map_err(|_| UpstreamError::Malformed)?;
+        // Hop-by-hop headers describe this connection only (RFC 9110 §7.6.1). Transfer-Encoding
+        // stays: hyper frames the downstream body by it.
+        let hop_by_hop = match name.as_str() {
+            "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "proxy-authenticate"
+            | "proxy-authorization"
+            | "te"
+            | "trailer"
+            | "upgrade" => true,
+            other => connection.iter().any(|value| {
+                value
+                    .split(|&b| b == b',')
+                    .any(|token| token.trim_ascii().eq_ignore_ascii_case(other.as_bytes()))
+            }),
+        };
+        if hop_by_hop {
+            continue;
+        }
+        let offset = (parsed.value.as_ptr() as usize).wrapping_sub(base);
+        let end = offset.saturating_add(parsed.value.len());
+        if end > length {
+            return Err(UpstreamError::Malformed);
+        }
+        let value = HeaderValue::from_maybe_shared(block.slice(offset..end))
+            .map_err(|_| UpstreamError::Malformed)?;
+        headers.append(name, value);
+    }
+    if transfer_encoding && content_length.is_some() {
+        // Transfer-Encoding overrides Content-Length, which must not be passed on with it.
+        headers.remove(header::CONTENT_LENGTH);
+    }
     Ok(Parsed::Complete(
-        length,
+        length + first_length,
         ParsedHead {
             status,
             headers,
+            first,
             framing,
             keep_alive,
         },
@@ -544,6 +658,8 @@ enum Chunk {
 pub struct StreamedBody {
     conn: Option<Conn>,
     pool: Arc<Pool>,
+    /// Received with the head; the first frame.
+    pending: Option<Bytes>,
     framing: Framing,
     keep_alive: bool,
 }
@@ -562,6 +678,9 @@ impl StreamedBody {
     }
 
     fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<Bytes>>> {
+        if let Some(data) = self.pending.take() {
+            return Poll::Ready(Some(Ok(data)));
+        }
         loop {
             let framing = self.framing;
             let Some(conn) = self.conn.as_mut() else {
@@ -706,13 +825,14 @@ impl Body for StreamedBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        matches!(self.framing, Framing::Done | Framing::Length(0))
+        self.pending.is_none() && matches!(self.framing, Framing::Done | Framing::Length(0))
     }
 
     fn size_hint(&self) -> SizeHint {
+        let pending = self.pending.as_ref().map_or(0, |data| data.len() as u64);
         match self.framing {
-            Framing::Length(remaining) => SizeHint::with_exact(remaining),
-            Framing::Done => SizeHint::with_exact(0),
+            Framing::Length(remaining) => SizeHint::with_exact(remaining + pending),
+            Framing::Done => SizeHint::with_exact(pending),
             _ => SizeHint::default(),
         }
     }
@@ -722,51 +842,107 @@ impl Body for StreamedBody {
 mod tests {
     use super::*;
 
+    fn complete(buffer: &[u8], head_request: bool) -> (usize, ParsedHead) {
+        match parse_head(buffer, head_request) {
+            Ok(Parsed::Complete(length, head)) => (length, head),
+            _ => panic!("not parsed: {:?}", String::from_utf8_lossy(buffer)),
+        }
+    }
+
     #[test]
     fn parses_heads_and_framing() {
-        let Ok(Parsed::Complete(length, head)) = parse_head(
-            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: b\r\nConnection: close\r\n\r\nhello",
-        ) else {
-            panic!("not parsed");
-        };
-        assert_eq!(length, 65);
+        let (length, head) = complete(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: b\r\nConnection: close\r\n\r\nhel",
+            false,
+        );
+        assert_eq!(length, 68, "head and the body bytes received with it");
         assert_eq!(head.status, StatusCode::OK);
         assert_eq!(head.headers["x-a"], "b");
+        assert_eq!(head.first.as_deref(), Some(&b"hel"[..]));
         assert!(!head.keep_alive);
-        assert!(matches!(head.framing, Framing::Length(5)));
+        assert!(matches!(head.framing, Framing::Length(2)));
 
-        let Ok(Parsed::Complete(_, head)) = parse_head(
+        let (length, head) = complete(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", true);
+        assert_eq!(length, 38);
+        assert!(head.first.is_none());
+        assert!(
+            matches!(head.framing, Framing::Length(0)),
+            "HEAD has no body"
+        );
+
+        let (_, head) = complete(
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\nContent-Length: 3\r\n\r\n",
-        ) else {
-            panic!("not parsed");
-        };
+            false,
+        );
         assert!(matches!(head.framing, Framing::Chunked(Chunk::Size)));
         assert!(head.keep_alive);
         assert!(!head.headers.contains_key(header::CONTENT_LENGTH));
 
+        let (_, head) = complete(b"HTTP/1.0 200 OK\r\n\r\n", false);
+        assert!(!head.keep_alive);
+        assert!(matches!(head.framing, Framing::UntilClose));
+
         assert!(matches!(
-            parse_head(b"HTTP/1.1 100 Continue\r\n\r\n"),
+            parse_head(b"HTTP/1.1 100 Continue\r\n\r\n", false),
             Ok(Parsed::Interim(25))
         ));
         assert!(matches!(
-            parse_head(b"HTTP/1.1 200 OK\r\nContent-Len"),
+            parse_head(b"HTTP/1.1 200 OK\r\nContent-Len", false),
             Ok(Parsed::Partial)
         ));
         assert!(matches!(
-            parse_head(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"),
+            parse_head(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+                false
+            ),
             Err(UpstreamError::Malformed)
         ));
-        assert!(matches!(
-            parse_head(b"HTTP/1.0 200 OK\r\n\r\n"),
-            Ok(Parsed::Complete(
-                _,
-                ParsedHead {
-                    keep_alive: false,
-                    framing: Framing::UntilClose,
-                    ..
-                }
-            ))
-        ));
-        assert!(parse_head(b"garbage\r\n\r\n").is_err());
+        assert!(parse_head(b"garbage\r\n\r\n", false).is_err());
+
+        let (_, head) = complete(
+            b"HTTP/1.1 200 OK\r\nConnection: x-secret, keep-alive\r\nX-Secret: 1\r\nKeep-Alive: timeout=5\r\nUpgrade: h2c\r\nX-Kept: 2\r\n\r\n",
+            false,
+        );
+        assert!(head.keep_alive);
+        let names: Vec<&str> = head.headers.keys().map(|name| name.as_str()).collect();
+        assert_eq!(names, ["x-kept"]);
+    }
+
+    #[test]
+    fn encodes_request_heads_with_forwarding_headers() {
+        let mut headers = HeaderMap::new();
+        for (name, value) in [
+            ("host", "gw.example.com"),
+            ("connection", "close, x-hop"),
+            ("x-hop", "1"),
+            ("te", "trailers"),
+            ("transfer-encoding", "chunked"),
+            ("x-request-id", "from-client"),
+            ("x-forwarded-for", "10.0.0.1"),
+            ("x-forwarded-proto", "https"),
+            ("accept", "*/*"),
+        ] {
+            headers.append(
+                HeaderName::from_static(name),
+                HeaderValue::from_static(value),
+            );
+        }
+        let head = RequestHead {
+            method: &Method::GET,
+            target: "/a?b",
+            headers: &headers,
+            host: &HeaderValue::from_static("users:8080"),
+            request_id: &HeaderValue::from_static("rid-1"),
+            client_ip: &HeaderValue::from_static("127.0.0.1"),
+            idempotent: true,
+        };
+        let mut out = Vec::new();
+        assert!(!encode_head(&mut out, &head, false));
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "GET /a?b HTTP/1.1\r\nx-forwarded-proto: https\r\naccept: */*\r\nhost: users:8080\r\n\
+             x-forwarded-host: gw.example.com\r\nx-forwarded-for: 10.0.0.1, 127.0.0.1\r\n\
+             x-request-id: rid-1\r\n"
+        );
     }
 }
