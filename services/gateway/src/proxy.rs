@@ -332,7 +332,7 @@ impl Gateway {
 
     /// Handles one downstream request end to end; never fails (errors become responses).
     pub async fn handle(
-        self: &Arc<Self>,
+        self: Arc<Self>,
         request: Request<Incoming>,
         peer: Peer,
     ) -> Response<GatewayBody> {
@@ -354,7 +354,7 @@ impl Gateway {
             .as_ref()
             .map_or_else(|| Arc::clone(&UNMATCHED), |route| route.name.clone());
         let pipeline = Pipeline {
-            gateway: Arc::clone(self),
+            gateway: Arc::clone(&self),
             state: Arc::clone(&state),
             route,
             peer,

@@ -80,10 +80,8 @@ impl RunningGateway {
         let proxy_task = tokio::spawn(serve(
             proxy_listener,
             shutdown_rx.clone(),
-            move |request, client| {
-                let gateway = Arc::clone(&proxy_gateway);
-                async move { gateway.handle(request, client).await }
-            },
+            // No wrapping async block: it would store the request future a second time.
+            move |request, peer| Arc::clone(&proxy_gateway).handle(request, peer),
         ));
         let admin_gateway = Arc::clone(&gateway);
         let admin_task = tokio::spawn(serve(admin_listener, shutdown_rx, move |request, _| {
