@@ -172,7 +172,10 @@ where
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
-        .keep_alive(true);
+        .keep_alive(true)
+        // Responses are small and arrive whole: one buffer and one write(2) beat queueing
+        // head and body separately for writev(2).
+        .writev(false);
     loop {
         let (stream, client) = tokio::select! {
             accepted = listener.accept() => match accepted {
