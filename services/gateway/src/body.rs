@@ -8,12 +8,17 @@ use bytes::Bytes;
 use http_body_util::{Full, Limited};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 
+use crate::upstream::StreamedBody;
+
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Body of every response the gateway sends downstream.
 #[derive(Debug)]
 pub enum GatewayBody {
-    Upstream(Incoming),
+    /// From a plain-http upstream, read straight off the pooled connection.
+    Upstream(StreamedBody),
+    /// From an https upstream (hyper-util client).
+    Client(Incoming),
     Full(Full<Bytes>),
 }
 
@@ -43,6 +48,7 @@ impl Body for GatewayBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.get_mut() {
             Self::Upstream(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
+            Self::Client(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
             Self::Full(body) => Pin::new(body)
                 .poll_frame(cx)
                 .map_err(|never| match never {}),
@@ -52,6 +58,7 @@ impl Body for GatewayBody {
     fn is_end_stream(&self) -> bool {
         match self {
             Self::Upstream(body) => body.is_end_stream(),
+            Self::Client(body) => body.is_end_stream(),
             Self::Full(body) => body.is_end_stream(),
         }
     }
@@ -59,6 +66,7 @@ impl Body for GatewayBody {
     fn size_hint(&self) -> SizeHint {
         match self {
             Self::Upstream(body) => body.size_hint(),
+            Self::Client(body) => body.size_hint(),
             Self::Full(body) => body.size_hint(),
         }
     }

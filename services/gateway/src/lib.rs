@@ -19,6 +19,7 @@ pub mod proxy;
 pub mod ratelimit;
 pub mod routing;
 pub mod server;
+pub mod upstream;
 
 pub use config::{ConfigError, GatewayConfig};
 pub use proxy::{Environment, Gateway, GatewayOptions};

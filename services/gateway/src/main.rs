@@ -6,6 +6,11 @@ use std::process::ExitCode;
 use clap::Parser;
 use panthera_gateway::GatewayOptions;
 
+// A request allocates a few dozen small, short-lived blocks (header maps, bytes, futures); glibc
+// malloc spent ~6% of the proxy's CPU on them, mimalloc's per-thread free lists far less.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "panthera-gateway", version, about = "Panthera API gateway")]
 struct Cli {

@@ -1,7 +1,9 @@
 //! Prometheus metrics served on the admin listener's `/metrics`.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::sync::Arc;
+use std::hash::BuildHasherDefault;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use http::Method;
@@ -87,6 +89,34 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     latency: Family<LatencyLabels, Histogram, fn() -> Histogram>,
     reloads: Family<ReloadLabels, Counter>,
+    /// The series of each (route, method, status) seen so far, so that a request costs one cheap
+    /// lookup instead of two SipHashed family lookups. The key space is bounded (routes come from
+    /// the config, methods and statuses are capped), so a non-DoS-resistant hash is fine.
+    series: RwLock<HashMap<SeriesKey, (Counter, Histogram), BuildHasherDefault<Fnv>>>,
+}
+
+type SeriesKey = (Arc<str>, MethodLabel, u16);
+
+/// FNV-1a: a few bytes of route name plus two small integers per key.
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl std::hash::Hasher for Fnv {
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 ^= u64::from(*byte);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 impl Default for Metrics {
@@ -123,6 +153,7 @@ impl Metrics {
             requests,
             latency,
             reloads,
+            series: RwLock::default(),
         }
     }
 
@@ -133,20 +164,35 @@ impl Metrics {
         status: u16,
         elapsed: Duration,
     ) {
-        let route = RouteLabel(route.clone());
-        self.requests
+        let key = (Arc::clone(route), MethodLabel::of(method), status);
+        if let Ok(series) = self.series.read()
+            && let Some((counter, histogram)) = series.get(&key)
+        {
+            counter.inc();
+            histogram.observe(elapsed.as_secs_f64());
+            return;
+        }
+        let (route, method, status) = key;
+        let counter = self
+            .requests
             .get_or_create(&RequestLabels {
-                route: route.clone(),
-                method: MethodLabel::of(method),
+                route: RouteLabel(route.clone()),
+                method,
                 status: StatusLabel(status),
             })
-            .inc();
-        self.latency
+            .clone();
+        let histogram = self
+            .latency
             .get_or_create(&LatencyLabels {
-                route,
+                route: RouteLabel(route.clone()),
                 status: StatusLabel(status),
             })
-            .observe(elapsed.as_secs_f64());
+            .clone();
+        counter.inc();
+        histogram.observe(elapsed.as_secs_f64());
+        if let Ok(mut series) = self.series.write() {
+            series.insert((route, method, status), (counter, histogram));
+        }
     }
 
     pub fn observe_reload(&self, ok: bool) {

@@ -35,6 +35,7 @@ use crate::cors::cors_layer;
 use crate::metrics::Metrics;
 use crate::ratelimit::{Decision, RateLimiter, retry_after_secs};
 use crate::routing::{Route, RouteTable};
+use crate::upstream::{RequestBody, RequestHead, UpstreamError};
 
 pub type HttpsConnector = hyper_rustls::HttpsConnector<HttpConnector>;
 pub type UpstreamClient = Client<HttpsConnector, UpstreamBody>;
@@ -151,7 +152,7 @@ impl GatewayState {
         previous: Option<&GatewayState>,
         options: &GatewayOptions,
     ) -> Result<Self> {
-        let routes = RouteTable::from_config(&config)?;
+        let routes = RouteTable::from_config_reusing(&config, previous.map(|prev| &prev.routes))?;
         let jwt = match config.jwt() {
             None => None,
             Some(jwt_config) => match previous {
@@ -310,23 +311,36 @@ impl Gateway {
             return id.clone();
         }
         let n = self.request_counter.fetch_add(1, Ordering::Relaxed);
-        let id = format!("{}{n:x}", self.request_id_prefix);
+        // Hex digits by hand on the stack: `format!` showed up in profiles.
+        let mut digits = [0u8; 16];
+        let mut start = digits.len();
+        let mut rest = n;
+        loop {
+            start -= 1;
+            digits[start] = b"0123456789abcdef"[(rest & 0xf) as usize];
+            rest >>= 4;
+            if rest == 0 {
+                break;
+            }
+        }
+        let mut id = Vec::with_capacity(self.request_id_prefix.len() + digits.len());
+        id.extend_from_slice(self.request_id_prefix.as_bytes());
+        id.extend_from_slice(&digits[start..]);
         HeaderValue::from_maybe_shared(Bytes::from(id))
             .unwrap_or_else(|_| HeaderValue::from_static("invalid"))
     }
 
     /// Handles one downstream request end to end; never fails (errors become responses).
     pub async fn handle(
-        self: &Arc<Self>,
-        mut request: Request<Incoming>,
-        client: SocketAddr,
+        self: Arc<Self>,
+        request: Request<Incoming>,
+        peer: Peer,
     ) -> Response<GatewayBody> {
         let started = Instant::now();
         let state = self.state.load_full();
+        let client = peer.addr;
+        // Forwarded upstream by the pipeline (not inserted here: one header-map update less).
         let request_id = self.request_id(request.headers());
-        request
-            .headers_mut()
-            .insert(X_REQUEST_ID.clone(), request_id.clone());
         let route = state.routes.find(request.uri().path()).cloned();
         let method = request.method().clone();
         let access_log = self.options.access_log
@@ -340,13 +354,16 @@ impl Gateway {
             .as_ref()
             .map_or_else(|| Arc::clone(&UNMATCHED), |route| route.name.clone());
         let pipeline = Pipeline {
-            gateway: Arc::clone(self),
+            gateway: Arc::clone(&self),
             state: Arc::clone(&state),
             route,
-            client,
+            peer,
+            request_id: request_id.clone(),
         };
         let mut response = match &state.cors {
-            Some(layer) => match layer.clone().layer(pipeline).oneshot(request).await {
+            // Optional steps are boxed so their (large) futures do not inflate, and get copied
+            // with, every request's future on the plain path.
+            Some(layer) => match Box::pin(layer.clone().layer(pipeline).oneshot(request)).await {
                 Ok(response) => response,
                 Err(never) => match never {},
             },
@@ -397,13 +414,30 @@ fn random_prefix() -> String {
     format!("{:016x}-", hasher.finish())
 }
 
+/// The downstream peer; its IP is formatted once per connection (for X-Forwarded-For) rather
+/// than per request.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    pub addr: SocketAddr,
+    pub ip: HeaderValue,
+}
+
+impl Peer {
+    pub fn new(addr: SocketAddr) -> Self {
+        let ip = HeaderValue::from_maybe_shared(Bytes::from(addr.ip().to_string()))
+            .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
+        Self { addr, ip }
+    }
+}
+
 /// One request's trip through the gateway, as a tower service so tower-http's CORS can wrap it.
 #[derive(Clone)]
 struct Pipeline {
     gateway: Arc<Gateway>,
     state: Arc<GatewayState>,
     route: Option<Arc<Route>>,
-    client: SocketAddr,
+    peer: Peer,
+    request_id: HeaderValue,
 }
 
 impl Service<Request<Incoming>> for Pipeline {
@@ -432,7 +466,7 @@ impl Pipeline {
             && !route.public
         {
             let verified = match bearer_token(request.headers()) {
-                Ok(token) => jwt.verify(token).await,
+                Ok(token) => Box::pin(jwt.verify(token)).await,
                 Err(err) => Err(err),
             };
             match verified {
@@ -441,8 +475,8 @@ impl Pipeline {
             }
         }
         if let Some(limiter) = &self.state.rate_limiter {
-            let key = limiter.key_for(self.client.ip(), subject.as_ref());
-            if let Decision::Limited { retry_after } = limiter.check(&key).await {
+            let key = limiter.key_for(self.peer.addr.ip(), subject.as_ref());
+            if let Decision::Limited { retry_after } = Box::pin(limiter.check(&key)).await {
                 let mut response =
                     error_response(StatusCode::TOO_MANY_REQUESTS, "rate limit exceeded");
                 response.headers_mut().insert(
@@ -478,14 +512,77 @@ impl Pipeline {
         };
         match (cache, cache_key) {
             (Some(cache), Some(key)) => {
-                store_if_cacheable(cache, key, response, has_authorization, route.timeout).await
+                Box::pin(store_if_cacheable(
+                    cache,
+                    key,
+                    response,
+                    has_authorization,
+                    route.timeout,
+                ))
+                .await
             }
-            _ => response.map(GatewayBody::Upstream),
+            _ => response,
         }
     }
 
     /// Sends the request upstream, retrying idempotent requests on transport errors and timeouts.
     async fn forward(
+        &self,
+        route: &Route,
+        request: Request<Incoming>,
+        max_body: u64,
+    ) -> std::result::Result<Response<GatewayBody>, UpstreamFailure> {
+        let Some(pool) = &route.pool else {
+            return Box::pin(self.forward_with_client(route, request, max_body))
+                .await
+                .map(|response| response.map(GatewayBody::Client));
+        };
+        let (parts, body) = request.into_parts();
+        let target = route.upstream_target(parts.uri.path(), parts.uri.query());
+        let idempotent = is_idempotent(&parts.method);
+        let attempts = 1 + if idempotent { route.retries } else { 0 };
+        let limit = usize::try_from(max_body).unwrap_or(usize::MAX);
+        let mut body = if body.is_end_stream() {
+            RequestBody::Empty
+        } else if attempts == 1 {
+            RequestBody::Streaming(Limited::new(body, limit))
+        } else {
+            RequestBody::Buffered(Box::pin(buffer_body(body, limit, route.timeout)).await?)
+        };
+        let head = RequestHead {
+            method: &parts.method,
+            target: &target,
+            headers: &parts.headers,
+            host: &route.host_header,
+            request_id: &self.request_id,
+            client_ip: &self.peer.ip,
+            idempotent,
+        };
+        let mut last_failure = UpstreamFailure::Unavailable;
+        for attempt in 0..attempts {
+            let body_now = body
+                .try_clone()
+                .unwrap_or_else(|| std::mem::replace(&mut body, RequestBody::Empty));
+            let failure = match tokio::time::timeout(route.timeout, pool.send(&head, body_now))
+                .await
+            {
+                // Hop-by-hop response headers were dropped while parsing.
+                Ok(Ok(response)) => return Ok(response.map(GatewayBody::Upstream)),
+                Ok(Err(UpstreamError::BodyTooLarge)) => return Err(UpstreamFailure::BodyTooLarge),
+                Ok(Err(UpstreamError::RequestBody)) => return Err(UpstreamFailure::BadRequest),
+                Ok(Err(err)) => {
+                    tracing::debug!(route = &*route.name, attempt, error = %err, "upstream attempt failed");
+                    UpstreamFailure::Unavailable
+                }
+                Err(_) => UpstreamFailure::Timeout,
+            };
+            last_failure = failure;
+        }
+        Err(last_failure)
+    }
+
+    /// https upstreams: the hyper-util pooled client (TLS included).
+    async fn forward_with_client(
         &self,
         route: &Route,
         request: Request<Incoming>,
@@ -500,7 +597,10 @@ impl Pipeline {
         uri_parts.authority = Some(route.authority.clone());
         uri_parts.path_and_query = Some(path_and_query);
         parts.uri = Uri::from_parts(uri_parts).map_err(|_| UpstreamFailure::BadRequest)?;
-        prepare_upstream_headers(&mut parts.headers, self.client, route);
+        parts
+            .headers
+            .insert(X_REQUEST_ID.clone(), self.request_id.clone());
+        prepare_upstream_headers(&mut parts.headers, &self.peer.ip, route);
         parts.version = Version::HTTP_11;
 
         let attempts = 1 + if is_idempotent(&parts.method) {
@@ -514,18 +614,10 @@ impl Pipeline {
                 Request::from_parts(parts, UpstreamBody::Streaming(Limited::new(body, limit)));
             return self.send_once(request, route.timeout).await;
         }
-        // Retrying needs the body again, so it is buffered (it is bounded by maxBodyBytes).
         let body = if body.is_end_stream() {
             Bytes::new()
         } else {
-            match tokio::time::timeout(route.timeout, Limited::new(body, limit).collect()).await {
-                Ok(Ok(collected)) => collected.to_bytes(),
-                Ok(Err(err)) if is_length_limit(&*err) => {
-                    return Err(UpstreamFailure::BodyTooLarge);
-                }
-                Ok(Err(_)) => return Err(UpstreamFailure::BadRequest),
-                Err(_) => return Err(UpstreamFailure::Timeout),
-            }
+            buffer_body(body, limit, route.timeout).await?
         };
         let mut last_failure = UpstreamFailure::Unavailable;
         for attempt in 0..attempts {
@@ -571,6 +663,20 @@ impl Pipeline {
                 }
             }
         }
+    }
+}
+
+/// Retrying needs the body again, so it is buffered (it is bounded by maxBodyBytes).
+async fn buffer_body(
+    body: Incoming,
+    limit: usize,
+    timeout: Duration,
+) -> std::result::Result<Bytes, UpstreamFailure> {
+    match tokio::time::timeout(timeout, Limited::new(body, limit).collect()).await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(err)) if is_length_limit(&*err) => Err(UpstreamFailure::BodyTooLarge),
+        Ok(Err(_)) => Err(UpstreamFailure::BadRequest),
+        Err(_) => Err(UpstreamFailure::Timeout),
     }
 }
 
@@ -668,7 +774,7 @@ fn remove_request_hop_by_hop(headers: &mut HeaderMap) {
     headers.remove(header::TRANSFER_ENCODING);
 }
 
-fn prepare_upstream_headers(headers: &mut HeaderMap, client: SocketAddr, route: &Route) {
+fn prepare_upstream_headers(headers: &mut HeaderMap, client_ip: &HeaderValue, route: &Route) {
     remove_request_hop_by_hop(headers);
     // The upstream sees its own authority as Host (precomputed per route, so the client does not
     // format it per request); the original one travels in X-Forwarded-Host.
@@ -677,20 +783,14 @@ fn prepare_upstream_headers(headers: &mut HeaderMap, client: SocketAddr, route: 
     {
         headers.insert(X_FORWARDED_HOST.clone(), host);
     }
-    let ip = client.ip();
     let forwarded_for = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(existing) => HeaderValue::from_str(&format!("{existing}, {ip}")),
-        None => {
-            // Formatted on the stack: an IP is at most 45 bytes.
-            use std::io::Write as _;
-            let mut buffer = [0u8; 64];
-            let mut cursor = std::io::Cursor::new(&mut buffer[..]);
-            let _ = write!(cursor, "{ip}");
-            let length = usize::try_from(cursor.position()).unwrap_or(0);
-            HeaderValue::from_bytes(&buffer[..length])
+        Some(existing) => {
+            let ip = client_ip.to_str().unwrap_or("");
+            HeaderValue::from_str(&format!("{existing}, {ip}")).ok()
         }
+        None => Some(client_ip.clone()),
     };
-    if let Ok(value) = forwarded_for {
+    if let Some(value) = forwarded_for {
         headers.insert(X_FORWARDED_FOR.clone(), value);
     }
     if !headers.contains_key(&X_FORWARDED_PROTO) {
@@ -701,7 +801,7 @@ fn prepare_upstream_headers(headers: &mut HeaderMap, client: SocketAddr, route: 
 async fn store_if_cacheable(
     cache: &ResponseCache,
     key: String,
-    response: Response<Incoming>,
+    response: Response<GatewayBody>,
     request_has_authorization: bool,
     timeout: Duration,
 ) -> Response<GatewayBody> {
@@ -713,7 +813,7 @@ async fn store_if_cacheable(
     let small_enough =
         content_length(response.headers()).is_some_and(|len| len <= cache::MAX_CACHEABLE_BODY);
     let Some(ttl) = ttl.filter(|_| small_enough) else {
-        return response.map(GatewayBody::Upstream);
+        return response;
     };
     let (mut parts, body) = response.into_parts();
     let bytes = match tokio::time::timeout(timeout, body.collect()).await {

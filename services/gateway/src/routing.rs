@@ -1,12 +1,14 @@
 //! Path-prefix routing: the longest matching prefix wins, matching whole path segments so that
 //! `/v1/users` matches `/v1/users` and `/v1/users/42` but not `/v1/usersettings`.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
 use http::uri::{Authority, PathAndQuery, Scheme};
 
 use crate::config::{GatewayConfig, RouteConfig, normalize_prefix, parse_upstream};
+use crate::upstream::Pool;
 
 /// A route, precomputed from its configuration so that the hot path only compares bytes.
 #[derive(Debug)]
@@ -24,6 +26,8 @@ pub struct Route {
     pub strip_prefix: bool,
     pub retries: u32,
     pub timeout: Duration,
+    /// Keep-alive connections for plain-http upstreams; https ones go through hyper-util.
+    pub pool: Option<Arc<Pool>>,
 }
 
 /// Routes sorted by descending prefix length, so the first match is the longest one.
@@ -41,11 +45,25 @@ pub struct RouteError {
 
 impl RouteTable {
     pub fn from_config(config: &GatewayConfig) -> Result<Self, RouteError> {
+        Self::from_config_reusing(config, None)
+    }
+
+    /// Like [`Self::from_config`], keeping the idle upstream connections of `previous` for
+    /// upstreams that are still routed to (a reload does not reconnect everything).
+    pub fn from_config_reusing(
+        config: &GatewayConfig,
+        previous: Option<&RouteTable>,
+    ) -> Result<Self, RouteError> {
         let default_timeout = Duration::from_millis(config.upstream_timeout_ms);
+        let mut pools: Vec<Arc<Pool>> = previous
+            .into_iter()
+            .flat_map(|table| table.routes.iter())
+            .filter_map(|route| route.pool.clone())
+            .collect();
         let mut routes = config
             .routes
             .iter()
-            .map(|route| Route::from_config(route, default_timeout).map(Arc::new))
+            .map(|route| Route::from_config(route, default_timeout, &mut pools).map(Arc::new))
             .collect::<Result<Vec<_>, _>>()?;
         routes.sort_by_key(|route| std::cmp::Reverse(route.prefix.len()));
         Ok(Self { routes })
@@ -62,7 +80,11 @@ impl RouteTable {
 }
 
 impl Route {
-    fn from_config(config: &RouteConfig, default_timeout: Duration) -> Result<Self, RouteError> {
+    fn from_config(
+        config: &RouteConfig,
+        default_timeout: Duration,
+        pools: &mut Vec<Arc<Pool>>,
+    ) -> Result<Self, RouteError> {
         let (scheme, authority, base_path) =
             parse_upstream(&config.upstream).map_err(|reason| RouteError {
                 route: config.name.clone(),
@@ -73,7 +95,17 @@ impl Route {
                 route: config.name.clone(),
                 reason: format!("`{}` is not a valid Host header value", authority.as_str()),
             })?;
+        let pool = (scheme == Scheme::HTTP).then(|| {
+            let target = connect_target(&authority);
+            if let Some(pool) = pools.iter().find(|pool| pool.target() == target) {
+                return Arc::clone(pool);
+            }
+            let pool = Arc::new(Pool::new(target));
+            pools.push(Arc::clone(&pool));
+            pool
+        });
         Ok(Self {
+            pool,
             name: Arc::from(config.name.as_str()),
             host_header,
             prefix: normalize_prefix(&config.path_prefix).to_owned(),
@@ -106,6 +138,15 @@ impl Route {
         path: &str,
         query: Option<&str>,
     ) -> Result<PathAndQuery, http::uri::InvalidUri> {
+        match self.upstream_target(path, query) {
+            Cow::Borrowed(target) => PathAndQuery::try_from(target),
+            Cow::Owned(target) => PathAndQuery::try_from(target),
+        }
+    }
+
+    /// The request target sent upstream; borrowed when nothing is rewritten, which is the
+    /// common case and saves an allocation per request.
+    pub fn upstream_target<'a>(&self, path: &'a str, query: Option<&str>) -> Cow<'a, str> {
         let forwarded = if self.strip_prefix && self.prefix != "/" {
             path.get(self.prefix.len()..).unwrap_or("")
         } else {
@@ -113,7 +154,7 @@ impl Route {
         };
         // Fast path: nothing to rewrite, so no allocation beyond the one PathAndQuery makes.
         if self.base_path.is_empty() && !forwarded.is_empty() && query.is_none() {
-            return PathAndQuery::try_from(forwarded);
+            return Cow::Borrowed(forwarded);
         }
         let mut target = String::with_capacity(
             self.base_path.len() + forwarded.len() + query.map_or(0, |q| q.len() + 1) + 1,
@@ -127,7 +168,18 @@ impl Route {
             target.push('?');
             target.push_str(query);
         }
-        PathAndQuery::try_from(target)
+        Cow::Owned(target)
+    }
+}
+
+/// `host:port` to dial; the port defaults to 80 (only plain-http upstreams are pooled here).
+fn connect_target(authority: &Authority) -> String {
+    let host = authority.host();
+    let port = authority.port_u16().unwrap_or(80);
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
     }
 }
 

@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 
 use crate::body::GatewayBody;
 use crate::config::{ConfigError, GatewayConfig};
-use crate::proxy::{Gateway, GatewayOptions, ProxyError, error_response};
+use crate::proxy::{Gateway, GatewayOptions, Peer, ProxyError, error_response};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -80,10 +80,8 @@ impl RunningGateway {
         let proxy_task = tokio::spawn(serve(
             proxy_listener,
             shutdown_rx.clone(),
-            move |request, client| {
-                let gateway = Arc::clone(&proxy_gateway);
-                async move { gateway.handle(request, client).await }
-            },
+            // No wrapping async block: it would store the request future a second time.
+            move |request, peer| Arc::clone(&proxy_gateway).handle(request, peer),
         ));
         let admin_gateway = Arc::clone(&gateway);
         let admin_task = tokio::spawn(serve(admin_listener, shutdown_rx, move |request, _| {
@@ -166,7 +164,7 @@ async fn reload_from(gateway: &Gateway, path: &Path) {
 
 async fn serve<H, F>(listener: TcpListener, mut shutdown: watch::Receiver<bool>, handler: H)
 where
-    H: Fn(Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
+    H: Fn(Request<Incoming>, Peer) -> F + Clone + Send + Sync + 'static,
     F: std::future::Future<Output = Response<GatewayBody>> + Send + 'static,
 {
     let graceful = GracefulShutdown::new();
@@ -174,7 +172,10 @@ where
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
-        .keep_alive(true);
+        .keep_alive(true)
+        // Responses are small and arrive whole: one buffer and one write(2) beat queueing
+        // head and body separately for writev(2).
+        .writev(false);
     loop {
         let (stream, client) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -190,10 +191,11 @@ where
         };
         let _ = stream.set_nodelay(true);
         let handler = handler.clone();
+        let peer = Peer::new(client);
         let service = service_fn(move |request| {
             // The request future is a few KiB; boxing it once is cheaper than hyper moving it
             // by value several times per request.
-            let response = Box::pin(handler(request, client));
+            let response = Box::pin(handler(request, peer.clone()));
             async move { Ok::<_, Infallible>(response.await) }
         });
         let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
