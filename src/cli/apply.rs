@@ -46,6 +46,10 @@ pub struct Args {
     /// Apply only the PantheraPlatform resource and follow the operator's status.
     #[arg(long)]
     pub via_operator: bool,
+    /// Let an AWS data store be replaced (deleted by its deletionPolicy, then created again) when
+    /// a change cannot be made in place (e.g. smaller storage); refused otherwise.
+    #[arg(long)]
+    pub allow_replace: bool,
     #[command(flatten)]
     pub cluster: ClusterArgs,
     #[command(flatten)]
@@ -82,11 +86,13 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
         wait: args.wait,
         timeout: args.timeout,
         force_conflicts: args.force_conflicts,
+        allow_replace: args.allow_replace,
     };
     let report = rt.block_on(async {
         let client = args.cluster.client().await?;
         let engine =
             Engine::new(client, renderer).with_rate_limit(args.cluster.qps, args.cluster.burst);
+        let engine = super::aws::attach(engine, &platform).await;
         let progress = Progress::new();
         let result = engine
             .apply(&platform, &options, &|e| progress.event(e))
@@ -107,6 +113,18 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
         for id in ids {
             writeln!(out, "{verb} {id}{dry}").map_err(io_err("write output"))?;
         }
+    }
+    for planned in report.aws.iter().filter(|p| p.writes()) {
+        writeln!(out, "aws {}: {}{dry}", planned.component, planned.summary)
+            .map_err(io_err("write output"))?;
+    }
+    if super::aws::needed(&platform) {
+        writeln!(
+            out,
+            "AWS: {} API calls, {} writes{dry}",
+            report.aws_calls, report.aws_writes
+        )
+        .map_err(io_err("write output"))?;
     }
     writeln!(
         out,

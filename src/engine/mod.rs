@@ -3,6 +3,7 @@
 //! (never data), readiness waits in dependency order, and fail-fast on stalled workloads.
 //! Shared by the CLI and (next) the operator.
 
+mod cloud;
 mod diff;
 mod readiness;
 mod resources;
@@ -20,6 +21,9 @@ use serde_json::{Value, json};
 pub use diff::{APPLIED_HASH, clean, is_subset, prepare, unchanged, unified};
 pub use readiness::Readiness;
 pub use resources::{MANAGED, Managed, PVC};
+
+pub use crate::cloud::aws::Aws;
+use crate::cloud::aws::Planned as AwsPlanned;
 
 use crate::api::{ComponentKind, PantheraPlatform};
 use crate::render::{
@@ -70,6 +74,40 @@ pub enum Error {
     Stalled { component: String, reason: String },
     #[error("timed out after {seconds}s; not ready: {pending}")]
     Timeout { seconds: u64, pending: String },
+    /// An AWS data store failed. `terminal`: retrying will not help (invalid parameter, quota,
+    /// missing credentials, a foreign resource, a refused replace) — report it as Stalled;
+    /// otherwise (throttling after the SDK's retries, a busy resource, a network error) retry.
+    #[error("{component}: AWS: {message}")]
+    Aws {
+        component: String,
+        message: String,
+        terminal: bool,
+    },
+}
+
+impl Error {
+    /// Whether retrying cannot help: the operator reports these as Stalled.
+    pub fn is_terminal(&self) -> bool {
+        match self {
+            Self::Aws { terminal, .. } => *terminal,
+            Self::Forbidden { .. }
+            | Self::Conflict { .. }
+            | Self::Foreign { .. }
+            | Self::Render(_)
+            | Self::Stalled { .. } => true,
+            Self::Unreachable { .. } | Self::Api { .. } | Self::Timeout { .. } => false,
+        }
+    }
+}
+
+impl From<crate::cloud::aws::Error> for Error {
+    fn from(e: crate::cloud::aws::Error) -> Self {
+        Self::Aws {
+            component: e.component,
+            message: e.message,
+            terminal: e.terminal,
+        }
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -87,6 +125,9 @@ pub struct ApplyOptions {
     pub timeout: Duration,
     /// Take over fields owned by other managers.
     pub force_conflicts: bool,
+    /// Let an AWS data store be replaced (deleted by its deletionPolicy, created again) when a
+    /// change cannot be made in place; refused otherwise.
+    pub allow_replace: bool,
 }
 
 impl Default for ApplyOptions {
@@ -97,6 +138,7 @@ impl Default for ApplyOptions {
             wait: false,
             timeout: Duration::from_secs(300),
             force_conflicts: false,
+            allow_replace: false,
         }
     }
 }
@@ -152,8 +194,24 @@ pub struct ApplyReport {
     pub changed: Vec<String>,
     pub unchanged: usize,
     pub pruned: Vec<String>,
-    /// Readiness per component, when waiting.
+    /// Readiness per component: every component when waiting, else the AWS data stores.
     pub components: Vec<ComponentState>,
+    /// What was planned for each AWS data store (create, modify in place, ... or no change).
+    pub aws: Vec<AwsPlanned>,
+    /// AWS API calls made by this apply.
+    pub aws_calls: usize,
+    /// Mutating AWS API calls made by this apply (0 on a re-apply of an unchanged platform).
+    pub aws_writes: usize,
+}
+
+/// Result of a destroy. The operator keeps its finalizer until `waiting` is empty.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct DestroyReport {
+    /// Kubernetes objects deleted (`Kind/name`) and AWS resources deleted or retained.
+    pub deleted: Vec<String>,
+    /// What AWS is still deleting, with what it waits on and for how long, e.g.
+    /// `postgres/users: RDS instance shop-users deleting (final snapshot shop-users-final-...), 2m10s`.
+    pub waiting: Vec<String>,
 }
 
 /// Observed state of one component.
@@ -214,6 +272,7 @@ pub struct Engine {
     client: kube::Client,
     renderer: Renderer,
     limiter: retry::Limiter,
+    aws: Option<Aws>,
 }
 
 impl Engine {
@@ -222,6 +281,7 @@ impl Engine {
             client,
             renderer,
             limiter: retry::Limiter::unlimited(),
+            aws: None,
         }
     }
 
@@ -459,11 +519,19 @@ impl Engine {
         let live = self.live(&namespace, false).await?;
         let plan = self.render(platform, &live)?;
         let mut report = ApplyReport::default();
+        // AWS first: every store is planned (and a replace refused) before anything is written.
+        let aws = self
+            .reconcile_aws(platform, &live, options, started, on_event)
+            .await?;
+        report.aws = aws.planned;
+        report.aws_calls = aws.calls;
+        report.aws_writes = aws.writes;
         let mut planned = BTreeSet::new();
         for phase in phases(&plan) {
             for component in &phase {
                 let (mut created, mut changed, mut same) = (0, 0, 0);
-                for object in &component.objects {
+                let extra = aws.secrets.get(&plan_component_id(component));
+                for object in component.objects.iter().chain(extra) {
                     planned.insert((object.kind().to_string(), object.name().to_string()));
                     let desired = prepare(&object.value);
                     let current = live.get(object.kind(), object.name());
@@ -527,6 +595,8 @@ impl Engine {
         }
         if options.wait && !options.dry_run {
             report.components = self.observe(platform).await?;
+        } else {
+            report.components = aws.states;
         }
         Ok(report)
     }
@@ -731,19 +801,52 @@ impl Engine {
         let (name, namespace) = ids(platform);
         let live = self.live(&namespace, false).await?;
         let plan = self.render(platform, &live)?;
-        Ok(observe_plan(&plan, &live, &name))
+        let mut states = observe_plan(&plan, &live, &name);
+        self.observe_aws(platform, &mut states).await?;
+        Ok(states)
     }
 
     /// Delete a platform's children in reverse order: gateway, services, then data stores.
     /// Data (PVCs, and the connection Secrets that open it) is kept unless `keep_data` is false
-    /// and the store's deletionPolicy is Delete.
+    /// and the store's deletionPolicy is Delete. With an AWS client, the platform's AWS
+    /// resources (found by their ownership tags) go by their deletionPolicy too (see
+    /// [`crate::cloud::aws::Aws::destroy`]); AWS deletes asynchronously, so call again until
+    /// [`DestroyReport::waiting`] is empty.
+    /// AWS resources are looked for in the AWS client's region; [`Engine::destroy_platform`]
+    /// uses the platform's `spec.aws.region`.
     pub async fn destroy(
         &self,
         platform: &str,
         namespace: &str,
         keep_data: bool,
         on_event: &(dyn Fn(Event) + Send + Sync),
-    ) -> Result<Vec<String>> {
+    ) -> Result<DestroyReport> {
+        self.destroy_in(platform, namespace, None, keep_data, on_event)
+            .await
+    }
+
+    /// [`Engine::destroy`] of `platform`, looking for its AWS resources in `spec.aws.region`
+    /// (the operator's finalizer has the resource at hand).
+    pub async fn destroy_platform(
+        &self,
+        platform: &PantheraPlatform,
+        keep_data: bool,
+        on_event: &(dyn Fn(Event) + Send + Sync),
+    ) -> Result<DestroyReport> {
+        let (name, namespace) = ids(platform);
+        let region = platform.spec.aws.as_ref().and_then(|a| a.region.clone());
+        self.destroy_in(&name, &namespace, region.as_deref(), keep_data, on_event)
+            .await
+    }
+
+    async fn destroy_in(
+        &self,
+        platform: &str,
+        namespace: &str,
+        region: Option<&str>,
+        keep_data: bool,
+        on_event: &(dyn Fn(Event) + Send + Sync),
+    ) -> Result<DestroyReport> {
         let live = self.live(namespace, true).await?;
         let order = |kind: Option<&str>| match kind {
             Some("gateway") => 0,
@@ -764,7 +867,20 @@ impl Engine {
             on_event(Event::Pruned { id: id.clone() });
             deleted.push(id);
         }
-        Ok(deleted)
+        let mut report = DestroyReport {
+            deleted,
+            waiting: Vec::new(),
+        };
+        self.destroy_aws(
+            platform,
+            namespace,
+            region,
+            keep_data,
+            on_event,
+            &mut report,
+        )
+        .await?;
+        Ok(report)
     }
 }
 
@@ -869,7 +985,7 @@ fn observe_plan(plan: &Plan, live: &Live, platform: &str) -> Vec<ComponentState>
                 kind,
                 backend: c.backend.as_str().into(),
                 ready: false,
-                message: format!("not provisioned by the CLI yet: {external}"),
+                message: format!("no AWS client configured to observe it: {external}"),
                 endpoint: None,
             });
             continue;
