@@ -274,6 +274,7 @@ async fn apply_creates_exactly_the_expected_resources_and_a_reapply_writes_nothi
     let first = w.panthera(&["apply", "-f", path(&file)]).await;
     ok(&first);
     let (calls, writes) = aws_counts(&first);
+    eprintln!("first apply: {calls} AWS calls, {writes} writes");
     // Per store a describe, Secrets Manager read/create, subnet group + create, a re-describe.
     assert!(writes >= 9, "{writes} writes: {}", stdout(&first));
     assert!(calls > writes);
@@ -402,6 +403,7 @@ async fn apply_creates_exactly_the_expected_resources_and_a_reapply_writes_nothi
     let second = w.panthera(&["apply", "-f", path(&file)]).await;
     ok(&second);
     let (calls, writes) = aws_counts(&second);
+    eprintln!("re-apply: {calls} AWS calls, {writes} writes");
     assert_eq!(writes, 0, "{}", stdout(&second));
     assert!(calls > 0);
     assert_eq!(w.sim.counters().writes(), 0, "{:?}", w.sim.counters());
@@ -732,4 +734,123 @@ async fn missing_credentials_are_explained_and_nothing_is_written() {
         stderr(&apply)
     );
     assert_eq!(w.sim.counters().writes(), 1, "only the namespace");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_wait_times_out_naming_the_msk_cluster_still_provisioning() {
+    let Some(w) = World::new().await else { return };
+    let name = unique("a6");
+    let file = w.platform(&name, "p.yaml", |t| t);
+    let apply = w
+        .panthera(&["apply", "-f", path(&file), "--wait", "--timeout", "3s"])
+        .await;
+    assert_eq!(apply.status.code(), Some(1), "{}", stdout(&apply));
+    assert!(
+        stderr(&apply).contains("timed out after 3s; not ready: kafka"),
+        "{}",
+        stderr(&apply)
+    );
+    assert!(
+        stderr(&apply).contains("kafka: waiting for MSK cluster"),
+        "progress names what it waits on: {}",
+        stderr(&apply)
+    );
+}
+
+/// The interface the operator uses: the engine with an AWS client, as a library.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_engine_applies_observes_and_destroys_aws_stores_as_a_library() {
+    use panthera::engine::{ApplyOptions, Aws, Engine, Error};
+    let Some(w) = World::new().await else { return };
+    let name = unique("a7");
+    let file = w.platform(&name, "p.yaml", |t| t);
+    let platform = panthera::load::load_file(&file).unwrap();
+    let renderer = || panthera::render::Renderer::embedded().unwrap();
+
+    let bare = Engine::new(w.sim.client().unwrap(), renderer());
+    let err = bare
+        .apply(&platform, &ApplyOptions::default(), &|_| {})
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Aws { terminal: true, component, .. } if component == "postgres/users"),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("no AWS client is configured"),
+        "{err}"
+    );
+
+    let engine = Engine::new(w.sim.client().unwrap(), renderer())
+        .with_aws(Aws::from_config(w.config.clone()));
+    let report = engine
+        .apply(&platform, &ApplyOptions::default(), &|_| {})
+        .await
+        .unwrap();
+    assert_eq!(report.aws.len(), 4);
+    assert!(
+        report
+            .aws
+            .iter()
+            .all(|p| p.action == panthera::cloud::aws::Action::Create)
+    );
+    assert!(report.aws_writes > 0);
+    let kafka = report
+        .components
+        .iter()
+        .find(|c| c.kind == "kafka")
+        .unwrap();
+    assert!(
+        !kafka.ready && kafka.message.contains("creating"),
+        "{kafka:?}"
+    );
+
+    let calls = engine.aws().unwrap().calls();
+    let writes = engine.aws().unwrap().writes();
+    let states = engine.observe(&platform).await.unwrap();
+    assert_eq!(
+        engine.aws().unwrap().writes(),
+        writes,
+        "observe never writes"
+    );
+    assert!(engine.aws().unwrap().calls() > calls);
+    let users = states
+        .iter()
+        .find(|c| c.kind == "postgres" && c.name == "users")
+        .unwrap();
+    assert_eq!(users.backend, "aws");
+    assert!(
+        users.ready && users.message.starts_with("available"),
+        "{users:?}"
+    );
+    assert!(users.endpoint.as_deref().unwrap().ends_with(":5432"));
+
+    let again = engine
+        .apply(&platform, &ApplyOptions::default(), &|_| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        again.aws_writes,
+        0,
+        "{:?}",
+        engine.aws().unwrap().write_log()
+    );
+
+    let report = engine
+        .destroy_platform(&platform, false, &|_| {})
+        .await
+        .unwrap();
+    assert!(
+        report.deleted.iter().any(|d| d.starts_with(&format!(
+            "postgres/users: RDS instance {name}-users deleted (final snapshot {name}-users-final-"
+        ))),
+        "{report:?}"
+    );
+    assert!(
+        report.waiting.iter().any(|w| w.starts_with(&format!(
+            "redis: ElastiCache replication group {name}-redis deleting"
+        ))),
+        "the operator keeps its finalizer: {report:?}"
+    );
+    assert!(report.deleted.iter().any(|d| d.starts_with("Deployment/")));
 }

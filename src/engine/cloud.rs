@@ -2,7 +2,7 @@
 //! the data-store phase (see [`crate::cloud::aws`]) and their connection Secrets written, with the
 //! same keys as the cluster backend, once AWS has published the endpoint.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -30,6 +30,19 @@ fn secret_name(names: &Names, store: &model::Store) -> String {
         Service::ElastiCache => names.redis_secret(),
         Service::Msk => names.kafka_secret(),
     }
+}
+
+/// (`Secret`, name) of every AWS store's connection Secret.
+pub(super) fn aws_secret_ids(platform: &PantheraPlatform) -> BTreeSet<(String, String)> {
+    let (platform_name, namespace) = super::ids(platform);
+    let names = Names {
+        platform: platform_name,
+        namespace,
+    };
+    model::stores(platform)
+        .iter()
+        .map(|s| ("Secret".to_string(), secret_name(&names, s)))
+        .collect()
 }
 
 fn decoded(live: &Live, secret: &str, key: &str) -> Option<String> {

@@ -407,7 +407,8 @@ impl Engine {
         let live = self.live(&namespace, false).await?;
         let plan = self.render(platform, &live)?;
         let mut changes = Vec::new();
-        let mut planned = BTreeSet::new();
+        // The connection Secrets of AWS stores are written once AWS has an endpoint: never prune them.
+        let mut planned = cloud::aws_secret_ids(platform);
         for component in &plan.components {
             for object in &component.objects {
                 planned.insert((object.kind().to_string(), object.name().to_string()));
@@ -526,7 +527,8 @@ impl Engine {
         report.aws = aws.planned;
         report.aws_calls = aws.calls;
         report.aws_writes = aws.writes;
-        let mut planned = BTreeSet::new();
+        // The connection Secrets of AWS stores are written once AWS has an endpoint: never prune them.
+        let mut planned = cloud::aws_secret_ids(platform);
         for phase in phases(&plan) {
             for component in &phase {
                 let (mut created, mut changed, mut same) = (0, 0, 0);
