@@ -180,7 +180,13 @@ impl Engine {
                 continue;
             };
             let mut known = BTreeMap::new();
-            if let Some(p) = &s.password {
+            // An adopted ElastiCache group without AUTH takes no password.
+            let password = if s.auth {
+                s.password.clone()
+            } else {
+                Some(String::new())
+            };
+            if let Some(p) = &password {
                 known.insert(
                     (secret_name(&names, &s.store), "password".to_string()),
                     p.clone(),

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_rds::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_rds::error::{ProvideErrorMetadata, SdkError};
 
 use crate::api::{DeletionPolicy, PantheraPlatform};
 pub use model::{Action, Observed, Owner, Planned, Service, Store};
@@ -77,6 +77,21 @@ pub fn is_terminal(code: Option<&str>) -> bool {
 
 const NO_CREDENTIALS: &str = "no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or run with a role (IRSA, ECS task role, EC2 instance profile)";
 
+/// An error and its causes, by their Display only: the Debug form of an SDK error carries the raw
+/// response, whose body may hold a secret (GetSecretValue).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    parts.join(": ")
+}
+
 /// Turn an SDK error into what the user can act on, naming the failed action.
 fn classify<E, R>(component: &str, action: &str, e: &SdkError<E, R>) -> Error
 where
@@ -92,12 +107,11 @@ where
             ),
             is_terminal(Some(code)),
         ),
-        (None, SdkError::ServiceError(_) | SdkError::ResponseError(_)) => (
-            format!("cannot {action}: {}", DisplayErrorContext(e)),
-            false,
-        ),
+        (None, SdkError::ServiceError(_) | SdkError::ResponseError(_)) => {
+            (format!("cannot {action}: {}", chain(e)), false)
+        }
         (None, _) => {
-            let text = DisplayErrorContext(e).to_string();
+            let text = chain(e);
             let lower = text.to_ascii_lowercase();
             if lower.contains("credential") {
                 (format!("cannot {action}: {NO_CREDENTIALS} ({text})"), true)
@@ -337,6 +351,8 @@ pub struct StoreState {
     pub endpoint: Option<String>,
     /// Clients must use TLS (ElastiCache in-transit encryption).
     pub tls: bool,
+    /// The store checks a password (false for an adopted ElastiCache group without AUTH).
+    pub auth: bool,
     /// The master password (reconcile only), for the connection Secret.
     pub password: Option<String>,
 }
@@ -355,6 +371,7 @@ impl StoreState {
             arn: observed.map(|o| o.arn.clone()),
             endpoint: observed.and_then(|o| o.endpoint.clone()),
             tls: observed.is_some_and(|o| o.tls),
+            auth: observed.is_none_or(|o| o.auth),
             password: None,
         }
     }
@@ -429,6 +446,7 @@ impl Aws {
         state.arn = fresh.arn;
         state.endpoint = fresh.endpoint;
         state.tls = fresh.tls;
+        state.auth = fresh.auth;
         Ok(())
     }
 
