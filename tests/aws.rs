@@ -854,3 +854,118 @@ async fn the_engine_applies_observes_and_destroys_aws_stores_as_a_library() {
     );
     assert!(report.deleted.iter().any(|d| d.starts_with("Deployment/")));
 }
+
+/// A fake RDS endpoint: answers each request with the next (status, body), then the last forever.
+async fn fake_rds(
+    answers: Vec<(u16, &'static str)>,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let count = Arc::new(AtomicUsize::new(0));
+    let seen = count.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            let n = seen.fetch_add(1, Ordering::SeqCst);
+            let (status, body) = answers[n.min(answers.len() - 1)];
+            let mut request = Vec::new();
+            let mut buf = [0u8; 4096];
+            // Read the head and the form body (the SDK sends Content-Length).
+            loop {
+                let read = socket.read(&mut buf).await.unwrap_or(0);
+                if read == 0 {
+                    break;
+                }
+                request.extend_from_slice(&buf[..read]);
+                let text = String::from_utf8_lossy(&request).to_string();
+                if let Some(head_end) = text.find("\r\n\r\n") {
+                    let length = text[..head_end]
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    if request.len() >= head_end + 4 + length {
+                        break;
+                    }
+                }
+            }
+            let response = format!(
+                "HTTP/1.1 {status} X\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = socket.write_all(response.as_bytes()).await;
+        }
+    });
+    (url, count)
+}
+
+const THROTTLED: &str = "<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error><RequestId>1</RequestId></ErrorResponse>";
+const NO_INSTANCE: &str = "<ErrorResponse><Error><Type>Sender</Type><Code>DBInstanceNotFound</Code><Message>DBInstance x not found.</Message></Error><RequestId>2</RequestId></ErrorResponse>";
+const INVALID: &str = "<ErrorResponse><Error><Type>Sender</Type><Code>InvalidParameterValue</Code><Message>Invalid DB instance class: db.t4g.huge</Message></Error><RequestId>3</RequestId></ErrorResponse>";
+
+async fn fake_aws(url: &str) -> panthera::cloud::aws::Aws {
+    let config = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(panthera::cloud::aws::http_client())
+        .endpoint_url(url)
+        .region(aws_config::Region::new(REGION))
+        .credentials_provider(aws_sdk_rds::config::Credentials::new(
+            "testing", "testing", None, None, "test",
+        ))
+        .retry_config(
+            panthera::cloud::aws::retry_config().with_initial_backoff(Duration::from_millis(20)),
+        )
+        .load()
+        .await;
+    panthera::cloud::aws::Aws::from_config(config)
+}
+
+fn one_database() -> panthera::api::PantheraPlatform {
+    serde_yaml::from_str(
+        "apiVersion: panthera.dev/v1alpha1\nkind: PantheraPlatform\nmetadata: {name: p, namespace: n}\nspec:\n  aws: {subnetIds: [subnet-00000001, subnet-00000002]}\n  databases: [{name: d, backend: aws}]\n",
+    )
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_is_retried_with_backoff_and_terminal_errors_keep_awss_message() {
+    // Throttled twice, then an answer: the plan goes through.
+    let (url, count) = fake_rds(vec![(400, THROTTLED), (400, THROTTLED), (404, NO_INSTANCE)]).await;
+    let aws = fake_aws(&url).await;
+    let planned = aws.plan(&one_database()).await.unwrap();
+    assert_eq!(planned[0].action, panthera::cloud::aws::Action::Create);
+    assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 3);
+
+    // Throttled for good: reported as transient (retry later), after 8 attempts.
+    let (url, count) = fake_rds(vec![(400, THROTTLED)]).await;
+    let err = fake_aws(&url)
+        .await
+        .plan(&one_database())
+        .await
+        .unwrap_err();
+    assert!(!err.terminal, "{err}");
+    assert!(err.message.contains("Throttling: Rate exceeded"), "{err}");
+    assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 8);
+
+    // An invalid parameter: terminal at once, with AWS's own message and the failed action.
+    let (url, count) = fake_rds(vec![(400, INVALID)]).await;
+    let err = fake_aws(&url)
+        .await
+        .plan(&one_database())
+        .await
+        .unwrap_err();
+    assert!(err.terminal, "{err}");
+    assert_eq!(err.component, "postgres/d");
+    assert_eq!(
+        err.message,
+        "cannot describe RDS instance p-d: InvalidParameterValue: Invalid DB instance class: db.t4g.huge"
+    );
+    assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 1);
+}

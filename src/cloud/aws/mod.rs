@@ -136,6 +136,14 @@ where
     }
 }
 
+/// Retries of throttled and transient calls: 8 attempts, exponential backoff with jitter, at most
+/// 20 s apart.
+pub fn retry_config() -> RetryConfig {
+    RetryConfig::standard()
+        .with_max_attempts(8)
+        .with_max_backoff(Duration::from_secs(20))
+}
+
 /// HTTPS client of the SDK: rustls with ring, like kube (see Cargo.toml).
 pub fn http_client() -> aws_sdk_rds::config::SharedHttpClient {
     aws_smithy_http_client::Builder::new()
@@ -185,11 +193,7 @@ impl Aws {
     pub async fn from_env() -> Self {
         let config = aws_config::defaults(BehaviorVersion::latest())
             .http_client(http_client())
-            .retry_config(
-                RetryConfig::standard()
-                    .with_max_attempts(8)
-                    .with_max_backoff(Duration::from_secs(20)),
-            )
+            .retry_config(retry_config())
             .load()
             .await;
         Self::from_config(config)
