@@ -755,6 +755,31 @@ async fn apply_wait_times_out_naming_the_msk_cluster_still_provisioning() {
         "progress names what it waits on: {}",
         stderr(&apply)
     );
+
+    // Without MSK every store is available at once on moto: --wait goes through, phase by phase.
+    let name = unique("a6");
+    let file = w.platform(&name, "cluster-kafka.yaml", |t| {
+        t.replacen(
+            "  kafka:\n    backend: aws",
+            "  kafka:\n    backend: cluster",
+            1,
+        )
+    });
+    let apply = w
+        .panthera(&["apply", "-f", path(&file), "--wait", "--timeout", "60s"])
+        .await;
+    ok(&apply);
+    let out = stdout(&apply);
+    assert!(
+        out.lines()
+            .any(|l| l.contains("users") && l.contains("aws") && l.contains("available")),
+        "{out}"
+    );
+    assert!(
+        w.secret(&name, &format!("{name}-db-orders"))
+            .await
+            .is_some()
+    );
 }
 
 /// The interface the operator uses: the engine with an AWS client, as a library.
@@ -794,7 +819,26 @@ async fn the_engine_applies_observes_and_destroys_aws_stores_as_a_library() {
             .iter()
             .all(|p| p.action == panthera::cloud::aws::Action::Create)
     );
-    assert!(report.aws_writes > 0);
+    let mut log = engine.aws().unwrap().write_log();
+    log.sort();
+    let ns = &name;
+    assert_eq!(
+        log,
+        vec![
+            format!("CreateCacheSubnetGroup {name}-redis"),
+            format!("CreateCluster {name}-kafka"),
+            format!("CreateDBInstance {name}-orders"),
+            format!("CreateDBInstance {name}-users"),
+            format!("CreateDBSubnetGroup {name}-orders"),
+            format!("CreateDBSubnetGroup {name}-users"),
+            format!("CreateReplicationGroup {name}-redis"),
+            format!("CreateSecret panthera/{ns}/{name}/postgres-orders"),
+            format!("CreateSecret panthera/{ns}/{name}/postgres-users"),
+            format!("CreateSecret panthera/{ns}/{name}/redis"),
+        ],
+        "exactly the expected resources"
+    );
+    assert_eq!(report.aws_writes, 10);
     let kafka = report
         .components
         .iter()

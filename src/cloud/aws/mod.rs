@@ -542,8 +542,10 @@ impl Aws {
         Ok(out)
     }
 
-    /// The master password: Secrets Manager's, else the connection Secret's, else a new one
-    /// (stored in Secrets Manager before the resource is created, so it is generated once).
+    /// The master password: Secrets Manager's, else the connection Secret's (copied back to
+    /// Secrets Manager), else — only for a store about to be created or adopted — a new one,
+    /// stored in Secrets Manager before the resource is created, so it is generated once. An
+    /// existing store whose password is in neither place is an error: a new one would not open it.
     async fn password(
         &self,
         ctx: &Ctx<'_>,
@@ -556,17 +558,19 @@ impl Aws {
         if let Some(p) = secrets::get(ctx, &name).await? {
             return Ok(p);
         }
-        let password = options
-            .known_passwords
-            .get(&store.component)
-            .cloned()
-            .unwrap_or_else(|| {
-                use crate::render::SecretValues as _;
-                crate::render::Generated::new().value(&name, "password")
-            });
-        if !options.dry_run
-            && (creating || store.adopt || options.known_passwords.contains_key(&store.component))
-        {
+        let known = options.known_passwords.get(&store.component).cloned();
+        if known.is_none() && !creating && !store.adopt {
+            return Err(ctx.terminal(format!(
+                "the master password of {} {} is neither in Secrets Manager ({name}) nor in the connection Secret; restore one of them (a new password would not open the store)",
+                store.service.resource(),
+                store.identifier
+            )));
+        }
+        let password = known.unwrap_or_else(|| {
+            use crate::render::SecretValues as _;
+            crate::render::Generated::new().value(&name, "password")
+        });
+        if !options.dry_run {
             secrets::create(
                 ctx,
                 &name,
