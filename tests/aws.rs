@@ -281,14 +281,23 @@ async fn apply_creates_exactly_the_expected_resources_and_a_reapply_writes_nothi
 
     // RDS: exactly the two databases, tagged as this platform's.
     let mut dbs: Vec<(String, BTreeMap<String, String>, String, i32)> = Vec::new();
-    for db in w
-        .rds()
-        .describe_db_instances()
-        .send()
-        .await
-        .unwrap()
-        .db_instances()
-    {
+    let mut all = Vec::new();
+    let mut marker = None;
+    loop {
+        let page = w
+            .rds()
+            .describe_db_instances()
+            .set_marker(marker)
+            .send()
+            .await
+            .unwrap();
+        all.extend(page.db_instances().iter().cloned());
+        marker = page.marker().map(str::to_string);
+        if marker.is_none() {
+            break;
+        }
+    }
+    for db in &all {
         let tags = rds_tags(db);
         if tags.get("panthera.dev/platform") == Some(&name) {
             dbs.push((
@@ -1012,4 +1021,63 @@ async fn throttling_is_retried_with_backoff_and_terminal_errors_keep_awss_messag
         "cannot describe RDS instance p-d: InvalidParameterValue: Invalid DB instance class: db.t4g.huge"
     );
     assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_prune_removes_a_store_dropped_from_the_spec_keeping_its_data() {
+    let Some(w) = World::new().await else { return };
+    let name = unique("a8");
+    let file = w.platform(&name, "p.yaml", |t| t);
+    ok(&w.panthera(&["apply", "-f", path(&file)]).await);
+    let without_orders = w.platform(&name, "without-orders.yaml", |t| {
+        t.replace("      database: orders\n", "      database: users\n").replacen(
+            "    - name: orders\n      backend: aws\n      version: \"16\"\n      storage: 50Gi\n      instanceClass: db.t4g.medium\n      deletionPolicy: Snapshot\n",
+            "",
+            1,
+        )
+    });
+    // Without --prune nothing happens to it.
+    let apply = w.panthera(&["apply", "-f", path(&without_orders)]).await;
+    ok(&apply);
+    assert_eq!(aws_counts(&apply).1, 0);
+    assert!(w.rds_instance(&format!("{name}-orders")).await.is_some());
+
+    let apply = w
+        .panthera(&["apply", "-f", path(&without_orders), "--prune"])
+        .await;
+    ok(&apply);
+    let out = stdout(&apply);
+    assert!(
+        out.contains(&format!(
+            "pruned postgres/orders: RDS instance {name}-orders deleted (final snapshot {name}-orders-final-"
+        )),
+        "{out}"
+    );
+    assert!(w.rds_instance(&format!("{name}-orders")).await.is_none());
+    assert!(w.rds_instance(&format!("{name}-users")).await.is_some());
+    for (group, exists) in [
+        (format!("{name}-users"), true),
+        (format!("{name}-orders"), false),
+    ] {
+        let found = w
+            .rds()
+            .describe_db_subnet_groups()
+            .db_subnet_group_name(&group)
+            .send()
+            .await
+            .is_ok();
+        assert_eq!(found, exists, "{group}");
+    }
+    // The connection Secret that opens the snapshot is kept, like a cluster store's.
+    assert!(
+        w.secret(&name, &format!("{name}-db-orders"))
+            .await
+            .is_some()
+    );
+
+    let again = w
+        .panthera(&["apply", "-f", path(&without_orders), "--prune"])
+        .await;
+    ok(&again);
+    assert_eq!(aws_counts(&again).1, 0, "{}", stdout(&again));
 }

@@ -118,6 +118,9 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
         writeln!(out, "aws {}: {}{dry}", planned.component, planned.summary)
             .map_err(io_err("write output"))?;
     }
+    for waiting in &report.aws_waiting {
+        writeln!(out, "waiting: {waiting}").map_err(io_err("write output"))?;
+    }
     if super::aws::needed(&platform) {
         writeln!(
             out,

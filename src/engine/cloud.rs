@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use serde_json::Value;
 
-use super::{ApplyOptions, ComponentState, DestroyReport, Engine, Error, Event, Live, Result};
+use super::{
+    ApplyOptions, ApplyReport, ComponentState, DestroyReport, Engine, Error, Event, Live, Result,
+};
 use crate::api::PantheraPlatform;
 use crate::cloud::aws::{Aws, Owner, Planned, ReconcileOptions, Service, StoreState, model};
 use crate::render::{Generated, Names, Object};
@@ -281,6 +283,29 @@ impl Engine {
                 *slot = fresh;
             }
         }
+        Ok(())
+    }
+
+    /// Apply `--prune`: the AWS stores of the platform that its spec no longer has go by their
+    /// deletion policy, data kept (see [`Aws::prune`]).
+    pub(super) async fn prune_aws(
+        &self,
+        platform: &PantheraPlatform,
+        on_event: &(dyn Fn(Event) + Send + Sync),
+        report: &mut ApplyReport,
+    ) -> Result<()> {
+        let Some(aws) = &self.aws else {
+            return Ok(());
+        };
+        let (calls, writes) = (aws.calls(), aws.writes());
+        let teardown = aws.prune(platform).await?;
+        for id in teardown.deleted {
+            on_event(Event::Pruned { id: id.clone() });
+            report.pruned.push(id);
+        }
+        report.aws_waiting.extend(teardown.waiting);
+        report.aws_calls += aws.calls() - calls;
+        report.aws_writes += aws.writes() - writes;
         Ok(())
     }
 

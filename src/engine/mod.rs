@@ -202,6 +202,8 @@ pub struct ApplyReport {
     pub aws_calls: usize,
     /// Mutating AWS API calls made by this apply (0 on a re-apply of an unchanged platform).
     pub aws_writes: usize,
+    /// With prune: AWS stores no longer in the spec that AWS is still deleting.
+    pub aws_waiting: Vec<String>,
 }
 
 /// Result of a destroy. The operator keeps its finalizer until `waiting` is empty.
@@ -593,6 +595,9 @@ impl Engine {
                     .await?;
                 on_event(Event::Pruned { id: id.clone() });
                 report.pruned.push(id);
+            }
+            if !options.dry_run {
+                self.prune_aws(platform, on_event, &mut report).await?;
             }
         }
         if options.wait && !options.dry_run {

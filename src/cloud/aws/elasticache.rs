@@ -365,11 +365,13 @@ pub(super) async fn delete(
 }
 
 /// Delete (or, for retained groups, untag) the cache subnet groups `owner` created.
-/// `busy`: a store of `owner` is still being deleted, so its subnet group is in use.
+/// `busy`: a store of `owner` is still being deleted, so its subnet group is in use. Groups named
+/// in `keep` (the subnet groups of stores that stay) are left alone.
 pub(super) async fn cleanup_subnet_groups(
     ctx: &Ctx<'_>,
     owner: &Owner,
     busy: bool,
+    keep: &std::collections::BTreeSet<String>,
 ) -> Result<Vec<String>> {
     let mut waiting = Vec::new();
     let prefix = model::identifier(&owner.platform, 40);
@@ -388,7 +390,7 @@ pub(super) async fn cleanup_subnet_groups(
             let (Some(name), Some(arn)) = (group.cache_subnet_group_name(), group.arn()) else {
                 continue;
             };
-            if !name.starts_with(&prefix) {
+            if !name.starts_with(&prefix) || keep.contains(name) {
                 continue;
             }
             let Ok(tags) = tags_of(ctx, arn).await else {

@@ -15,7 +15,7 @@ mod msk;
 mod rds;
 mod secrets;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -705,6 +705,32 @@ impl Aws {
         region: Option<&str>,
         keep_data: bool,
     ) -> Result<Teardown> {
+        self.teardown(owner, region, keep_data, &BTreeSet::new())
+            .await
+    }
+
+    /// Remove the stores of `platform` that its spec no longer has (apply `--prune`), by their
+    /// deletion policy with data kept (`Delete` acts as `Snapshot`, MSK's as `Retain`), like
+    /// prune keeps the volumes of cluster stores. Reads only when there is nothing to prune.
+    pub async fn prune(&self, platform: &PantheraPlatform) -> Result<Teardown> {
+        let owner = Owner::of(platform);
+        let network = model::network(platform);
+        let keep: BTreeSet<String> = model::stores(platform)
+            .into_iter()
+            .map(|s| s.identifier)
+            .collect();
+        self.teardown(&owner, network.region.as_deref(), true, &keep)
+            .await
+    }
+
+    /// Delete or retain every resource of `owner` except the identifiers in `keep`.
+    async fn teardown(
+        &self,
+        owner: &Owner,
+        region: Option<&str>,
+        keep_data: bool,
+        keep: &BTreeSet<String>,
+    ) -> Result<Teardown> {
         let mut out = Teardown::default();
         let found = {
             let ctx = self.ctx(region, "aws");
@@ -718,6 +744,7 @@ impl Aws {
             for (id, o) in msk::list_owned(&ctx, owner).await? {
                 found.push((Service::Msk, id, o));
             }
+            found.retain(|(_, id, _)| !keep.contains(id));
             found
         };
         for (service, identifier, observed) in found {
@@ -760,9 +787,22 @@ impl Aws {
                     .push(waiting_line(&component, resource, &identifier, &observed));
                 continue;
             }
-            let what = self
+            let what = match self
                 .delete_store(&ctx, service, &identifier, &observed, policy)
-                .await?;
+                .await
+            {
+                Ok(what) => what,
+                // Busy (creating, modifying, backing up): AWS refuses the delete for now.
+                Err(e) if !e.terminal => {
+                    out.waiting.push(format!(
+                        "{component}: {resource} {identifier} is {}; deleted once AWS accepts it ({})",
+                        observed.status.to_ascii_lowercase(),
+                        e.message
+                    ));
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             if policy == DeletionPolicy::Delete {
                 secrets::delete(&ctx, &model::secret_name(owner, &component)).await?;
             }
@@ -787,9 +827,9 @@ impl Aws {
             busy(Service::ElastiCache.resource()),
         );
         out.waiting
-            .extend(rds::cleanup_subnet_groups(&ctx, owner, rds_busy).await?);
+            .extend(rds::cleanup_subnet_groups(&ctx, owner, rds_busy, keep).await?);
         out.waiting
-            .extend(elasticache::cleanup_subnet_groups(&ctx, owner, ec_busy).await?);
+            .extend(elasticache::cleanup_subnet_groups(&ctx, owner, ec_busy, keep).await?);
         Ok(out)
     }
 }

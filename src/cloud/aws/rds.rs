@@ -412,11 +412,13 @@ pub(super) async fn untag_subnet_group(ctx: &Ctx<'_>, name: &str, owner: &Owner)
 
 /// Delete the DB subnet groups `owner` created whose instance is gone; the ones still in use
 /// are returned as waiting.
-/// `busy`: a store of `owner` is still being deleted, so its subnet group is in use.
+/// `busy`: a store of `owner` is still being deleted, so its subnet group is in use. Groups named
+/// in `keep` (the subnet groups of stores that stay) are left alone.
 pub(super) async fn cleanup_subnet_groups(
     ctx: &Ctx<'_>,
     owner: &Owner,
     busy: bool,
+    keep: &std::collections::BTreeSet<String>,
 ) -> Result<Vec<String>> {
     let mut waiting = Vec::new();
     let mut marker = None;
@@ -437,7 +439,7 @@ pub(super) async fn cleanup_subnet_groups(
             else {
                 continue;
             };
-            if !name.starts_with(&prefix) {
+            if !name.starts_with(&prefix) || keep.contains(name) {
                 continue;
             }
             let tags = subnet_group_tags(ctx, arn).await?;
