@@ -115,7 +115,7 @@ where
             let lower = text.to_ascii_lowercase();
             if lower.contains("credential") {
                 (format!("cannot {action}: {NO_CREDENTIALS} ({text})"), true)
-            } else if lower.contains("region") && lower.contains("missing")
+            } else if (lower.contains("region") && lower.contains("missing"))
                 || lower.contains("no region")
             {
                 (
@@ -775,8 +775,9 @@ impl Aws {
                     Service::ElastiCache => elasticache::untag(&ctx, &observed.arn, &keys).await?,
                     Service::Msk => msk::untag(&ctx, &observed.arn, &keys).await?,
                 }
-                let name = model::secret_name(owner, &component);
-                secrets::untag(&ctx, &name).await?;
+                if service != Service::Msk {
+                    secrets::untag(&ctx, &model::secret_name(owner, &component)).await?;
+                }
                 out.deleted.push(format!(
                     "{component}: {resource} {identifier} retained (Panthera's tags removed)"
                 ));

@@ -261,6 +261,11 @@ pub(super) async fn modify(
                     .subnet_group
                     .clone()
                     .unwrap_or_else(|| store.identifier.clone());
+                if !subnet_group_owned(ctx, &group, &planned.tags, observed).await? {
+                    return Ok(Some(format!(
+                        "DB subnet group {group} was not created by Panthera: change its subnets yourself"
+                    )));
+                }
                 ctx.write("ModifyDBSubnetGroup", &group);
                 rds.modify_db_subnet_group()
                     .db_subnet_group_name(&group)
@@ -383,6 +388,43 @@ async fn subnet_group_tags(ctx: &Ctx<'_>, arn: &str) -> Result<BTreeMap<String, 
         .await
         .map_err(|e| ctx.err(&format!("list tags of {arn}"), &e))?;
     Ok(tag_map(out.tag_list()))
+}
+
+/// Whether the DB subnet group `name` carries the same ownership tags as its instance.
+async fn subnet_group_owned(
+    ctx: &Ctx<'_>,
+    name: &str,
+    adding: &BTreeMap<String, String>,
+    observed: &Observed,
+) -> Result<bool> {
+    ctx.read();
+    let out = ctx
+        .clients
+        .rds
+        .describe_db_subnet_groups()
+        .db_subnet_group_name(name)
+        .send()
+        .await
+        .map_err(|e| ctx.err(&format!("describe DB subnet group {name}"), &e))?;
+    let Some(arn) = out
+        .db_subnet_groups()
+        .first()
+        .and_then(|g| g.db_subnet_group_arn())
+    else {
+        return Ok(false);
+    };
+    let tags = subnet_group_tags(ctx, arn).await?;
+    let mut instance = observed.tags.clone();
+    instance.extend(adding.clone());
+    Ok(
+        match (
+            instance.get(model::TAG_PLATFORM),
+            instance.get(model::TAG_NAMESPACE),
+        ) {
+            (Some(platform), Some(namespace)) => Owner::new(platform, namespace).owns(&tags),
+            _ => false,
+        },
+    )
 }
 
 /// Remove Panthera's tags from the DB subnet group of a retained instance (it stays in use).
