@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod cli;
+pub mod cloud;
 pub mod engine;
 pub mod load;
 pub mod operator;

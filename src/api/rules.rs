@@ -30,6 +30,11 @@ pub mod msg {
     pub const TOPIC_NAME: &str =
         "topic names are 1-100 characters of letters, digits, '.', '_' and '-'";
     pub const PARTITIONS_NOT_DECREASED: &str = "partitions cannot be decreased";
+    pub const AWS_NEEDS_SPEC: &str =
+        "data stores with backend: aws need spec.aws (subnetIds and securityGroupIds)";
+    pub const MSK_BROKERS_PER_SUBNET: &str = "an MSK cluster (kafka backend: aws) needs kafka.brokers to be a multiple of the number of spec.aws.subnetIds";
+    pub const EXISTING_NEEDS_AWS: &str =
+        "existingIdentifier names an AWS resource to adopt and needs backend: aws";
 }
 
 /// Environment variables a service may not set itself (see the reserved-env rule).

@@ -45,6 +45,8 @@ pub const MEMORY_QUANTITY: &str = "^[1-9][0-9]{0,5}(Ki|Mi|Gi)$";
     validation = Rule::new("self.services.all(s, !s.cache || has(self.redis))").message(msg::CACHE_NEEDS_REDIS).field_path(".services"),
     validation = Rule::new("self.services.all(s, size(s.topics) == 0 || (has(self.kafka) && s.topics.all(t, t in self.kafka.topics)))").message(msg::TOPIC_EXISTS).field_path(".services"),
     validation = Rule::new("!has(self.gateway) || !has(self.gateway.rateLimit) || !self.gateway.rateLimit.shared || has(self.redis)").message(msg::SHARED_LIMIT_NEEDS_REDIS).field_path(".gateway.rateLimit.shared"),
+    validation = Rule::new("has(self.aws) || (self.databases.all(d, d.backend != 'aws') && (!has(self.redis) || self.redis.backend != 'aws') && (!has(self.kafka) || self.kafka.backend != 'aws'))").message(msg::AWS_NEEDS_SPEC).field_path(".aws"),
+    validation = Rule::new("!has(self.aws) || !has(self.kafka) || self.kafka.backend != 'aws' || int(self.kafka.brokers) % size(self.aws.subnetIds) == 0").message(msg::MSK_BROKERS_PER_SUBNET).field_path(".kafka.brokers"),
 )]
 pub struct PantheraPlatformSpec {
     /// Tag of the Panthera images (gateway and the built-in services).
@@ -83,6 +85,10 @@ pub struct PantheraPlatformSpec {
     /// Kafka, for service events.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kafka: Option<KafkaSpec>,
+    /// Where data stores with `backend: aws` run: region, subnets and security groups. Required
+    /// when any data store uses the aws backend.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws: Option<AwsSpec>,
     /// JSON merge patches applied to rendered objects: the escape hatch for what the spec does not model.
     #[serde(default)]
     #[schemars(length(max = 200))]
@@ -140,6 +146,28 @@ pub struct ResourceAmounts {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = MEMORY_QUANTITY))]
     pub memory: Option<String>,
+}
+
+/// AWS network placement of the platform's managed data stores (RDS, ElastiCache, MSK).
+/// Credentials come from the standard AWS chain (environment, profile, IRSA, instance role),
+/// never from the spec.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AwsSpec {
+    /// AWS region, e.g. `eu-west-1`; defaults to the standard configuration (`AWS_REGION`, profile).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 32), regex(pattern = "^[a-z]{2}(-[a-z]+)+-[0-9]$"))]
+    pub region: Option<String>,
+    /// Subnets (in at least two availability zones) for the RDS and ElastiCache subnet groups and
+    /// the MSK brokers; MSK needs `kafka.brokers` to be a multiple of their number.
+    #[schemars(length(min = 2, max = 16))]
+    #[schemars(extend("x-kubernetes-list-type" = "set", "items" = {"type": "string", "maxLength": 32, "pattern": "^subnet-[0-9a-f]{8,17}$"}))]
+    pub subnet_ids: Vec<String>,
+    /// VPC security groups attached to the data stores (they must allow the cluster's nodes).
+    #[serde(default)]
+    #[schemars(length(max = 5))]
+    #[schemars(extend("x-kubernetes-list-type" = "set", "items" = {"type": "string", "maxLength": 32, "pattern": "^sg-[0-9a-f]{8,17}$"}))]
+    pub security_group_ids: Vec<String>,
 }
 
 /// Horizontal Pod Autoscaler settings.
@@ -558,6 +586,7 @@ pub enum DeletionPolicy {
     validation = Rule::new("self.backend == oldSelf.backend").message(msg::DATABASE_BACKEND_IMMUTABLE).field_path(".backend"),
     validation = Rule::new("self.backend != 'cluster' || self.storage == oldSelf.storage").message(msg::DATABASE_STORAGE_IMMUTABLE).field_path(".storage"),
     validation = Rule::new("self.backend != 'cluster' || self.version == oldSelf.version").message(msg::DATABASE_VERSION_IMMUTABLE).field_path(".version"),
+    validation = Rule::new("!has(self.existingIdentifier) || self.backend == 'aws'").message(msg::EXISTING_NEEDS_AWS).field_path(".existingIdentifier"),
 )]
 pub struct DatabaseSpec {
     /// DNS-1123 label, unique in the platform; also the database name.
@@ -577,6 +606,11 @@ pub struct DatabaseSpec {
     #[serde(default = "default_instance_class")]
     #[schemars(length(max = 64), regex(pattern = "^db\\.[a-z0-9]+\\.[a-z0-9]+$"))]
     pub instance_class: String,
+    /// Adopt an existing RDS DB instance of this name (aws backend): Panthera tags it as its own and
+    /// manages it from then on. Without it, Panthera never touches a resource it did not create.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63), regex(pattern = "^[a-zA-Z][a-zA-Z0-9-]*$"))]
+    pub existing_identifier: Option<String>,
     /// What happens to the data on removal.
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
@@ -622,7 +656,10 @@ fn default_instance_class() -> String {
 /// Redis.
 #[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[x_kube(validation = Rule::new("self.backend == oldSelf.backend").message(msg::BACKEND_IMMUTABLE).field_path(".backend"))]
+#[x_kube(
+    validation = Rule::new("self.backend == oldSelf.backend").message(msg::BACKEND_IMMUTABLE).field_path(".backend"),
+    validation = Rule::new("!has(self.existingIdentifier) || self.backend == 'aws'").message(msg::EXISTING_NEEDS_AWS).field_path(".existingIdentifier"),
+)]
 pub struct RedisSpec {
     /// Where it runs.
     #[serde(default)]
@@ -639,6 +676,11 @@ pub struct RedisSpec {
     #[serde(default = "default_redis_node_type")]
     #[schemars(length(max = 64), regex(pattern = "^cache\\.[a-z0-9]+\\.[a-z0-9]+$"))]
     pub node_type: String,
+    /// Adopt an existing ElastiCache replication group of this name (aws backend): Panthera tags it as its own and
+    /// manages it from then on. Without it, Panthera never touches a resource it did not create.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 40), regex(pattern = "^[a-zA-Z][a-zA-Z0-9-]*$"))]
+    pub existing_identifier: Option<String>,
     /// What happens to the data on removal.
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
@@ -665,6 +707,7 @@ fn default_redis_node_type() -> String {
 #[x_kube(
     validation = Rule::new("self.topics.all(t, self.topics[t].replicationFactor <= self.brokers)").message(msg::REPLICATION_LE_BROKERS).field_path(".topics"),
     validation = Rule::new("self.backend == oldSelf.backend").message(msg::BACKEND_IMMUTABLE).field_path(".backend"),
+    validation = Rule::new("!has(self.existingIdentifier) || self.backend == 'aws'").message(msg::EXISTING_NEEDS_AWS).field_path(".existingIdentifier"),
 )]
 pub struct KafkaSpec {
     /// Where it runs.
@@ -686,6 +729,14 @@ pub struct KafkaSpec {
     #[serde(default = "default_kafka_instance_type")]
     #[schemars(length(max = 64), regex(pattern = "^kafka\\.[a-z0-9]+\\.[a-z0-9]+$"))]
     pub instance_type: String,
+    /// Adopt an existing MSK cluster of this name (aws backend): Panthera tags it as its own and
+    /// manages it from then on. Without it, Panthera never touches a resource it did not create.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 64),
+        regex(pattern = "^[a-zA-Z0-9][a-zA-Z0-9-]*$")
+    )]
+    pub existing_identifier: Option<String>,
     /// What happens to the data on removal.
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,

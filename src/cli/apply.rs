@@ -46,6 +46,10 @@ pub struct Args {
     /// Apply only the PantheraPlatform resource and follow the operator's status.
     #[arg(long)]
     pub via_operator: bool,
+    /// Let an AWS data store be replaced (deleted by its deletionPolicy, then created again) when
+    /// a change cannot be made in place (e.g. smaller storage); refused otherwise.
+    #[arg(long)]
+    pub allow_replace: bool,
     #[command(flatten)]
     pub cluster: ClusterArgs,
     #[command(flatten)]
@@ -83,11 +87,13 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
         timeout: args.timeout,
         force_conflicts: args.force_conflicts,
         create_namespace: true,
+        allow_replace: args.allow_replace,
     };
     let report = rt.block_on(async {
         let client = args.cluster.client().await?;
         let engine =
             Engine::new(client, renderer).with_rate_limit(args.cluster.qps, args.cluster.burst);
+        let engine = super::aws::attach(engine, &platform).await;
         let progress = Progress::new();
         let result = engine
             .apply(&platform, &options, &|e| progress.event(e))
@@ -109,6 +115,21 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
             writeln!(out, "{verb} {id}{dry}").map_err(io_err("write output"))?;
         }
     }
+    for planned in report.aws.iter().filter(|p| p.writes()) {
+        writeln!(out, "aws {}: {}{dry}", planned.component, planned.summary)
+            .map_err(io_err("write output"))?;
+    }
+    for waiting in &report.aws_waiting {
+        writeln!(out, "waiting: {waiting}").map_err(io_err("write output"))?;
+    }
+    if super::aws::needed(&platform) {
+        writeln!(
+            out,
+            "AWS: {} API calls, {} writes{dry}",
+            report.aws_calls, report.aws_writes
+        )
+        .map_err(io_err("write output"))?;
+    }
     writeln!(
         out,
         "{} created, {} changed, {} unchanged, {} pruned{dry}",
@@ -118,8 +139,16 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
         report.pruned.len()
     )
     .map_err(io_err("write output"))?;
-    if args.wait && !report.components.is_empty() {
-        super::status::print_table(&report.components, out)?;
+    // After --wait every component's readiness is known; otherwise only the AWS stores' state
+    // (creating, modifying, available) is worth printing: workloads were just written.
+    let shown: Vec<_> = report
+        .components
+        .iter()
+        .filter(|c| args.wait || c.backend == "aws")
+        .cloned()
+        .collect();
+    if !shown.is_empty() {
+        super::status::print_table(&shown, out)?;
     }
     Ok(())
 }

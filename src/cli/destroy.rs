@@ -38,11 +38,14 @@ pub struct Args {
 }
 
 pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
+    let mut from_file = None;
     let (name, namespace) = match (&args.file, &args.name) {
         (Some(file), _) => {
             let mut p = crate::load::load_file(file)?;
             args.cluster.reconcile_namespace(&mut p)?;
-            crate::engine::ids(&p)
+            let ids = crate::engine::ids(&p);
+            from_file = Some(p);
+            ids
         }
         (None, Some(name)) => (
             name.clone(),
@@ -77,10 +80,15 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
         }
     }
     let rt = runtime()?;
-    let deleted = rt.block_on(async {
+    let report = rt.block_on(async {
         let client = args.cluster.client().await?;
-        // Delete the resource first so an operator does not recreate what is being removed.
+        // Delete the resource first so an operator does not recreate what is being removed; read
+        // it before, so that its AWS data stores (and their region) are known.
         let api: Api<PantheraPlatform> = Api::namespaced(client.clone(), &namespace);
+        let platform = match from_file {
+            Some(p) => Some(p),
+            None => api.get_opt(&name).await.ok().flatten(),
+        };
         match api.delete(&name, &DeleteParams::foreground()).await {
             Ok(_) => eprintln!("deleted pantheraplatform {name}"),
             Err(kube::Error::Api(s)) if s.code == 404 => {}
@@ -88,20 +96,40 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
         }
         let engine = Engine::new(client, args.templates.renderer()?)
             .with_rate_limit(args.cluster.qps, args.cluster.burst);
-        engine
-            .destroy(&name, &namespace, args.keep_data, &|e| {
-                if let crate::engine::Event::Pruned { id } = e {
-                    eprintln!("deleted {id}");
-                }
-            })
-            .await
-            .map_err(Error::from)
+        let on_event = |e| {
+            if let crate::engine::Event::Pruned { id } = e {
+                eprintln!("deleted {id}");
+            }
+        };
+        match platform {
+            Some(p) => {
+                let engine = super::aws::attach(engine, &p).await;
+                engine.destroy_platform(&p, args.keep_data, &on_event).await
+            }
+            None => {
+                engine
+                    .destroy(&name, &namespace, args.keep_data, &on_event)
+                    .await
+            }
+        }
+        .map_err(Error::from)
     })?;
+    for waiting in &report.waiting {
+        writeln!(out, "waiting: {waiting}").map_err(io_err("write output"))?;
+    }
     writeln!(
         out,
-        "destroyed platform {name}: {} objects deleted{}",
-        deleted.len(),
-        if args.keep_data { "; data kept" } else { "" }
+        "destroyed platform {name}: {} deleted{}{}",
+        report.deleted.len(),
+        if args.keep_data { "; data kept" } else { "" },
+        if report.waiting.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; AWS is still deleting {} resource(s): run destroy again to confirm they are gone",
+                report.waiting.len()
+            )
+        }
     )
     .map_err(io_err("write output"))
 }

@@ -1,6 +1,7 @@
 //! The `panthera` command line: one module per verb, kubectl-like flags.
 
 mod apply;
+mod aws;
 mod cluster;
 mod completions;
 mod crd;

@@ -65,12 +65,17 @@ pub fn run(args: &Args, _out: &mut dyn Write) -> Result<()> {
         .map_err(|e| Error::Usage(format!("cannot start the async runtime: {e}")))?;
     rt.block_on(async {
         let client = args.cluster.watch_client().await?;
+        // The standard AWS configuration (region, AWS_ENDPOINT_URL, credentials chain: IRSA or
+        // Pod Identity in a cluster). Credentials are resolved on first use, so an operator
+        // without AWS stores needs none.
+        let aws = crate::cloud::aws::Aws::from_env().await;
         let engine = crate::operator::engine(
             client.clone(),
             renderer,
             args.cluster.qps,
             args.cluster.burst,
-        );
+        )
+        .with_aws(aws);
         let leader_election = (!args.no_leader_elect).then(|| LeaderElection {
             lease_name: args.lease_name.clone(),
             lease_namespace: args
@@ -100,7 +105,9 @@ pub fn run(args: &Args, _out: &mut dyn Write) -> Result<()> {
 
 fn init_logs(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        // Outside AWS the SDK's region lookup from instance metadata fails at every start;
+        // that is expected, and a missing region is reported where it matters.
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,aws_config::imds=error"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -51,6 +51,10 @@ pub struct Args {
     /// Colour the diff.
     #[arg(long, value_enum, default_value_t = Color::Auto)]
     pub color: Color,
+    /// Accept replacing an AWS data store (deleted by its deletionPolicy, created again) when a
+    /// change cannot be made in place; without it such a plan exits 1.
+    #[arg(long)]
+    pub allow_replace: bool,
     #[command(flatten)]
     pub cluster: ClusterArgs,
     #[command(flatten)]
@@ -64,7 +68,11 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
     if args.offline || !args.cluster.configured() {
         let plan = renderer.render(&platform, &Redacted)?;
         let text = match args.output {
-            PlanFormat::Text => offline_text(&plan, !args.offline),
+            PlanFormat::Text => offline_text(
+                &plan,
+                &crate::cloud::aws::model::stores(&platform),
+                !args.offline,
+            ),
             PlanFormat::Json => pretty(&offline_json(&plan))?,
         };
         out.write_all(text.as_bytes())
@@ -80,15 +88,16 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
         Color::Never => false,
         Color::Auto => std::io::stdout().is_terminal() && args.output == PlanFormat::Text,
     };
-    let changes = runtime()?.block_on(async {
+    let (changes, aws) = runtime()?.block_on(async {
         let client = args.cluster.client().await?;
         let engine =
             Engine::new(client, renderer).with_rate_limit(args.cluster.qps, args.cluster.burst);
-        engine
-            .plan(&platform, args.prune, color)
-            .await
-            .map_err(Error::from)
+        let engine = super::aws::attach(engine, &platform).await;
+        let changes = engine.plan(&platform, args.prune, color).await?;
+        let aws = engine.plan_aws(&platform).await?;
+        Ok::<_, Error>((changes, aws))
     })?;
+    let aws_changes = aws.iter().filter(|p| p.writes()).count();
     let (name, namespace) = crate::engine::ids(&platform);
     let count = |a: Action| changes.iter().filter(|c| c.action == a).count();
     let (add, change, prune, same) = (
@@ -115,19 +124,30 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
             s.push_str(&format!(
                 "\nPlan: {add} to add, {change} to change, {prune} to prune, {same} unchanged.\n"
             ));
+            if !aws.is_empty() {
+                s.push_str("\nAWS data stores:\n");
+                s.push_str(&super::aws::plan_lines(&aws, args.allow_replace));
+                s.push_str(&format!("\n{}\n", super::aws::summary(&aws)));
+            }
             s
         }
         PlanFormat::Json => pretty(&json!({
             "platform": name,
             "namespace": namespace,
             "offline": false,
-            "summary": {"add": add, "change": change, "prune": prune, "unchanged": same},
+            "summary": {"add": add, "change": change, "prune": prune, "unchanged": same, "aws": aws_changes},
             "changes": changes.iter().map(change_json).collect::<Vec<_>>(),
+            "aws": aws,
         }))?,
     };
     out.write_all(text.as_bytes())
         .map_err(io_err("write output"))?;
-    if args.exit_code && add + change + prune > 0 {
+    if !args.allow_replace
+        && let Some(refusal) = super::aws::refuse_replace(&aws)
+    {
+        return Err(Error::Usage(refusal));
+    }
+    if args.exit_code && add + change + prune + aws_changes > 0 {
         Err(Error::ChangesPending)
     } else {
         Ok(())
@@ -144,7 +164,7 @@ fn pretty(v: &serde_json::Value) -> Result<String> {
         .map_err(|e| Error::Usage(e.to_string()))
 }
 
-fn offline_text(plan: &Plan, no_cluster: bool) -> String {
+fn offline_text(plan: &Plan, stores: &[crate::cloud::aws::Store], no_cluster: bool) -> String {
     let total = plan.objects().count();
     let why = if no_cluster {
         "no cluster configured"
@@ -161,8 +181,17 @@ fn offline_text(plan: &Plan, no_cluster: bool) -> String {
     for c in &plan.components {
         let kind = c.kind.map_or("platform", |k| k.as_str());
         s.push_str(&format!("\n{kind} {} ({})\n", c.name, c.backend.as_str()));
-        if let Some(external) = &c.external {
-            s.push_str(&format!("  + {external}\n"));
+        if c.external.is_some()
+            && let Some(store) = stores
+                .iter()
+                .find(|st| Some(st.service.kind()) == c.kind && st.name == c.name)
+        {
+            s.push_str(&format!(
+                "  + create {} {} ({})\n",
+                store.service.resource(),
+                store.identifier,
+                store.settings
+            ));
         }
         for o in &c.objects {
             s.push_str(&format!("  + {}\n", o.id()));

@@ -52,7 +52,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
     let rt = runtime()?;
     rt.block_on(async {
         let client = args.cluster.client().await?;
-        let engine = Engine::new(client.clone(), args.templates.renderer()?)
+        let mut engine = Engine::new(client.clone(), args.templates.renderer()?)
             .with_rate_limit(args.cluster.qps, args.cluster.burst);
         loop {
             let (platform, conditions) = match (&args.file, &args.name) {
@@ -75,6 +75,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
                 }
                 (None, None) => return Err(Error::Usage("name a platform or pass -f FILE".into())),
             };
+            engine = super::aws::attach(engine, &platform).await;
             let components = engine.observe(&platform).await?;
             let (name, namespace) = crate::engine::ids(&platform);
             match args.output {

@@ -3,6 +3,7 @@
 //! (never data), readiness waits in dependency order, and fail-fast on stalled workloads.
 //! Shared by the CLI and (next) the operator.
 
+mod cloud;
 mod diff;
 mod readiness;
 mod resources;
@@ -20,6 +21,9 @@ use serde_json::{Value, json};
 pub use diff::{APPLIED_HASH, clean, is_subset, prepare, unchanged, unified};
 pub use readiness::Readiness;
 pub use resources::{MANAGED, Managed, PVC};
+
+pub use crate::cloud::aws::Aws;
+use crate::cloud::aws::Planned as AwsPlanned;
 
 use crate::api::{ComponentKind, PantheraPlatform};
 use crate::render::{
@@ -70,6 +74,40 @@ pub enum Error {
     Stalled { component: String, reason: String },
     #[error("timed out after {seconds}s; not ready: {pending}")]
     Timeout { seconds: u64, pending: String },
+    /// An AWS data store failed. `terminal`: retrying will not help (invalid parameter, quota,
+    /// missing credentials, a foreign resource, a refused replace) — report it as Stalled;
+    /// otherwise (throttling after the SDK's retries, a busy resource, a network error) retry.
+    #[error("{component}: AWS: {message}")]
+    Aws {
+        component: String,
+        message: String,
+        terminal: bool,
+    },
+}
+
+impl Error {
+    /// Whether retrying cannot help: the operator reports these as Stalled.
+    pub fn is_terminal(&self) -> bool {
+        match self {
+            Self::Aws { terminal, .. } => *terminal,
+            Self::Forbidden { .. }
+            | Self::Conflict { .. }
+            | Self::Foreign { .. }
+            | Self::Render(_)
+            | Self::Stalled { .. } => true,
+            Self::Unreachable { .. } | Self::Api { .. } | Self::Timeout { .. } => false,
+        }
+    }
+}
+
+impl From<crate::cloud::aws::Error> for Error {
+    fn from(e: crate::cloud::aws::Error) -> Self {
+        Self::Aws {
+            component: e.component,
+            message: e.message,
+            terminal: e.terminal,
+        }
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -90,6 +128,9 @@ pub struct ApplyOptions {
     /// Create the platform's namespace when missing. The operator turns this off: the platform
     /// resource lives in that namespace, and it needs no permission on namespaces.
     pub create_namespace: bool,
+    /// Let an AWS data store be replaced (deleted by its deletionPolicy, created again) when a
+    /// change cannot be made in place; refused otherwise.
+    pub allow_replace: bool,
 }
 
 impl Default for ApplyOptions {
@@ -101,6 +142,7 @@ impl Default for ApplyOptions {
             timeout: Duration::from_secs(300),
             force_conflicts: false,
             create_namespace: true,
+            allow_replace: false,
         }
     }
 }
@@ -157,8 +199,26 @@ pub struct ApplyReport {
     pub unchanged: usize,
     pub pruned: Vec<String>,
     /// Readiness per component: observed after waiting, or else as the cluster answered the
-    /// writes (a workload just written is not ready yet).
+    /// writes (a workload just written is not ready yet) and as AWS reports its stores.
     pub components: Vec<ComponentState>,
+    /// What was planned for each AWS data store (create, modify in place, ... or no change).
+    pub aws: Vec<AwsPlanned>,
+    /// AWS API calls made by this apply.
+    pub aws_calls: usize,
+    /// Mutating AWS API calls made by this apply (0 on a re-apply of an unchanged platform).
+    pub aws_writes: usize,
+    /// With prune: AWS stores no longer in the spec that AWS is still deleting.
+    pub aws_waiting: Vec<String>,
+}
+
+/// Result of a destroy. The operator keeps its finalizer until `waiting` is empty.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct DestroyReport {
+    /// Kubernetes objects deleted (`Kind/name`) and AWS resources deleted or retained.
+    pub deleted: Vec<String>,
+    /// What AWS is still deleting, with what it waits on and for how long, e.g.
+    /// `postgres/users: RDS instance shop-users deleting (final snapshot shop-users-final-...), 2m10s`.
+    pub waiting: Vec<String>,
 }
 
 /// Observed state of one component.
@@ -229,6 +289,7 @@ pub struct Engine {
     client: kube::Client,
     renderer: Renderer,
     limiter: retry::Limiter,
+    aws: Option<Aws>,
 }
 
 impl Engine {
@@ -237,6 +298,7 @@ impl Engine {
             client,
             renderer,
             limiter: retry::Limiter::unlimited(),
+            aws: None,
         }
     }
 
@@ -362,7 +424,8 @@ impl Engine {
         let live = self.live(&namespace, false).await?;
         let plan = self.render(platform, &live)?;
         let mut changes = Vec::new();
-        let mut planned = BTreeSet::new();
+        // The connection Secrets of AWS stores are written once AWS has an endpoint: never prune them.
+        let mut planned = cloud::aws_secret_ids(platform);
         for component in &plan.components {
             for object in &component.objects {
                 planned.insert((object.kind().to_string(), object.name().to_string()));
@@ -476,11 +539,20 @@ impl Engine {
         let mut live = self.live(&namespace, false).await?;
         let plan = self.render(platform, &live)?;
         let mut report = ApplyReport::default();
-        let mut planned = BTreeSet::new();
+        // AWS first: every store is planned (and a replace refused) before anything is written.
+        let aws = self
+            .reconcile_aws(platform, &live, options, started, on_event)
+            .await?;
+        report.aws = aws.planned;
+        report.aws_calls = aws.calls;
+        report.aws_writes = aws.writes;
+        // The connection Secrets of AWS stores are written once AWS has an endpoint: never prune them.
+        let mut planned = cloud::aws_secret_ids(platform);
         for phase in phases(&plan) {
             for component in &phase {
                 let (mut created, mut changed, mut same) = (0, 0, 0);
-                for object in &component.objects {
+                let extra = aws.secrets.get(&plan_component_id(component));
+                for object in component.objects.iter().chain(extra) {
                     planned.insert((object.kind().to_string(), object.name().to_string()));
                     let desired = prepare(&object.value);
                     let current = live.get(object.kind(), object.name());
@@ -546,11 +618,23 @@ impl Engine {
                 on_event(Event::Pruned { id: id.clone() });
                 report.pruned.push(id);
             }
+            if !options.dry_run {
+                self.prune_aws(platform, on_event, &mut report).await?;
+            }
         }
         if options.wait && !options.dry_run {
             report.components = self.observe(platform).await?;
         } else if !options.dry_run {
-            report.components = observe_plan(&plan, &live, &name);
+            let mut states = observe_plan(&plan, &live, &name);
+            for fresh in aws.states {
+                if let Some(slot) = states
+                    .iter_mut()
+                    .find(|c| c.backend == "aws" && c.kind == fresh.kind && c.name == fresh.name)
+                {
+                    *slot = fresh;
+                }
+            }
+            report.components = states;
         }
         Ok(report)
     }
@@ -755,19 +839,66 @@ impl Engine {
         let (name, namespace) = ids(platform);
         let live = self.live(&namespace, false).await?;
         let plan = self.render(platform, &live)?;
-        Ok(observe_plan(&plan, &live, &name))
+        let mut states = observe_plan(&plan, &live, &name);
+        self.observe_aws(platform, &mut states).await?;
+        Ok(states)
     }
 
     /// Delete a platform's children in reverse order: gateway, services, then data stores.
     /// Data (PVCs, and the connection Secrets that open it) is kept unless `keep_data` is false
-    /// and the store's deletionPolicy is Delete.
+    /// and the store's deletionPolicy is Delete. With an AWS client, the platform's AWS
+    /// resources (found by their ownership tags) go by their deletionPolicy too (see
+    /// [`crate::cloud::aws::Aws::destroy`]); AWS deletes asynchronously, so call again until
+    /// [`DestroyReport::waiting`] is empty.
+    /// AWS resources are looked for in the AWS client's region; [`Engine::destroy_platform`]
+    /// uses the platform's `spec.aws.region`.
     pub async fn destroy(
         &self,
         platform: &str,
         namespace: &str,
         keep_data: bool,
         on_event: &(dyn Fn(Event) + Send + Sync),
-    ) -> Result<Vec<String>> {
+    ) -> Result<DestroyReport> {
+        self.destroy_in(platform, namespace, None, true, keep_data, on_event)
+            .await
+    }
+
+    /// [`Engine::destroy`] of `platform`, looking for its AWS resources in `spec.aws.region`
+    /// (the operator's finalizer has the resource at hand).
+    pub async fn destroy_platform(
+        &self,
+        platform: &PantheraPlatform,
+        keep_data: bool,
+        on_event: &(dyn Fn(Event) + Send + Sync),
+    ) -> Result<DestroyReport> {
+        let (name, namespace) = ids(platform);
+        // Without `spec.aws` the platform never had AWS stores (the CRD requires it for them):
+        // no AWS call, so a cluster-only platform needs no AWS credentials.
+        let Some(aws) = &platform.spec.aws else {
+            return self
+                .destroy_in(&name, &namespace, None, false, keep_data, on_event)
+                .await;
+        };
+        self.destroy_in(
+            &name,
+            &namespace,
+            aws.region.as_deref(),
+            true,
+            keep_data,
+            on_event,
+        )
+        .await
+    }
+
+    async fn destroy_in(
+        &self,
+        platform: &str,
+        namespace: &str,
+        region: Option<&str>,
+        with_aws: bool,
+        keep_data: bool,
+        on_event: &(dyn Fn(Event) + Send + Sync),
+    ) -> Result<DestroyReport> {
         let live = self.live(namespace, true).await?;
         let order = |kind: Option<&str>| match kind {
             Some("gateway") => 0,
@@ -788,7 +919,22 @@ impl Engine {
             on_event(Event::Pruned { id: id.clone() });
             deleted.push(id);
         }
-        Ok(deleted)
+        let mut report = DestroyReport {
+            deleted,
+            waiting: Vec::new(),
+        };
+        if with_aws {
+            self.destroy_aws(
+                platform,
+                namespace,
+                region,
+                keep_data,
+                on_event,
+                &mut report,
+            )
+            .await?;
+        }
+        Ok(report)
     }
 }
 
@@ -893,7 +1039,7 @@ fn observe_plan(plan: &Plan, live: &Live, platform: &str) -> Vec<ComponentState>
                 kind,
                 backend: c.backend.as_str().into(),
                 ready: false,
-                message: format!("not provisioned by the CLI yet: {external}"),
+                message: format!("no AWS client configured to observe it: {external}"),
                 endpoint: None,
             });
             continue;

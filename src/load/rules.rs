@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 
 use crate::api::rules::{RESERVED_ENV_NAMES, msg};
-use crate::api::{AutoscalingSpec, PantheraPlatform, ServiceKind};
+use crate::api::{AutoscalingSpec, Backend, PantheraPlatform, ServiceKind};
 
 /// (field path, message) for every broken rule.
 pub fn check(platform: &PantheraPlatform) -> Vec<(String, String)> {
@@ -87,7 +87,49 @@ pub fn check(platform: &PantheraPlatform) -> Vec<(String, String)> {
             &mut push,
         );
     }
+    let any_aws = spec.databases.iter().any(|d| d.backend == Backend::Aws)
+        || spec
+            .redis
+            .as_ref()
+            .is_some_and(|r| r.backend == Backend::Aws)
+        || spec
+            .kafka
+            .as_ref()
+            .is_some_and(|k| k.backend == Backend::Aws);
+    if any_aws && spec.aws.is_none() {
+        push("spec.aws".into(), msg::AWS_NEEDS_SPEC);
+    }
+    if let (Some(aws), Some(k)) = (&spec.aws, &spec.kafka)
+        && k.backend == Backend::Aws
+        && !aws.subnet_ids.is_empty()
+        && k.brokers % aws.subnet_ids.len() as i32 != 0
+    {
+        push("spec.kafka.brokers".into(), msg::MSK_BROKERS_PER_SUBNET);
+    }
+    for (i, d) in spec.databases.iter().enumerate() {
+        if d.existing_identifier.is_some() && d.backend != Backend::Aws {
+            push(
+                format!("spec.databases[{i}].existingIdentifier"),
+                msg::EXISTING_NEEDS_AWS,
+            );
+        }
+    }
+    if let Some(r) = &spec.redis
+        && r.existing_identifier.is_some()
+        && r.backend != Backend::Aws
+    {
+        push(
+            "spec.redis.existingIdentifier".into(),
+            msg::EXISTING_NEEDS_AWS,
+        );
+    }
     if let Some(k) = &spec.kafka {
+        if k.existing_identifier.is_some() && k.backend != Backend::Aws {
+            push(
+                "spec.kafka.existingIdentifier".into(),
+                msg::EXISTING_NEEDS_AWS,
+            );
+        }
         if k.topics.values().any(|t| t.replication_factor > k.brokers) {
             push("spec.kafka.topics".into(), msg::REPLICATION_LE_BROKERS);
         }

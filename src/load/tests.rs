@@ -352,6 +352,7 @@ mod transitions {
             "apiVersion": "panthera.dev/v1alpha1", "kind": "PantheraPlatform",
             "metadata": {"name": "p"},
             "spec": {"databases": [database], "services": [],
+                     "aws": {"subnetIds": ["subnet-00000001", "subnet-00000002"]},
                      "kafka": {"backend": "cluster", "brokers": 1, "topics": {"t": {"partitions": partitions, "replicationFactor": 1}}}},
         });
         let typed: PantheraPlatform = serde_json::from_value(platform).unwrap();
@@ -566,6 +567,33 @@ mod cel_equivalence {
             (
                 "bad topic name",
                 Box::new(|v| v["spec"]["kafka"]["topics"] = yaml("{'a b': {}}")),
+            ),
+            (
+                "aws backend without spec.aws",
+                Box::new(|v| v["spec"]["databases"][0]["backend"] = yaml("aws")),
+            ),
+            (
+                "aws redis without spec.aws",
+                Box::new(|v| v["spec"]["redis"]["backend"] = yaml("aws")),
+            ),
+            (
+                "msk brokers not a multiple of subnets",
+                Box::new(|v| {
+                    v["spec"]["kafka"]["backend"] = yaml("aws");
+                    v["spec"]["aws"] =
+                        yaml("{subnetIds: [subnet-0123456789abcdef0, subnet-0123456789abcdef1]}");
+                }),
+            ),
+            (
+                "existingIdentifier on the cluster backend",
+                Box::new(|v| v["spec"]["databases"][0]["existingIdentifier"] = yaml("legacy-db")),
+            ),
+            (
+                "existingIdentifier on cluster redis and kafka",
+                Box::new(|v| {
+                    v["spec"]["redis"]["existingIdentifier"] = yaml("legacy");
+                    v["spec"]["kafka"]["existingIdentifier"] = yaml("legacy");
+                }),
             ),
         ];
         for (name, edit) in edits {

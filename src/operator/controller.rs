@@ -42,6 +42,9 @@ pub enum Error {
     Status { id: String, source: kube::Error },
     #[error("finalizer {FINALIZER}: {0}")]
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+    /// Teardown is waiting for AWS to finish deleting; the finalizer stays.
+    #[error("waiting for AWS to delete: {0}")]
+    DeletionPending(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -52,6 +55,7 @@ impl Error {
         match self {
             Error::Engine(e) => engine_reason(e),
             Error::Status { .. } => "StatusWriteFailed",
+            Error::DeletionPending(_) => "DeletionPending",
             Error::Finalizer(inner) => match inner.as_ref() {
                 kube::runtime::finalizer::Error::ApplyFailed(e)
                 | kube::runtime::finalizer::Error::CleanupFailed(e) => e.reason(),
@@ -71,15 +75,9 @@ fn engine_reason(e: &engine::Error) -> &'static str {
         engine::Error::Render(_) => "RenderFailed",
         engine::Error::Stalled { .. } => "WorkloadStalled",
         engine::Error::Timeout { .. } => "Timeout",
+        engine::Error::Aws { terminal: true, .. } => "AwsRejected",
+        engine::Error::Aws { .. } => "AwsError",
     }
-}
-
-/// Errors that the same spec will hit again: report Stalled and wait for a change.
-fn is_terminal(e: &engine::Error) -> bool {
-    matches!(
-        e,
-        engine::Error::Render(_) | engine::Error::Foreign { .. } | engine::Error::Conflict { .. }
-    )
 }
 
 /// How the controller runs.
@@ -263,7 +261,18 @@ pub fn error_policy(guarded: Arc<Guarded>, error: &Error, ctx: Arc<Context>) -> 
             *n
         })
         .unwrap_or(1);
-    let delay = backoff(attempt);
+    let delay = match error {
+        // Not a failure: AWS deletes take minutes; poll at a steady pace.
+        Error::Finalizer(inner)
+            if matches!(
+                inner.as_ref(),
+                kube::runtime::finalizer::Error::CleanupFailed(Error::DeletionPending(_))
+            ) =>
+        {
+            Duration::from_secs(15)
+        }
+        _ => backoff(attempt),
+    };
     tracing::warn!(platform = %key, attempt, retry_in = ?delay, error = %error, "reconcile failed");
     Action::requeue(delay)
 }
@@ -337,7 +346,9 @@ async fn apply(platform: &PantheraPlatform, ctx: &Context) -> Result<Action> {
     };
     let report = match ctx.engine.apply(platform, &options, &|_| {}).await {
         Ok(report) => report,
-        Err(e) if is_terminal(&e) => {
+        // Errors the same spec will hit again (render errors, a foreign object, a missing
+        // permission, AWS refusing a parameter or a quota): Stalled, no retry storm.
+        Err(e) if e.is_terminal() => {
             let outcome = Outcome::Stalled {
                 reason: engine_reason(&e).into(),
                 message: e.to_string(),
@@ -378,9 +389,19 @@ async fn apply(platform: &PantheraPlatform, ctx: &Context) -> Result<Action> {
         publish(ctx, platform, EventType::Normal, "Applied", "Apply", note).await;
     }
     let ready = report.components.iter().all(|c| c.ready);
+    let waiting_on_aws_only = !ready
+        && report
+            .components
+            .iter()
+            .filter(|c| !c.ready)
+            .all(|c| c.backend == "aws");
     write_status(platform, &Outcome::Applied(report.components), ctx).await?;
     Ok(if ready {
         Action::requeue(ctx.settings.resync)
+    } else if waiting_on_aws_only {
+        // RDS, ElastiCache and MSK take minutes to tens of minutes; describing them every few
+        // seconds would only spend API quota.
+        Action::requeue(Duration::from_secs(30).min(ctx.settings.resync))
     } else {
         // Child events usually come first; this is the safety net for a missed or dropped
         // watch event while a workload comes up.
@@ -389,22 +410,40 @@ async fn apply(platform: &PantheraPlatform, ctx: &Context) -> Result<Action> {
 }
 
 async fn cleanup(platform: &PantheraPlatform, ctx: &Context) -> Result<Action> {
-    let (name, namespace) = engine::ids(platform);
-    let outcome = Outcome::Terminating {
-        message: "deleting the gateway, then services, then data stores; data is kept as each store's deletionPolicy says".into(),
-    };
-    write_status(platform, &outcome, ctx).await?;
-    let deleted = ctx
+    let terminating = platform.status.as_ref().is_some_and(|s| {
+        s.conditions
+            .iter()
+            .any(|c| c.type_ == status::RECONCILING && c.reason == "Terminating")
+    });
+    if !terminating {
+        let outcome = Outcome::Terminating {
+            message: "deleting the gateway, then services, then data stores; data is kept as each store's deletionPolicy says".into(),
+        };
+        write_status(platform, &outcome, ctx).await?;
+    }
+    let report = ctx
         .engine
-        .destroy(&name, &namespace, false, &|_| {})
+        .destroy_platform(platform, false, &|_| {})
         .await?;
-    ctx.metrics.writes.inc_by(deleted.len() as u64);
-    let note = format!(
-        "deleted {} children: {}",
-        deleted.len(),
-        summarize(deleted.iter())
-    );
-    publish(ctx, platform, EventType::Normal, "Deleted", "Delete", note).await;
+    ctx.metrics.writes.inc_by(report.deleted.len() as u64);
+    if !report.deleted.is_empty() {
+        let note = format!(
+            "deleted {} children: {}",
+            report.deleted.len(),
+            summarize(report.deleted.iter())
+        );
+        publish(ctx, platform, EventType::Normal, "Deleted", "Delete", note).await;
+    }
+    if !report.waiting.is_empty() {
+        // The finalizer stays until AWS reports every resource gone; the status says which and
+        // for how long, so a stuck deletion is never silent.
+        let waiting = report.waiting.join("; ");
+        let outcome = Outcome::Terminating {
+            message: format!("waiting for AWS to delete: {waiting}"),
+        };
+        write_status(platform, &outcome, ctx).await?;
+        return Err(Error::DeletionPending(waiting));
+    }
     Ok(Action::await_change())
 }
 

@@ -250,6 +250,81 @@ impl Renderer {
         self.render_folder(folder, folder, &Value::Null, values)
     }
 
+    /// The connection Secret of a data store with `backend: aws`, once AWS has published its
+    /// endpoint: the same template, name and keys as the cluster backend, with `host`, `port` and
+    /// `url` (or `bootstrapServers`) pointing at the managed service. `endpoint` is `host:port`
+    /// (RDS, ElastiCache) or the broker list (MSK); `tls` makes a Redis URL `rediss://`.
+    pub fn aws_secret(
+        &self,
+        platform: &PantheraPlatform,
+        secrets: &dyn SecretValues,
+        kind: ComponentKind,
+        name: &str,
+        endpoint: &str,
+        tls: bool,
+    ) -> Result<Object> {
+        let (name_, namespace) = crate::engine::ids(platform);
+        let names = Names {
+            platform: name_,
+            namespace,
+        };
+        let builder = context::ContextBuilder::new(platform, names, secrets);
+        let platform_values = builder.platform_values();
+        let component = builder
+            .components()
+            .map_err(Error::Spec)?
+            .into_iter()
+            .find(|c| c.kind == kind && c.name == name)
+            .ok_or_else(|| Error::Spec(format!("no {} component {name}", kind.as_str())))?;
+        let mut values = component.values;
+        let data = &mut values["secret"]["data"];
+        let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+        let (host, port) = endpoint.rsplit_once(':').unwrap_or((endpoint, ""));
+        match kind {
+            ComponentKind::Postgres => {
+                let (user, password, database) = (
+                    text(&data["username"]),
+                    text(&data["password"]),
+                    text(&data["database"]),
+                );
+                data["host"] = Value::from(host);
+                data["port"] = Value::from(port);
+                // RDS for PostgreSQL 15+ refuses connections without TLS (rds.force_ssl).
+                data["url"] = Value::from(format!(
+                    "postgres://{user}:{password}@{host}:{port}/{database}?sslmode=require"
+                ));
+            }
+            ComponentKind::Redis => {
+                let password = text(&data["password"]);
+                let scheme = if tls { "rediss" } else { "redis" };
+                let auth = if password.is_empty() {
+                    String::new()
+                } else {
+                    format!(":{password}@")
+                };
+                data["host"] = Value::from(host);
+                data["port"] = Value::from(port);
+                data["url"] = Value::from(format!("{scheme}://{auth}{host}:{port}/0"));
+            }
+            ComponentKind::Kafka => {
+                data["bootstrapServers"] = Value::from(endpoint);
+                data["url"] = Value::from(endpoint);
+            }
+            ComponentKind::Gateway | ComponentKind::Service => {
+                return Err(Error::Spec(format!(
+                    "{} is not a data store",
+                    kind.as_str()
+                )));
+            }
+        }
+        let template = format!("{}/secret.yaml", component.folder);
+        let objects = self.render_template(&template, name, &platform_values, &values)?;
+        objects
+            .into_iter()
+            .find(|o| o.kind() == "Secret")
+            .ok_or_else(|| Error::Spec(format!("template {template} rendered no Secret")))
+    }
+
     fn render_folder(
         &self,
         folder: &str,
@@ -258,9 +333,6 @@ impl Renderer {
         values: &Value,
     ) -> Result<Vec<Object>> {
         debug_assert!(COMPONENT_FOLDERS.contains(&folder) || folder == "operator");
-        let mut context = tera::Context::new();
-        context.insert("platform", platform);
-        context.insert("c", values);
         let mut objects = Vec::new();
         for template in self
             .folders
@@ -268,36 +340,51 @@ impl Renderer {
             .map(Vec::as_slice)
             .unwrap_or_default()
         {
-            let text = self
-                .tera
-                .render(template, &context)
-                .map_err(|e| Error::RenderTemplate {
-                    template: template.clone(),
+            objects.extend(self.render_template(template, component, platform, values)?);
+        }
+        Ok(objects)
+    }
+
+    fn render_template(
+        &self,
+        template: &str,
+        component: &str,
+        platform: &Value,
+        values: &Value,
+    ) -> Result<Vec<Object>> {
+        let mut context = tera::Context::new();
+        context.insert("platform", platform);
+        context.insert("c", values);
+        let mut objects = Vec::new();
+        let text = self
+            .tera
+            .render(template, &context)
+            .map_err(|e| Error::RenderTemplate {
+                template: template.to_string(),
+                component: component.to_string(),
+                message: error_chain(&e),
+            })?;
+        for (index, document) in serde_yaml::Deserializer::from_str(&text).enumerate() {
+            let value: Value =
+                serde::Deserialize::deserialize(document).map_err(|e| Error::InvalidYaml {
+                    template: template.to_string(),
                     component: component.to_string(),
-                    message: error_chain(&e),
+                    document: index + 1,
+                    message: e.to_string(),
                 })?;
-            for (index, document) in serde_yaml::Deserializer::from_str(&text).enumerate() {
-                let value: Value =
-                    serde::Deserialize::deserialize(document).map_err(|e| Error::InvalidYaml {
-                        template: template.clone(),
-                        component: component.to_string(),
-                        document: index + 1,
-                        message: e.to_string(),
-                    })?;
-                if value.is_null() {
-                    continue;
-                }
-                let object = Object {
-                    template: template.clone(),
-                    value,
-                };
-                typed::check(&object.value).map_err(|message| Error::InvalidObject {
-                    template: template.clone(),
-                    object: object.id(),
-                    message,
-                })?;
-                objects.push(object);
+            if value.is_null() {
+                continue;
             }
+            let object = Object {
+                template: template.to_string(),
+                value,
+            };
+            typed::check(&object.value).map_err(|message| Error::InvalidObject {
+                template: template.to_string(),
+                object: object.id(),
+                message,
+            })?;
+            objects.push(object);
         }
         Ok(objects)
     }

@@ -393,3 +393,59 @@ fn names_that_look_like_yaml_scalars_stay_strings() {
         "true"
     );
 }
+
+#[test]
+fn aws_connection_secrets_have_the_cluster_keys_pointing_at_aws() {
+    let platform = example("aws");
+    let renderer = Renderer::embedded().unwrap();
+    let secrets = Generated::with_known(BTreeMap::from([
+        (
+            ("shop-aws-db-users".to_string(), "password".to_string()),
+            "pw".to_string(),
+        ),
+        (
+            ("shop-aws-redis".to_string(), "password".to_string()),
+            "tok".to_string(),
+        ),
+    ]));
+    let data = |kind, name, endpoint, tls| {
+        let o = renderer
+            .aws_secret(&platform, &secrets, kind, name, endpoint, tls)
+            .unwrap();
+        assert_eq!(o.kind(), "Secret");
+        assert_eq!(
+            o.value["metadata"]["annotations"]["panthera.dev/deletion-policy"],
+            "Snapshot"
+        );
+        assert_eq!(o.value["metadata"]["labels"][LABEL_PLATFORM], "shop-aws");
+        (o.name().to_string(), o.value["stringData"].clone())
+    };
+    let (name, pg) = data(ComponentKind::Postgres, "users", "db.example:5432", true);
+    assert_eq!(name, "shop-aws-db-users");
+    assert_eq!(
+        pg,
+        serde_json::json!({
+            "host": "db.example", "port": "5432", "username": "users", "password": "pw",
+            "database": "users", "url": "postgres://users:pw@db.example:5432/users?sslmode=require",
+        })
+    );
+    let (_, redis) = data(ComponentKind::Redis, "redis", "cache.example:6379", true);
+    assert_eq!(redis["url"], "rediss://:tok@cache.example:6379/0");
+    assert_eq!(redis["host"], "cache.example");
+    let (name, kafka) = data(ComponentKind::Kafka, "kafka", "b-1:9092,b-2:9092", false);
+    assert_eq!(name, "shop-aws-kafka");
+    assert_eq!(kafka["bootstrapServers"], "b-1:9092,b-2:9092");
+    assert_eq!(kafka["url"], "b-1:9092,b-2:9092");
+    assert!(
+        renderer
+            .aws_secret(
+                &platform,
+                &secrets,
+                ComponentKind::Postgres,
+                "nope",
+                "h:1",
+                true
+            )
+            .is_err()
+    );
+}

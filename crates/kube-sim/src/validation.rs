@@ -474,6 +474,7 @@ impl Validator<'_> {
             let bind = |ctx: &mut cel::Context<'_, '_>, name: &str, val: &Value| -> bool {
                 match cel::to_value(val)
                     .ok()
+                    .map(integers_as_int)
                     .and_then(|cv| Box::<dyn cel::common::value::Val>::try_from(cv).ok())
                 {
                     Some(b) => {
@@ -576,6 +577,26 @@ pub fn empty_object_schema() -> Value {
     Value::Object(m)
 }
 
+/// JSON numbers serialize as CEL `uint` when non-negative; the API server types every
+/// `integer` field as CEL `int`, so `self.replicas % 2` must not fail with "int % uint".
+fn integers_as_int(value: cel::Value) -> cel::Value {
+    match value {
+        cel::Value::UInt(n) => i64::try_from(n).map_or(cel::Value::UInt(n), cel::Value::Int),
+        cel::Value::List(items) => cel::Value::List(std::sync::Arc::new(
+            items.iter().cloned().map(integers_as_int).collect(),
+        )),
+        cel::Value::Map(map) => cel::Value::Map(cel::objects::Map {
+            map: std::sync::Arc::new(
+                map.map
+                    .iter()
+                    .map(|(k, v)| (k.clone(), integers_as_int(v.clone())))
+                    .collect(),
+            ),
+        }),
+        other => other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -630,6 +651,30 @@ mod tests {
             missing
                 .iter()
                 .any(|c| c.field == "spec.name" && c.reason == "FieldValueRequired")
+        );
+    }
+
+    #[test]
+    fn integers_are_cel_ints_like_on_the_api_server() {
+        let s = StructuralSchema::compile(json!({
+            "type": "object",
+            "x-kubernetes-validations": [{"rule": "self.brokers % size(self.zones) == 0", "message": "brokers per zone"}],
+            "properties": {
+                "brokers": {"type": "integer", "minimum": 1},
+                "zones": {"type": "array", "items": {"type": "string"}}
+            }
+        }))
+        .unwrap();
+        assert!(
+            s.validate(&json!({"brokers": 3, "zones": ["a", "b", "c"]}), None)
+                .is_empty()
+        );
+        let causes = s.validate(&json!({"brokers": 4, "zones": ["a", "b", "c"]}), None);
+        assert!(
+            causes
+                .iter()
+                .any(|c| c.message.contains("brokers per zone")),
+            "{causes:?}"
         );
     }
 }

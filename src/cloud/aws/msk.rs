@@ -1,0 +1,481 @@
+//! Kafka on MSK: a provisioned cluster with one broker group over `spec.aws.subnetIds`. MSK
+//! applies one update at a time and only to an ACTIVE cluster; the bootstrap brokers exist once
+//! it is ACTIVE.
+
+use std::collections::{BTreeMap, HashMap};
+
+use aws_sdk_kafka::types::{
+    BrokerEbsVolumeInfo, BrokerNodeGroupInfo, ClientBroker, Cluster, EbsStorageInfo,
+    EncryptionInTransit, EncryptionInfo, StorageInfo,
+};
+
+use super::model::{self, Network, Observed, Owner, Planned, Settings, Store};
+use super::{Ctx, Result};
+
+/// What Panthera reads of an MSK cluster.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Msk {
+    arn: String,
+    name: String,
+    state: String,
+    current_version: Option<String>,
+    tags: BTreeMap<String, String>,
+    instance_type: String,
+    version: String,
+    brokers: i32,
+    storage_gib: i32,
+    subnets: Vec<String>,
+    security_groups: Vec<String>,
+}
+
+impl Msk {
+    fn from_sdk(cluster: &Cluster) -> Self {
+        let provisioned = cluster.provisioned();
+        let group = provisioned.and_then(|p| p.broker_node_group_info());
+        Self {
+            arn: cluster.cluster_arn().unwrap_or_default().to_string(),
+            name: cluster.cluster_name().unwrap_or_default().to_string(),
+            state: cluster
+                .state()
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_default(),
+            current_version: cluster.current_version().map(str::to_string),
+            tags: cluster
+                .tags()
+                .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                .unwrap_or_default(),
+            instance_type: group
+                .and_then(|g| g.instance_type())
+                .unwrap_or_default()
+                .to_string(),
+            version: provisioned
+                .and_then(|p| p.current_broker_software_info())
+                .and_then(|s| s.kafka_version())
+                .unwrap_or_default()
+                .to_string(),
+            brokers: provisioned
+                .and_then(|p| p.number_of_broker_nodes())
+                .unwrap_or_default(),
+            storage_gib: group
+                .and_then(|g| g.storage_info())
+                .and_then(|s| s.ebs_storage_info())
+                .and_then(|e| e.volume_size())
+                .unwrap_or_default(),
+            subnets: group
+                .map(|g| g.client_subnets().to_vec())
+                .unwrap_or_default(),
+            security_groups: group
+                .map(|g| g.security_groups().to_vec())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// The same from ListClustersV2's JSON, for endpoints whose timestamps the SDK refuses
+    /// (moto sends `creationTime` without a UTC offset).
+    fn from_json(v: &serde_json::Value) -> Self {
+        let s = |p: &str| {
+            v.pointer(p)
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        let n = |p: &str| {
+            v.pointer(p)
+                .and_then(serde_json::Value::as_i64)
+                .and_then(|n| i32::try_from(n).ok())
+                .unwrap_or_default()
+        };
+        let list = |p: &str| -> Vec<String> {
+            v.pointer(p)
+                .and_then(serde_json::Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        Self {
+            arn: s("/clusterArn"),
+            name: s("/clusterName"),
+            state: s("/state"),
+            current_version: v
+                .pointer("/currentVersion")
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_string),
+            tags: v
+                .pointer("/tags")
+                .and_then(serde_json::Value::as_object)
+                .map(|m| {
+                    m.iter()
+                        .filter_map(|(k, x)| Some((k.clone(), x.as_str()?.to_string())))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            instance_type: s("/provisioned/brokerNodeGroupInfo/instanceType"),
+            version: s("/provisioned/currentBrokerSoftwareInfo/kafkaVersion"),
+            brokers: n("/provisioned/numberOfBrokerNodes"),
+            storage_gib: n(
+                "/provisioned/brokerNodeGroupInfo/storageInfo/ebsStorageInfo/volumeSize",
+            ),
+            subnets: list("/provisioned/brokerNodeGroupInfo/clientSubnets"),
+            security_groups: list("/provisioned/brokerNodeGroupInfo/securityGroups"),
+        }
+    }
+}
+
+fn observed(cluster: &Msk) -> Observed {
+    Observed {
+        arn: cluster.arn.clone(),
+        status: cluster.state.clone(),
+        endpoint: None,
+        tags: cluster.tags.clone(),
+        settings: Some(Settings::Kafka {
+            instance_type: cluster.instance_type.clone(),
+            version: cluster.version.clone(),
+            brokers: cluster.brokers,
+            storage_gib: cluster.storage_gib,
+        }),
+        subnet_ids: cluster.subnets.clone(),
+        security_group_ids: cluster.security_groups.clone(),
+        pending: Vec::new(),
+        tls: false,
+        auth: false,
+        current_version: cluster.current_version.clone(),
+        subnet_group: None,
+    }
+}
+
+/// Clusters whose name starts with `prefix` (all with `None`).
+async fn list(ctx: &Ctx<'_>, prefix: Option<&str>) -> Result<Vec<Msk>> {
+    let mut out = Vec::new();
+    let mut token = None;
+    loop {
+        ctx.read();
+        let page = ctx
+            .clients
+            .kafka
+            .list_clusters_v2()
+            .set_cluster_name_filter(prefix.map(str::to_string))
+            .set_next_token(token)
+            .send()
+            .await;
+        let next = match page {
+            Ok(page) => {
+                out.extend(page.cluster_info_list().iter().map(Msk::from_sdk));
+                page.next_token().map(str::to_string)
+            }
+            Err(e) => {
+                // A body the SDK could not deserialize (not an error response): read it leniently.
+                let body = e
+                    .raw_response()
+                    .filter(|r| r.status().is_success())
+                    .and_then(|r| r.body().bytes())
+                    .and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok());
+                let Some(body) = body else {
+                    return Err(ctx.err("list MSK clusters", &e));
+                };
+                out.extend(
+                    body.get("clusterInfoList")
+                        .and_then(serde_json::Value::as_array)
+                        .into_iter()
+                        .flatten()
+                        .map(Msk::from_json),
+                );
+                body.get("nextToken")
+                    .and_then(serde_json::Value::as_str)
+                    .map(str::to_string)
+            }
+        };
+        token = next;
+        if token.is_none() {
+            return Ok(out);
+        }
+    }
+}
+
+/// The bootstrap brokers of an ACTIVE cluster (plaintext listener, else TLS).
+async fn bootstrap(ctx: &Ctx<'_>, arn: &str) -> Result<Option<String>> {
+    ctx.read();
+    let out = ctx
+        .clients
+        .kafka
+        .get_bootstrap_brokers()
+        .cluster_arn(arn)
+        .send()
+        .await
+        .map_err(|e| ctx.err(&format!("get the bootstrap brokers of {arn}"), &e))?;
+    Ok(out
+        .bootstrap_broker_string()
+        .or(out.bootstrap_broker_string_tls())
+        .map(str::to_string))
+}
+
+pub(super) async fn observe(ctx: &Ctx<'_>, name: &str) -> Result<Option<Observed>> {
+    let Some(cluster) = list(ctx, Some(name))
+        .await?
+        .into_iter()
+        .find(|c| c.name == name)
+    else {
+        return Ok(None);
+    };
+    let mut o = observed(&cluster);
+    if model::phase(model::Service::Msk, &o.status) == model::Phase::Available {
+        o.endpoint = bootstrap(ctx, &o.arn).await?;
+    }
+    Ok(Some(o))
+}
+
+pub(super) async fn list_owned(ctx: &Ctx<'_>, owner: &Owner) -> Result<Vec<(String, Observed)>> {
+    let prefix = model::identifier(&owner.platform, 64);
+    Ok(list(ctx, Some(&prefix))
+        .await?
+        .iter()
+        .map(|c| (c.name.clone(), observed(c)))
+        .filter(|(_, o)| owner.owns(&o.tags))
+        .collect())
+}
+
+pub(super) async fn create(
+    ctx: &Ctx<'_>,
+    store: &Store,
+    network: &Network,
+    tags: &BTreeMap<String, String>,
+) -> Result<()> {
+    let Settings::Kafka {
+        instance_type,
+        version,
+        brokers,
+        storage_gib,
+    } = &store.settings
+    else {
+        return Ok(());
+    };
+    let group = BrokerNodeGroupInfo::builder()
+        .instance_type(instance_type)
+        .set_client_subnets(Some(network.subnet_ids.clone()))
+        .set_security_groups(
+            (!network.security_group_ids.is_empty()).then(|| network.security_group_ids.clone()),
+        )
+        .storage_info(
+            StorageInfo::builder()
+                .ebs_storage_info(EbsStorageInfo::builder().volume_size(*storage_gib).build())
+                .build(),
+        )
+        .build();
+    let encryption = EncryptionInfo::builder()
+        .encryption_in_transit(
+            EncryptionInTransit::builder()
+                .client_broker(ClientBroker::TlsPlaintext)
+                .in_cluster(true)
+                .build(),
+        )
+        .build();
+    ctx.write("CreateCluster", &store.identifier);
+    ctx.clients
+        .kafka
+        .create_cluster()
+        .cluster_name(&store.identifier)
+        .kafka_version(version)
+        .number_of_broker_nodes(*brokers)
+        .broker_node_group_info(group)
+        .encryption_info(encryption)
+        .set_tags(Some(
+            tags.iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect::<HashMap<_, _>>(),
+        ))
+        .send()
+        .await
+        .map_err(|e| ctx.err(&format!("create MSK cluster {}", store.identifier), &e))?;
+    Ok(())
+}
+
+/// One MSK update per call (MSK runs one at a time); the rest follow on later reconciles.
+pub(super) async fn modify(
+    ctx: &Ctx<'_>,
+    store: &Store,
+    observed: &Observed,
+    planned: &Planned,
+) -> Result<Option<String>> {
+    if !planned.tags.is_empty() {
+        tag(ctx, &observed.arn, &planned.tags).await?;
+    }
+    let Some(change) = planned.changes.first() else {
+        return Ok(None);
+    };
+    let (Some(current), model::Phase::Available) = (
+        observed.current_version.as_deref(),
+        model::phase(store.service, &observed.status),
+    ) else {
+        return Ok(Some(format!(
+            "waiting for the cluster to be ACTIVE before updating {}",
+            change.field
+        )));
+    };
+    let Settings::Kafka {
+        instance_type,
+        version,
+        brokers,
+        storage_gib,
+    } = &store.settings
+    else {
+        return Ok(None);
+    };
+    let kafka = &ctx.clients.kafka;
+    let arn = observed.arn.as_str();
+    let action = format!(
+        "update {} of MSK cluster {}",
+        change.field, store.identifier
+    );
+    match change.field {
+        "instanceType" => {
+            ctx.write("UpdateBrokerType", arn);
+            kafka
+                .update_broker_type()
+                .cluster_arn(arn)
+                .current_version(current)
+                .target_instance_type(instance_type)
+                .send()
+                .await
+                .map_err(|e| ctx.err(&action, &e))?;
+        }
+        "storage" => {
+            ctx.write("UpdateBrokerStorage", arn);
+            kafka
+                .update_broker_storage()
+                .cluster_arn(arn)
+                .current_version(current)
+                .target_broker_ebs_volume_info(
+                    BrokerEbsVolumeInfo::builder()
+                        .kafka_broker_node_id("All")
+                        .volume_size_gb(*storage_gib)
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(|e| ctx.err(&action, &e))?;
+        }
+        "brokers" => {
+            ctx.write("UpdateBrokerCount", arn);
+            kafka
+                .update_broker_count()
+                .cluster_arn(arn)
+                .current_version(current)
+                .target_number_of_broker_nodes(*brokers)
+                .send()
+                .await
+                .map_err(|e| ctx.err(&action, &e))?;
+        }
+        "version" => {
+            ctx.write("UpdateClusterKafkaVersion", arn);
+            kafka
+                .update_cluster_kafka_version()
+                .cluster_arn(arn)
+                .current_version(current)
+                .target_kafka_version(version)
+                .send()
+                .await
+                .map_err(|e| ctx.err(&action, &e))?;
+        }
+        _ => {}
+    }
+    let rest: Vec<String> = planned.changes[1..]
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    Ok((!rest.is_empty()).then(|| format!("next updates: {}", rest.join("; "))))
+}
+
+pub(super) async fn tag(ctx: &Ctx<'_>, arn: &str, tags: &BTreeMap<String, String>) -> Result<()> {
+    if tags.is_empty() {
+        return Ok(());
+    }
+    ctx.write("TagResource", arn);
+    ctx.clients
+        .kafka
+        .tag_resource()
+        .resource_arn(arn)
+        .set_tags(Some(
+            tags.iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect::<HashMap<_, _>>(),
+        ))
+        .send()
+        .await
+        .map_err(|e| ctx.err(&format!("tag {arn}"), &e))?;
+    Ok(())
+}
+
+pub(super) async fn untag(ctx: &Ctx<'_>, arn: &str, keys: &[String]) -> Result<()> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    ctx.write("UntagResource", arn);
+    ctx.clients
+        .kafka
+        .untag_resource()
+        .resource_arn(arn)
+        .set_tag_keys(Some(keys.to_vec()))
+        .send()
+        .await
+        .map_err(|e| ctx.err(&format!("untag {arn}"), &e))?;
+    Ok(())
+}
+
+pub(super) async fn delete(ctx: &Ctx<'_>, arn: &str) -> Result<()> {
+    ctx.write("DeleteCluster", arn);
+    match ctx
+        .clients
+        .kafka
+        .delete_cluster()
+        .cluster_arn(arn)
+        .send()
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_not_found_exception()) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(ctx.err(&format!("delete MSK cluster {arn}"), &e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn clusters_read_from_json_match_the_sdk_shape() {
+        let v: serde_json::Value = serde_json::from_str(
+            r#"{"clusterArn": "arn:aws:kafka:us-east-1:1:cluster/x/1", "clusterName": "x", "state": "CREATING",
+                "currentVersion": "K1", "creationTime": "2026-11-25T01:47:59.287857",
+                "tags": {"panthera.dev/platform": "p"},
+                "provisioned": {"numberOfBrokerNodes": 3,
+                  "currentBrokerSoftwareInfo": {"kafkaVersion": "3.9.0"},
+                  "brokerNodeGroupInfo": {"instanceType": "kafka.t3.small", "clientSubnets": ["subnet-1"],
+                    "securityGroups": ["sg-1"], "storageInfo": {"ebsStorageInfo": {"volumeSize": 100}}}}}"#,
+        )
+        .unwrap();
+        let c = Msk::from_json(&v);
+        let o = observed(&c);
+        assert_eq!(o.status, "CREATING");
+        assert_eq!(o.current_version.as_deref(), Some("K1"));
+        assert_eq!(o.tags["panthera.dev/platform"], "p");
+        assert_eq!(
+            o.settings,
+            Some(Settings::Kafka {
+                instance_type: "kafka.t3.small".into(),
+                version: "3.9.0".into(),
+                brokers: 3,
+                storage_gib: 100
+            })
+        );
+        assert_eq!(o.subnet_ids, vec!["subnet-1".to_string()]);
+    }
+}

@@ -1,0 +1,1317 @@
+//! The real `panthera` binary with `backend: aws` data stores against moto (AWS APIs, started
+//! by `scripts/test-services.sh`, `PANTHERA_TEST_AWS_ENDPOINT`) and kube-sim. Every test uses its
+//! own platform names, so they run in parallel on one moto.
+//!
+//! moto's limits shape what is asserted: RDS instances and ElastiCache replication groups are
+//! available at once, an ElastiCache group stays `deleting` forever, MSK clusters stay CREATING
+//! (so no bootstrap brokers and no Kafka Secret), and moto keeps no ElastiCache snapshots.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::Duration;
+
+use aws_config::BehaviorVersion;
+use common::{example, stderr, stdout};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::Api;
+use kube_sim::KubeSim;
+
+const REGION: &str = "us-east-1";
+
+/// moto's endpoint; `None` (skip) outside CI when the services are not running.
+fn endpoint() -> Option<String> {
+    let found = std::env::var("PANTHERA_TEST_AWS_ENDPOINT").ok();
+    if found.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "PANTHERA_TEST_AWS_ENDPOINT is not set: run scripts/test-services.sh start"
+        );
+        eprintln!("skipping: PANTHERA_TEST_AWS_ENDPOINT not set (scripts/test-services.sh start)");
+    }
+    found
+}
+
+/// A platform name no other test or earlier run on the same moto uses.
+fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix}-{:x}{n}", (nanos ^ std::process::id()) % 0xfffff)
+}
+
+/// One EC2 Query call to moto (no EC2 SDK in the workspace; moto does not check signatures).
+fn ec2(endpoint: &str, body: &str) -> String {
+    let host = endpoint.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(host).unwrap();
+    let request = format!(
+        "POST / HTTP/1.0\r\nHost: {host}\r\nContent-Type: application/x-www-form-urlencoded\r\nAuthorization: AWS4-HMAC-SHA256 Credential=testing/20260101/{REGION}/ec2/aws4_request, SignedHeaders=host, Signature=0\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
+/// Three subnets of moto's default VPC (one per availability zone) and its default security group.
+fn network(endpoint: &str) -> (Vec<String>, String) {
+    let subnets = ec2(endpoint, "Action=DescribeSubnets&Version=2016-11-15");
+    let re = regex::Regex::new(r"<subnetId>(subnet-[0-9a-f]+)</subnetId>").unwrap();
+    let mut ids: Vec<String> = re
+        .captures_iter(&subnets)
+        .map(|c| c[1].to_string())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert!(ids.len() >= 3, "moto's default subnets: {subnets}");
+    let groups = ec2(endpoint, "Action=DescribeSecurityGroups&Version=2016-11-15");
+    let re = regex::Regex::new(r"<groupId>(sg-[0-9a-f]+)</groupId>").unwrap();
+    let sg = re.captures(&groups).expect("a default security group")[1].to_string();
+    // moto's default subnets are one per zone: three of them spread MSK's three brokers.
+    (ids.into_iter().take(3).collect(), sg)
+}
+
+struct World {
+    sim: KubeSim,
+    endpoint: String,
+    dir: tempfile::TempDir,
+    config: aws_config::SdkConfig,
+}
+
+impl World {
+    async fn new() -> Option<Self> {
+        let endpoint = endpoint()?;
+        let sim = KubeSim::builder()
+            .ready_delay(Duration::from_millis(50))
+            .start()
+            .await
+            .expect("kube-sim starts");
+        let config = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(panthera::cloud::aws::http_client())
+            .endpoint_url(&endpoint)
+            .region(aws_config::Region::new(REGION))
+            .credentials_provider(aws_sdk_rds::config::Credentials::new(
+                "testing", "testing", None, None, "test",
+            ))
+            .load()
+            .await;
+        Some(Self {
+            sim,
+            endpoint,
+            dir: tempfile::tempdir().unwrap(),
+            config,
+        })
+    }
+
+    fn rds(&self) -> aws_sdk_rds::Client {
+        aws_sdk_rds::Client::new(&self.config)
+    }
+    fn elasticache(&self) -> aws_sdk_elasticache::Client {
+        aws_sdk_elasticache::Client::new(&self.config)
+    }
+    fn kafka(&self) -> aws_sdk_kafka::Client {
+        aws_sdk_kafka::Client::new(&self.config)
+    }
+    fn secrets(&self) -> aws_sdk_secretsmanager::Client {
+        aws_sdk_secretsmanager::Client::new(&self.config)
+    }
+
+    /// examples/aws.yaml renamed to `name` (and namespace), on moto's network, edited.
+    fn platform(&self, name: &str, file: &str, edit: impl Fn(String) -> String) -> PathBuf {
+        let (subnets, sg) = network(&self.endpoint);
+        let text = std::fs::read_to_string(example("aws"))
+            .unwrap()
+            .replace("shop-aws", name)
+            .replace("subnet-0a1b2c3d4e5f60001", &subnets[0])
+            .replace("subnet-0a1b2c3d4e5f60002", &subnets[1])
+            .replace("subnet-0a1b2c3d4e5f60003", &subnets[2])
+            .replace("sg-0a1b2c3d4e5f60001", &sg);
+        let path = self.dir.path().join(file);
+        std::fs::write(&path, edit(text)).unwrap();
+        path
+    }
+
+    /// Run the binary with moto as AWS and kube-sim as the cluster.
+    async fn panthera(&self, args: &[&str]) -> Output {
+        self.panthera_env(args, &[]).await
+    }
+
+    async fn panthera_env(&self, args: &[&str], env: &[(&str, Option<&str>)]) -> Output {
+        let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        all.push("--kubeconfig".into());
+        all.push(self.sim.kubeconfig_path().display().to_string());
+        let endpoint = self.endpoint.clone();
+        let env: Vec<(String, Option<String>)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.map(str::to_string)))
+            .collect();
+        tokio::task::spawn_blocking(move || {
+            let mut cmd = common::bin();
+            cmd.args(&all)
+                .env_remove("KUBECONFIG")
+                .env_remove("AWS_PROFILE")
+                .env("AWS_ENDPOINT_URL", &endpoint)
+                .env("AWS_ACCESS_KEY_ID", "testing")
+                .env("AWS_SECRET_ACCESS_KEY", "testing")
+                .env("AWS_REGION", REGION)
+                .env("AWS_EC2_METADATA_DISABLED", "true");
+            for (k, v) in env {
+                match v {
+                    Some(v) => cmd.env(k, v),
+                    None => cmd.env_remove(k),
+                };
+            }
+            cmd.output().unwrap()
+        })
+        .await
+        .unwrap()
+    }
+
+    /// MSK clusters named `prefix...`, as JSON (moto's timestamps lack an offset, which the SDK
+    /// refuses: read the body that came back).
+    async fn msk_clusters(&self, prefix: &str) -> Vec<serde_json::Value> {
+        let body = match self
+            .kafka()
+            .list_clusters_v2()
+            .cluster_name_filter(prefix)
+            .send()
+            .await
+        {
+            Ok(out) => {
+                return out
+                    .cluster_info_list()
+                    .iter()
+                    .map(|c| {
+                        serde_json::json!({
+                            "clusterName": c.cluster_name(),
+                            "state": c.state().map(|s| s.as_str()),
+                            "tags": c.tags(),
+                        })
+                    })
+                    .collect();
+            }
+            Err(e) => e.raw_response().unwrap().body().bytes().unwrap().to_vec(),
+        };
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        v["clusterInfoList"].as_array().unwrap().clone()
+    }
+
+    async fn rds_instance(&self, id: &str) -> Option<aws_sdk_rds::types::DbInstance> {
+        self.rds()
+            .describe_db_instances()
+            .db_instance_identifier(id)
+            .send()
+            .await
+            .ok()
+            .and_then(|o| o.db_instances().first().cloned())
+    }
+
+    async fn secret(&self, namespace: &str, name: &str) -> Option<BTreeMap<String, String>> {
+        let api: Api<Secret> = Api::namespaced(self.sim.client().unwrap(), namespace);
+        let secret = api.get_opt(name).await.unwrap()?;
+        Some(
+            secret
+                .data
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| (k, String::from_utf8(v.0).unwrap()))
+                .collect(),
+        )
+    }
+}
+
+fn rds_tags(db: &aws_sdk_rds::types::DbInstance) -> BTreeMap<String, String> {
+    db.tag_list()
+        .iter()
+        .map(|t| {
+            (
+                t.key().unwrap().to_string(),
+                t.value().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn ok(o: &Output) {
+    assert!(o.status.success(), "{}\n{}", stdout(o), stderr(o));
+}
+
+/// `AWS: N API calls, M writes` of an apply.
+fn aws_counts(o: &Output) -> (usize, usize) {
+    let text = stdout(o);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("AWS: "))
+        .unwrap_or_else(|| panic!("no AWS line in {text}"));
+    let numbers: Vec<usize> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().unwrap())
+        .collect();
+    (numbers[0], numbers[1])
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_creates_exactly_the_expected_resources_and_a_reapply_writes_nothing() {
+    let Some(w) = World::new().await else { return };
+    let name = unique("a1");
+    let file = w.platform(&name, "p.yaml", |t| t);
+
+    let first = w.panthera(&["apply", "-f", path(&file)]).await;
+    ok(&first);
+    let (calls, writes) = aws_counts(&first);
+    eprintln!("first apply: {calls} AWS calls, {writes} writes");
+    // Per store a describe, Secrets Manager read/create, subnet group + create, a re-describe.
+    assert!(writes >= 9, "{writes} writes: {}", stdout(&first));
+    assert!(calls > writes);
+
+    // RDS: exactly the two databases, tagged as this platform's.
+    let mut dbs: Vec<(String, BTreeMap<String, String>, String, i32)> = Vec::new();
+    let mut all = Vec::new();
+    let mut marker = None;
+    loop {
+        let page = w
+            .rds()
+            .describe_db_instances()
+            .set_marker(marker)
+            .send()
+            .await
+            .unwrap();
+        all.extend(page.db_instances().iter().cloned());
+        marker = page.marker().map(str::to_string);
+        if marker.is_none() {
+            break;
+        }
+    }
+    for db in &all {
+        let tags = rds_tags(db);
+        if tags.get("panthera.dev/platform") == Some(&name) {
+            dbs.push((
+                db.db_instance_identifier().unwrap().to_string(),
+                tags,
+                db.db_instance_class().unwrap().to_string(),
+                db.allocated_storage().unwrap(),
+            ));
+        }
+    }
+    dbs.sort();
+    assert_eq!(
+        dbs.iter().map(|d| d.0.clone()).collect::<Vec<_>>(),
+        vec![format!("{name}-orders"), format!("{name}-users")]
+    );
+    let users = &dbs[1];
+    assert_eq!(users.1["panthera.dev/namespace"], name);
+    assert_eq!(users.1["panthera.dev/component"], "postgres/users");
+    assert_eq!(users.1["panthera.dev/deletion-policy"], "Snapshot");
+    assert_eq!(users.1["app.kubernetes.io/managed-by"], "panthera");
+    assert_eq!((users.2.as_str(), users.3), ("db.t4g.medium", 20));
+    assert_eq!((dbs[0].2.as_str(), dbs[0].3), ("db.t4g.medium", 50));
+    let db = w.rds_instance(&format!("{name}-users")).await.unwrap();
+    assert_eq!(
+        db.db_subnet_group().unwrap().db_subnet_group_name(),
+        Some(format!("{name}-users").as_str())
+    );
+    assert_eq!(db.engine(), Some("postgres"));
+
+    // ElastiCache: one replication group, tagged.
+    let group = w
+        .elasticache()
+        .describe_replication_groups()
+        .replication_group_id(format!("{name}-redis"))
+        .send()
+        .await
+        .unwrap();
+    let group = group.replication_groups().first().unwrap();
+    assert_eq!(group.cache_node_type(), Some("cache.t4g.small"));
+    assert_eq!(group.transit_encryption_enabled(), Some(true));
+    let tags = w
+        .elasticache()
+        .list_tags_for_resource()
+        .resource_name(group.arn().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        tags.tag_list()
+            .iter()
+            .any(|t| t.key() == Some("panthera.dev/platform") && t.value() == Some(&name)),
+        "{tags:?}"
+    );
+
+    // MSK: one cluster, tagged, still provisioning.
+    let clusters = w.msk_clusters(&name).await;
+    assert_eq!(clusters.len(), 1, "{clusters:?}");
+    assert_eq!(clusters[0]["clusterName"], format!("{name}-kafka"));
+    assert_eq!(clusters[0]["tags"]["panthera.dev/platform"], name.as_str());
+    assert_eq!(clusters[0]["tags"]["panthera.dev/component"], "kafka");
+    assert_eq!(clusters[0]["state"], "CREATING");
+
+    // Secrets Manager: the master credentials of the three stores that have one.
+    for component in ["postgres-users", "postgres-orders", "redis"] {
+        let id = format!("panthera/{name}/{name}/{component}");
+        let value = w
+            .secrets()
+            .get_secret_value()
+            .secret_id(&id)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{id}: {e:?}"));
+        assert!(value.secret_string().unwrap().contains("password"));
+    }
+
+    // The connection Secrets: same keys as the cluster backend, pointing at AWS; the password is
+    // the one kept in Secrets Manager. MSK has no brokers yet, so no Kafka Secret.
+    let secret = w.secret(&name, &format!("{name}-db-users")).await.unwrap();
+    let address = db.endpoint().unwrap().address().unwrap();
+    assert_eq!(secret["host"], address);
+    assert_eq!(secret["port"], "5432");
+    assert_eq!(secret["username"], "users");
+    assert_eq!(secret["database"], "users");
+    let stored = w
+        .secrets()
+        .get_secret_value()
+        .secret_id(format!("panthera/{name}/{name}/postgres-users"))
+        .send()
+        .await
+        .unwrap();
+    let stored: serde_json::Value = serde_json::from_str(stored.secret_string().unwrap()).unwrap();
+    assert_eq!(secret["password"], stored["password"].as_str().unwrap());
+    assert_eq!(
+        secret["url"],
+        format!(
+            "postgres://users:{}@{address}:5432/users?sslmode=require",
+            secret["password"]
+        )
+    );
+    let redis = w.secret(&name, &format!("{name}-redis")).await.unwrap();
+    assert!(redis["url"].starts_with("rediss://:"), "TLS");
+    assert_eq!(redis["port"], "6379");
+    assert!(w.secret(&name, &format!("{name}-kafka")).await.is_none());
+    let out = stdout(&first);
+    assert!(
+        out.contains("creating (MSK cluster provisioning)") && !out.contains(&secret["password"]),
+        "{out}"
+    );
+
+    // A re-apply: AWS is described, nothing is written anywhere.
+    w.sim.reset_counters();
+    let second = w.panthera(&["apply", "-f", path(&file)]).await;
+    ok(&second);
+    let (calls, writes) = aws_counts(&second);
+    eprintln!("re-apply: {calls} AWS calls, {writes} writes");
+    assert_eq!(writes, 0, "{}", stdout(&second));
+    assert!(calls > 0);
+    assert_eq!(w.sim.counters().writes(), 0, "{:?}", w.sim.counters());
+    assert!(
+        stdout(&second).contains("0 created, 0 changed"),
+        "{}",
+        stdout(&second)
+    );
+
+    // status reads AWS too: ARN and endpoint per store, MSK provisioning.
+    let status = w
+        .panthera(&["status", "-f", path(&file), "-o", "json"])
+        .await;
+    ok(&status);
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let components = status["components"].as_array().unwrap();
+    let users = components
+        .iter()
+        .find(|c| c["kind"] == "postgres" && c["name"] == "users")
+        .unwrap();
+    assert_eq!(users["backend"], "aws");
+    assert_eq!(users["ready"], true);
+    assert_eq!(users["endpoint"], format!("{address}:5432"));
+    assert!(
+        users["message"].as_str().unwrap().contains("arn:aws:rds:"),
+        "{users}"
+    );
+    let kafka = components.iter().find(|c| c["kind"] == "kafka").unwrap();
+    assert_eq!(kafka["ready"], false);
+    assert!(
+        kafka["endpoint"]
+            .as_str()
+            .unwrap()
+            .starts_with("arn:aws:kafka:"),
+        "{kafka}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_instance_class_is_planned_and_modified_in_place_and_a_replace_is_refused() {
+    let Some(w) = World::new().await else { return };
+    let name = unique("a2");
+    let file = w.platform(&name, "p.yaml", |t| t);
+    ok(&w.panthera(&["apply", "-f", path(&file)]).await);
+
+    let bigger = w.platform(&name, "bigger.yaml", |t| {
+        t.replacen(
+            "instanceClass: db.t4g.medium",
+            "instanceClass: db.t4g.large",
+            1,
+        )
+    });
+    let plan = w
+        .panthera(&["plan", "-f", path(&bigger), "--exit-code"])
+        .await;
+    assert_eq!(plan.status.code(), Some(2), "{}", stderr(&plan));
+    let text = stdout(&plan);
+    assert!(
+        text.contains(&format!(
+            "~ postgres/users: modify in place with reboot RDS instance {name}-users: instanceClass db.t4g.medium -> db.t4g.large (reboot)"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("AWS: 0 to create, 1 to modify, 0 to replace, 3 unchanged."),
+        "{text}"
+    );
+
+    let apply = w.panthera(&["apply", "-f", path(&bigger)]).await;
+    ok(&apply);
+    let (_, writes) = aws_counts(&apply);
+    assert_eq!(writes, 1, "one ModifyDBInstance: {}", stdout(&apply));
+    assert!(
+        stdout(&apply).contains("aws postgres/users: modify in place with reboot"),
+        "{}",
+        stdout(&apply)
+    );
+    let db = w.rds_instance(&format!("{name}-users")).await.unwrap();
+    assert_eq!(db.db_instance_class(), Some("db.t4g.large"));
+    let again = w.panthera(&["apply", "-f", path(&bigger)]).await;
+    ok(&again);
+    assert_eq!(aws_counts(&again).1, 0);
+
+    // Shrinking storage cannot be done in place: plan and apply refuse without --allow-replace.
+    let smaller = w.platform(&name, "smaller.yaml", |t| {
+        t.replacen("storage: 50Gi", "storage: 30Gi", 1).replacen(
+            "instanceClass: db.t4g.medium",
+            "instanceClass: db.t4g.large",
+            1,
+        )
+    });
+    let plan = w.panthera(&["plan", "-f", path(&smaller)]).await;
+    assert_eq!(plan.status.code(), Some(1));
+    assert!(
+        stdout(&plan).contains(&format!(
+            "-/+ postgres/orders: replace RDS instance {name}-orders: storage 50 -> 30 (replace) [refused without --allow-replace]"
+        )),
+        "{}",
+        stdout(&plan)
+    );
+    assert!(
+        stderr(&plan).contains("--allow-replace"),
+        "{}",
+        stderr(&plan)
+    );
+    let apply = w.panthera(&["apply", "-f", path(&smaller)]).await;
+    assert_eq!(apply.status.code(), Some(1));
+    assert!(
+        stderr(&apply).contains("refusing to replace a data store"),
+        "{}",
+        stderr(&apply)
+    );
+    let orders = w.rds_instance(&format!("{name}-orders")).await.unwrap();
+    assert_eq!(orders.allocated_storage(), Some(50), "nothing was written");
+
+    // With --allow-replace: deleted by its policy (a final snapshot), created again by the next
+    // apply with the same master password.
+    let apply = w
+        .panthera(&["apply", "-f", path(&smaller), "--allow-replace"])
+        .await;
+    ok(&apply);
+    assert!(
+        stdout(&apply).contains(&format!(
+            "aws postgres/orders: replace RDS instance {name}-orders"
+        )),
+        "{}",
+        stdout(&apply)
+    );
+    assert!(w.rds_instance(&format!("{name}-orders")).await.is_none());
+    let snapshots = w
+        .rds()
+        .describe_db_snapshots()
+        .db_instance_identifier(format!("{name}-orders"))
+        .send()
+        .await
+        .unwrap();
+    let finals = snapshots
+        .db_snapshots()
+        .iter()
+        .filter_map(|s| s.db_snapshot_identifier())
+        .filter(|s| s.starts_with(&format!("{name}-orders-final-")))
+        .count();
+    assert_eq!(finals, 1, "{snapshots:?}");
+    // moto names the automated snapshot of a new instance `rds:{id}-{minute}` and refuses a
+    // second one within the same minute: drop the first instance's (AWS has no such clash).
+    for automated in snapshots
+        .db_snapshots()
+        .iter()
+        .filter_map(|s| s.db_snapshot_identifier())
+        .filter(|s| s.starts_with("rds:"))
+    {
+        w.rds()
+            .delete_db_snapshot()
+            .db_snapshot_identifier(automated)
+            .send()
+            .await
+            .unwrap();
+    }
+    let password = w.secret(&name, &format!("{name}-db-orders")).await.unwrap()["password"].clone();
+    let apply = w.panthera(&["apply", "-f", path(&smaller)]).await;
+    ok(&apply);
+    let orders = w.rds_instance(&format!("{name}-orders")).await.unwrap();
+    assert_eq!(orders.allocated_storage(), Some(30));
+    let secret = w.secret(&name, &format!("{name}-db-orders")).await.unwrap();
+    assert_eq!(secret["password"], password, "never rotated");
+    assert_eq!(
+        secret["host"],
+        orders.endpoint().unwrap().address().unwrap()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn destroy_snapshots_retains_untagged_and_deletes_by_each_policy() {
+    let Some(w) = World::new().await else { return };
+    let name = unique("a3");
+    let file = w.platform(&name, "p.yaml", |t| {
+        t.replacen(
+            "storage: 50Gi\n      instanceClass: db.t4g.medium\n      deletionPolicy: Snapshot",
+            "storage: 50Gi\n      instanceClass: db.t4g.medium\n      deletionPolicy: Retain",
+            1,
+        )
+        .replacen(
+            "nodeType: cache.t4g.small\n    deletionPolicy: Snapshot",
+            "nodeType: cache.t4g.small\n    deletionPolicy: Delete",
+            1,
+        )
+        .replacen(
+            "    deletionPolicy: Snapshot\n    topics:",
+            "    deletionPolicy: Delete\n    topics:",
+            1,
+        )
+    });
+    ok(&w.panthera(&["apply", "-f", path(&file)]).await);
+    let orders = w.rds_instance(&format!("{name}-orders")).await.unwrap();
+    assert_eq!(rds_tags(&orders)["panthera.dev/deletion-policy"], "Retain");
+
+    let destroy = w
+        .panthera(&["destroy", "-f", path(&file), "--yes", "--keep-data=false"])
+        .await;
+    ok(&destroy);
+    let out = stdout(&destroy);
+
+    // Snapshot: a final snapshot, then the instance is gone.
+    assert!(
+        w.rds_instance(&format!("{name}-users")).await.is_none(),
+        "{out}"
+    );
+    let snapshots = w
+        .rds()
+        .describe_db_snapshots()
+        .db_instance_identifier(format!("{name}-users"))
+        .send()
+        .await
+        .unwrap();
+    let finals: Vec<&str> = snapshots
+        .db_snapshots()
+        .iter()
+        .filter_map(|s| s.db_snapshot_identifier())
+        .filter(|s| s.starts_with(&format!("{name}-users-final-")))
+        .collect();
+    assert_eq!(finals.len(), 1, "{snapshots:?}");
+
+    // Retain: left in place, with none of Panthera's tags.
+    let orders = w.rds_instance(&format!("{name}-orders")).await.unwrap();
+    let tags = rds_tags(&orders);
+    assert!(
+        !tags
+            .keys()
+            .any(|k| k.starts_with("panthera.dev/") || k == "app.kubernetes.io/managed-by"),
+        "{tags:?}"
+    );
+    // Delete: MSK gone; ElastiCache deleting (moto never finishes), reported as waiting.
+    let clusters = w.msk_clusters(&name).await;
+    assert!(clusters.is_empty(), "{clusters:?}");
+    assert!(
+        out.contains(&format!(
+            "waiting: redis: ElastiCache replication group {name}-redis deleting, 0m"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "waiting: cache subnet group {name}-redis: deleted once its replication group is gone"
+        )),
+        "{out}"
+    );
+    assert!(out.contains("AWS is still deleting 2 resource(s)"), "{out}");
+    // The Delete store's master credentials go too; the Snapshot store's stay for the snapshot.
+    let redis_secret = w
+        .secrets()
+        .describe_secret()
+        .secret_id(format!("panthera/{name}/{name}/redis"))
+        .send()
+        .await;
+    assert!(
+        redis_secret.map_or(true, |s| s.deleted_date().is_some()),
+        "redis secret scheduled for deletion"
+    );
+    assert!(
+        w.secrets()
+            .get_secret_value()
+            .secret_id(format!("panthera/{name}/{name}/postgres-users"))
+            .send()
+            .await
+            .is_ok()
+    );
+
+    // Destroy again: the retained instance is no longer Panthera's and is not touched.
+    let again = w
+        .panthera(&["destroy", "-f", path(&file), "--yes", "--keep-data=false"])
+        .await;
+    ok(&again);
+    assert!(w.rds_instance(&format!("{name}-orders")).await.is_some());
+    assert!(
+        stdout(&again).contains(&format!(
+            "waiting: redis: ElastiCache replication group {name}-redis deleting"
+        )),
+        "{}",
+        stdout(&again)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resource_without_pantheras_tags_is_never_modified_or_deleted_unless_adopted() {
+    let Some(w) = World::new().await else { return };
+    let name = unique("a4");
+    // Someone else's database under the name Panthera would use.
+    w.rds()
+        .create_db_instance()
+        .db_instance_identifier(format!("{name}-users"))
+        .db_instance_class("db.t4g.micro")
+        .engine("postgres")
+        .engine_version("16")
+        .allocated_storage(20)
+        .master_username("owner")
+        .master_user_password("not-pantheras-0")
+        .tags(
+            aws_sdk_rds::types::Tag::builder()
+                .key("team")
+                .value("data")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let file = w.platform(&name, "p.yaml", |t| t);
+    let apply = w.panthera(&["apply", "-f", path(&file)]).await;
+    assert_eq!(apply.status.code(), Some(1), "{}", stdout(&apply));
+    assert!(
+        stderr(&apply).contains("already exists and was not created by Panthera"),
+        "{}",
+        stderr(&apply)
+    );
+    let plan = w.panthera(&["plan", "-f", path(&file)]).await;
+    assert_eq!(plan.status.code(), Some(1));
+    let db = w.rds_instance(&format!("{name}-users")).await.unwrap();
+    assert_eq!(db.db_instance_class(), Some("db.t4g.micro"));
+    assert_eq!(
+        rds_tags(&db),
+        BTreeMap::from([("team".to_string(), "data".to_string())])
+    );
+    // Nothing else was created either: every store is planned before anything is written.
+    assert!(w.rds_instance(&format!("{name}-orders")).await.is_none());
+
+    // destroy does not see it.
+    ok(&w
+        .panthera(&["destroy", "-f", path(&file), "--yes", "--keep-data=false"])
+        .await);
+    let db = w.rds_instance(&format!("{name}-users")).await.unwrap();
+    assert_eq!(db.db_instance_status(), Some("available"));
+    assert_eq!(rds_tags(&db).len(), 1);
+
+    // Adoption only when the spec names it: then it is tagged, resized and its password reset.
+    let adopt = w.platform(&name, "adopt.yaml", |t| {
+        t.replacen(
+            "    - name: users\n      backend: aws\n",
+            &format!(
+                "    - name: users\n      backend: aws\n      existingIdentifier: {name}-users\n"
+            ),
+            1,
+        )
+    });
+    let apply = w.panthera(&["apply", "-f", path(&adopt)]).await;
+    ok(&apply);
+    assert!(
+        stdout(&apply).contains(&format!(
+            "aws postgres/users: adopt RDS instance {name}-users"
+        )),
+        "{}",
+        stdout(&apply)
+    );
+    let db = w.rds_instance(&format!("{name}-users")).await.unwrap();
+    let tags = rds_tags(&db);
+    assert_eq!(tags["panthera.dev/platform"], name);
+    assert_eq!(tags["team"], "data", "foreign tags are kept");
+    assert_eq!(db.db_instance_class(), Some("db.t4g.medium"));
+    assert_eq!(
+        aws_counts(&w.panthera(&["apply", "-f", path(&adopt)]).await).1,
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_credentials_are_explained_and_nothing_is_written() {
+    let Some(w) = World::new().await else { return };
+    let name = unique("a5");
+    let file = w.platform(&name, "p.yaml", |t| t);
+    let apply = w
+        .panthera_env(
+            &["apply", "-f", path(&file)],
+            &[
+                ("AWS_ACCESS_KEY_ID", None),
+                ("AWS_SECRET_ACCESS_KEY", None),
+                ("AWS_SHARED_CREDENTIALS_FILE", Some("/nonexistent")),
+                ("AWS_CONFIG_FILE", Some("/nonexistent")),
+            ],
+        )
+        .await;
+    assert_eq!(apply.status.code(), Some(1), "{}", stdout(&apply));
+    assert!(
+        stderr(&apply).contains("no AWS credentials found"),
+        "{}",
+        stderr(&apply)
+    );
+    assert_eq!(w.sim.counters().writes(), 1, "only the namespace");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_wait_times_out_naming_the_msk_cluster_still_provisioning() {
+    let Some(w) = World::new().await else { return };
+    let name = unique("a6");
+    let file = w.platform(&name, "p.yaml", |t| t);
+    let apply = w
+        .panthera(&["apply", "-f", path(&file), "--wait", "--timeout", "3s"])
+        .await;
+    assert_eq!(apply.status.code(), Some(1), "{}", stdout(&apply));
+    assert!(
+        stderr(&apply).contains("timed out after 3s; not ready: kafka"),
+        "{}",
+        stderr(&apply)
+    );
+    assert!(
+        stderr(&apply).contains("kafka: waiting for MSK cluster"),
+        "progress names what it waits on: {}",
+        stderr(&apply)
+    );
+
+    // Without MSK every store is available at once on moto: --wait goes through, phase by phase.
+    let name = unique("a6");
+    let file = w.platform(&name, "cluster-kafka.yaml", |t| {
+        t.replacen(
+            "  kafka:\n    backend: aws",
+            "  kafka:\n    backend: cluster",
+            1,
+        )
+    });
+    let apply = w
+        .panthera(&["apply", "-f", path(&file), "--wait", "--timeout", "60s"])
+        .await;
+    ok(&apply);
+    let out = stdout(&apply);
+    assert!(
+        out.lines()
+            .any(|l| l.contains("users") && l.contains("aws") && l.contains("available")),
+        "{out}"
+    );
+    assert!(
+        w.secret(&name, &format!("{name}-db-orders"))
+            .await
+            .is_some()
+    );
+}
+
+/// The interface the operator uses: the engine with an AWS client, as a library.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_engine_applies_observes_and_destroys_aws_stores_as_a_library() {
+    use panthera::engine::{ApplyOptions, Aws, Engine, Error};
+    let Some(w) = World::new().await else { return };
+    let name = unique("a7");
+    let file = w.platform(&name, "p.yaml", |t| t);
+    let platform = panthera::load::load_file(&file).unwrap();
+    let renderer = || panthera::render::Renderer::embedded().unwrap();
+
+    let bare = Engine::new(w.sim.client().unwrap(), renderer());
+    let err = bare
+        .apply(&platform, &ApplyOptions::default(), &|_| {})
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Aws { terminal: true, component, .. } if component == "postgres/users"),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("no AWS client is configured"),
+        "{err}"
+    );
+
+    let engine = Engine::new(w.sim.client().unwrap(), renderer())
+        .with_aws(Aws::from_config(w.config.clone()));
+    let report = engine
+        .apply(&platform, &ApplyOptions::default(), &|_| {})
+        .await
+        .unwrap();
+    assert_eq!(report.aws.len(), 4);
+    assert!(
+        report
+            .aws
+            .iter()
+            .all(|p| p.action == panthera::cloud::aws::Action::Create)
+    );
+    let mut log = engine.aws().unwrap().write_log();
+    log.sort();
+    let ns = &name;
+    assert_eq!(
+        log,
+        vec![
+            format!("CreateCacheSubnetGroup {name}-redis"),
+            format!("CreateCluster {name}-kafka"),
+            format!("CreateDBInstance {name}-orders"),
+            format!("CreateDBInstance {name}-users"),
+            format!("CreateDBSubnetGroup {name}-orders"),
+            format!("CreateDBSubnetGroup {name}-users"),
+            format!("CreateReplicationGroup {name}-redis"),
+            format!("CreateSecret panthera/{ns}/{name}/postgres-orders"),
+            format!("CreateSecret panthera/{ns}/{name}/postgres-users"),
+            format!("CreateSecret panthera/{ns}/{name}/redis"),
+        ],
+        "exactly the expected resources"
+    );
+    assert_eq!(report.aws_writes, 10);
+    let kafka = report
+        .components
+        .iter()
+        .find(|c| c.kind == "kafka")
+        .unwrap();
+    assert!(
+        !kafka.ready && kafka.message.contains("creating"),
+        "{kafka:?}"
+    );
+
+    let calls = engine.aws().unwrap().calls();
+    let writes = engine.aws().unwrap().writes();
+    let states = engine.observe(&platform).await.unwrap();
+    assert_eq!(
+        engine.aws().unwrap().writes(),
+        writes,
+        "observe never writes"
+    );
+    assert!(engine.aws().unwrap().calls() > calls);
+    let users = states
+        .iter()
+        .find(|c| c.kind == "postgres" && c.name == "users")
+        .unwrap();
+    assert_eq!(users.backend, "aws");
+    assert!(
+        users.ready && users.message.starts_with("available"),
+        "{users:?}"
+    );
+    assert!(users.endpoint.as_deref().unwrap().ends_with(":5432"));
+
+    let again = engine
+        .apply(&platform, &ApplyOptions::default(), &|_| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        again.aws_writes,
+        0,
+        "{:?}",
+        engine.aws().unwrap().write_log()
+    );
+
+    let report = engine
+        .destroy_platform(&platform, false, &|_| {})
+        .await
+        .unwrap();
+    assert!(
+        report.deleted.iter().any(|d| d.starts_with(&format!(
+            "postgres/users: RDS instance {name}-users deleted (final snapshot {name}-users-final-"
+        ))),
+        "{report:?}"
+    );
+    assert!(
+        report.waiting.iter().any(|w| w.starts_with(&format!(
+            "redis: ElastiCache replication group {name}-redis deleting"
+        ))),
+        "the operator keeps its finalizer: {report:?}"
+    );
+    assert!(report.deleted.iter().any(|d| d.starts_with("Deployment/")));
+}
+
+/// A fake RDS endpoint: answers each request with the next (status, body), then the last forever.
+async fn fake_rds(
+    answers: Vec<(u16, &'static str)>,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let count = Arc::new(AtomicUsize::new(0));
+    let seen = count.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            let n = seen.fetch_add(1, Ordering::SeqCst);
+            let (status, body) = answers[n.min(answers.len() - 1)];
+            let mut request = Vec::new();
+            let mut buf = [0u8; 4096];
+            // Read the head and the form body (the SDK sends Content-Length).
+            loop {
+                let read = socket.read(&mut buf).await.unwrap_or(0);
+                if read == 0 {
+                    break;
+                }
+                request.extend_from_slice(&buf[..read]);
+                let text = String::from_utf8_lossy(&request).to_string();
+                if let Some(head_end) = text.find("\r\n\r\n") {
+                    let length = text[..head_end]
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    if request.len() >= head_end + 4 + length {
+                        break;
+                    }
+                }
+            }
+            let response = format!(
+                "HTTP/1.1 {status} X\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = socket.write_all(response.as_bytes()).await;
+        }
+    });
+    (url, count)
+}
+
+const THROTTLED: &str = "<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error><RequestId>1</RequestId></ErrorResponse>";
+const NO_INSTANCE: &str = "<ErrorResponse><Error><Type>Sender</Type><Code>DBInstanceNotFound</Code><Message>DBInstance x not found.</Message></Error><RequestId>2</RequestId></ErrorResponse>";
+const INVALID: &str = "<ErrorResponse><Error><Type>Sender</Type><Code>InvalidParameterValue</Code><Message>Invalid DB instance class: db.t4g.huge</Message></Error><RequestId>3</RequestId></ErrorResponse>";
+
+async fn fake_aws(url: &str) -> panthera::cloud::aws::Aws {
+    let config = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(panthera::cloud::aws::http_client())
+        .endpoint_url(url)
+        .region(aws_config::Region::new(REGION))
+        .credentials_provider(aws_sdk_rds::config::Credentials::new(
+            "testing", "testing", None, None, "test",
+        ))
+        .retry_config(
+            panthera::cloud::aws::retry_config().with_initial_backoff(Duration::from_millis(20)),
+        )
+        .load()
+        .await;
+    panthera::cloud::aws::Aws::from_config(config)
+}
+
+fn one_database() -> panthera::api::PantheraPlatform {
+    serde_yaml::from_str(
+        "apiVersion: panthera.dev/v1alpha1\nkind: PantheraPlatform\nmetadata: {name: p, namespace: n}\nspec:\n  aws: {subnetIds: [subnet-00000001, subnet-00000002]}\n  databases: [{name: d, backend: aws}]\n",
+    )
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_is_retried_with_backoff_and_terminal_errors_keep_awss_message() {
+    // Throttled twice, then an answer: the plan goes through.
+    let (url, count) = fake_rds(vec![(400, THROTTLED), (400, THROTTLED), (404, NO_INSTANCE)]).await;
+    let aws = fake_aws(&url).await;
+    let planned = aws.plan(&one_database()).await.unwrap();
+    assert_eq!(planned[0].action, panthera::cloud::aws::Action::Create);
+    assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 3);
+
+    // Throttled for good: reported as transient (retry later), after 8 attempts.
+    let (url, count) = fake_rds(vec![(400, THROTTLED)]).await;
+    let err = fake_aws(&url)
+        .await
+        .plan(&one_database())
+        .await
+        .unwrap_err();
+    assert!(!err.terminal, "{err}");
+    assert!(err.message.contains("Throttling: Rate exceeded"), "{err}");
+    assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 8);
+
+    // An invalid parameter: terminal at once, with AWS's own message and the failed action.
+    let (url, count) = fake_rds(vec![(400, INVALID)]).await;
+    let err = fake_aws(&url)
+        .await
+        .plan(&one_database())
+        .await
+        .unwrap_err();
+    assert!(err.terminal, "{err}");
+    assert_eq!(err.component, "postgres/d");
+    assert_eq!(
+        err.message,
+        "cannot describe RDS instance p-d: InvalidParameterValue: Invalid DB instance class: db.t4g.huge"
+    );
+    assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_prune_removes_a_store_dropped_from_the_spec_keeping_its_data() {
+    let Some(w) = World::new().await else { return };
+    let name = unique("a8");
+    let file = w.platform(&name, "p.yaml", |t| t);
+    ok(&w.panthera(&["apply", "-f", path(&file)]).await);
+    let without_orders = w.platform(&name, "without-orders.yaml", |t| {
+        t.replace("      database: orders\n", "      database: users\n").replacen(
+            "    - name: orders\n      backend: aws\n      version: \"16\"\n      storage: 50Gi\n      instanceClass: db.t4g.medium\n      deletionPolicy: Snapshot\n",
+            "",
+            1,
+        )
+    });
+    // Without --prune nothing happens to it.
+    let apply = w.panthera(&["apply", "-f", path(&without_orders)]).await;
+    ok(&apply);
+    assert_eq!(aws_counts(&apply).1, 0);
+    assert!(w.rds_instance(&format!("{name}-orders")).await.is_some());
+
+    let apply = w
+        .panthera(&["apply", "-f", path(&without_orders), "--prune"])
+        .await;
+    ok(&apply);
+    let out = stdout(&apply);
+    assert!(
+        out.contains(&format!(
+            "pruned postgres/orders: RDS instance {name}-orders deleted (final snapshot {name}-orders-final-"
+        )),
+        "{out}"
+    );
+    assert!(w.rds_instance(&format!("{name}-orders")).await.is_none());
+    assert!(w.rds_instance(&format!("{name}-users")).await.is_some());
+    for (group, exists) in [
+        (format!("{name}-users"), true),
+        (format!("{name}-orders"), false),
+    ] {
+        let found = w
+            .rds()
+            .describe_db_subnet_groups()
+            .db_subnet_group_name(&group)
+            .send()
+            .await
+            .is_ok();
+        assert_eq!(found, exists, "{group}");
+    }
+    // The connection Secret that opens the snapshot is kept, like a cluster store's.
+    assert!(
+        w.secret(&name, &format!("{name}-db-orders"))
+            .await
+            .is_some()
+    );
+
+    let again = w
+        .panthera(&["apply", "-f", path(&without_orders), "--prune"])
+        .await;
+    ok(&again);
+    assert_eq!(aws_counts(&again).1, 0, "{}", stdout(&again));
+}
+
+/// The `panthera operator` process with moto as AWS; SIGKILLed when dropped.
+struct OperatorProcess(std::process::Child, PathBuf);
+
+impl Drop for OperatorProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl OperatorProcess {
+    fn logs(&self) -> String {
+        std::fs::read_to_string(&self.1).unwrap_or_default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_provisions_aws_stores_reports_endpoints_and_waits_for_their_deletion() {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::api::{DeleteParams, PostParams};
+    use panthera::api::{ConditionStatus, PantheraPlatform};
+
+    let Some(world) = World::new().await else {
+        return;
+    };
+    let name = unique("op");
+    let platform = panthera::load::load_file(&world.platform(&name, "op.yaml", |t| t)).unwrap();
+    let client = world.sim.client().unwrap();
+    let crd: CustomResourceDefinition =
+        serde_yaml::from_str(&panthera::api::crd_yaml().unwrap()).unwrap();
+    Api::<CustomResourceDefinition>::all(client.clone())
+        .create(&PostParams::default(), &crd)
+        .await
+        .unwrap();
+    Api::<k8s_openapi::api::core::v1::Namespace>::all(client.clone())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let log = world.dir.path().join("operator.log");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let operator = OperatorProcess(
+        common::bin()
+            .args(["operator", "--no-leader-elect", "--kubeconfig"])
+            .arg(world.sim.kubeconfig_path())
+            .arg(format!("--metrics-addr=127.0.0.1:{port}"))
+            .env_remove("KUBECONFIG")
+            .env_remove("AWS_PROFILE")
+            .env("AWS_ENDPOINT_URL", &world.endpoint)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", REGION)
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+        log,
+    );
+    let platforms: Api<PantheraPlatform> = Api::namespaced(client.clone(), &name);
+    platforms
+        .create(&PostParams::default(), &platform)
+        .await
+        .unwrap();
+
+    // RDS and ElastiCache are available at once on moto; MSK stays CREATING: the platform is
+    // not Ready, says it waits for kafka, and shows each store's endpoint.
+    let started = std::time::Instant::now();
+    let status = loop {
+        let p = platforms.get(&name).await.unwrap();
+        if let Some(s) = p.status.filter(|s| {
+            s.components
+                .iter()
+                .filter(|c| c.backend == panthera::api::Backend::Aws)
+                .filter(|c| c.ready)
+                .count()
+                == 3
+        }) {
+            break s;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "aws stores not reported ready:\n{}",
+            operator.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let component = |kind: &str, n: &str| {
+        status
+            .components
+            .iter()
+            .find(|c| serde_json::to_value(c.kind).unwrap() == kind && c.name == n)
+            .unwrap_or_else(|| panic!("{kind}/{n} missing: {:#?}", status.components))
+            .clone()
+    };
+    let users = component("postgres", "users");
+    let db = world.rds_instance(&format!("{name}-users")).await.unwrap();
+    let address = db.endpoint().unwrap().address().unwrap().to_string();
+    assert_eq!(
+        users.endpoint.as_deref(),
+        Some(format!("{address}:{}", db.endpoint().unwrap().port().unwrap()).as_str())
+    );
+    assert!(component("redis", "redis").ready);
+    let kafka = component("kafka", "kafka");
+    assert!(!kafka.ready);
+    assert!(kafka.message.contains("creating"), "{}", kafka.message);
+    let ready = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap();
+    assert_eq!(ready.status, ConditionStatus::False);
+    assert!(ready.message.contains("kafka"), "{}", ready.message);
+    assert!(!serde_json::to_string(&status).unwrap().contains("password"));
+
+    // The connection Secrets carry the endpoints, with the same keys as the cluster backend.
+    let secret = world
+        .secret(&name, &format!("{name}-db-users"))
+        .await
+        .expect("connection Secret of postgres/users");
+    assert_eq!(secret["host"], address);
+    assert!(secret["url"].contains(&address), "{}", secret["url"]);
+    let redis = world
+        .secret(&name, &format!("{name}-redis"))
+        .await
+        .expect("connection Secret of redis");
+    assert!(redis["url"].starts_with("rediss://"), "{}", redis["url"]);
+
+    // Delete: the finalizer holds the platform while AWS deletes (moto's ElastiCache group
+    // stays `deleting` forever) and the status says what it waits on.
+    platforms
+        .delete(&name, &DeleteParams::default())
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        let p = platforms.get(&name).await.unwrap();
+        let message = p
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Reconciling"))
+            .map(|c| c.message.clone())
+            .unwrap_or_default();
+        if message.contains("waiting for AWS to delete") {
+            assert!(message.contains("redis"), "{message}");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no waiting message ({message}):\n{}",
+            operator.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // deletionPolicy Snapshot (examples/aws.yaml): a final snapshot, then the instance goes.
+    let snapshots: Vec<String> = world
+        .rds()
+        .describe_db_snapshots()
+        .send()
+        .await
+        .unwrap()
+        .db_snapshots()
+        .iter()
+        .filter_map(|s| s.db_snapshot_identifier().map(str::to_string))
+        .collect();
+    assert!(
+        snapshots
+            .iter()
+            .any(|s| s.starts_with(&format!("{name}-users-final-"))),
+        "{snapshots:?}"
+    );
+    assert!(world.rds_instance(&format!("{name}-users")).await.is_none());
+}
