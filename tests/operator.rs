@@ -293,6 +293,42 @@ async fn reconciles_to_ready_corrects_drift_pauses_and_tears_down_in_order() {
         assert_eq!(health.0, "Healthy", "{health:?}");
     }
 
+    // A workload that cannot start makes the platform Stalled (Argo CD: Degraded), naming it;
+    // once it recovers the platform is Ready again.
+    sim.fail_workload(
+        "shop",
+        "Deployment",
+        "shop-orders",
+        "ImagePullBackOff",
+        "Back-off pulling image",
+    );
+    let stalled = wait_for(&client, "shop", "shop", "Stalled", TIMEOUT, logs, |p| {
+        p.status
+            .as_ref()
+            .and_then(|s| condition(s, "Stalled"))
+            .is_some_and(|(s, _)| s == ConditionStatus::True)
+    })
+    .await;
+    let (_, message) = condition(stalled.status.as_ref().unwrap(), "Stalled").unwrap();
+    assert!(
+        message.starts_with("WorkloadStalled") && message.contains("Deployment/shop-orders"),
+        "{message}"
+    );
+    if let Some(health) = argocd_health(&serde_json::to_value(&stalled).unwrap()) {
+        assert_eq!(health.0, "Degraded", "{health:?}");
+    }
+    sim.recover_workload("shop", "Deployment", "shop-orders");
+    wait_for(
+        &client,
+        "shop",
+        "shop",
+        "Ready again",
+        TIMEOUT,
+        logs,
+        ready_at_generation,
+    )
+    .await;
+
     // Periodic resyncs (every 2 s here) find nothing to do and write nothing.
     let reconciles_before = operator
         .metric("panthera_operator_reconciles_total")

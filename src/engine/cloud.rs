@@ -66,6 +66,7 @@ fn state_of(s: &StoreState) -> ComponentState {
         kind: s.store.service.kind().as_str().to_string(),
         backend: "aws".into(),
         ready: s.ready,
+        stalled: false,
         message,
         endpoint: s
             .endpoint

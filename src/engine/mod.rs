@@ -229,6 +229,10 @@ pub struct ComponentState {
     pub kind: String,
     pub backend: String,
     pub ready: bool,
+    /// A workload reports it cannot progress (e.g. its rollout exceeded the progress
+    /// deadline): waiting will not help.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub stalled: bool,
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
@@ -1039,12 +1043,14 @@ fn observe_plan(plan: &Plan, live: &Live, platform: &str) -> Vec<ComponentState>
                 kind,
                 backend: c.backend.as_str().into(),
                 ready: false,
+                stalled: false,
                 message: format!("no AWS client configured to observe it: {external}"),
                 endpoint: None,
             });
             continue;
         }
         let mut problems = Vec::new();
+        let mut stalled = false;
         for o in &c.objects {
             match live
                 .get(o.kind(), o.name())
@@ -1053,7 +1059,9 @@ fn observe_plan(plan: &Plan, live: &Live, platform: &str) -> Vec<ComponentState>
                 None => problems.push(format!("{} missing", o.id())),
                 Some(l) => match readiness::of(l) {
                     Readiness::Ready => {}
-                    Readiness::Progressing(r) | Readiness::Stalled(r) => {
+                    Readiness::Progressing(r) => problems.push(format!("{}: {r}", o.id())),
+                    Readiness::Stalled(r) => {
+                        stalled = true;
                         problems.push(format!("{}: {r}", o.id()))
                     }
                 },
@@ -1076,6 +1084,7 @@ fn observe_plan(plan: &Plan, live: &Live, platform: &str) -> Vec<ComponentState>
             kind,
             backend: c.backend.as_str().into(),
             ready: problems.is_empty(),
+            stalled,
             message: if problems.is_empty() {
                 "ready".into()
             } else {

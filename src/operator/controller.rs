@@ -389,6 +389,7 @@ async fn apply(platform: &PantheraPlatform, ctx: &Context) -> Result<Action> {
         publish(ctx, platform, EventType::Normal, "Applied", "Apply", note).await;
     }
     let ready = report.components.iter().all(|c| c.ready);
+    let stalled = report.components.iter().any(|c| c.stalled);
     let waiting_on_aws_only = !ready
         && report
             .components
@@ -398,8 +399,9 @@ async fn apply(platform: &PantheraPlatform, ctx: &Context) -> Result<Action> {
     write_status(platform, &Outcome::Applied(report.components), ctx).await?;
     Ok(if ready {
         Action::requeue(ctx.settings.resync)
-    } else if waiting_on_aws_only {
-        // RDS, ElastiCache and MSK take minutes to tens of minutes; describing them every few
+    } else if stalled || waiting_on_aws_only {
+        // A stalled workload needs a person (its recovery arrives as a child event anyway);
+        // RDS, ElastiCache and MSK take minutes to tens of minutes. Polling either every few
         // seconds would only spend API quota.
         Action::requeue(Duration::from_secs(30).min(ctx.settings.resync))
     } else {

@@ -43,7 +43,22 @@ pub fn build(
                 .filter(|c| !c.ready)
                 .map(|c| format!("{}: {}", c.name, c.message))
                 .collect();
-            if waiting.is_empty() {
+            let stalled: Vec<String> = states
+                .iter()
+                .filter(|c| c.stalled)
+                .map(|c| format!("{}: {}", c.name, c.message))
+                .collect();
+            if !stalled.is_empty() {
+                // A workload that cannot progress (rollout past its progress deadline) needs
+                // someone to act: kstatus Stalled, not an endless Reconciling.
+                let message = truncate(&stalled.join("; "));
+                (
+                    (ConditionStatus::False, "WorkloadStalled", message.clone()),
+                    (ConditionStatus::False, "WorkloadStalled", message.clone()),
+                    (ConditionStatus::True, "WorkloadStalled", message),
+                    components,
+                )
+            } else if waiting.is_empty() {
                 let message = format!("all {} components are ready", components.len());
                 (
                     (ConditionStatus::True, "Ready", message.clone()),
@@ -213,6 +228,7 @@ mod tests {
             },
             backend: "cluster".into(),
             ready,
+            stalled: false,
             message: if ready { "ready" } else { "Deployment/x: 0/1" }.into(),
             endpoint: Some(format!("{name}.ns.svc:80")),
         }
@@ -320,6 +336,23 @@ mod tests {
         assert_eq!(st.message, "spec.x: bad");
         assert_eq!(condition(&s, READY).status, ConditionStatus::False);
         assert_eq!(s.components.len(), 1);
+    }
+
+    #[test]
+    fn a_stalled_workload_makes_the_platform_stalled() {
+        let mut stuck = state("users", false);
+        stuck.stalled = true;
+        stuck.message = "Deployment/shop-users: ProgressDeadlineExceeded".into();
+        let s = build(None, Some(1), &Outcome::Applied(vec![stuck]), None, "t1");
+        let st = condition(&s, STALLED);
+        assert_eq!(st.status, ConditionStatus::True);
+        assert_eq!(st.reason, "WorkloadStalled");
+        assert!(
+            st.message.contains("ProgressDeadlineExceeded"),
+            "{}",
+            st.message
+        );
+        assert_eq!(condition(&s, READY).status, ConditionStatus::False);
     }
 
     #[test]
