@@ -859,7 +859,8 @@ async fn twenty_percent_api_errors_and_watch_drops_still_converge() {
             name,
             name,
             "Ready under faults",
-            Duration::from_secs(60),
+            // Convergence, not speed, is the claim: generous for a loaded CI machine.
+            Duration::from_secs(150),
             || operator.logs(),
             ready_at_generation,
         )
