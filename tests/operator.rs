@@ -884,6 +884,47 @@ async fn twenty_percent_api_errors_and_watch_drops_still_converge() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_via_operator_follows_the_real_operator_to_ready() {
+    let sim = sim().await;
+    let client = sim.client().unwrap();
+    install_crd(&client, &crd()).await;
+    namespace(&client, "shop").await;
+    let operator = Operator::start(&sim, &["--no-leader-elect"]);
+    let kubeconfig = sim.kubeconfig_path().display().to_string();
+    let o = tokio::task::spawn_blocking(move || {
+        common::bin()
+            .args([
+                "apply",
+                "--via-operator",
+                "--wait",
+                "--timeout",
+                "60s",
+                "-f",
+            ])
+            .arg(common::example("shop"))
+            .args(["--kubeconfig", &kubeconfig])
+            .env_remove("KUBECONFIG")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        o.status.success(),
+        "{}\n{}",
+        common::stderr(&o),
+        operator.logs()
+    );
+    let out = common::stdout(&o);
+    assert!(out.contains("Ready: all 8 components are ready"), "{out}");
+    // The CLI wrote only the platform resource; the operator wrote the children.
+    assert_eq!(
+        children(&client, "shop", "shop").await,
+        planned(&shop("shop"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn install_applies_the_operator_manifests_idempotently() {
     let sim = sim().await;
     let client = sim.client().unwrap();
