@@ -287,6 +287,20 @@ mod tests {
         assert_eq!(limiter.check(&other).await, Decision::Allowed);
     }
 
+    #[tokio::test]
+    async fn a_tls_redis_url_is_accepted_for_elasticache() {
+        // backend: aws renders `rediss://` (ElastiCache with in-transit encryption); without the
+        // client's TLS support the gateway would refuse to start.
+        let mut c = config(10.0, 10);
+        c.redis_url_env = Some("REDIS_URL".into());
+        let env = Environment::from_pairs([(
+            "REDIS_URL",
+            "rediss://:secret@master.shop-redis.abc123.use1.cache.amazonaws.com:6379/0",
+        )]);
+        let limiter = RateLimiter::from_config(&c, "t:", &env);
+        assert!(limiter.is_ok(), "{:?}", limiter.err());
+    }
+
     #[test]
     fn retry_after_rounds_up() {
         assert_eq!(retry_after_secs(Duration::from_millis(1)), 1);
