@@ -90,7 +90,13 @@ pub fn manifests(renderer: &Renderer, options: &InstallOptions) -> Result<Vec<Ob
     let mut namespace_labels = labels.clone();
     namespace_labels["pod-security.kubernetes.io/enforce"] = json!("restricted");
     namespace_labels["pod-security.kubernetes.io/enforce-version"] = json!("latest");
-    let mut args = vec!["operator".to_string()];
+    // The CLI's 50 qps suits one person's apply; the operator reconciles every platform, about
+    // 12 requests each, and the API server's priority and fairness protects it anyway.
+    let mut args = vec![
+        "operator".to_string(),
+        "--qps=200".to_string(),
+        "--burst=400".to_string(),
+    ];
     if let Some(ns) = &options.watch_namespace {
         args.push(format!("--watch-namespace={ns}"));
     }
@@ -201,7 +207,15 @@ mod tests {
         assert_eq!(binding.namespace(), Some("shop"));
         let deployment = objects.iter().find(|o| o.kind() == "Deployment").unwrap();
         let args = deployment.value["spec"]["template"]["spec"]["containers"][0]["args"].clone();
-        assert_eq!(args, json!(["operator", "--watch-namespace=shop"]));
+        assert_eq!(
+            args,
+            json!([
+                "operator",
+                "--qps=200",
+                "--burst=400",
+                "--watch-namespace=shop"
+            ])
+        );
     }
 
     #[test]
