@@ -162,6 +162,21 @@ async fn create(client: &kube::Client, platform: &PantheraPlatform) {
     api.create(&PostParams::default(), platform).await.unwrap();
 }
 
+/// JSON-patch (RFC 6902) a platform: precise edits that leave the rest of the spec alone.
+async fn json_patch(api: &Api<PantheraPlatform>, name: &str, ops: Value) {
+    let patch: Patch<()> = Patch::Json(serde_json::from_value(ops).unwrap());
+    api.patch(name, &PatchParams::default(), &patch)
+        .await
+        .unwrap();
+}
+
+/// Merge-patch a platform (metadata such as the pause annotation).
+async fn merge_patch(api: &Api<PantheraPlatform>, name: &str, patch: Value) {
+    api.patch(name, &PatchParams::default(), &Patch::Merge(patch))
+        .await
+        .unwrap();
+}
+
 fn condition(status: &PantheraPlatformStatus, type_: &str) -> Option<(ConditionStatus, String)> {
     status
         .conditions
@@ -347,16 +362,12 @@ async fn reconciles_to_ready_corrects_drift_pauses_and_tears_down_in_order() {
 
     // A change touches only the affected child.
     sim.reset_counters();
-    let replicas: Patch<()> = Patch::Json(
-        serde_json::from_value(
-            json!([{"op": "replace", "path": "/spec/services/0/replicas", "value": 4}]),
-        )
-        .unwrap(),
-    );
-    platforms
-        .patch("shop", &PatchParams::default(), &replicas)
-        .await
-        .unwrap();
+    json_patch(
+        &platforms,
+        "shop",
+        json!([{"op": "replace", "path": "/spec/services/0/replicas", "value": 4}]),
+    )
+    .await;
     let changed = wait_for(
         &client,
         "shop",
@@ -425,14 +436,12 @@ async fn reconciles_to_ready_corrects_drift_pauses_and_tears_down_in_order() {
     }
 
     // Pause: a spec change and a deleted child are left alone.
-    platforms
-        .patch(
-            "shop",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"annotations": {"panthera.dev/paused": "true"}}})),
-        )
-        .await
-        .unwrap();
+    merge_patch(
+        &platforms,
+        "shop",
+        json!({"metadata": {"annotations": {"panthera.dev/paused": "true"}}}),
+    )
+    .await;
     wait_for(&client, "shop", "shop", "paused", TIMEOUT, logs, |p| {
         p.status
             .as_ref()
@@ -441,19 +450,12 @@ async fn reconciles_to_ready_corrects_drift_pauses_and_tears_down_in_order() {
     })
     .await;
     sim.reset_counters();
-    platforms
-        .patch(
-            "shop",
-            &PatchParams::default(),
-            &Patch::<()>::Json(
-                serde_json::from_value(
-                    json!([{"op": "replace", "path": "/spec/services/0/replicas", "value": 2}]),
-                )
-                .unwrap(),
-            ),
-        )
-        .await
-        .unwrap();
+    json_patch(
+        &platforms,
+        "shop",
+        json!([{"op": "replace", "path": "/spec/services/0/replicas", "value": 2}]),
+    )
+    .await;
     deployments
         .delete("shop-catalog", &DeleteParams::default())
         .await
@@ -468,14 +470,12 @@ async fn reconciles_to_ready_corrects_drift_pauses_and_tears_down_in_order() {
     );
     assert!(deployments.get_opt("shop-catalog").await.unwrap().is_none());
     // Unpause: both are reconciled.
-    platforms
-        .patch(
-            "shop",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"annotations": {"panthera.dev/paused": null}}})),
-        )
-        .await
-        .unwrap();
+    merge_patch(
+        &platforms,
+        "shop",
+        json!({"metadata": {"annotations": {"panthera.dev/paused": null}}}),
+    )
+    .await;
     wait_for(
         &client,
         "shop",
@@ -743,15 +743,12 @@ async fn two_replicas_elect_one_leader_and_fail_over_when_it_is_killed() {
     leader.child.kill().unwrap();
     leader.child.wait().unwrap();
     let platforms: Api<PantheraPlatform> = Api::namespaced(client.clone(), "demo");
-    platforms
-        .patch(
-            "demo",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"services": [
-                {"name": "users", "kind": "users", "replicas": 2, "database": "users"}]}})),
-        )
-        .await
-        .unwrap();
+    json_patch(
+        &platforms,
+        "demo",
+        json!([{"op": "replace", "path": "/spec/services/0/replicas", "value": 2}]),
+    )
+    .await;
     wait_for(
         &client,
         "demo",
@@ -817,14 +814,7 @@ async fn sigkill_at_random_points_then_restart_converges_without_duplicates_or_o
             json!([{"op": "remove", "path": "/spec/services/3"},
                    {"op": "replace", "path": "/spec/services/0/replicas", "value": round}])
         };
-        platforms
-            .patch(
-                "shop",
-                &PatchParams::default(),
-                &Patch::<()>::Json(serde_json::from_value(edit).unwrap()),
-            )
-            .await
-            .unwrap();
+        json_patch(&platforms, "shop", edit).await;
     }
     let operator = Operator::start(&sim, &["--no-leader-elect"]);
     let done = wait_for(

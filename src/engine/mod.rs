@@ -7,7 +7,7 @@ mod cloud;
 mod diff;
 mod readiness;
 mod resources;
-mod retry;
+pub(crate) mod retry;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};

@@ -174,7 +174,12 @@ pub fn build(
     let config = controller::Config::default()
         .concurrency(settings.concurrency)
         .debounce(settings.debounce);
-    let mut controller = Controller::for_stream(platforms, reader).with_config(config);
+    // Every trigger stream's error also pauses the merged trigger stream; kube's default pause
+    // grows to 30 s and resets only after two quiet minutes, so a flaky API server would hold
+    // back every platform's events. Ours resets on the next event.
+    let mut controller = Controller::for_stream(platforms, reader)
+        .with_config(config)
+        .trigger_backoff(WatchBackoff::default());
     for managed in MANAGED {
         let resource = managed.api_resource();
         // PartialObjectMeta: the API server sends metadata only, which is all the mapping needs.
@@ -190,8 +195,8 @@ pub fn build(
     controller
 }
 
-/// Delay between attempts to restart a failed watch: 200 ms doubling to 5 s, back to 200 ms
-/// after any success. kube's default climbs to 30 s and resets only after two quiet minutes, so
+/// Delay between attempts to restart a failed watch (and before passing on trigger events
+/// after an error): 200 ms doubling to 5 s, back to 200 ms after any success. kube's default climbs to 30 s and resets only after two quiet minutes, so
 /// a flaky API server would leave the operator blind to changes for half a minute at a time.
 #[derive(Clone, Debug)]
 struct WatchBackoff {
@@ -515,11 +520,13 @@ async fn patch_status(
         "kind": PantheraPlatform::kind(&()),
         "status": status,
     });
-    api.patch_status(
-        name,
-        &PatchParams::apply(STATUS_MANAGER).force(),
-        &Patch::Apply(&body),
-    )
+    let params = PatchParams::apply(STATUS_MANAGER).force();
+    let patch = Patch::Apply(&body);
+    // Idempotent: retried on server errors and conflicts like the engine's own writes, so a
+    // transient failure does not cost the platform a backoff.
+    crate::engine::retry::call(&crate::engine::retry::Limiter::unlimited(), || {
+        api.patch_status(name, &params, &patch)
+    })
     .await
     .map(|_| ())
     .map_err(|source| Error::Status {
