@@ -56,6 +56,19 @@ fn decoded(live: &Live, secret: &str, key: &str) -> Option<String> {
         .filter(|p| !p.is_empty() && p != crate::render::REDACTED)
 }
 
+/// Put what AWS reports in place of the aws stores' entries observed from the cluster (which
+/// know only that the store is external).
+pub(super) fn merge_aws_states(states: &mut [ComponentState], fresh: Vec<ComponentState>) {
+    for fresh in fresh {
+        if let Some(slot) = states
+            .iter_mut()
+            .find(|c| c.backend == "aws" && c.kind == fresh.kind && c.name == fresh.name)
+        {
+            *slot = fresh;
+        }
+    }
+}
+
 fn state_of(s: &StoreState) -> ComponentState {
     let message = match (&s.endpoint, &s.arn) {
         (Some(_), Some(arn)) if !arn.is_empty() => format!("{} ({arn})", s.message),
@@ -275,15 +288,9 @@ impl Engine {
         if model::stores(platform).is_empty() {
             return Ok(());
         }
-        for s in aws.observe(platform).await? {
-            let fresh = state_of(&s);
-            if let Some(slot) = states
-                .iter_mut()
-                .find(|c| c.backend == "aws" && c.kind == fresh.kind && c.name == fresh.name)
-            {
-                *slot = fresh;
-            }
-        }
+        let fresh: Vec<ComponentState> =
+            aws.observe(platform).await?.iter().map(state_of).collect();
+        merge_aws_states(states, fresh);
         Ok(())
     }
 

@@ -630,14 +630,7 @@ impl Engine {
             report.components = self.observe(platform).await?;
         } else if !options.dry_run {
             let mut states = observe_plan(&plan, &live, &name);
-            for fresh in aws.states {
-                if let Some(slot) = states
-                    .iter_mut()
-                    .find(|c| c.backend == "aws" && c.kind == fresh.kind && c.name == fresh.name)
-                {
-                    *slot = fresh;
-                }
-            }
+            cloud::merge_aws_states(&mut states, aws.states);
             report.components = states;
         }
         Ok(report)
