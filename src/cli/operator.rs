@@ -69,13 +69,9 @@ pub fn run(args: &Args, _out: &mut dyn Write) -> Result<()> {
         // Pod Identity in a cluster). Credentials are resolved on first use, so an operator
         // without AWS stores needs none.
         let aws = crate::cloud::aws::Aws::from_env().await;
-        let engine = crate::operator::engine(
-            client.clone(),
-            renderer,
-            args.cluster.qps,
-            args.cluster.burst,
-        )
-        .with_aws(aws);
+        let engine = crate::engine::Engine::new(client.clone(), renderer)
+            .with_rate_limit(args.cluster.qps, args.cluster.burst)
+            .with_aws(aws);
         let leader_election = (!args.no_leader_elect).then(|| LeaderElection {
             lease_name: args.lease_name.clone(),
             lease_namespace: args

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::Stream;
+use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::core::{DeserializeGuard, PartialObjectMeta};
 use kube::runtime::controller::{self, Action, Controller};
@@ -391,7 +392,15 @@ async fn apply(platform: &PantheraPlatform, ctx: &Context) -> Result<Action> {
                     .chain(&report.pruned)
             )
         );
-        publish(ctx, platform, EventType::Normal, "Applied", "Apply", note).await;
+        publish(
+            ctx,
+            &platform.object_ref(&()),
+            EventType::Normal,
+            "Applied",
+            "Apply",
+            note,
+        )
+        .await;
     }
     let ready = report.components.iter().all(|c| c.ready);
     let stalled = report.components.iter().any(|c| c.stalled);
@@ -439,7 +448,15 @@ async fn cleanup(platform: &PantheraPlatform, ctx: &Context) -> Result<Action> {
             report.deleted.len(),
             summarize(report.deleted.iter())
         );
-        publish(ctx, platform, EventType::Normal, "Deleted", "Delete", note).await;
+        publish(
+            ctx,
+            &platform.object_ref(&()),
+            EventType::Normal,
+            "Deleted",
+            "Delete",
+            note,
+        )
+        .await;
     }
     if !report.waiting.is_empty() {
         // The finalizer stays until AWS reports every resource gone; the status says which and
@@ -469,7 +486,7 @@ fn summarize<'a>(ids: impl Iterator<Item = &'a String>) -> String {
 /// nothing. Transitions into Stalled are also published as Warning events.
 async fn write_status(platform: &PantheraPlatform, outcome: &Outcome, ctx: &Context) -> Result<()> {
     let (name, namespace) = engine::ids(platform);
-    let now = chrono_now();
+    let now = now_rfc3339();
     let previous = platform.status.as_ref();
     let gateway_host = platform
         .spec
@@ -491,7 +508,7 @@ async fn write_status(platform: &PantheraPlatform, outcome: &Outcome, ctx: &Cont
     {
         publish(
             ctx,
-            platform,
+            &platform.object_ref(&()),
             EventType::Warning,
             "Stalled",
             "Reconcile",
@@ -556,7 +573,8 @@ async fn stall_undecodable(guarded: &Guarded, error: &str, ctx: &Context) -> Res
     let meta = guarded.meta();
     let name = meta.name.clone().unwrap_or_default();
     let namespace = meta.namespace.clone().unwrap_or_else(|| "default".into());
-    let api: Api<DeserializeGuard<DynamicObject>> = Api::namespaced_with(
+    // Read as a dynamic object: it does not decode as a PantheraPlatform.
+    let api: Api<DynamicObject> = Api::namespaced_with(
         ctx.client.clone(),
         &namespace,
         &kube::core::ApiResource::erase::<PantheraPlatform>(&()),
@@ -566,7 +584,6 @@ async fn stall_undecodable(guarded: &Guarded, error: &str, ctx: &Context) -> Res
         .get_status(&name)
         .await
         .ok()
-        .and_then(|o| o.0.ok())
         .and_then(|o| o.data.get("status").cloned())
         .and_then(|s| serde_json::from_value::<PantheraPlatformStatus>(s).ok());
     let outcome = Outcome::Stalled {
@@ -578,40 +595,33 @@ async fn stall_undecodable(guarded: &Guarded, error: &str, ctx: &Context) -> Res
         meta.generation,
         &outcome,
         None,
-        &chrono_now(),
+        &now_rfc3339(),
     );
     if current.as_ref() != Some(&next) {
         patch_status(&ctx.client, &namespace, &name, &next).await?;
-        let reference = guarded.object_ref(&());
-        if let Err(e) = ctx
-            .recorder
-            .publish(
-                &KubeEvent {
-                    type_: EventType::Warning,
-                    reason: "InvalidObject".into(),
-                    note: Some(message),
-                    action: "Reconcile".into(),
-                    secondary: None,
-                },
-                &reference,
-            )
-            .await
-        {
-            tracing::warn!(error = %e, "cannot publish an event");
-        }
+        publish(
+            ctx,
+            &guarded.object_ref(&()),
+            EventType::Warning,
+            "InvalidObject",
+            "Reconcile",
+            message,
+        )
+        .await;
     }
     Ok(Action::await_change())
 }
 
+/// Record an event on `regarding`. Events are informational: failing to record one must not
+/// fail the reconcile.
 async fn publish(
     ctx: &Context,
-    platform: &PantheraPlatform,
+    regarding: &ObjectReference,
     type_: EventType,
     reason: &str,
     action: &str,
     note: String,
 ) {
-    let reference = platform.object_ref(&());
     let event = KubeEvent {
         type_,
         reason: reason.into(),
@@ -620,13 +630,12 @@ async fn publish(
         action: action.into(),
         secondary: None,
     };
-    // Events are informational: failing to record one must not fail the reconcile.
-    if let Err(e) = ctx.recorder.publish(&event, &reference).await {
+    if let Err(e) = ctx.recorder.publish(&event, regarding).await {
         tracing::warn!(error = %e, reason, "cannot publish an event");
     }
 }
 
-fn chrono_now() -> String {
+fn now_rfc3339() -> String {
     k8s_openapi::jiff::Timestamp::now()
         .round(k8s_openapi::jiff::Unit::Second)
         .map(|t| t.to_string())

@@ -18,7 +18,6 @@ use kube_lease_manager::LeaseManagerBuilder;
 use tokio::sync::watch;
 
 use crate::engine::Engine;
-use crate::render::Renderer;
 pub use controller::{FINALIZER, PAUSE_ANNOTATION, STATUS_MANAGER, Settings};
 
 #[derive(Debug, thiserror::Error)]
@@ -257,9 +256,4 @@ pub fn default_identity() -> String {
             .unwrap_or_else(|_| "panthera".into());
         format!("{host}-{}", std::process::id())
     })
-}
-
-/// Build the engine for the operator.
-pub fn engine(client: Client, renderer: Renderer, qps: f64, burst: u32) -> Engine {
-    Engine::new(client, renderer).with_rate_limit(qps, burst)
 }
