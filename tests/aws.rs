@@ -1137,25 +1137,8 @@ async fn apply_prune_removes_a_store_dropped_from_the_spec_keeping_its_data() {
     assert_eq!(aws_counts(&again).1, 0, "{}", stdout(&again));
 }
 
-/// The `panthera operator` process with moto as AWS; SIGKILLed when dropped.
-struct OperatorProcess(std::process::Child, PathBuf);
-
-impl Drop for OperatorProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl OperatorProcess {
-    fn logs(&self) -> String {
-        std::fs::read_to_string(&self.1).unwrap_or_default()
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_operator_provisions_aws_stores_reports_endpoints_and_waits_for_their_deletion() {
-    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
     use kube::api::{DeleteParams, PostParams};
     use panthera::api::{ConditionStatus, PantheraPlatform};
 
@@ -1165,41 +1148,18 @@ async fn the_operator_provisions_aws_stores_reports_endpoints_and_waits_for_thei
     let name = unique("op");
     let platform = panthera::load::load_file(&world.platform(&name, "op.yaml", |t| t)).unwrap();
     let client = world.sim.client().unwrap();
-    let crd: CustomResourceDefinition =
-        serde_yaml::from_str(&panthera::api::crd_yaml().unwrap()).unwrap();
-    Api::<CustomResourceDefinition>::all(client.clone())
-        .create(&PostParams::default(), &crd)
-        .await
-        .unwrap();
-    Api::<k8s_openapi::api::core::v1::Namespace>::all(client.clone())
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).unwrap(),
-        )
-        .await
-        .unwrap();
-    let log = world.dir.path().join("operator.log");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let operator = OperatorProcess(
-        common::bin()
-            .args(["operator", "--no-leader-elect", "--kubeconfig"])
-            .arg(world.sim.kubeconfig_path())
-            .arg(format!("--metrics-addr=127.0.0.1:{port}"))
-            .env_remove("KUBECONFIG")
-            .env_remove("AWS_PROFILE")
-            .env("AWS_ENDPOINT_URL", &world.endpoint)
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_REGION", REGION)
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap(),
-        log,
+    common::operator::install_crd(&client, &common::operator::crd()).await;
+    common::operator::namespace(&client, &name).await;
+    let operator = common::operator::Operator::start_with_env(
+        &world.sim,
+        &["--no-leader-elect"],
+        &[
+            ("AWS_ENDPOINT_URL", world.endpoint.as_str()),
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+            ("AWS_REGION", REGION),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+        ],
     );
     let platforms: Api<PantheraPlatform> = Api::namespaced(client.clone(), &name);
     platforms

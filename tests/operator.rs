@@ -5,14 +5,13 @@
 
 mod common;
 
+use common::operator::{Operator, crd, install_crd, namespace};
+
 use std::collections::BTreeSet;
-use std::io::{Read, Write};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::core::ApiResource;
@@ -28,117 +27,6 @@ async fn sim() -> KubeSim {
         .start()
         .await
         .expect("kube-sim starts")
-}
-
-async fn install_crd(client: &kube::Client, crd: &CustomResourceDefinition) {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    crds.create(&PostParams::default(), crd).await.unwrap();
-}
-
-fn crd() -> CustomResourceDefinition {
-    serde_yaml::from_str(&panthera::api::crd_yaml().unwrap()).unwrap()
-}
-
-async fn namespace(client: &kube::Client, name: &str) {
-    let api: Api<Namespace> = Api::all(client.clone());
-    api.create(
-        &PostParams::default(),
-        &serde_json::from_value(json!({"metadata": {"name": name}})).unwrap(),
-    )
-    .await
-    .unwrap();
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A `panthera operator` process; SIGKILLed when dropped.
-struct Operator {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Operator {
-    fn start(sim: &KubeSim, extra: &[&str]) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("operator.log");
-        let port = free_port();
-        let child = common::bin()
-            .arg("operator")
-            .arg("--kubeconfig")
-            .arg(sim.kubeconfig_path())
-            .arg(format!("--metrics-addr=127.0.0.1:{port}"))
-            .args(["--lease-namespace", "default", "--log-format", "json"])
-            .args(["--qps", "1000", "--burst", "2000"])
-            .args(extra)
-            .env_remove("KUBECONFIG")
-            .env("RUST_LOG", "info,panthera=debug")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        Operator {
-            child,
-            port,
-            log,
-            _dir: dir,
-        }
-    }
-
-    /// One metric's value summed over its label sets, if the endpoint answers.
-    fn metric(&self, name: &str) -> Option<f64> {
-        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).ok()?;
-        stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-        write!(
-            stream,
-            "GET /metrics HTTP/1.0\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-        )
-        .ok()?;
-        let mut body = String::new();
-        stream.read_to_string(&mut body).ok()?;
-        let values: Vec<f64> = body
-            .lines()
-            .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
-            .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
-            .collect();
-        (!values.is_empty()).then(|| values.iter().sum())
-    }
-
-    fn sigterm(&self) {
-        Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-    }
-
-    fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
-        let deadline = Instant::now() + within;
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        None
-    }
-
-    fn logs(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Operator {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn shop(namespace: &str) -> PantheraPlatform {
@@ -160,6 +48,22 @@ async fn create(client: &kube::Client, platform: &PantheraPlatform) {
         platform.metadata.namespace.as_deref().unwrap(),
     );
     api.create(&PostParams::default(), platform).await.unwrap();
+}
+
+/// Names of the objects `api` lists now (none when the list fails).
+async fn names<K>(api: &Api<K>) -> BTreeSet<String>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    api.list(&ListParams::default())
+        .await
+        .map(|l| {
+            l.items
+                .into_iter()
+                .filter_map(|o| o.meta().name.clone())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// JSON-patch (RFC 6902) a platform: precise edits that leave the rest of the spec alone.
@@ -514,26 +418,8 @@ async fn reconciles_to_ready_corrects_drift_pauses_and_tears_down_in_order() {
         tokio::spawn(async move {
             let mut seen = BTreeSet::new();
             loop {
-                let d: BTreeSet<String> = deployments
-                    .list(&ListParams::default())
-                    .await
-                    .map(|l| {
-                        l.items
-                            .into_iter()
-                            .filter_map(|d| d.metadata.name)
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                let s: BTreeSet<String> = statefulsets
-                    .list(&ListParams::default())
-                    .await
-                    .map(|l| {
-                        l.items
-                            .into_iter()
-                            .filter_map(|d| d.metadata.name)
-                            .collect()
-                    })
-                    .unwrap_or_default();
+                let d = names(&deployments).await;
+                let s = names(&statefulsets).await;
                 let now: BTreeSet<String> = d.union(&s).cloned().collect();
                 for gone in seen.difference(&now) {
                     order.lock().unwrap().push(gone.clone());

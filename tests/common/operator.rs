@@ -1,0 +1,130 @@
+//! The `panthera operator` process and the cluster set-up its tests share.
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, PostParams};
+use kube_sim::KubeSim;
+use serde_json::json;
+
+/// Install `crd` (usually [`crd`]).
+pub async fn install_crd(client: &kube::Client, crd: &CustomResourceDefinition) {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    crds.create(&PostParams::default(), crd).await.unwrap();
+}
+
+pub fn crd() -> CustomResourceDefinition {
+    serde_yaml::from_str(&panthera::api::crd_yaml().unwrap()).unwrap()
+}
+
+pub async fn namespace(client: &kube::Client, name: &str) {
+    let api: Api<Namespace> = Api::all(client.clone());
+    api.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": name}})).unwrap(),
+    )
+    .await
+    .unwrap();
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A `panthera operator` process; SIGKILLed when dropped.
+pub struct Operator {
+    pub child: Child,
+    port: u16,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Operator {
+    /// Start against `sim` with `extra` arguments and `env` (e.g. AWS settings).
+    pub fn start_with_env(sim: &KubeSim, extra: &[&str], env: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("operator.log");
+        let port = free_port();
+        let child = super::bin()
+            .arg("operator")
+            .arg("--kubeconfig")
+            .arg(sim.kubeconfig_path())
+            .arg(format!("--metrics-addr=127.0.0.1:{port}"))
+            .args(["--lease-namespace", "default", "--log-format", "json"])
+            .args(["--qps", "1000", "--burst", "2000"])
+            .args(extra)
+            .env_remove("KUBECONFIG")
+            .env("RUST_LOG", "info,panthera=debug")
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        Operator {
+            child,
+            port,
+            log,
+            _dir: dir,
+        }
+    }
+
+    pub fn start(sim: &KubeSim, extra: &[&str]) -> Self {
+        Self::start_with_env(sim, extra, &[])
+    }
+
+    /// One metric's value summed over its label sets, if the endpoint answers.
+    pub fn metric(&self, name: &str) -> Option<f64> {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        write!(
+            stream,
+            "GET /metrics HTTP/1.0\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        )
+        .ok()?;
+        let mut body = String::new();
+        stream.read_to_string(&mut body).ok()?;
+        let values: Vec<f64> = body
+            .lines()
+            .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+            .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+            .collect();
+        (!values.is_empty()).then(|| values.iter().sum())
+    }
+
+    pub fn sigterm(&self) {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+    }
+
+    pub fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
