@@ -103,6 +103,21 @@ pub fn free_port() -> u16 {
         .unwrap_or_else(|e| panic!("no free loopback port: {e}"))
 }
 
+/// A service binary started the way the rendered Deployment starts it: a clean environment with
+/// the variables every service reads (docs/contracts.md), listening on `port` on loopback. Add
+/// the service's own variables before spawning.
+pub fn service_command(program: &str, service: &str, port: u16) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(program);
+    command
+        .env_clear()
+        .env("PORT", port.to_string())
+        .env("BIND_ADDRESS", "127.0.0.1")
+        .env("SERVICE_NAME", service)
+        .env("LOG_FORMAT", "json")
+        .env("RUST_LOG", "info");
+    command
+}
+
 /// Fails when the committed OpenAPI document of `package` (`<manifest_dir>/openapi.json`) is not
 /// `generated`; with `PANTHERA_UPDATE_OPENAPI` set, rewrites it first. Returns the parsed document.
 ///

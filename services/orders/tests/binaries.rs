@@ -9,7 +9,9 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use clap::Parser;
-use panthera_kit::testing::{KAFKA_BROKERS_VAR, TestDatabase, free_port, service_env, unique_name};
+use panthera_kit::testing::{
+    KAFKA_BROKERS_VAR, TestDatabase, free_port, service_command, service_env, unique_name,
+};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -90,13 +92,7 @@ async fn orders_binary_settles_stock_through_kafka() {
     let catalog = format!("http://127.0.0.1:{catalog_port}");
 
     let orders_port = free_port();
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_panthera-orders"))
-        .env_clear()
-        .env("PORT", orders_port.to_string())
-        .env("BIND_ADDRESS", "127.0.0.1")
-        .env("SERVICE_NAME", "orders")
-        .env("LOG_FORMAT", "json")
-        .env("RUST_LOG", "info")
+    let child = service_command(env!("CARGO_BIN_EXE_panthera-orders"), "orders", orders_port)
         .env("DATABASE_URL", orders_db.url())
         .env("KAFKA_BROKERS", &brokers)
         .env("KAFKA_TOPICS", &topic)

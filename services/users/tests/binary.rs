@@ -10,7 +10,9 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use panthera_kit::kafka;
-use panthera_kit::testing::{KAFKA_BROKERS_VAR, TestDatabase, free_port, service_env, unique_name};
+use panthera_kit::testing::{
+    KAFKA_BROKERS_VAR, TestDatabase, free_port, service_command, service_env, unique_name,
+};
 use serde_json::{Value, json};
 
 const SECRET: &str = "binary-test-secret-0123456789abcdef";
@@ -26,13 +28,7 @@ async fn binary_runs_from_the_rendered_environment() {
     };
     let port = free_port();
     let topic = unique_name("users-events");
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_panthera-users"))
-        .env_clear()
-        .env("PORT", port.to_string())
-        .env("BIND_ADDRESS", "127.0.0.1")
-        .env("SERVICE_NAME", "users")
-        .env("LOG_FORMAT", "json")
-        .env("RUST_LOG", "info")
+    let child = service_command(env!("CARGO_BIN_EXE_panthera-users"), "users", port)
         .env("DATABASE_URL", db.url())
         .env("KAFKA_BROKERS", &brokers)
         .env("KAFKA_TOPICS", &topic)
