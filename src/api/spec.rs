@@ -46,7 +46,7 @@ pub const MEMORY_QUANTITY: &str = "^[1-9][0-9]{0,5}(Ki|Mi|Gi)$";
     validation = Rule::new("self.services.all(s, size(s.topics) == 0 || (has(self.kafka) && s.topics.all(t, t in self.kafka.topics)))").message(msg::TOPIC_EXISTS).field_path(".services"),
     validation = Rule::new("!has(self.gateway) || !has(self.gateway.rateLimit) || !self.gateway.rateLimit.shared || has(self.redis)").message(msg::SHARED_LIMIT_NEEDS_REDIS).field_path(".gateway.rateLimit.shared"),
     validation = Rule::new("has(self.aws) || (self.databases.all(d, d.backend != 'aws') && (!has(self.redis) || self.redis.backend != 'aws') && (!has(self.kafka) || self.kafka.backend != 'aws'))").message(msg::AWS_NEEDS_SPEC).field_path(".aws"),
-    validation = Rule::new("!has(self.aws) || !has(self.kafka) || self.kafka.backend != 'aws' || int(self.kafka.brokers) % size(self.aws.subnetIds) == 0").message(msg::MSK_BROKERS_PER_SUBNET).field_path(".kafka.brokers"),
+    validation = Rule::new("!has(self.aws) || !has(self.kafka) || self.kafka.backend != 'aws' || self.kafka.brokers % size(self.aws.subnetIds) == 0").message(msg::MSK_BROKERS_PER_SUBNET).field_path(".kafka.brokers"),
 )]
 pub struct PantheraPlatformSpec {
     /// Tag of the Panthera images (gateway and the built-in services).
