@@ -402,18 +402,28 @@ impl Aws {
     /// What apply would do to each aws store; reads only. Refuses (terminal) a resource that
     /// exists but is not the platform's.
     pub async fn plan(&self, platform: &PantheraPlatform) -> Result<Vec<Planned>> {
-        let owner = Owner::of(platform);
         let network = model::network(platform);
-        let mut out = Vec::new();
+        let work = self.plan_stores(platform, &network).await?;
+        Ok(work.into_iter().map(|(_, _, planned)| planned).collect())
+    }
+
+    /// Describes each aws store of `platform` and plans it, as `plan` and `reconcile` both need.
+    async fn plan_stores(
+        &self,
+        platform: &PantheraPlatform,
+        network: &Network,
+    ) -> Result<Vec<(Store, Option<Observed>, Planned)>> {
+        let owner = Owner::of(platform);
+        let mut work = Vec::new();
         for store in model::stores(platform) {
-            self.check_region(&network, &store.component)?;
+            self.check_region(network, &store.component)?;
             let ctx = self.ctx(network.region.as_deref(), &store.component);
             let observed = self.describe(&ctx, &store).await?;
-            let planned = model::plan(&owner, &store, &network, observed.as_ref())
+            let planned = model::plan(&owner, &store, network, observed.as_ref())
                 .map_err(|m| ctx.terminal(m))?;
-            out.push(planned);
+            work.push((store, observed, planned));
         }
-        Ok(out)
+        Ok(work)
     }
 
     /// State of each aws store, without writing.
@@ -463,15 +473,7 @@ impl Aws {
     ) -> Result<Vec<StoreState>> {
         let owner = Owner::of(platform);
         let network = model::network(platform);
-        let mut work = Vec::new();
-        for store in model::stores(platform) {
-            self.check_region(&network, &store.component)?;
-            let ctx = self.ctx(network.region.as_deref(), &store.component);
-            let observed = self.describe(&ctx, &store).await?;
-            let planned = model::plan(&owner, &store, &network, observed.as_ref())
-                .map_err(|m| ctx.terminal(m))?;
-            work.push((store, observed, planned));
-        }
+        let work = self.plan_stores(platform, &network).await?;
         if !options.allow_replace {
             let replaced: Vec<String> = work
                 .iter()
