@@ -35,7 +35,7 @@ use crate::cors::cors_layer;
 use crate::metrics::Metrics;
 use crate::ratelimit::{Decision, RateLimiter, retry_after_secs};
 use crate::routing::{Route, RouteTable};
-use crate::upstream::{RequestBody, RequestHead, UpstreamError};
+use crate::upstream::{HOP_BY_HOP, RequestBody, RequestHead, UpstreamError, is_hop_by_hop};
 
 pub type HttpsConnector = hyper_rustls::HttpsConnector<HttpConnector>;
 pub type UpstreamClient = Client<HttpsConnector, UpstreamBody>;
@@ -730,17 +730,6 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
         .ok()
 }
 
-static HOP_BY_HOP: [HeaderName; 8] = [
-    header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    HeaderName::from_static("proxy-connection"),
-    header::PROXY_AUTHENTICATE,
-    header::PROXY_AUTHORIZATION,
-    header::TE,
-    header::TRAILER,
-    header::UPGRADE,
-];
-
 /// Removes headers that describe one connection only (RFC 9110 §7.6.1), including those the
 /// `Connection` header names. `Transfer-Encoding` is left to hyper, which frames bodies itself.
 fn remove_hop_by_hop(headers: &mut HeaderMap) {
@@ -748,7 +737,7 @@ fn remove_hop_by_hop(headers: &mut HeaderMap) {
     // standard headers) avoids a dozen hashed removals on every request and response.
     if !headers
         .keys()
-        .any(|name| HOP_BY_HOP.contains(name) || name == header::TRANSFER_ENCODING)
+        .any(|name| is_hop_by_hop(name.as_str()) || name == header::TRANSFER_ENCODING)
     {
         return;
     }
@@ -763,7 +752,7 @@ fn remove_hop_by_hop(headers: &mut HeaderMap) {
             headers.remove(name);
         }
     }
-    for name in &HOP_BY_HOP {
+    for name in HOP_BY_HOP {
         headers.remove(name);
     }
 }

@@ -388,18 +388,9 @@ fn encode_head(write: &mut Vec<u8>, head: &RequestHead<'_>, buffered: bool) -> b
     let mut has_forwarded_proto = false;
     for (name, value) in head.headers {
         match name.as_str() {
-            // Hop-by-hop (RFC 9110 §7.6.1); the body is re-framed here, and the request ID is
-            // the one the gateway settled on.
-            "connection"
-            | "keep-alive"
-            | "proxy-connection"
-            | "proxy-authenticate"
-            | "proxy-authorization"
-            | "te"
-            | "trailer"
-            | "upgrade"
-            | "transfer-encoding"
-            | "x-request-id" => continue,
+            // The body is re-framed here, and the request ID is the one the gateway settled on.
+            other if is_hop_by_hop(other) => continue,
+            "transfer-encoding" | "x-request-id" => continue,
             "host" => {
                 original_host.get_or_insert(value);
                 continue;
@@ -443,6 +434,23 @@ fn encode_head(write: &mut Vec<u8>, head: &RequestHead<'_>, buffered: bool) -> b
     }
     put_header(write, b"x-request-id", head.request_id.as_bytes());
     has_length
+}
+
+/// Headers that describe one connection only (RFC 9110 §7.6.1), besides those a `Connection`
+/// header names; lowercase, as `HeaderName::as_str` gives them.
+pub(crate) const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "upgrade",
+];
+
+pub(crate) fn is_hop_by_hop(name: &str) -> bool {
+    HOP_BY_HOP.contains(&name)
 }
 
 fn put_header(write: &mut Vec<u8>, name: &[u8], value: &[u8]) {
@@ -595,14 +603,7 @@ fn parse_head(buffer: &[u8], head_request: bool) -> Result<Parsed, UpstreamError
         // Hop-by-hop headers describe this connection only (RFC 9110 §7.6.1). Transfer-Encoding
         // stays: hyper frames the downstream body by it.
         let hop_by_hop = match name.as_str() {
-            "connection"
-            | "keep-alive"
-            | "proxy-connection"
-            | "proxy-authenticate"
-            | "proxy-authorization"
-            | "te"
-            | "trailer"
-            | "upgrade" => true,
+            other if is_hop_by_hop(other) => true,
             other => connection.iter().any(|value| {
                 value
                     .split(|&b| b == b',')
