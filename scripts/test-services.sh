@@ -6,10 +6,12 @@ set -euo pipefail
 
 CACHE="${PANTHERA_CACHE:-$HOME/.cache/panthera}"
 DIR="${PANTHERA_TEST_DIR:-/tmp/panthera-test}"
-PG_PORT="${PANTHERA_PG_PORT:-55432}"
-REDIS_PORT="${PANTHERA_REDIS_PORT:-56379}"
-KAFKA_PORT="${PANTHERA_KAFKA_PORT:-59092}"
-MOTO_PORT="${PANTHERA_MOTO_PORT:-55000}"
+# Below the kernel's ephemeral range (32768-60999 by default): there an outgoing connection of
+# an earlier test can hold the port for a moment, and a server then fails to bind it.
+PG_PORT="${PANTHERA_PG_PORT:-25432}"
+REDIS_PORT="${PANTHERA_REDIS_PORT:-26379}"
+KAFKA_PORT="${PANTHERA_KAFKA_PORT:-29092}"
+MOTO_PORT="${PANTHERA_MOTO_PORT:-25000}"
 PG_BIN="$(dirname "$(readlink -f "$(command -v pg_ctl || echo /usr/lib/postgresql/15/bin/pg_ctl)")")"
 
 as_pg() {
