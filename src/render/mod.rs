@@ -6,6 +6,7 @@ mod context;
 mod gateway_config;
 mod secrets;
 mod typed;
+mod yaml_safe;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -170,6 +171,7 @@ impl Renderer {
     fn build(templates: BTreeMap<String, String>) -> Result<Self> {
         let mut tera = tera::Tera::default();
         tera.autoescape_on(vec![]);
+        tera.register_filter("json_encode", yaml_safe::json_encode);
         let mut folders: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for name in templates.keys() {
             if let Some((folder, file)) = name.split_once('/')

@@ -395,6 +395,38 @@ fn names_that_look_like_yaml_scalars_stay_strings() {
 }
 
 #[test]
+fn control_characters_in_user_strings_render_and_survive_unchanged() {
+    // JSON passes DEL and C1 controls through raw; YAML rejects them (a fuzzed shop with a JWT
+    // issuer of "\x7f" once failed to render).
+    let mut shop = example("shop");
+    let gateway = shop.spec.gateway.as_mut().unwrap();
+    let jwt = &mut gateway.auth.as_mut().unwrap().jwt;
+    jwt.issuer = "iss\u{7f}\u{85}".to_string();
+    shop.spec.services[2].env[0].value = "info\u{9f}".to_string();
+    let plan = render(&shop);
+    let env = |id: &str| {
+        plan.get(id).unwrap().value["spec"]["template"]["spec"]["containers"][0]["env"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    let users = env("Deployment/shop-users");
+    assert!(
+        users
+            .iter()
+            .any(|e| e["name"] == "JWT_ISSUER" && e["value"] == "iss\u{7f}\u{85}"),
+        "{users:?}"
+    );
+    let orders = env("Deployment/shop-orders");
+    assert!(
+        orders
+            .iter()
+            .any(|e| e["name"] == "RUST_LOG" && e["value"] == "info\u{9f}"),
+        "{orders:?}"
+    );
+}
+
+#[test]
 fn aws_connection_secrets_have_the_cluster_keys_pointing_at_aws() {
     let platform = example("aws");
     let renderer = Renderer::embedded().unwrap();
