@@ -528,8 +528,33 @@ async fn a_changed_instance_class_is_planned_and_modified_in_place_and_a_replace
     let orders = w.rds_instance(&format!("{name}-orders")).await.unwrap();
     assert_eq!(orders.allocated_storage(), Some(50), "nothing was written");
 
-    // With --allow-replace: deleted by its policy (a final snapshot), created again by the next
-    // apply with the same master password.
+    // moto names the automated snapshot of a new instance `rds:{id}-{minute}`, keeps it when the
+    // instance is deleted with its backups retained, and refuses a second one within the same
+    // minute: drop the first instance's (AWS keeps retained backups apart, no such clash).
+    let automated = w
+        .rds()
+        .describe_db_snapshots()
+        .db_instance_identifier(format!("{name}-orders"))
+        .snapshot_type("automated")
+        .send()
+        .await
+        .unwrap();
+    for snapshot in automated
+        .db_snapshots()
+        .iter()
+        .filter_map(|s| s.db_snapshot_identifier())
+    {
+        w.rds()
+            .delete_db_snapshot()
+            .db_snapshot_identifier(snapshot)
+            .send()
+            .await
+            .unwrap();
+    }
+    let password = w.secret(&name, &format!("{name}-db-orders")).await.unwrap()["password"].clone();
+
+    // With --allow-replace, one apply deletes it by its policy (a final snapshot) and, the delete
+    // being done, creates it again with the same master password and its ownership tags.
     let apply = w
         .panthera(&["apply", "-f", path(&smaller), "--allow-replace"])
         .await;
@@ -541,47 +566,32 @@ async fn a_changed_instance_class_is_planned_and_modified_in_place_and_a_replace
         "{}",
         stdout(&apply)
     );
-    assert!(w.rds_instance(&format!("{name}-orders")).await.is_none());
-    let snapshots = w
+    let orders = w.rds_instance(&format!("{name}-orders")).await.unwrap();
+    assert_eq!(orders.allocated_storage(), Some(30));
+    let finals = w
         .rds()
         .describe_db_snapshots()
         .db_instance_identifier(format!("{name}-orders"))
+        .snapshot_type("manual")
         .send()
         .await
-        .unwrap();
-    let finals = snapshots
+        .unwrap()
         .db_snapshots()
         .iter()
         .filter_map(|s| s.db_snapshot_identifier())
         .filter(|s| s.starts_with(&format!("{name}-orders-final-")))
         .count();
-    assert_eq!(finals, 1, "{snapshots:?}");
-    // moto names the automated snapshot of a new instance `rds:{id}-{minute}` and refuses a
-    // second one within the same minute: drop the first instance's (AWS has no such clash).
-    for automated in snapshots
-        .db_snapshots()
-        .iter()
-        .filter_map(|s| s.db_snapshot_identifier())
-        .filter(|s| s.starts_with("rds:"))
-    {
-        w.rds()
-            .delete_db_snapshot()
-            .db_snapshot_identifier(automated)
-            .send()
-            .await
-            .unwrap();
-    }
-    let password = w.secret(&name, &format!("{name}-db-orders")).await.unwrap()["password"].clone();
-    let apply = w.panthera(&["apply", "-f", path(&smaller)]).await;
-    ok(&apply);
-    let orders = w.rds_instance(&format!("{name}-orders")).await.unwrap();
-    assert_eq!(orders.allocated_storage(), Some(30));
+    assert_eq!(finals, 1);
     let secret = w.secret(&name, &format!("{name}-db-orders")).await.unwrap();
     assert_eq!(secret["password"], password, "never rotated");
     assert_eq!(
         secret["host"],
         orders.endpoint().unwrap().address().unwrap()
     );
+    // The new instance is the platform's: the next apply finds nothing to do.
+    let again = w.panthera(&["apply", "-f", path(&smaller)]).await;
+    ok(&again);
+    assert_eq!(aws_counts(&again).1, 0, "{}", stdout(&again));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

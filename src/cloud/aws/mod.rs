@@ -439,11 +439,30 @@ impl Aws {
         Ok(out)
     }
 
-    /// Describe one store again (for waits).
+    /// Describe one store again (for waits); a replaced store whose delete is done is created
+    /// again here, so one `apply --wait` carries a replace through.
     pub async fn refresh(&self, platform: &PantheraPlatform, state: &mut StoreState) -> Result<()> {
         let network = model::network(platform);
         let ctx = self.ctx(network.region.as_deref(), &state.store.component);
-        let observed = self.describe(&ctx, &state.store).await?;
+        let mut observed = self.describe(&ctx, &state.store).await?;
+        // The delete of a replace is done: the wait goes on with the new store.
+        if observed.is_none()
+            && state
+                .planned
+                .as_ref()
+                .is_some_and(|p| p.action == Action::Replace)
+        {
+            let tags = model::tags(&Owner::of(platform), &state.store);
+            self.create_store(
+                &ctx,
+                &state.store,
+                &network,
+                &tags,
+                state.password.as_deref(),
+            )
+            .await?;
+            observed = self.describe(&ctx, &state.store).await?;
+        }
         if let Some(o) = &observed
             && model::phase(state.store.service, &o.status) == Phase::Failed
         {
@@ -525,11 +544,19 @@ impl Aws {
                     )
                     .await?;
             }
-            let fresh = if planned.writes() && !options.dry_run {
+            let mut fresh = if planned.writes() && !options.dry_run {
                 self.describe(&ctx, &store).await?
             } else {
                 observed
             };
+            // AWS may finish the delete of a replace at once: create the store again in the
+            // same pass instead of leaving it to the next reconcile.
+            if planned.action == Action::Replace && fresh.is_none() && !options.dry_run {
+                let tags = model::tags(&owner, &store);
+                self.create_store(&ctx, &store, &network, &tags, password.as_deref())
+                    .await?;
+                fresh = self.describe(&ctx, &store).await?;
+            }
             let mut state = StoreState::from_observed(&store, fresh.as_ref());
             if let Some(why) = deferred {
                 state.message = format!("{}; {why}", state.message);
@@ -585,6 +612,22 @@ impl Aws {
         Ok(password)
     }
 
+    async fn create_store(
+        &self,
+        ctx: &Ctx<'_>,
+        store: &Store,
+        network: &Network,
+        tags: &BTreeMap<String, String>,
+        password: Option<&str>,
+    ) -> Result<()> {
+        let password = password.unwrap_or_default();
+        match store.service {
+            Service::Rds => rds::create(ctx, store, network, tags, password).await,
+            Service::ElastiCache => elasticache::create(ctx, store, network, tags, password).await,
+            Service::Msk => msk::create(ctx, store, network, tags).await,
+        }
+    }
+
     /// Carry out a plan. Returns why a modification waits, when it does.
     async fn execute(
         &self,
@@ -598,17 +641,8 @@ impl Aws {
         match (planned.action, observed) {
             (Action::Unchanged | Action::WaitDeleted, _) => Ok(None),
             (Action::Create, _) => {
-                let tags = &planned.tags;
-                match store.service {
-                    Service::Rds => {
-                        rds::create(ctx, store, network, tags, password.unwrap_or_default()).await?
-                    }
-                    Service::ElastiCache => {
-                        elasticache::create(ctx, store, network, tags, password.unwrap_or_default())
-                            .await?
-                    }
-                    Service::Msk => msk::create(ctx, store, network, tags).await?,
-                }
+                self.create_store(ctx, store, network, &planned.tags, password)
+                    .await?;
                 Ok(None)
             }
             (_, None) => Ok(None),
