@@ -847,3 +847,151 @@ async fn install_applies_the_operator_manifests_idempotently() {
 fn argocd_health(object: &Value) -> Option<(String, String)> {
     common::argocd_health(object)
 }
+
+/// The code of a failed API call.
+fn api_code<T: std::fmt::Debug>(result: Result<T, kube::Error>) -> u16 {
+    match result {
+        Err(kube::Error::Api(status)) => status.code,
+        other => panic!("expected an API error, got {other:?}"),
+    }
+}
+
+/// The operator lives on what `panthera install` grants its ServiceAccount, and nothing more:
+/// kube-sim authorizes its requests by the installed RBAC, as an API server does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_runs_on_exactly_the_rbac_that_install_grants() {
+    operator_on_installed_rbac(&[]).await;
+}
+
+/// Watching one namespace, the grant is a RoleBinding there: no cluster-wide call may be left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_watching_one_namespace_needs_no_cluster_wide_grant() {
+    operator_on_installed_rbac(&["--watch-namespace", "shop"]).await;
+}
+
+/// Install with `mode` (extra `install` flags, passed on to the operator too), run the operator
+/// as its ServiceAccount through a platform's life, then check what it must not be able to do.
+async fn operator_on_installed_rbac(mode: &'static [&'static str]) {
+    let sim = sim().await;
+    let admin = sim.client().unwrap();
+    namespace(&admin, "shop").await;
+    let kubeconfig = sim.kubeconfig_path().display().to_string();
+    let install = tokio::task::spawn_blocking(move || {
+        common::bin()
+            .args([
+                "install",
+                "--kubeconfig",
+                &kubeconfig,
+                "-n",
+                "panthera-system",
+            ])
+            .args(mode)
+            .env_remove("KUBECONFIG")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(install.status.success(), "{}", common::stderr(&install));
+    let account = sim
+        .service_account("panthera-system", "panthera-operator")
+        .unwrap();
+    // Leader election on, its Lease where the install's Role allows it.
+    let args: Vec<&str> = ["--lease-namespace", "panthera-system", "--resync", "2s"]
+        .into_iter()
+        .chain(mode.iter().copied())
+        .collect();
+    let operator = Operator::start_as(account.kubeconfig_path(), &args, &[]);
+    let logs = || operator.logs();
+
+    let platform = shop("shop");
+    create(&admin, &platform).await;
+    wait_for(
+        &admin,
+        "shop",
+        "shop",
+        "Ready",
+        TIMEOUT,
+        logs,
+        ready_at_generation,
+    )
+    .await;
+    assert_eq!(children(&admin, "shop", "shop").await, planned(&platform));
+    let leases: Api<DynamicObject> = Api::namespaced_with(
+        admin.clone(),
+        "panthera-system",
+        &ApiResource::from_gvk_with_plural(
+            &kube::core::GroupVersionKind::gvk("coordination.k8s.io", "v1", "Lease"),
+            "leases",
+        ),
+    );
+    assert!(
+        leases.get_opt("panthera-operator").await.unwrap().is_some(),
+        "no Lease:\n{}",
+        logs()
+    );
+
+    // Teardown (children, PVCs, the finalizer) is within the grant too.
+    let platforms: Api<PantheraPlatform> = Api::namespaced(admin.clone(), "shop");
+    platforms
+        .delete("shop", &DeleteParams::default())
+        .await
+        .unwrap();
+    let started = Instant::now();
+    while platforms.get_opt("shop").await.unwrap().is_some() {
+        assert!(
+            started.elapsed() < TIMEOUT,
+            "platform not deleted:\n{}",
+            logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        !logs().contains("is forbidden: User"),
+        "the API server refused the operator something:\n{}",
+        logs()
+    );
+
+    // Least privilege: no RBAC writes (no escalation), no namespaces, no platforms of its own.
+    let own = account.client().unwrap();
+    let bindings: Api<DynamicObject> = Api::all_with(
+        own.clone(),
+        &ApiResource::from_gvk_with_plural(
+            &kube::core::GroupVersionKind::gvk(
+                "rbac.authorization.k8s.io",
+                "v1",
+                "ClusterRoleBinding",
+            ),
+            "clusterrolebindings",
+        ),
+    );
+    let escalate = serde_json::from_value(json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+        "metadata": {"name": "mine"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+        "subjects": [{"kind": "ServiceAccount", "name": "panthera-operator", "namespace": "panthera-system"}]
+    }))
+    .unwrap();
+    assert_eq!(
+        api_code(bindings.create(&PostParams::default(), &escalate).await),
+        403
+    );
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(own.clone());
+    assert_eq!(
+        api_code(namespaces.delete("shop", &DeleteParams::default()).await),
+        403
+    );
+    if !mode.is_empty() {
+        let elsewhere: Api<Deployment> = Api::namespaced(own.clone(), "default");
+        assert_eq!(api_code(elsewhere.list(&ListParams::default()).await), 403);
+    }
+    let own_platforms: Api<PantheraPlatform> = Api::namespaced(own, "shop");
+    assert_eq!(
+        api_code(
+            own_platforms
+                .create(&PostParams::default(), &minimal("mine", "shop"))
+                .await
+        ),
+        403
+    );
+}

@@ -1,7 +1,7 @@
 //! The `panthera operator` process and the cluster set-up its tests share.
 
 use std::io::{Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -48,19 +48,29 @@ pub struct Operator {
 }
 
 impl Operator {
-    /// Start against `sim` with `extra` arguments and `env` (e.g. AWS settings).
+    /// Start against `sim` as cluster-admin with `extra` arguments and `env` (e.g. AWS settings),
+    /// its Lease in `default`.
     pub fn start_with_env(sim: &KubeSim, extra: &[&str], env: &[(&str, &str)]) -> Self {
+        let args: Vec<&str> = ["--lease-namespace", "default"]
+            .into_iter()
+            .chain(extra.iter().copied())
+            .collect();
+        Self::start_as(sim.kubeconfig_path(), &args, env)
+    }
+
+    /// Start with the credentials of `kubeconfig` (e.g. a ServiceAccount's), `args` and `env`.
+    pub fn start_as(kubeconfig: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("operator.log");
         let port = free_port();
         let child = super::bin()
             .arg("operator")
             .arg("--kubeconfig")
-            .arg(sim.kubeconfig_path())
+            .arg(kubeconfig)
             .arg(format!("--metrics-addr=127.0.0.1:{port}"))
-            .args(["--lease-namespace", "default", "--log-format", "json"])
+            .args(["--log-format", "json"])
             .args(["--qps", "1000", "--burst", "2000"])
-            .args(extra)
+            .args(args)
             .env_remove("KUBECONFIG")
             .env("RUST_LOG", "info,panthera=debug")
             .envs(env.iter().copied())

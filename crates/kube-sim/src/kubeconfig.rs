@@ -19,14 +19,14 @@ impl KubeconfigFile {
     }
 }
 
-pub fn render(url: &str) -> String {
+pub fn render(url: &str, token: &str) -> String {
     format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: kube-sim\n  cluster:\n    server: {url}\ncontexts:\n- name: kube-sim\n  context:\n    cluster: kube-sim\n    user: kube-sim\n    namespace: default\ncurrent-context: kube-sim\nusers:\n- name: kube-sim\n  user:\n    token: kube-sim\npreferences: {{}}\n"
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: kube-sim\n  cluster:\n    server: {url}\ncontexts:\n- name: kube-sim\n  context:\n    cluster: kube-sim\n    user: kube-sim\n    namespace: default\ncurrent-context: kube-sim\nusers:\n- name: kube-sim\n  user:\n    token: {token}\npreferences: {{}}\n"
     )
 }
 
-pub fn write(url: &str, path: Option<&Path>) -> Result<KubeconfigFile, Error> {
-    let contents = render(url);
+pub fn write(url: &str, token: &str, path: Option<&Path>) -> Result<KubeconfigFile, Error> {
+    let contents = render(url, token);
     match path {
         Some(p) => {
             std::fs::write(p, contents).map_err(|source| Error::Kubeconfig {

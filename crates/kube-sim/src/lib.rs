@@ -19,6 +19,7 @@
 //! ```
 
 mod apply;
+mod authz;
 mod controllers;
 mod counters;
 mod crd;
@@ -76,6 +77,12 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The token of the kubeconfig [`KubeSim`] writes: cluster-admin.
+const ADMIN_TOKEN: &str = "kube-sim";
+
+/// How the tokens of [`KubeSim::service_account`] start; an unknown one of this form gets 401.
+const SERVICE_ACCOUNT_TOKEN_PREFIX: &str = "sim-sa-";
 
 /// Configures a simulator before starting it.
 #[derive(Debug, Clone, Default)]
@@ -135,7 +142,7 @@ impl KubeSimBuilder {
             source,
         })?;
         let url = format!("http://{local}");
-        let kubeconfig = kubeconfig::write(&url, self.kubeconfig_path.as_deref())?;
+        let kubeconfig = kubeconfig::write(&url, ADMIN_TOKEN, self.kubeconfig_path.as_deref())?;
         let (state, requests) = SimState::new(self.config);
         let app = server::router(state.clone());
         // Subscribed before the initial namespaces exist, so each gets its default ServiceAccount.
@@ -202,6 +209,25 @@ impl KubeSim {
         kube::Client::try_from(config).map_err(|e| Error::Client {
             url: self.url.clone(),
             source: Box::new(e),
+        })
+    }
+
+    /// Credentials of the ServiceAccount `namespace/name`: its requests are authorized by the
+    /// RBAC objects stored in the simulator, as a real apiserver does (see the `authz` module).
+    pub fn service_account(&self, namespace: &str, name: &str) -> Result<ServiceAccountAccess> {
+        let token = format!(
+            "{SERVICE_ACCOUNT_TOKEN_PREFIX}{namespace}-{name}-{}",
+            self.state.tokens.read().len()
+        );
+        self.state.tokens.write().insert(
+            token.clone(),
+            authz::Identity::service_account(namespace, name),
+        );
+        let kubeconfig = kubeconfig::write(&self.url, &token, None)?;
+        Ok(ServiceAccountAccess {
+            url: self.url.clone(),
+            token,
+            kubeconfig,
         })
     }
 
@@ -282,6 +308,36 @@ impl KubeSim {
         self.controllers.abort();
         let _ = (&mut self.server).await;
         let _ = (&mut self.controllers).await;
+    }
+}
+
+/// A ServiceAccount's way in: a kubeconfig (removed on drop) and clients with its token.
+pub struct ServiceAccountAccess {
+    url: String,
+    token: String,
+    kubeconfig: kubeconfig::KubeconfigFile,
+}
+
+impl ServiceAccountAccess {
+    pub fn kubeconfig_path(&self) -> &Path {
+        self.kubeconfig.path()
+    }
+
+    /// A kube client that authenticates as the ServiceAccount.
+    pub fn client(&self) -> Result<kube::Client> {
+        let uri: http::Uri = self
+            .url
+            .parse()
+            .map_err(|e: http::uri::InvalidUri| Error::Url {
+                url: self.url.clone(),
+                message: e.to_string(),
+            })?;
+        let mut config = kube::Config::new(uri);
+        config.auth_info.token = Some(self.token.clone().into());
+        kube::Client::try_from(config).map_err(|e| Error::Client {
+            url: self.url.clone(),
+            source: Box::new(e),
+        })
     }
 }
 

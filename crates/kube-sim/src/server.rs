@@ -12,6 +12,7 @@ use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode, Uri, header};
 use serde_json::{Value, json};
 
+use crate::authz::Identity;
 use crate::discovery;
 use crate::lifecycle::{self, DeleteOptions, Propagation, WriteOptions, present};
 use crate::object::meta_str;
@@ -201,6 +202,9 @@ fn route(
             )));
         }
     };
+    if let Some(who) = caller(state, headers)? {
+        authorize(state, &who, &rt, &req, verb)?;
+    }
     let manager = query.get("fieldManager").cloned().unwrap_or_default();
     let resource_label = match &req.subresource {
         Some(s) => format!("{}/{}", rt.plural, s),
@@ -390,6 +394,62 @@ fn route(
             "unsupported verb {verb}"
         ))),
     }
+}
+
+/// The identity behind a registered bearer token; `None` for everyone else (cluster-admin).
+/// A request naming a token the simulator never issued in its `sim-sa-` form is refused.
+fn caller(state: &SimState, headers: &HeaderMap) -> ApiResult<Option<Identity>> {
+    let Some(token) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer "))
+    else {
+        return Ok(None);
+    };
+    match state.tokens.read().get(token) {
+        Some(who) => Ok(Some(who.clone())),
+        None if token.starts_with(crate::SERVICE_ACCOUNT_TOKEN_PREFIX) => {
+            Err(ApiError::unauthorized())
+        }
+        None => Ok(None),
+    }
+}
+
+/// RBAC for one resource request. Server-side apply is a `patch`, and also a `create` when the
+/// object does not exist yet, as the apiserver checks it.
+fn authorize(
+    state: &SimState,
+    who: &Identity,
+    rt: &ResourceType,
+    req: &ResourceRequest,
+    verb: &str,
+) -> ApiResult<()> {
+    let namespace = if rt.namespaced {
+        req.namespace.as_deref().unwrap_or("")
+    } else {
+        ""
+    };
+    let name = req.name.as_deref().unwrap_or("");
+    let mut attributes = crate::authz::Attributes {
+        verb: if verb == "apply" { "patch" } else { verb },
+        group: &rt.group,
+        resource: &rt.plural,
+        subresource: req.subresource.as_deref(),
+        namespace,
+        name,
+    };
+    crate::authz::authorize(state, who, &attributes)?;
+    if verb == "apply"
+        && req.subresource.is_none()
+        && state
+            .store
+            .get(&rt.group_resource(), namespace, name)
+            .is_none()
+    {
+        attributes.verb = "create";
+        crate::authz::authorize(state, who, &attributes)?;
+    }
+    Ok(())
 }
 
 fn content_type(headers: &HeaderMap) -> String {

@@ -7,6 +7,7 @@ use std::time::Duration;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::mpsc;
 
+use crate::authz::Identity;
 use crate::counters::Counters;
 use crate::faults::Faults;
 use crate::resources::{GroupResource, Registry, ResourceType};
@@ -50,6 +51,8 @@ pub struct SimState {
     /// keyed by `(namespace, kind, name)`
     pub failures: Mutex<HashMap<(String, String, String), WorkloadFailure>>,
     pub reconcile: mpsc::UnboundedSender<ReconcileRequest>,
+    /// Bearer tokens whose requests go through RBAC; any other caller is cluster-admin.
+    pub tokens: RwLock<HashMap<String, Identity>>,
 }
 
 impl SimState {
@@ -63,6 +66,7 @@ impl SimState {
             config,
             failures: Mutex::new(HashMap::new()),
             reconcile: tx,
+            tokens: RwLock::new(HashMap::new()),
         });
         (state, rx)
     }

@@ -180,6 +180,15 @@ impl ApiError {
         .with_details(json!({"name": name, "group": rt.group, "kind": rt.plural}))
     }
 
+    /// A 403 with the authorizer's own message and details.
+    pub fn forbidden_because(message: String, details: Value) -> Self {
+        Self::new(403, "Forbidden", message).with_details(details)
+    }
+
+    pub fn unauthorized() -> Self {
+        Self::new(401, "Unauthorized", "Unauthorized")
+    }
+
     pub fn namespace_terminating(rt: &ResourceType, name: &str, ns: &str) -> Self {
         let mut e = Self::forbidden(
             rt,

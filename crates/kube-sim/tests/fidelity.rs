@@ -1595,3 +1595,138 @@ async fn streaming_lists_selector_transitions_dry_run_and_collections() {
         .collect();
     assert_eq!(left, vec!["first"]);
 }
+
+fn api_code(e: kube::Error) -> (u16, String) {
+    match e {
+        kube::Error::Api(s) => (s.code, s.message),
+        other => panic!("expected an API error, got {other}"),
+    }
+}
+
+#[tokio::test]
+async fn service_accounts_get_exactly_what_rbac_grants() {
+    let (sim, admin) = start().await;
+    namespace(&admin, "shop").await;
+    namespace(&admin, "other").await;
+    let operator = sim.service_account("ops", "operator").unwrap();
+    let client = operator.client().unwrap();
+    let config_maps = |ns: &str| -> Api<ConfigMap> { Api::namespaced(client.clone(), ns) };
+
+    // Nothing is bound yet: even a list is refused, with the apiserver's message.
+    let (code, message) = api_code(
+        config_maps("shop")
+            .list(&ListParams::default())
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(code, 403);
+    assert_eq!(
+        message,
+        "configmaps is forbidden: User \"system:serviceaccount:ops:operator\" cannot list resource \"configmaps\" in API group \"\" in the namespace \"shop\""
+    );
+
+    // A Role bound in "shop" grants there only. Only `patch` is granted: server-side apply of a
+    // new object also needs `create`.
+    let apply = |kind: &str, ns: &str, body: Value| {
+        let admin = admin.clone();
+        let (group, plural) = match kind {
+            "Role" => ("rbac.authorization.k8s.io", "roles"),
+            "RoleBinding" => ("rbac.authorization.k8s.io", "rolebindings"),
+            _ => unreachable!(),
+        };
+        let ar =
+            ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, "v1", kind), plural);
+        let ns = ns.to_owned();
+        async move {
+            let api: Api<DynamicObject> = Api::namespaced_with(admin, &ns, &ar);
+            let name = body["metadata"]["name"].as_str().unwrap().to_owned();
+            api.patch(&name, &PatchParams::apply("test"), &Patch::Apply(body))
+                .await
+                .unwrap();
+        }
+    };
+    apply(
+        "Role",
+        "shop",
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+               "metadata": {"name": "cm", "namespace": "shop"},
+               "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["list", "get", "patch"]}]}),
+    )
+    .await;
+    apply(
+        "RoleBinding",
+        "shop",
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+               "metadata": {"name": "cm", "namespace": "shop"},
+               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "cm"},
+               "subjects": [{"kind": "ServiceAccount", "name": "operator", "namespace": "ops"}]}),
+    )
+    .await;
+    assert!(
+        config_maps("shop")
+            .list(&ListParams::default())
+            .await
+            .is_ok()
+    );
+    let (code, _) = api_code(
+        config_maps("other")
+            .list(&ListParams::default())
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(code, 403);
+    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings"}, "data": {"a": "1"}});
+    let (code, message) = api_code(
+        config_maps("shop")
+            .patch(
+                "settings",
+                &PatchParams::apply("operator"),
+                &Patch::Apply(cm.clone()),
+            )
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(code, 403);
+    assert!(message.contains("cannot create resource"), "{message}");
+    // Once the object exists, `patch` is enough to apply to it.
+    let admin_cms: Api<ConfigMap> = Api::namespaced(admin.clone(), "shop");
+    admin_cms
+        .patch(
+            "settings",
+            &PatchParams::apply("test"),
+            &Patch::Apply(cm.clone()),
+        )
+        .await
+        .unwrap();
+    config_maps("shop")
+        .patch(
+            "settings",
+            &PatchParams::apply("operator"),
+            &Patch::Apply(cm),
+        )
+        .await
+        .unwrap();
+    let (code, message) = api_code(
+        config_maps("shop")
+            .delete("settings", &DeleteParams::default())
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(code, 403);
+    assert_eq!(
+        message,
+        "configmaps \"settings\" is forbidden: User \"system:serviceaccount:ops:operator\" cannot delete resource \"configmaps\" in API group \"\" in the namespace \"shop\""
+    );
+
+    // A token the simulator never issued is not trusted.
+    let mut config = kube::Config::new(sim.url().parse().unwrap());
+    config.auth_info.token = Some("sim-sa-forged".to_owned().into());
+    let forged = Client::try_from(config).unwrap();
+    let (code, _) = api_code(
+        Api::<ConfigMap>::namespaced(forged, "shop")
+            .list(&ListParams::default())
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(code, 401);
+}
