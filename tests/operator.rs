@@ -820,6 +820,24 @@ async fn install_applies_the_operator_manifests_idempotently() {
                 .unwrap()
         })
     };
+    // A watched namespace that does not exist is refused before anything is written.
+    let o = install(&["-n", "ops", "--watch-namespace", "nowhere"])
+        .await
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        common::stderr(&o).trim(),
+        "error: namespace nowhere (--watch-namespace) does not exist: create it first; nothing was applied"
+    );
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    assert!(
+        crds.list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+
     let o = install(&["-n", "ops", "--replicas", "3"]).await.unwrap();
     assert!(o.status.success(), "{}", common::stderr(&o));
     let out = common::stdout(&o);
@@ -831,7 +849,6 @@ async fn install_applies_the_operator_manifests_idempotently() {
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), "ops");
     let d = deployments.get("panthera-operator").await.unwrap();
     assert_eq!(d.spec.as_ref().unwrap().replicas, Some(3));
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let installed = crds.get("pantheraplatforms.panthera.dev").await.unwrap();
     assert_eq!(installed.spec, crd().spec);
     // Running it again changes nothing (the status may move on: kube-sim's controller).

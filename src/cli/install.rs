@@ -2,6 +2,7 @@
 
 use std::io::Write;
 
+use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
 
@@ -59,6 +60,23 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
     let rt = runtime()?;
     rt.block_on(async {
         let client = args.cluster.client().await?;
+        // The RoleBinding goes into the watched namespace: check it exists before writing
+        // anything, rather than stop halfway with the operator installed but not allowed to work.
+        if let Some(watched) = options
+            .watch_namespace
+            .as_deref()
+            .filter(|ns| *ns != options.namespace)
+        {
+            let namespaces: Api<Namespace> = Api::all(client.clone());
+            let found = namespaces.get_opt(watched).await.map_err(|e| {
+                Error::Usage(format!("cannot read namespace {watched}: {}", message(&e)))
+            })?;
+            if found.is_none() {
+                return Err(Error::Usage(format!(
+                    "namespace {watched} (--watch-namespace) does not exist: create it first; nothing was applied"
+                )));
+            }
+        }
         let params = PatchParams::apply(crate::render::MANAGER);
         for object in &objects {
             let (api_version, kind) = (
@@ -82,11 +100,21 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
             };
             api.patch(object.name(), &params, &Patch::Apply(&object.value))
                 .await
-                .map_err(|e| Error::Usage(format!("cannot apply {}: {e}", object.id())))?;
+                .map_err(|e| {
+                    Error::Usage(format!("cannot apply {}: {}", object.id(), message(&e)))
+                })?;
             writeln!(out, "applied {}", object.id()).map_err(io_err("write output"))?;
         }
         Ok(())
     })
+}
+
+/// The API server's own words for a refused request, without the client's debug dump.
+fn message(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(status) => status.message.clone(),
+        other => other.to_string(),
+    }
 }
 
 /// Plural and whether namespaced, for the kinds `templates/operator/` renders.
