@@ -118,6 +118,27 @@ async fn wait_for(
     );
 }
 
+/// Delete platform `name` and wait until the operator has let it go (its finalizer removed).
+async fn delete_and_wait_gone(
+    platforms: &Api<PantheraPlatform>,
+    name: &str,
+    logs: impl Fn() -> String,
+) {
+    platforms
+        .delete(name, &DeleteParams::default())
+        .await
+        .unwrap();
+    let started = Instant::now();
+    while platforms.get_opt(name).await.unwrap().is_some() {
+        assert!(
+            started.elapsed() < TIMEOUT,
+            "platform {name} not deleted:\n{}",
+            logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 fn ready_at_generation(p: &PantheraPlatform) -> bool {
     let Some(status) = &p.status else {
         return false;
@@ -430,19 +451,7 @@ async fn reconciles_to_ready_corrects_drift_pauses_and_tears_down_in_order() {
         })
     };
     tokio::time::sleep(Duration::from_millis(100)).await;
-    platforms
-        .delete("shop", &DeleteParams::default())
-        .await
-        .unwrap();
-    let started = Instant::now();
-    while platforms.get_opt("shop").await.unwrap().is_some() {
-        assert!(
-            started.elapsed() < TIMEOUT,
-            "platform not deleted:\n{}",
-            logs()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    delete_and_wait_gone(&platforms, "shop", logs).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     recorder.abort();
     let order = order.lock().unwrap().clone();
@@ -950,19 +959,7 @@ async fn operator_on_installed_rbac(mode: &'static [&'static str]) {
 
     // Teardown (children, PVCs, the finalizer) is within the grant too.
     let platforms: Api<PantheraPlatform> = Api::namespaced(admin.clone(), "shop");
-    platforms
-        .delete("shop", &DeleteParams::default())
-        .await
-        .unwrap();
-    let started = Instant::now();
-    while platforms.get_opt("shop").await.unwrap().is_some() {
-        assert!(
-            started.elapsed() < TIMEOUT,
-            "platform not deleted:\n{}",
-            logs()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    delete_and_wait_gone(&platforms, "shop", logs).await;
     assert!(
         !logs().contains("is forbidden: User"),
         "the API server refused the operator something:\n{}",

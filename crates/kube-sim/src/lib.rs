@@ -196,20 +196,9 @@ impl KubeSim {
         self.kubeconfig.path()
     }
 
-    /// A kube client for this server.
+    /// A kube client for this server, as cluster-admin.
     pub fn client(&self) -> Result<kube::Client> {
-        let uri: http::Uri = self
-            .url
-            .parse()
-            .map_err(|e: http::uri::InvalidUri| Error::Url {
-                url: self.url.clone(),
-                message: e.to_string(),
-            })?;
-        let config = kube::Config::new(uri);
-        kube::Client::try_from(config).map_err(|e| Error::Client {
-            url: self.url.clone(),
-            source: Box::new(e),
-        })
+        client(&self.url, None)
     }
 
     /// Credentials of the ServiceAccount `namespace/name`: its requests are authorized by the
@@ -325,20 +314,21 @@ impl ServiceAccountAccess {
 
     /// A kube client that authenticates as the ServiceAccount.
     pub fn client(&self) -> Result<kube::Client> {
-        let uri: http::Uri = self
-            .url
-            .parse()
-            .map_err(|e: http::uri::InvalidUri| Error::Url {
-                url: self.url.clone(),
-                message: e.to_string(),
-            })?;
-        let mut config = kube::Config::new(uri);
-        config.auth_info.token = Some(self.token.clone().into());
-        kube::Client::try_from(config).map_err(|e| Error::Client {
-            url: self.url.clone(),
-            source: Box::new(e),
-        })
+        client(&self.url, Some(&self.token))
     }
+}
+
+fn client(url: &str, token: Option<&str>) -> Result<kube::Client> {
+    let uri: http::Uri = url.parse().map_err(|e: http::uri::InvalidUri| Error::Url {
+        url: url.to_owned(),
+        message: e.to_string(),
+    })?;
+    let mut config = kube::Config::new(uri);
+    config.auth_info.token = token.map(|t| t.to_owned().into());
+    kube::Client::try_from(config).map_err(|e| Error::Client {
+        url: url.to_owned(),
+        source: Box::new(e),
+    })
 }
 
 impl Drop for KubeSim {
