@@ -8,6 +8,7 @@ use kube::core::{ApiResource, GroupVersionKind};
 
 use super::cluster::{ClusterArgs, runtime};
 use super::{Error, Result, TemplateArgs, io_err};
+use crate::engine::api_message;
 use crate::operator::install::{InstallOptions, manifests};
 
 #[derive(Debug, clap::Args)]
@@ -69,7 +70,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
         {
             let namespaces: Api<Namespace> = Api::all(client.clone());
             let found = namespaces.get_opt(watched).await.map_err(|e| {
-                Error::Usage(format!("cannot read namespace {watched}: {}", message(&e)))
+                Error::Usage(format!("cannot read namespace {watched}: {}", api_message(&e)))
             })?;
             if found.is_none() {
                 return Err(Error::Usage(format!(
@@ -101,20 +102,12 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
             api.patch(object.name(), &params, &Patch::Apply(&object.value))
                 .await
                 .map_err(|e| {
-                    Error::Usage(format!("cannot apply {}: {}", object.id(), message(&e)))
+                    Error::Usage(format!("cannot apply {}: {}", object.id(), api_message(&e)))
                 })?;
             writeln!(out, "applied {}", object.id()).map_err(io_err("write output"))?;
         }
         Ok(())
     })
-}
-
-/// The API server's own words for a refused request, without the client's debug dump.
-fn message(e: &kube::Error) -> String {
-    match e {
-        kube::Error::Api(status) => status.message.clone(),
-        other => other.to_string(),
-    }
 }
 
 /// Plural and whether namespaced, for the kinds `templates/operator/` renders.

@@ -62,7 +62,8 @@ pub enum Error {
         platform: String,
         owner: String,
     },
-    #[error("cannot {action} {id}: {source}")]
+    // The server's message only: kube's Display appends a debug dump of the whole Status.
+    #[error("cannot {action} {id}: {}", api_message(.source))]
     Api {
         action: &'static str,
         id: String,
@@ -1093,7 +1094,8 @@ fn is_code(e: &kube::Error, code: u16) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == code)
 }
 
-fn api_message(e: &kube::Error) -> String {
+/// The API server's own words for a refused request (kube's Display adds a debug dump).
+pub(crate) fn api_message(e: &kube::Error) -> String {
     match e {
         kube::Error::Api(s) => s.message.clone(),
         other => other.to_string(),
@@ -1121,5 +1123,28 @@ fn classify(
             id: id.to_string(),
             source: e,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_errors_read_as_the_server_message_without_a_debug_dump() {
+        let status = kube::core::Status::failure("namespaces \"nowhere\" not found", "NotFound")
+            .with_code(404)
+            .boxed();
+        let e = classify(
+            kube::Error::Api(status),
+            "apply",
+            "deployments",
+            "nowhere",
+            "Deployment/web",
+        );
+        assert_eq!(
+            e.to_string(),
+            "cannot apply Deployment/web: namespaces \"nowhere\" not found"
+        );
     }
 }
