@@ -1285,3 +1285,72 @@ async fn the_operator_provisions_aws_stores_reports_endpoints_and_waits_for_thei
     );
     assert!(world.rds_instance(&format!("{name}-users")).await.is_none());
 }
+
+/// During `apply --wait`, a replaced store whose delete AWS has finished is created again by the
+/// wait itself, with the platform's ownership tags.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replace_whose_delete_finishes_during_the_wait_is_created_again() {
+    use panthera::cloud::aws::{Action, Aws, ReconcileOptions};
+    let Some(w) = World::new().await else { return };
+    let name = unique("a9");
+    let file = w.platform(&name, "p.yaml", |t| t);
+    let platform = panthera::load::load_file(&file).unwrap();
+    let aws = Aws::from_config(w.config.clone());
+    let states = aws
+        .reconcile(&platform, &ReconcileOptions::default())
+        .await
+        .unwrap();
+    let mut orders = states
+        .into_iter()
+        .find(|s| s.store.component == "postgres/orders")
+        .unwrap();
+    // Where a replace leaves the wait: planned as one, and the delete done by AWS.
+    orders.planned.as_mut().unwrap().action = Action::Replace;
+    let identifier = format!("{name}-orders");
+    w.rds()
+        .delete_db_instance()
+        .db_instance_identifier(&identifier)
+        .skip_final_snapshot(true)
+        .send()
+        .await
+        .unwrap();
+    assert!(w.rds_instance(&identifier).await.is_none());
+
+    let writes = aws.writes();
+    aws.refresh(&platform, &mut orders).await.unwrap();
+    assert_eq!(
+        aws.write_log()[writes..],
+        [
+            format!("CreateDBSubnetGroup {identifier}"),
+            format!("CreateDBInstance {identifier}")
+        ],
+        "created again (its subnet group ensured), nothing else written"
+    );
+    let instance = w.rds_instance(&identifier).await.unwrap();
+    assert_eq!(orders.arn.as_deref(), instance.db_instance_arn());
+    let tags = w
+        .rds()
+        .list_tags_for_resource()
+        .resource_name(instance.db_instance_arn().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        tags.tag_list()
+            .iter()
+            .any(|t| t.key() == Some("panthera.dev/platform") && t.value() == Some(&name)),
+        "{tags:?}"
+    );
+    // A store that is simply missing (not being replaced) is left to the next reconcile.
+    orders.planned.as_mut().unwrap().action = Action::Create;
+    w.rds()
+        .delete_db_instance()
+        .db_instance_identifier(&identifier)
+        .skip_final_snapshot(true)
+        .send()
+        .await
+        .unwrap();
+    aws.refresh(&platform, &mut orders).await.unwrap();
+    assert!(w.rds_instance(&identifier).await.is_none());
+    assert!(!orders.ready);
+}
