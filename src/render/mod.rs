@@ -377,7 +377,7 @@ impl Renderer {
             if value.is_null() {
                 continue;
             }
-            let object = Object {
+            let mut object = Object {
                 template: template.to_string(),
                 value,
             };
@@ -386,6 +386,7 @@ impl Renderer {
                 object: object.id(),
                 message,
             })?;
+            panthera_quantity::canonicalize_object(&mut object.value);
             objects.push(object);
         }
         Ok(objects)
@@ -469,6 +470,7 @@ fn apply_overrides(plan: &mut Plan, platform: &PantheraPlatform) -> Result<()> {
             index,
             message: format!("the patched {} is invalid: {message}", object.id()),
         })?;
+        panthera_quantity::canonicalize_object(&mut object.value);
     }
     Ok(())
 }

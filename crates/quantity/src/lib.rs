@@ -199,7 +199,8 @@ fn format(q: Quantity) -> String {
 /// The value as a whole number, if it is one.
 fn integer_value(q: Quantity) -> Option<i128> {
     if q.scale >= 0 {
-        q.mantissa.checked_mul(10_i128.checked_pow(q.scale.unsigned_abs())?)
+        q.mantissa
+            .checked_mul(10_i128.checked_pow(q.scale.unsigned_abs())?)
     } else {
         let divisor = 10_i128.checked_pow(q.scale.unsigned_abs())?;
         (q.mantissa % divisor == 0).then_some(q.mantissa / divisor)
@@ -280,7 +281,10 @@ mod tests {
         assert_eq!(c["resources"]["requests"]["cpu"], "500m");
         assert_eq!(c["resources"]["requests"]["memory"], "1Gi");
         assert_eq!(c["resources"]["limits"]["cpu"], "1");
-        assert_eq!(c["env"][0]["value"], "1000m", "an env value is not a quantity");
+        assert_eq!(
+            c["env"][0]["value"], "1000m",
+            "an env value is not a quantity"
+        );
         assert_eq!(
             deployment["spec"]["template"]["spec"]["volumes"][0]["emptyDir"]["sizeLimit"],
             "1Gi"
