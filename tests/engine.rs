@@ -450,3 +450,74 @@ async fn via_operator_applies_only_the_resource_and_follows_its_status() {
         "only the resource is applied"
     );
 }
+
+/// A server older than the oldest supported Kubernetes is refused on connect, naming its
+/// version, the minimum and what it lacks, before any other request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_older_than_supported_is_refused_naming_what_it_lacks() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let seen = requests.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            let mut buffer = vec![0; 4096];
+            let n = stream.read(&mut buffer).await.unwrap_or(0);
+            let head = String::from_utf8_lossy(&buffer[..n]).into_owned();
+            seen.lock()
+                .unwrap()
+                .push(head.lines().next().unwrap_or_default().to_string());
+            let body = r#"{"major":"1","minor":"20","gitVersion":"v1.20.2","gitCommit":"","gitTreeState":"clean","buildDate":"","goVersion":"","compiler":"gc","platform":"linux/amd64"}"#;
+            let _ = stream
+                .write_all(
+                    format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                    .as_bytes(),
+                )
+                .await;
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("old.kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: old\n  cluster:\n    server: http://{address}\nusers:\n- name: u\n  user:\n    token: t\ncontexts:\n- name: old\n  context:\n    cluster: old\n    user: u\ncurrent-context: old\n"
+        ),
+    )
+    .unwrap();
+    let o = tokio::task::spawn_blocking(move || {
+        common::bin()
+            .args([
+                "apply",
+                "-f",
+                example("minimal").to_str().unwrap(),
+                "--kubeconfig",
+                kubeconfig.to_str().unwrap(),
+            ])
+            .env_remove("KUBECONFIG")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("Kubernetes v1.20.2")
+            && err.contains("needs v1.29 or newer")
+            && err.contains("autoscaling/v2 HorizontalPodAutoscaler (1.23)"),
+        "{err}"
+    );
+    assert_eq!(
+        *requests.lock().unwrap(),
+        vec!["GET /version HTTP/1.1".to_string()],
+        "nothing but the version was asked"
+    );
+}

@@ -42,8 +42,7 @@ impl ClusterArgs {
     pub async fn client(&self) -> Result<kube::Client> {
         let mut config = self.config().await?;
         config.read_timeout = Some(self.request_timeout);
-        kube::Client::try_from(config)
-            .map_err(|e| Error::Usage(format!("cannot build a Kubernetes client: {e}")))
+        connect(config).await
     }
 
     /// A client for long-running watches: the read timeout must outlast a watch's own
@@ -54,8 +53,7 @@ impl ClusterArgs {
             self.request_timeout
                 .max(std::time::Duration::from_secs(330)),
         );
-        kube::Client::try_from(config)
-            .map_err(|e| Error::Usage(format!("cannot build a Kubernetes client: {e}")))
+        connect(config).await
     }
 
     async fn config(&self) -> Result<kube::Config> {
@@ -102,6 +100,14 @@ impl ClusterArgs {
             _ => Ok(()),
         }
     }
+}
+
+/// A client for `config`, refused when the server is older than Panthera supports.
+async fn connect(config: kube::Config) -> Result<kube::Client> {
+    let client = kube::Client::try_from(config)
+        .map_err(|e| Error::Usage(format!("cannot build a Kubernetes client: {e}")))?;
+    crate::engine::check_server_version(&client).await?;
+    Ok(client)
 }
 
 /// A runtime for the verbs that talk to a cluster (the offline ones stay synchronous and quick).

@@ -61,9 +61,14 @@ pub fn unchanged(desired: &Value, live: &Value) -> bool {
 /// fields of other managers, status).
 pub fn is_subset(want: &Value, have: &Value) -> bool {
     match (want, have) {
-        (Value::Object(w), Value::Object(h)) => w
-            .iter()
-            .all(|(k, v)| v.is_null() || h.get(k).is_some_and(|hv| is_subset(v, hv))),
+        // Every list field of the Kubernetes API types is `omitempty`: the server stores an
+        // empty list as no field at all (`ingress: []` of a deny-all NetworkPolicy comes back
+        // absent), so an empty list matches a missing one.
+        (Value::Object(w), Value::Object(h)) => w.iter().all(|(k, v)| {
+            v.is_null()
+                || v.as_array().is_some_and(Vec::is_empty) && h.get(k).is_none_or(Value::is_null)
+                || h.get(k).is_some_and(|hv| is_subset(v, hv))
+        }),
         (Value::Array(w), Value::Array(h)) => {
             w.len() == h.len() && w.iter().zip(h).all(|(a, b)| is_subset(a, b))
         }
@@ -179,6 +184,22 @@ mod tests {
         assert!(
             !unchanged(&removed, &desired),
             "a removed field changes the hash"
+        );
+    }
+
+    #[test]
+    fn an_empty_list_matches_the_missing_field_the_server_stores() {
+        let desired = json!({"spec": {"policyTypes": ["Ingress"], "ingress": []}});
+        let stored = json!({"spec": {"policyTypes": ["Ingress"]}});
+        assert!(is_subset(&desired, &stored));
+        let with_rules = json!({"spec": {"policyTypes": ["Ingress"], "ingress": [{"from": []}]}});
+        assert!(
+            !is_subset(&desired, &with_rules),
+            "rules to remove are a change"
+        );
+        assert!(
+            !is_subset(&json!({"spec": {"emptyDir": {}}}), &json!({"spec": {}})),
+            "an empty object is a value"
         );
     }
 

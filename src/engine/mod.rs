@@ -8,6 +8,7 @@ mod diff;
 mod readiness;
 mod resources;
 pub(crate) mod retry;
+mod server_version;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
@@ -21,6 +22,7 @@ use serde_json::{Value, json};
 pub use diff::{APPLIED_HASH, clean, is_subset, prepare, unchanged, unified};
 pub use readiness::Readiness;
 pub use resources::{MANAGED, Managed, PVC};
+pub use server_version::{MINIMUM_MINOR, check as check_server_version};
 
 pub use crate::cloud::aws::Aws;
 use crate::cloud::aws::Planned as AwsPlanned;
@@ -41,6 +43,19 @@ pub enum Error {
         "cannot reach the Kubernetes API ({source}); check --kubeconfig, --context and that the cluster is up"
     )]
     Unreachable { source: kube::Error },
+    #[error(
+        "the cluster runs Kubernetes {version}; Panthera needs {minimum} or newer, and this server lacks: {missing}; upgrade the cluster"
+    )]
+    UnsupportedServer {
+        version: String,
+        minimum: String,
+        missing: String,
+    },
+    #[error(
+        "the server does not serve {resource}: Panthera needs Kubernetes v1.{}+ with every API it manages; upgrade the cluster or enable that API",
+        server_version::MINIMUM_MINOR
+    )]
+    MissingApi { resource: String },
     #[error(
         "forbidden: cannot {verb} {resource} in namespace {namespace}: {message}; grant this to your user or service account"
     )]
@@ -95,6 +110,8 @@ impl Error {
             | Self::Conflict { .. }
             | Self::Foreign { .. }
             | Self::Render(_)
+            | Self::UnsupportedServer { .. }
+            | Self::MissingApi { .. }
             | Self::Stalled { .. } => true,
             Self::Unreachable { .. } | Self::Api { .. } | Self::Timeout { .. } => false,
         }
@@ -331,7 +348,10 @@ impl Engine {
             let params = ListParams::default();
             let list = retry::call(&self.limiter, || api.list(&params))
                 .await
-                .map_err(|e| classify(e, "list", managed.plural, namespace, managed.kind))?;
+                .map_err(|e| {
+                    let id = format!("{} {}", managed.api_version, managed.kind);
+                    classify(e, "list", managed.plural, namespace, &id)
+                })?;
             let mut by_name = BTreeMap::new();
             for item in list.items {
                 let mut value = serde_json::to_value(&item).unwrap_or(Value::Null);
@@ -538,11 +558,17 @@ impl Engine {
     ) -> Result<ApplyReport> {
         let started = Instant::now();
         let (name, namespace) = ids(platform);
+        // A namespace that does not exist yet lists empty.
+        let mut live = self.live(&namespace, false).await?;
+        let plan = self.render(platform, &live)?;
+        // An object of the plan that belongs to someone else refuses the whole apply before
+        // anything is written, not halfway through the phases.
+        for object in plan.objects() {
+            check_foreign(live.get(object.kind(), object.name()), &object.id(), &name)?;
+        }
         if options.create_namespace {
             self.ensure_namespace(&namespace, options.dry_run).await?;
         }
-        let mut live = self.live(&namespace, false).await?;
-        let plan = self.render(platform, &live)?;
         let mut report = ApplyReport::default();
         // AWS first: every store is planned (and a replace refused) before anything is written.
         let aws = self
@@ -1118,6 +1144,10 @@ fn classify(
             message: s.message.clone(),
         },
         kube::Error::HyperError(_) | kube::Error::Service(_) => Error::Unreachable { source: e },
+        // Listing a type the server does not know (a namespace that does not exist lists empty).
+        kube::Error::Api(s) if s.code == 404 && verb == "list" => Error::MissingApi {
+            resource: format!("{resource} ({id})"),
+        },
         _ => Error::Api {
             action: verb,
             id: id.to_string(),
@@ -1145,6 +1175,28 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "cannot apply Deployment/web: namespaces \"nowhere\" not found"
+        );
+    }
+
+    #[test]
+    fn a_type_the_server_does_not_serve_is_named_with_the_minimum_version() {
+        let status = kube::core::Status::failure(
+            "the server could not find the requested resource",
+            "NotFound",
+        )
+        .with_code(404)
+        .boxed();
+        let e = classify(
+            kube::Error::Api(status),
+            "list",
+            "horizontalpodautoscalers",
+            "shop",
+            "autoscaling/v2 HorizontalPodAutoscaler",
+        );
+        assert!(e.is_terminal());
+        assert_eq!(
+            e.to_string(),
+            "the server does not serve horizontalpodautoscalers (autoscaling/v2 HorizontalPodAutoscaler): Panthera needs Kubernetes v1.29+ with every API it manages; upgrade the cluster or enable that API"
         );
     }
 }

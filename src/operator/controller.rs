@@ -69,6 +69,8 @@ impl Error {
 fn engine_reason(e: &engine::Error) -> &'static str {
     match e {
         engine::Error::Unreachable { .. } => "Unreachable",
+        engine::Error::UnsupportedServer { .. } => "UnsupportedServer",
+        engine::Error::MissingApi { .. } => "MissingApi",
         engine::Error::Forbidden { .. } => "Forbidden",
         engine::Error::Conflict { .. } => "Conflict",
         engine::Error::Foreign { .. } => "ForeignObject",
