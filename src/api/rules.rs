@@ -37,6 +37,11 @@ pub mod msg {
         "existingIdentifier names an AWS resource to adopt and needs backend: aws";
 }
 
+/// Rules `validate` checks natively that are not in the CRD: their worst case over the schema's
+/// bounds (1,000 routes x 1,000 services) is over the API server's CEL cost budget, and the
+/// server would refuse the whole CRD. The operator reports them as Stalled/InvalidSpec.
+pub const NATIVE_ONLY: &[&str] = &[msg::ROUTE_SERVICE_EXISTS];
+
 /// Environment variables a service may not set itself (see the reserved-env rule).
 pub const RESERVED_ENV_NAMES: &[&str] = &[
     "PORT",

@@ -420,6 +420,8 @@ mod transitions {
         for (node, rules) in nodes {
             let compiled = kube::core::cel::compile_schema(&node);
             for rule in rules {
+                // An estimate only: kube-apiserver estimates more conservatively (it refused a
+                // rule this passed, at 2x); `tests/real_cluster.rs` installs the CRD on one.
                 // kube-cel warns from the 1M runtime per-call limit; what makes an API server
                 // refuse the CRD is the static estimate above StaticEstimatedCostLimit (10M).
                 for w in kube::core::cel::estimate_rule_cost(&rule, &compiled) {
@@ -597,7 +599,12 @@ mod cel_equivalence {
             ),
         ];
         for (name, edit) in edits {
-            let (native, cel) = both(edit);
+            let (native, mut cel) = both(edit);
+            // Checked natively only (its worst case is over the API server's CEL budget).
+            if name == "dangling route" {
+                assert!(cel.is_empty(), "{cel:?}");
+                cel.extend(crate::api::rules::NATIVE_ONLY.iter().map(|m| m.to_string()));
+            }
             assert_eq!(native, cel, "{name}");
             assert_eq!(native.is_empty(), name == "valid", "{name}: {native:?}");
         }
