@@ -3,6 +3,7 @@
 #   - Debian: PostgreSQL 15, Redis 7, nginx, wrk, Lua 5.4, hyperfine
 #   - PyPI (venv under the cache): kubernetes-validate, moto[server]
 #   - crates.io: the tansu Kafka-protocol broker (cargo install, cached binary)
+#   - Go modules: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok (cached)
 set -euo pipefail
 
 CACHE="${PANTHERA_CACHE:-$HOME/.cache/panthera}"
@@ -44,6 +45,8 @@ if [ ! -x "$TANSU" ]; then
     || { tail -40 "$CACHE/tansu-install.log"; exit 1; }
   rm -rf "$CACHE/tansu-build"
 fi
+# A real Kubernetes control plane, built from Go modules (about 20 CPU-minutes once, cached).
+bash "$(dirname "$0")/install-control-plane.sh" >/dev/null
 # kubectl comes with the machine image (no Debian/PyPI/npm/crates.io package provides it); the
 # kube-sim kubectl test and the render benchmark need it.
 if ! command -v kubectl >/dev/null 2>&1; then

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Starts (or stops) the real services the tests use, on loopback with private ports and data dirs.
+# Starts (or stops) the real services the tests use, on loopback with private ports and data dirs:
+# PostgreSQL, Redis, tansu (Kafka), moto (AWS) and a Kubernetes control plane (control-plane.sh).
 #   scripts/test-services.sh start   -> writes $PANTHERA_TEST_DIR/env.sh to source
 #   scripts/test-services.sh stop
 set -euo pipefail
@@ -60,6 +61,8 @@ start() {
     nohup "$CACHE/venv/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" >"$DIR/moto.log" 2>&1 &
     echo $! >"$DIR/moto.pid"
   fi
+  # A real Kubernetes control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok).
+  bash "$(dirname "$0")/control-plane.sh" start "$DIR/k8s"
   wait_port "$PG_PORT" postgres
   wait_port "$REDIS_PORT" redis
   wait_port "$KAFKA_PORT" tansu
@@ -72,10 +75,12 @@ export PANTHERA_TEST_AWS_ENDPOINT="http://127.0.0.1:$MOTO_PORT"
 export PANTHERA_KUBERNETES_VALIDATE="$CACHE/venv/bin/kubernetes-validate"
 export PANTHERA_LUA="$(command -v lua5.4 || true)"
 ENV
+  cat "$DIR/k8s/env.sh" >>"$DIR/env.sh"
   echo "test-services: up (source $DIR/env.sh)"
 }
 
 stop() {
+  bash "$(dirname "$0")/control-plane.sh" stop "$DIR/k8s"
   as_pg "$PG_BIN/pg_ctl" -D "$DIR/pg" -m fast stop >/dev/null 2>&1 || true
   for p in redis tansu moto; do
     if [ -f "$DIR/$p.pid" ]; then kill "$(cat "$DIR/$p.pid")" 2>/dev/null || true; rm -f "$DIR/$p.pid"; fi

@@ -73,6 +73,9 @@ impl Operator {
             .args(args)
             .env_remove("KUBECONFIG")
             .env("RUST_LOG", "info,panthera=debug")
+            // The operator loads the AWS configuration at start; off EC2 the SDK would look for
+            // a region at the instance metadata address, which is not on this machine.
+            .env("AWS_EC2_METADATA_DISABLED", "true")
             .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
