@@ -41,7 +41,7 @@ async fn run() -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let real = RealCluster::from_env();
     println!(
-        "{:<12} {:<14} {:>8} {:>10} {:>10} {:>12} {:>16}",
+        "{:<15} {:<14} {:>8} {:>10} {:>10} {:>12} {:>16}",
         "server", "platform", "objects", "apply ms", "requests", "req/object", "re-apply writes"
     );
     for (name, text) in [("shop", shop), ("200 services", platform(200))] {
@@ -127,7 +127,7 @@ async fn measure(
 
 fn print_row(server: &str, name: &str, (objects, elapsed, requests, rewrites): Figures) {
     println!(
-        "{:<12} {:<14} {:>8} {:>10.0} {:>10} {:>12.2} {:>16}",
+        "{:<15} {:<14} {:>8} {:>10.0} {:>10} {:>12.2} {:>16}",
         server,
         name,
         objects,

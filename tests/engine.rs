@@ -521,3 +521,45 @@ async fn a_server_older_than_supported_is_refused_naming_what_it_lacks() {
         "nothing but the version was asked"
     );
 }
+
+/// The same regression as `tests/real_cluster.rs` runs on the real server: quantities written
+/// `1000m`, `0.5`, `1024Mi` are applied in the server's canonical form and re-apply with no write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quantities_in_any_spelling_reapply_with_zero_writes() {
+    let sim = sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("quantities.yaml");
+    std::fs::write(
+        &file,
+        std::fs::read_to_string(example("minimal")).unwrap().replace(
+            "      replicas: 1\n",
+            "      replicas: 1\n      resources:\n        requests: {cpu: \"0.5\", memory: 1024Mi}\n        limits: {cpu: 1000m, memory: 2048Mi}\n",
+        ),
+    )
+    .unwrap();
+    let file = file.to_str().unwrap();
+    let first = panthera(&sim, &["apply", "-f", file]).await;
+    assert!(first.status.success(), "{}", stderr(&first));
+    let deployments: kube::Api<k8s_openapi::api::apps::v1::Deployment> =
+        kube::Api::namespaced(sim.client().unwrap(), "demo");
+    let container = &deployments
+        .get("demo-users")
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .template
+        .spec
+        .unwrap()
+        .containers[0];
+    assert_eq!(
+        serde_json::to_value(&container.resources).unwrap(),
+        serde_json::json!({"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"cpu": "1", "memory": "2Gi"}})
+    );
+    sim.reset_counters();
+    let again = panthera(&sim, &["apply", "-f", file]).await;
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert_eq!(sim.counters().writes(), 0, "{:?}", sim.counters());
+    let plan = panthera(&sim, &["plan", "-f", file, "--exit-code"]).await;
+    assert_eq!(plan.status.code(), Some(0), "{}", stdout(&plan));
+}
