@@ -66,7 +66,11 @@ pub fn apply(live: &Value, applied: &Value, req: &ApplyRequest<'_>) -> ApiResult
                     Cause::new(
                         "FieldManagerConflict",
                         display_path(p),
-                        format!("conflict with \"{m}\" using {v}"),
+                        if *v == req.rt.api_version() {
+                            format!("conflict with \"{m}\"")
+                        } else {
+                            format!("conflict with \"{m}\" using {v}")
+                        },
                     )
                 })
                 .collect();
@@ -150,7 +154,9 @@ pub fn merge_into(
     lists: &dyn ListTypes,
 ) {
     match (target, applied) {
-        (Value::Object(t), Value::Object(a)) => {
+        (Value::Object(t), Value::Object(a))
+            if !lists.atomic_map(&names.iter().map(String::as_str).collect::<Vec<_>>()) =>
+        {
             for (k, av) in a {
                 names.push(k.clone());
                 match t.get_mut(k) {

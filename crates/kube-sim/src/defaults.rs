@@ -38,6 +38,9 @@ pub fn apply_builtin_defaults(
             }
         }
         ("", "Service") => {
+            if creating && let Some(status) = obj_entry(root, "status") {
+                default(status, "loadBalancer", json!({}));
+            }
             let Some(spec) = obj_entry(root, "spec") else {
                 return;
             };
@@ -74,6 +77,10 @@ pub fn apply_builtin_defaults(
             }
         }
         ("", "Pod") => {
+            if let Some(spec) = root.get_mut("spec").and_then(Value::as_object_mut) {
+                default_pod_spec(spec);
+                default(spec, "enableServiceLinks", json!(true));
+            }
             if let Some(status) = obj_entry(root, "status") {
                 default(status, "phase", json!("Pending"));
             }
@@ -86,6 +93,7 @@ pub fn apply_builtin_defaults(
             default(spec, "replicas", json!(1));
             default(spec, "revisionHistoryLimit", json!(10));
             default(spec, "progressDeadlineSeconds", json!(600));
+            default_template(spec);
             default(
                 spec,
                 "strategy",
@@ -101,21 +109,159 @@ pub fn apply_builtin_defaults(
             default(spec, "podManagementPolicy", json!("OrderedReady"));
             default(
                 spec,
+                "persistentVolumeClaimRetentionPolicy",
+                json!({"whenDeleted": "Retain", "whenScaled": "Retain"}),
+            );
+            default_template(spec);
+            if let Some(Value::Array(claims)) = spec.get_mut("volumeClaimTemplates") {
+                for claim in claims.iter_mut().filter_map(Value::as_object_mut) {
+                    default(claim, "apiVersion", json!("v1"));
+                    default(claim, "kind", json!("PersistentVolumeClaim"));
+                    if let Some(spec) = obj_entry(claim, "spec") {
+                        default(spec, "volumeMode", json!("Filesystem"));
+                    }
+                    if let Some(status) = obj_entry(claim, "status") {
+                        default(status, "phase", json!("Pending"));
+                    }
+                }
+            }
+            default(
+                spec,
                 "updateStrategy",
                 json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}),
             );
         }
         ("batch", "Job") => {
+            let uid = root
+                .get("metadata")
+                .and_then(|m| m.get("uid"))
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned();
+            let job_name = root
+                .get("metadata")
+                .and_then(|m| m.get("name"))
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned();
             let Some(spec) = obj_entry(root, "spec") else {
                 return;
             };
+            if creating && spec.get("manualSelector").and_then(Value::as_bool) != Some(true) {
+                // The Job strategy generates the selector from the uid (PrepareForCreate).
+                spec.insert("manualSelector".into(), json!(false));
+                spec.insert(
+                    "selector".into(),
+                    json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}),
+                );
+                if let Some(template) = obj_entry(spec, "template")
+                    && let Some(meta) = obj_entry(template, "metadata")
+                    && let Some(labels) = obj_entry(meta, "labels")
+                {
+                    for (k, v) in [
+                        ("batch.kubernetes.io/controller-uid", &uid),
+                        ("batch.kubernetes.io/job-name", &job_name),
+                        ("controller-uid", &uid),
+                        ("job-name", &job_name),
+                    ] {
+                        labels.insert(k.into(), json!(v));
+                    }
+                }
+            }
             default(spec, "parallelism", json!(1));
             default(spec, "completions", json!(1));
             default(spec, "backoffLimit", json!(6));
             default(spec, "completionMode", json!("NonIndexed"));
             default(spec, "suspend", json!(false));
+            default(spec, "podReplacementPolicy", json!("TerminatingOrFailed"));
+            default_template(spec);
         }
         _ => {}
+    }
+}
+
+/// The defaults of a workload's `spec.template.spec`.
+fn default_template(workload_spec: &mut Map<String, Value>) {
+    if let Some(spec) = workload_spec
+        .get_mut("template")
+        .and_then(Value::as_object_mut)
+        .and_then(|t| t.get_mut("spec"))
+        .and_then(Value::as_object_mut)
+    {
+        default_pod_spec(spec);
+    }
+}
+
+/// `SetDefaults_PodSpec` and `SetDefaults_Container` of `k8s.io/kubernetes/pkg/apis/core/v1`.
+fn default_pod_spec(spec: &mut Map<String, Value>) {
+    default(spec, "restartPolicy", json!("Always"));
+    default(spec, "terminationGracePeriodSeconds", json!(30));
+    default(spec, "dnsPolicy", json!("ClusterFirst"));
+    default(spec, "securityContext", json!({}));
+    default(spec, "schedulerName", json!("default-scheduler"));
+    for list in ["initContainers", "containers"] {
+        if let Some(Value::Array(containers)) = spec.get_mut(list) {
+            for c in containers.iter_mut().filter_map(Value::as_object_mut) {
+                default_container(c);
+            }
+        }
+    }
+    if let Some(Value::Array(volumes)) = spec.get_mut("volumes") {
+        for v in volumes.iter_mut().filter_map(Value::as_object_mut) {
+            for (source, mode) in [("secret", "defaultMode"), ("configMap", "defaultMode")] {
+                if let Some(src) = v.get_mut(source).and_then(Value::as_object_mut) {
+                    default(src, mode, json!(420));
+                }
+            }
+            if let Some(src) = v.get_mut("projected").and_then(Value::as_object_mut) {
+                default(src, "defaultMode", json!(420));
+            }
+            if let Some(src) = v.get_mut("downwardAPI").and_then(Value::as_object_mut) {
+                default(src, "defaultMode", json!(420));
+            }
+        }
+    }
+}
+
+fn default_container(c: &mut Map<String, Value>) {
+    let image = c.get("image").and_then(Value::as_str).unwrap_or("");
+    let last = image.rsplit('/').next().unwrap_or("");
+    let pull = if !image.contains('@') && (!last.contains(':') || last.ends_with(":latest")) {
+        "Always"
+    } else {
+        "IfNotPresent"
+    };
+    default(c, "imagePullPolicy", json!(pull));
+    default(c, "terminationMessagePath", json!("/dev/termination-log"));
+    default(c, "terminationMessagePolicy", json!("File"));
+    default(c, "resources", json!({}));
+    if let Some(Value::Array(ports)) = c.get_mut("ports") {
+        for p in ports.iter_mut().filter_map(Value::as_object_mut) {
+            default(p, "protocol", json!("TCP"));
+        }
+    }
+    if let Some(Value::Array(env)) = c.get_mut("env") {
+        for e in env.iter_mut().filter_map(Value::as_object_mut) {
+            if let Some(field) = e
+                .get_mut("valueFrom")
+                .and_then(Value::as_object_mut)
+                .and_then(|v| v.get_mut("fieldRef"))
+                .and_then(Value::as_object_mut)
+            {
+                default(field, "apiVersion", json!("v1"));
+            }
+        }
+    }
+    for probe in ["livenessProbe", "readinessProbe", "startupProbe"] {
+        if let Some(p) = c.get_mut(probe).and_then(Value::as_object_mut) {
+            default(p, "timeoutSeconds", json!(1));
+            default(p, "periodSeconds", json!(10));
+            default(p, "successThreshold", json!(1));
+            default(p, "failureThreshold", json!(3));
+            if let Some(h) = p.get_mut("httpGet").and_then(Value::as_object_mut) {
+                default(h, "scheme", json!("HTTP"));
+            }
+        }
     }
 }
 
@@ -168,4 +314,126 @@ pub fn random_suffix() -> String {
     (0..5)
         .map(|_| char::from(ALPHABET[fastrand::usize(..ALPHABET.len())]))
         .collect()
+}
+
+/// Compact JSON as the apiserver prints an invalid value (`{"app":"other"}`).
+fn show(v: &Value) -> String {
+    serde_json::to_string(v).unwrap_or_default()
+}
+
+/// Whether a `LabelSelector` (matchLabels and matchExpressions) selects `labels`.
+fn selector_matches(selector: &Value, labels: &Map<String, Value>) -> bool {
+    let label = |k: &str| labels.get(k).and_then(Value::as_str);
+    let labels_ok = selector
+        .get("matchLabels")
+        .and_then(Value::as_object)
+        .is_none_or(|m| m.iter().all(|(k, v)| label(k) == v.as_str()));
+    let expressions_ok = selector
+        .get("matchExpressions")
+        .and_then(Value::as_array)
+        .is_none_or(|exprs| {
+            exprs.iter().all(|e| {
+                let key = e.get("key").and_then(Value::as_str).unwrap_or("");
+                let values: Vec<&str> = e
+                    .get("values")
+                    .and_then(Value::as_array)
+                    .map(|a| a.iter().filter_map(Value::as_str).collect())
+                    .unwrap_or_default();
+                match e.get("operator").and_then(Value::as_str).unwrap_or("") {
+                    "In" => label(key).is_some_and(|v| values.contains(&v)),
+                    "NotIn" => label(key).is_none_or(|v| !values.contains(&v)),
+                    "Exists" => label(key).is_some(),
+                    "DoesNotExist" => label(key).is_none(),
+                    _ => false,
+                }
+            })
+        });
+    labels_ok && expressions_ok
+}
+
+/// The part of the apiserver's validation of workloads that callers trip over: replicas, the
+/// selector matching the template's labels, and containers with a name and an image.
+pub fn validate_builtin(kind: &str, group: &str, obj: &Value) -> Vec<Cause> {
+    let mut causes = Vec::new();
+    let workload = matches!(
+        (group, kind),
+        (
+            "apps",
+            "Deployment" | "StatefulSet" | "ReplicaSet" | "DaemonSet"
+        )
+    );
+    if !(workload || (group, kind) == ("batch", "Job")) {
+        return causes;
+    }
+    let spec = &obj["spec"];
+    if let Some(r) = spec.get("replicas").and_then(Value::as_i64)
+        && r < 0
+    {
+        causes.push(Cause::new(
+            "FieldValueInvalid",
+            "spec.replicas",
+            format!("Invalid value: {r}: must be greater than or equal to 0"),
+        ));
+    }
+    let template = &spec["template"];
+    let labels = template["metadata"]["labels"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    if workload {
+        match spec.get("selector").filter(|s| s.is_object()) {
+            None => causes.push(Cause::new(
+                "FieldValueRequired",
+                "spec.selector",
+                "Required value",
+            )),
+            Some(selector) if !selector_matches(selector, &labels) => causes.push(Cause::new(
+                "FieldValueInvalid",
+                "spec.template.metadata.labels",
+                format!(
+                    "Invalid value: {}: `selector` does not match template `labels`",
+                    show(&Value::Object(labels.clone()))
+                ),
+            )),
+            Some(_) => {}
+        }
+    }
+    let containers = template["spec"]["containers"].as_array();
+    match containers {
+        None => causes.push(Cause::new(
+            "FieldValueRequired",
+            "spec.template.spec.containers",
+            "Required value",
+        )),
+        Some(list) if list.is_empty() => causes.push(Cause::new(
+            "FieldValueRequired",
+            "spec.template.spec.containers",
+            "Required value",
+        )),
+        Some(list) => {
+            for (i, c) in list.iter().enumerate() {
+                if c.get("name")
+                    .and_then(Value::as_str)
+                    .is_none_or(str::is_empty)
+                {
+                    causes.push(Cause::new(
+                        "FieldValueRequired",
+                        format!("spec.template.spec.containers[{i}].name"),
+                        "Required value",
+                    ));
+                }
+                if c.get("image")
+                    .and_then(Value::as_str)
+                    .is_none_or(str::is_empty)
+                {
+                    causes.push(Cause::new(
+                        "FieldValueRequired",
+                        format!("spec.template.spec.containers[{i}].image"),
+                        "Required value",
+                    ));
+                }
+            }
+        }
+    }
+    causes
 }

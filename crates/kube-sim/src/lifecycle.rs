@@ -106,7 +106,47 @@ fn check_type(rt: &ResourceType, body: &mut Value) -> ApiResult<()> {
     if !m.get("metadata").is_some_and(Value::is_object) {
         m.insert("metadata".into(), json!({}));
     }
+    if !rt.custom {
+        // The apiserver decodes quantities and prints them back in canonical form.
+        panthera_quantity::canonicalize_object(body);
+    }
     Ok(())
+}
+
+/// A Secret's `stringData` is write-only: the apiserver folds it into `data` (base64), its keys
+/// winning over the same keys of `data`.
+fn fold_string_data(rt: &ResourceType, obj: &mut Value) {
+    use base64::Engine as _;
+    if !(rt.group.is_empty() && rt.kind == "Secret") {
+        return;
+    }
+    let Some(m) = obj.as_object_mut() else {
+        return;
+    };
+    let Some(string_data) = m.remove("stringData") else {
+        return;
+    };
+    let Value::Object(string_data) = string_data else {
+        return;
+    };
+    if string_data.is_empty() {
+        return;
+    }
+    let data = m
+        .entry("data")
+        .or_insert_with(|| Value::Object(serde_json::Map::new()));
+    if !data.is_object() {
+        *data = Value::Object(serde_json::Map::new());
+    }
+    if let Value::Object(data) = data {
+        for (k, v) in string_data {
+            let text = v.as_str().unwrap_or_default();
+            data.insert(
+                k,
+                json!(base64::engine::general_purpose::STANDARD.encode(text)),
+            );
+        }
+    }
 }
 
 fn check_namespace(state: &SimState, rt: &ResourceType, ns: &str, name: &str) -> ApiResult<()> {
@@ -210,6 +250,7 @@ pub fn create(
         remove_meta(&mut body, "namespace");
     }
     check_namespace(state, rt, ns, &name)?;
+    fold_string_data(rt, &mut body);
     set_meta(&mut body, "uid", json!(uuid::Uuid::new_v4().to_string()));
     set_meta(&mut body, "creationTimestamp", json!(now_rfc3339()));
     for f in [
@@ -237,6 +278,10 @@ pub fn create(
         true,
     );
     validate_custom(rt, &mut body, None, &name, opts.strict)?;
+    let causes = crate::defaults::validate_builtin(&rt.kind, &rt.group, &body);
+    if !causes.is_empty() {
+        return Err(ApiError::invalid(rt, &name, causes));
+    }
     if rt.group == "apiextensions.k8s.io" {
         crate::crd::prepare(state, &mut body)?;
     }
@@ -367,9 +412,14 @@ fn prepare_update(
             ));
         }
     }
+    fold_string_data(rt, &mut new);
     crate::defaults::apply_builtin_defaults(&rt.kind, &rt.group, &mut new, 0, false);
     if !opts.status {
         validate_custom(rt, &mut new, Some(old), &name, opts.strict)?;
+        let causes = crate::defaults::validate_builtin(&rt.kind, &rt.group, &new);
+        if !causes.is_empty() {
+            return Err(ApiError::invalid(rt, &name, causes));
+        }
     } else if let Some(schema) = &rt.schema {
         schema.default_and_prune(&mut new);
         let causes = schema.validate(&new, Some(old));
@@ -518,9 +568,7 @@ pub fn patch(
                 }
                 check_type(rt, &mut applied)?;
                 if opts.manager.is_empty() {
-                    return Err(ApiError::bad_request(
-                        "PATCH request to an apply endpoint requires a fieldManager query parameter",
-                    ));
+                    return Err(ApiError::apply_without_manager());
                 }
                 restrict_to_scope(&mut applied, scope(rt, opts.status));
                 let req = ApplyRequest {

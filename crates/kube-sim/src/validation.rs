@@ -184,6 +184,18 @@ impl ListTypes for StructuralSchema {
             _ => ListType::Atomic,
         }
     }
+
+    fn atomic_map(&self, path: &[&str]) -> bool {
+        if path.first() == Some(&"metadata") {
+            return false;
+        }
+        self.node_at(path).is_some_and(|node| {
+            matches!(
+                node.get("x-kubernetes-map-type").and_then(Value::as_str),
+                Some("atomic")
+            )
+        })
+    }
 }
 
 fn preserves_unknown(s: &Value) -> bool {
