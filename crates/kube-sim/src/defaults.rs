@@ -18,13 +18,7 @@ fn default(m: &mut Map<String, Value>, k: &str, v: Value) {
 /// Fills what the apiserver's defaulting fills for these kinds (only what Panthera can observe).
 /// `creating` limits some defaults to creation (a terminating namespace's emptied
 /// `spec.finalizers` must stay empty).
-pub fn apply_builtin_defaults(
-    kind: &str,
-    group: &str,
-    obj: &mut Value,
-    cluster_ip_seed: u64,
-    creating: bool,
-) {
+pub fn apply_builtin_defaults(kind: &str, group: &str, obj: &mut Value, creating: bool) {
     let Some(root) = obj.as_object_mut() else {
         return;
     };
@@ -47,16 +41,6 @@ pub fn apply_builtin_defaults(
             default(spec, "type", json!("ClusterIP"));
             default(spec, "sessionAffinity", json!("None"));
             if spec.get("type").and_then(Value::as_str) != Some("ExternalName") {
-                let ip = format!(
-                    "10.96.{}.{}",
-                    (cluster_ip_seed / 250) % 250,
-                    cluster_ip_seed % 250 + 2
-                );
-                default(spec, "clusterIP", json!(ip));
-                let ip = spec.get("clusterIP").cloned().unwrap_or(Value::Null);
-                default(spec, "clusterIPs", json!([ip]));
-                default(spec, "ipFamilies", json!(["IPv4"]));
-                default(spec, "ipFamilyPolicy", json!("SingleStack"));
                 default(spec, "internalTrafficPolicy", json!("Cluster"));
             }
             if let Some(Value::Array(ports)) = spec.get_mut("ports") {
@@ -132,41 +116,11 @@ pub fn apply_builtin_defaults(
             );
         }
         ("batch", "Job") => {
-            let uid = root
-                .get("metadata")
-                .and_then(|m| m.get("uid"))
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_owned();
-            let job_name = root
-                .get("metadata")
-                .and_then(|m| m.get("name"))
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_owned();
             let Some(spec) = obj_entry(root, "spec") else {
                 return;
             };
-            if creating && spec.get("manualSelector").and_then(Value::as_bool) != Some(true) {
-                // The Job strategy generates the selector from the uid (PrepareForCreate).
+            if creating && spec.get("manualSelector").is_none() {
                 spec.insert("manualSelector".into(), json!(false));
-                spec.insert(
-                    "selector".into(),
-                    json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}),
-                );
-                if let Some(template) = obj_entry(spec, "template")
-                    && let Some(meta) = obj_entry(template, "metadata")
-                    && let Some(labels) = obj_entry(meta, "labels")
-                {
-                    for (k, v) in [
-                        ("batch.kubernetes.io/controller-uid", &uid),
-                        ("batch.kubernetes.io/job-name", &job_name),
-                        ("controller-uid", &uid),
-                        ("job-name", &job_name),
-                    ] {
-                        labels.insert(k.into(), json!(v));
-                    }
-                }
             }
             default(spec, "parallelism", json!(1));
             default(spec, "completions", json!(1));
@@ -261,6 +215,97 @@ fn default_container(c: &mut Map<String, Value>) {
             if let Some(h) = p.get_mut("httpGet").and_then(Value::as_object_mut) {
                 default(h, "scheme", json!("HTTP"));
             }
+        }
+    }
+}
+
+/// What the registry fills in after defaulting and after managedFields are recorded (so no
+/// manager owns it): a Service's cluster IPs, a Job's generated selector and labels.
+pub fn prepare_for_create(kind: &str, group: &str, obj: &mut Value, cluster_ip_seed: u64) {
+    let Some(root) = obj.as_object_mut() else {
+        return;
+    };
+    let meta_string = |root: &Map<String, Value>, k: &str| {
+        root.get("metadata")
+            .and_then(|m| m.get(k))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned()
+    };
+    match (group, kind) {
+        ("", "Service") => {
+            let Some(spec) = obj_entry(root, "spec") else {
+                return;
+            };
+            if spec.get("type").and_then(Value::as_str) == Some("ExternalName") {
+                return;
+            }
+            let ip = format!(
+                "10.96.{}.{}",
+                (cluster_ip_seed / 250) % 250,
+                cluster_ip_seed % 250 + 2
+            );
+            default(spec, "clusterIP", json!(ip));
+            let ip = spec.get("clusterIP").cloned().unwrap_or(Value::Null);
+            default(spec, "clusterIPs", json!([ip]));
+            default(spec, "ipFamilies", json!(["IPv4"]));
+            default(spec, "ipFamilyPolicy", json!("SingleStack"));
+        }
+        ("batch", "Job") => {
+            let uid = meta_string(root, "uid");
+            let job_name = meta_string(root, "name");
+            let Some(spec) = obj_entry(root, "spec") else {
+                return;
+            };
+            if spec.get("manualSelector").and_then(Value::as_bool) == Some(true) {
+                return;
+            }
+            spec.insert(
+                "selector".into(),
+                json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}),
+            );
+            let mut template_labels = Map::new();
+            if let Some(template) = obj_entry(spec, "template")
+                && let Some(meta) = obj_entry(template, "metadata")
+                && let Some(labels) = obj_entry(meta, "labels")
+            {
+                for (k, v) in [
+                    ("batch.kubernetes.io/controller-uid", &uid),
+                    ("batch.kubernetes.io/job-name", &job_name),
+                    ("controller-uid", &uid),
+                    ("job-name", &job_name),
+                ] {
+                    labels.insert(k.into(), json!(v));
+                }
+                template_labels = labels.clone();
+            }
+            if let Some(meta) = obj_entry(root, "metadata") {
+                let empty = meta
+                    .get("labels")
+                    .and_then(Value::as_object)
+                    .is_none_or(Map::is_empty);
+                if empty {
+                    meta.insert("labels".into(), Value::Object(template_labels));
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// On update, what [`prepare_for_create`] allocated stays when the new version leaves it out.
+pub fn keep_allocated(kind: &str, group: &str, old: &Value, new: &mut Value) {
+    if (group, kind) != ("", "Service") {
+        return;
+    }
+    let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for k in ["clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"] {
+        if !spec.contains_key(k)
+            && let Some(v) = old.get("spec").and_then(|s| s.get(k))
+        {
+            spec.insert(k.into(), v.clone());
         }
     }
 }
@@ -435,5 +480,44 @@ pub fn validate_builtin(kind: &str, group: &str, obj: &Value) -> Vec<Cause> {
             }
         }
     }
+    causes
+}
+
+const LABEL_VALUE_MSG: &str = "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')";
+
+fn is_label_value(v: &str) -> bool {
+    v.is_empty()
+        || (v.len() <= 63
+            && v.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+            && v.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && v.ends_with(|c: char| c.is_ascii_alphanumeric()))
+}
+
+/// The apiserver's checks of `metadata.labels` values, then the kind's own checks.
+pub fn validate_object(kind: &str, group: &str, obj: &Value) -> Vec<Cause> {
+    let mut causes = Vec::new();
+    if let Some(labels) = obj
+        .get("metadata")
+        .and_then(|m| m.get("labels"))
+        .and_then(Value::as_object)
+    {
+        for v in labels.values() {
+            let text = v.as_str().unwrap_or_default();
+            if !is_label_value(text) {
+                let msg = if text.len() > 63 {
+                    "must be no more than 63 characters".to_owned()
+                } else {
+                    LABEL_VALUE_MSG.to_owned()
+                };
+                causes.push(Cause::new(
+                    "FieldValueInvalid",
+                    "metadata.labels",
+                    format!("Invalid value: {}: {msg}", show(v)),
+                ));
+            }
+        }
+    }
+    causes.extend(validate_builtin(kind, group, obj));
     causes
 }

@@ -31,6 +31,32 @@ pub trait ListTypes {
     fn atomic_map(&self, path: &[&str]) -> bool {
         builtin_atomic_map(path)
     }
+
+    /// Whether the node at this path exists in every object of the kind (so an `Update` never
+    /// records a `"."` for it): `metadata` always; for built-in kinds also Go's non-pointer
+    /// structs and non-omitempty lists.
+    fn always_present(&self, path: &[&str]) -> bool {
+        builtin_always_present(path)
+    }
+}
+
+pub fn builtin_always_present(path: &[&str]) -> bool {
+    match path {
+        ["metadata"] => true,
+        ["metadata", ..] => false,
+        _ => matches!(
+            path.last().copied().unwrap_or(""),
+            "spec"
+                | "status"
+                | "metadata"
+                | "template"
+                | "strategy"
+                | "updateStrategy"
+                | "resources"
+                | "containers"
+                | "jobTemplate"
+        ),
+    }
 }
 
 /// The atomic maps and structs of the built-in kinds: `LabelSelector` wherever it is used, a

@@ -109,8 +109,34 @@ fn check_type(rt: &ResourceType, body: &mut Value) -> ApiResult<()> {
     if !rt.custom {
         // The apiserver decodes quantities and prints them back in canonical form.
         panthera_quantity::canonicalize_object(body);
+        drop_empty_maps(body);
     }
     Ok(())
+}
+
+/// Go drops empty `omitempty` maps and lists when it decodes a built-in object: `labels: {}`,
+/// `data: {}` or `finalizers: []` are not stored.
+fn drop_empty_maps(body: &mut Value) {
+    let empty = |v: &Value| match v {
+        Value::Object(m) => m.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Null => true,
+        _ => false,
+    };
+    if let Some(m) = body.as_object_mut() {
+        for k in ["data", "binaryData", "stringData"] {
+            if m.get(k).is_some_and(empty) {
+                m.remove(k);
+            }
+        }
+    }
+    if let Some(meta) = crate::object::meta_mut(body) {
+        for k in ["labels", "annotations", "finalizers", "ownerReferences"] {
+            if meta.get(k).is_some_and(empty) {
+                meta.remove(k);
+            }
+        }
+    }
 }
 
 /// A Secret's `stringData` is write-only: the apiserver folds it into `data` (base64), its keys
@@ -270,15 +296,9 @@ pub fn create(
     {
         m.remove("status");
     }
-    crate::defaults::apply_builtin_defaults(
-        &rt.kind,
-        &rt.group,
-        &mut body,
-        state.store.current_resource_version(),
-        true,
-    );
+    crate::defaults::apply_builtin_defaults(&rt.kind, &rt.group, &mut body, true);
     validate_custom(rt, &mut body, None, &name, opts.strict)?;
-    let causes = crate::defaults::validate_builtin(&rt.kind, &rt.group, &body);
+    let causes = crate::defaults::validate_object(&rt.kind, &rt.group, &body);
     if !causes.is_empty() {
         return Err(ApiError::invalid(rt, &name, causes));
     }
@@ -296,6 +316,12 @@ pub fn create(
             lists_for(rt),
         )?;
     }
+    crate::defaults::prepare_for_create(
+        &rt.kind,
+        &rt.group,
+        &mut body,
+        state.store.current_resource_version(),
+    );
     if opts.dry_run {
         return Ok(present(rt, &body));
     }
@@ -413,10 +439,11 @@ fn prepare_update(
         }
     }
     fold_string_data(rt, &mut new);
-    crate::defaults::apply_builtin_defaults(&rt.kind, &rt.group, &mut new, 0, false);
+    crate::defaults::apply_builtin_defaults(&rt.kind, &rt.group, &mut new, false);
+    crate::defaults::keep_allocated(&rt.kind, &rt.group, old, &mut new);
     if !opts.status {
         validate_custom(rt, &mut new, Some(old), &name, opts.strict)?;
-        let causes = crate::defaults::validate_builtin(&rt.kind, &rt.group, &new);
+        let causes = crate::defaults::validate_object(&rt.kind, &rt.group, &new);
         if !causes.is_empty() {
             return Err(ApiError::invalid(rt, &name, causes));
         }

@@ -556,6 +556,15 @@ fn watch_params(
             })?),
             None => state.config.default_watch_timeout,
         };
+    let send_initial_events = query.get("sendInitialEvents").is_some_and(|b| b == "true");
+    if send_initial_events
+        && query.get("resourceVersionMatch").map(String::as_str) != Some("NotOlderThan")
+    {
+        return Err(ApiError::invalid_list_options(
+            "resourceVersionMatch",
+            "Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
+        ));
+    }
     Ok(WatchParams {
         namespace,
         resource_version: parse_rv(query.get("resourceVersion"))?,

@@ -199,6 +199,24 @@ impl ApiError {
         }))
     }
 
+    /// 422 for invalid list/watch options.
+    pub fn invalid_list_options(field: &str, message: &str) -> Self {
+        let reason = if message.starts_with("Forbidden") {
+            "FieldValueForbidden"
+        } else {
+            "FieldValueInvalid"
+        };
+        Self::new(
+            422,
+            "Invalid",
+            format!("ListOptions.meta.k8s.io \"\" is invalid: {field}: {message}"),
+        )
+        .with_details(json!({
+            "group": "meta.k8s.io", "kind": "ListOptions",
+            "causes": [{"reason": reason, "message": message, "field": field}],
+        }))
+    }
+
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(400, "BadRequest", message)
     }
