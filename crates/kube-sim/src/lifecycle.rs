@@ -139,6 +139,33 @@ fn drop_empty_maps(body: &mut Value) {
     }
 }
 
+/// Unknown fields of a built-in object: a 400 with `fieldValidation=Strict`, else dropped (the
+/// apiserver's decoder drops them and warns).
+fn check_unknown_fields(rt: &ResourceType, obj: &mut Value, strict: bool) -> ApiResult<()> {
+    if rt.custom {
+        return Ok(());
+    }
+    let unknown = crate::typed::unknown_fields(&rt.group, &rt.kind, obj);
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    if strict {
+        let fields: Vec<String> = unknown
+            .iter()
+            .map(|p| format!("unknown field \"{}\"", crate::typed::dotted(p)))
+            .collect();
+        return Err(ApiError::bad_request(format!(
+            "{} in version \"{}\" cannot be handled as a {}: strict decoding error: {}",
+            rt.kind,
+            rt.version,
+            rt.kind,
+            fields.join(", ")
+        )));
+    }
+    crate::typed::remove(obj, &unknown);
+    Ok(())
+}
+
 /// A Secret's `stringData` is write-only: the apiserver folds it into `data` (base64), its keys
 /// winning over the same keys of `data`.
 fn fold_string_data(rt: &ResourceType, obj: &mut Value) {
@@ -234,6 +261,7 @@ pub fn create(
     applied: bool,
 ) -> ApiResult<Value> {
     check_type(rt, &mut body)?;
+    check_unknown_fields(rt, &mut body, opts.strict)?;
     if opts.status {
         return Err(ApiError::method_not_allowed(
             "the server does not allow this method on the requested resource (create on a status subresource)",
@@ -350,6 +378,7 @@ fn prepare_update(
     applied: bool,
 ) -> ApiResult<Prepared> {
     check_type(rt, &mut new)?;
+    check_unknown_fields(rt, &mut new, opts.strict)?;
     let name = meta_str(old, "name").to_owned();
     let new_name = meta_str(&new, "name");
     if !new_name.is_empty() && new_name != name {
@@ -594,6 +623,20 @@ pub fn patch(
                     )));
                 }
                 check_type(rt, &mut applied)?;
+                if !rt.custom
+                    && let Some(path) =
+                        crate::typed::unknown_fields(&rt.group, &rt.kind, &applied).first()
+                {
+                    // Server-side apply has no "ignore": whatever fieldValidation says.
+                    return Err(ApiError::apply_undeclared_field(format!(
+                        "failed to create typed patch object ({}/{}; {}, Kind={}): .{}: field not declared in schema",
+                        meta_str(&applied, "namespace"),
+                        name,
+                        rt.api_version(),
+                        rt.kind,
+                        crate::typed::dotted(path)
+                    )));
+                }
                 if opts.manager.is_empty() {
                     return Err(ApiError::apply_without_manager());
                 }

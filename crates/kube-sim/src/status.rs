@@ -217,6 +217,12 @@ impl ApiError {
         }))
     }
 
+    /// The apiserver's 500 (without a reason) for an apply configuration with a field the
+    /// built-in kind does not declare.
+    pub fn apply_undeclared_field(message: String) -> Self {
+        Self::new(500, "", message)
+    }
+
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(400, "BadRequest", message)
     }
@@ -316,6 +322,11 @@ impl ApiError {
             "reason": self.reason,
             "code": self.code,
         });
+        if self.reason.is_empty()
+            && let Value::Object(m) = &mut v
+        {
+            m.remove("reason");
+        }
         if let (Some(d), Value::Object(m)) = (&self.details, &mut v) {
             m.insert("details".into(), d.clone());
         }
