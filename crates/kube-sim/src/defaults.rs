@@ -220,7 +220,8 @@ fn default_container(c: &mut Map<String, Value>) {
 }
 
 /// What the registry fills in after defaulting and after managedFields are recorded (so no
-/// manager owns it): a Service's cluster IPs, a Job's generated selector and labels.
+/// manager owns it): a Service's cluster IPs, a Job's generated selector and labels, a claim's
+/// pvc-protection finalizer.
 pub fn prepare_for_create(kind: &str, group: &str, obj: &mut Value, cluster_ip_seed: u64) {
     let Some(root) = obj.as_object_mut() else {
         return;
@@ -233,6 +234,17 @@ pub fn prepare_for_create(kind: &str, group: &str, obj: &mut Value, cluster_ip_s
             .to_owned()
     };
     match (group, kind) {
+        ("", "PersistentVolumeClaim") => {
+            // The StorageObjectInUseProtection admission plugin.
+            if let Some(meta) = obj_entry(root, "metadata") {
+                let fins = meta.entry("finalizers").or_insert_with(|| json!([]));
+                if let Value::Array(list) = fins
+                    && !list.iter().any(|f| f == "kubernetes.io/pvc-protection")
+                {
+                    list.push(json!("kubernetes.io/pvc-protection"));
+                }
+            }
+        }
         ("", "Service") => {
             let Some(spec) = obj_entry(root, "spec") else {
                 return;

@@ -18,18 +18,11 @@ use kube_sim::KubeSim;
 use serde_json::{Value, json};
 
 /// Cases where kube-sim knowingly answers differently, with the reason (see the README).
-const KNOWN_DEVIATIONS: &[(&str, &str)] = &[
-    (
-        "defaults_and_quantities_pvc",
-        "no kubernetes.io/pvc-protection finalizer on PersistentVolumeClaims: kube-sim has no \
-         controller that would remove it, so deleted claims would never go",
-    ),
-    (
-        "kubectl_create_namespace",
-        "protobuf request bodies get 415: kubectl's typed generators (create namespace/secret/...) \
+const KNOWN_DEVIATIONS: &[(&str, &str)] = &[(
+    "kubectl_create_namespace",
+    "protobuf request bodies get 415: kubectl's typed generators (create namespace/secret/...) \
          send protobuf and do not fall back to JSON",
-    ),
-];
+)];
 
 /// One API server under test.
 struct Target {
@@ -956,6 +949,14 @@ async fn probe_all(
     o.insert(
         "delete_background".into(),
         json!({"code": del.code, "kind": del.body["kind"], "finalizers": del.body["metadata"]["finalizers"], "get_after": get(t, &format!("{deps}/defaults")).await.code}),
+    );
+
+    let claim = format!("/api/v1/namespaces/{ns}/persistentvolumeclaims/data");
+    let del = delete(t, &claim).await;
+    let gone = eventually(30, || async { get(t, &claim).await.code == 404 }).await;
+    o.insert(
+        "delete_pvc_protection".into(),
+        json!({"code": del.code, "finalizers": del.body["metadata"]["finalizers"], "deleting": del.body["metadata"]["deletionTimestamp"].is_string(), "eventually_gone": gone}),
     );
 
     // ---- custom resources
