@@ -66,7 +66,11 @@ pub fn apply(live: &Value, applied: &Value, req: &ApplyRequest<'_>) -> ApiResult
                     Cause::new(
                         "FieldManagerConflict",
                         display_path(p),
-                        format!("conflict with \"{m}\" using {v}"),
+                        if *v == req.rt.api_version() {
+                            format!("conflict with \"{m}\"")
+                        } else {
+                            format!("conflict with \"{m}\" using {v}")
+                        },
                     )
                 })
                 .collect();
@@ -115,6 +119,7 @@ pub fn apply(live: &Value, applied: &Value, req: &ApplyRequest<'_>) -> ApiResult
 
     entries.retain(|e| !(e.manager == req.manager && e.is_apply() && e.subresource == sub));
     let now_all = FieldSet::of_object(&merged, lists, req.scope)?;
+    let now_all = now_all.union(&crate::managed::map_markers(&now_all, lists));
     for e in entries.iter_mut().filter(|e| e.subresource == sub) {
         e.fields = e.fields.intersection(&now_all);
     }
@@ -127,12 +132,24 @@ pub fn apply(live: &Value, applied: &Value, req: &ApplyRequest<'_>) -> ApiResult
         fields: applied_set,
     };
     // Keep the previous timestamp when ownership did not change, so a no-op apply stays a no-op.
+    // A new manager whose apply changes no value gets no time at all, as on the apiserver.
+    let content = |o: &Value| {
+        let mut o = o.clone();
+        if let Some(m) = crate::object::meta_mut(&mut o) {
+            m.remove("managedFields");
+        }
+        o
+    };
     let mine = match read_entries(live)
         .into_iter()
         .find(|e| e.manager == mine.manager && e.is_apply() && e.subresource == sub)
     {
         Some(prev) if prev.fields == mine.fields => ManagedEntry {
             time: prev.time,
+            ..mine
+        },
+        None if content(&merged) == content(live) => ManagedEntry {
+            time: String::new(),
             ..mine
         },
         _ => mine,
@@ -150,7 +167,9 @@ pub fn merge_into(
     lists: &dyn ListTypes,
 ) {
     match (target, applied) {
-        (Value::Object(t), Value::Object(a)) => {
+        (Value::Object(t), Value::Object(a))
+            if !lists.atomic_map(&names.iter().map(String::as_str).collect::<Vec<_>>()) =>
+        {
             for (k, av) in a {
                 names.push(k.clone());
                 match t.get_mut(k) {
@@ -256,7 +275,8 @@ mod tests {
             .iter()
             .map(|e| e["manager"].as_str().unwrap())
             .collect();
-        assert_eq!(managers, vec!["bob", "alice"]);
+        // The apiserver's order: Apply entries by time, then by manager.
+        assert_eq!(managers, vec!["alice", "bob"]);
     }
 
     #[test]

@@ -116,7 +116,23 @@ fn on_deleting(state: &Arc<SimState>, gr: &GroupResource, obj: &Value) {
     if gr.group.is_empty() && gr.resource == "namespaces" {
         terminate_namespace_if_deleting(state, meta_str(obj, "name"));
     }
+    // The pvc-protection controller: no simulated pod mounts a claim, so it goes at once.
+    if gr.group.is_empty()
+        && gr.resource == "persistentvolumeclaims"
+        && fins.iter().any(|f| f == PVC_PROTECTION)
+        && let Some(rt) = state.core("persistentvolumeclaims")
+    {
+        remove_finalizer(
+            state,
+            &rt,
+            meta_str(obj, "namespace"),
+            meta_str(obj, "name"),
+            PVC_PROTECTION,
+        );
+    }
 }
+
+const PVC_PROTECTION: &str = "kubernetes.io/pvc-protection";
 
 /// Does the owner a reference points to still exist (same uid)?
 fn owner_exists(state: &SimState, ns: &str, owner: &Value) -> bool {

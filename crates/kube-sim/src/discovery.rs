@@ -11,6 +11,8 @@ pub fn version() -> Value {
         "minor": "33",
         "emulationMajor": "1",
         "emulationMinor": "33",
+        "minCompatibilityMajor": "1",
+        "minCompatibilityMinor": "32",
         "gitVersion": "v1.33.0-kube-sim",
         "gitCommit": "0000000000000000000000000000000000000000",
         "gitTreeState": "clean",

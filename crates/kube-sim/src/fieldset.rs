@@ -25,6 +25,57 @@ pub enum ListType {
 /// Answers "what kind of list is at this path" (path = field names from the root).
 pub trait ListTypes {
     fn list_type(&self, path: &[&str]) -> ListType;
+
+    /// Whether the map or struct at this path is atomic (`x-kubernetes-map-type: atomic`): owned
+    /// and replaced as a whole, recorded as one field (`f:selector: {}`).
+    fn atomic_map(&self, path: &[&str]) -> bool {
+        builtin_atomic_map(path)
+    }
+
+    /// Whether the node at this path exists in every object of the kind (so an `Update` never
+    /// records a `"."` for it): `metadata` always; for built-in kinds also Go's non-pointer
+    /// structs and non-omitempty lists.
+    fn always_present(&self, path: &[&str]) -> bool {
+        builtin_always_present(path)
+    }
+}
+
+pub fn builtin_always_present(path: &[&str]) -> bool {
+    match path {
+        ["metadata"] => true,
+        ["metadata", ..] => false,
+        _ => matches!(
+            path.last().copied().unwrap_or(""),
+            "spec"
+                | "status"
+                | "metadata"
+                | "template"
+                | "strategy"
+                | "updateStrategy"
+                | "resources"
+                | "containers"
+                | "jobTemplate"
+        ),
+    }
+}
+
+/// The atomic maps and structs of the built-in kinds: `LabelSelector` wherever it is used, a
+/// Service's and a Pod's `selector`/`nodeSelector` maps, and the key and field references of
+/// environment variables.
+pub fn builtin_atomic_map(path: &[&str]) -> bool {
+    path.first() != Some(&"metadata")
+        && matches!(
+            path.last().copied().unwrap_or(""),
+            "selector"
+                | "podSelector"
+                | "namespaceSelector"
+                | "labelSelector"
+                | "nodeSelector"
+                | "secretKeyRef"
+                | "configMapKeyRef"
+                | "fieldRef"
+                | "resourceFieldRef"
+        )
 }
 
 /// Merge keys of the built-in kinds Panthera uses (the `patchMergeKey`/`listMapKeys` tags of the
@@ -244,7 +295,7 @@ fn collect<'a>(
         return Ok(());
     }
     match v {
-        Value::Object(m) if !m.is_empty() => {
+        Value::Object(m) if !m.is_empty() && !lists.atomic_map(names) => {
             for (k, child) in m {
                 names.push(k.as_str());
                 path.push(format!("f:{k}"));

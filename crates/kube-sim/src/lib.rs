@@ -39,6 +39,7 @@ mod server;
 mod state;
 mod status;
 mod store;
+mod typed;
 mod validation;
 mod watch;
 

@@ -106,7 +106,100 @@ fn check_type(rt: &ResourceType, body: &mut Value) -> ApiResult<()> {
     if !m.get("metadata").is_some_and(Value::is_object) {
         m.insert("metadata".into(), json!({}));
     }
+    if !rt.custom {
+        // The apiserver decodes quantities and prints them back in canonical form.
+        panthera_quantity::canonicalize_object(body);
+        drop_empty_maps(body);
+    }
     Ok(())
+}
+
+/// Go drops empty `omitempty` maps and lists when it decodes a built-in object: `labels: {}`,
+/// `data: {}` or `finalizers: []` are not stored.
+fn drop_empty_maps(body: &mut Value) {
+    let empty = |v: &Value| match v {
+        Value::Object(m) => m.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Null => true,
+        _ => false,
+    };
+    if let Some(m) = body.as_object_mut() {
+        for k in ["data", "binaryData", "stringData"] {
+            if m.get(k).is_some_and(empty) {
+                m.remove(k);
+            }
+        }
+    }
+    if let Some(meta) = crate::object::meta_mut(body) {
+        for k in ["labels", "annotations", "finalizers", "ownerReferences"] {
+            if meta.get(k).is_some_and(empty) {
+                meta.remove(k);
+            }
+        }
+    }
+}
+
+/// Unknown fields of a built-in object: a 400 with `fieldValidation=Strict`, else dropped (the
+/// apiserver's decoder drops them and warns).
+fn check_unknown_fields(rt: &ResourceType, obj: &mut Value, strict: bool) -> ApiResult<()> {
+    if rt.custom {
+        return Ok(());
+    }
+    let unknown = crate::typed::unknown_fields(&rt.group, &rt.kind, obj);
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    if strict {
+        let fields: Vec<String> = unknown
+            .iter()
+            .map(|p| format!("unknown field \"{}\"", crate::typed::dotted(p)))
+            .collect();
+        return Err(ApiError::bad_request(format!(
+            "{} in version \"{}\" cannot be handled as a {}: strict decoding error: {}",
+            rt.kind,
+            rt.version,
+            rt.kind,
+            fields.join(", ")
+        )));
+    }
+    crate::typed::remove(obj, &unknown);
+    Ok(())
+}
+
+/// A Secret's `stringData` is write-only: the apiserver folds it into `data` (base64), its keys
+/// winning over the same keys of `data`.
+fn fold_string_data(rt: &ResourceType, obj: &mut Value) {
+    use base64::Engine as _;
+    if !(rt.group.is_empty() && rt.kind == "Secret") {
+        return;
+    }
+    let Some(m) = obj.as_object_mut() else {
+        return;
+    };
+    let Some(string_data) = m.remove("stringData") else {
+        return;
+    };
+    let Value::Object(string_data) = string_data else {
+        return;
+    };
+    if string_data.is_empty() {
+        return;
+    }
+    let data = m
+        .entry("data")
+        .or_insert_with(|| Value::Object(serde_json::Map::new()));
+    if !data.is_object() {
+        *data = Value::Object(serde_json::Map::new());
+    }
+    if let Value::Object(data) = data {
+        for (k, v) in string_data {
+            let text = v.as_str().unwrap_or_default();
+            data.insert(
+                k,
+                json!(base64::engine::general_purpose::STANDARD.encode(text)),
+            );
+        }
+    }
 }
 
 fn check_namespace(state: &SimState, rt: &ResourceType, ns: &str, name: &str) -> ApiResult<()> {
@@ -168,6 +261,7 @@ pub fn create(
     applied: bool,
 ) -> ApiResult<Value> {
     check_type(rt, &mut body)?;
+    check_unknown_fields(rt, &mut body, opts.strict)?;
     if opts.status {
         return Err(ApiError::method_not_allowed(
             "the server does not allow this method on the requested resource (create on a status subresource)",
@@ -210,6 +304,7 @@ pub fn create(
         remove_meta(&mut body, "namespace");
     }
     check_namespace(state, rt, ns, &name)?;
+    fold_string_data(rt, &mut body);
     set_meta(&mut body, "uid", json!(uuid::Uuid::new_v4().to_string()));
     set_meta(&mut body, "creationTimestamp", json!(now_rfc3339()));
     for f in [
@@ -229,14 +324,12 @@ pub fn create(
     {
         m.remove("status");
     }
-    crate::defaults::apply_builtin_defaults(
-        &rt.kind,
-        &rt.group,
-        &mut body,
-        state.store.current_resource_version(),
-        true,
-    );
+    crate::defaults::apply_builtin_defaults(&rt.kind, &rt.group, &mut body, true);
     validate_custom(rt, &mut body, None, &name, opts.strict)?;
+    let causes = crate::defaults::validate_object(&rt.kind, &rt.group, &body);
+    if !causes.is_empty() {
+        return Err(ApiError::invalid(rt, &name, causes));
+    }
     if rt.group == "apiextensions.k8s.io" {
         crate::crd::prepare(state, &mut body)?;
     }
@@ -251,6 +344,12 @@ pub fn create(
             lists_for(rt),
         )?;
     }
+    crate::defaults::prepare_for_create(
+        &rt.kind,
+        &rt.group,
+        &mut body,
+        state.store.current_resource_version(),
+    );
     if opts.dry_run {
         return Ok(present(rt, &body));
     }
@@ -279,6 +378,7 @@ fn prepare_update(
     applied: bool,
 ) -> ApiResult<Prepared> {
     check_type(rt, &mut new)?;
+    check_unknown_fields(rt, &mut new, opts.strict)?;
     let name = meta_str(old, "name").to_owned();
     let new_name = meta_str(&new, "name");
     if !new_name.is_empty() && new_name != name {
@@ -367,9 +467,15 @@ fn prepare_update(
             ));
         }
     }
-    crate::defaults::apply_builtin_defaults(&rt.kind, &rt.group, &mut new, 0, false);
+    fold_string_data(rt, &mut new);
+    crate::defaults::apply_builtin_defaults(&rt.kind, &rt.group, &mut new, false);
+    crate::defaults::keep_allocated(&rt.kind, &rt.group, old, &mut new);
     if !opts.status {
         validate_custom(rt, &mut new, Some(old), &name, opts.strict)?;
+        let causes = crate::defaults::validate_object(&rt.kind, &rt.group, &new);
+        if !causes.is_empty() {
+            return Err(ApiError::invalid(rt, &name, causes));
+        }
     } else if let Some(schema) = &rt.schema {
         schema.default_and_prune(&mut new);
         let causes = schema.validate(&new, Some(old));
@@ -517,10 +623,22 @@ pub fn patch(
                     )));
                 }
                 check_type(rt, &mut applied)?;
+                if !rt.custom
+                    && let Some(path) =
+                        crate::typed::unknown_fields(&rt.group, &rt.kind, &applied).first()
+                {
+                    // Server-side apply has no "ignore": whatever fieldValidation says.
+                    return Err(ApiError::apply_undeclared_field(format!(
+                        "failed to create typed patch object ({}/{}; {}, Kind={}): .{}: field not declared in schema",
+                        meta_str(&applied, "namespace"),
+                        name,
+                        rt.api_version(),
+                        rt.kind,
+                        crate::typed::dotted(path)
+                    )));
+                }
                 if opts.manager.is_empty() {
-                    return Err(ApiError::bad_request(
-                        "PATCH request to an apply endpoint requires a fieldManager query parameter",
-                    ));
+                    return Err(ApiError::apply_without_manager());
                 }
                 restrict_to_scope(&mut applied, scope(rt, opts.status));
                 let req = ApplyRequest {

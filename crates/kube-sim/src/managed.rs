@@ -58,16 +58,35 @@ pub fn read_entries(obj: &Value) -> Vec<ManagedEntry> {
         .collect()
 }
 
+/// Seconds of an entry's time for ordering; an entry without time sorts first.
+fn seconds(time: &str) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(time)
+        .map(|t| t.timestamp())
+        .unwrap_or(0)
+}
+
 pub fn write_entries(obj: &mut Value, entries: &[ManagedEntry]) {
-    let list: Vec<Value> = entries
-        .iter()
-        .filter(|e| !e.fields.is_empty())
+    let mut sorted: Vec<&ManagedEntry> = entries.iter().filter(|e| !e.fields.is_empty()).collect();
+    // The apiserver's order: by operation (Apply before Update), time (seconds), manager,
+    // subresource.
+    sorted.sort_by(|a, b| {
+        (&a.operation, seconds(&a.time), &a.manager, &a.subresource).cmp(&(
+            &b.operation,
+            seconds(&b.time),
+            &b.manager,
+            &b.subresource,
+        ))
+    });
+    let list: Vec<Value> = sorted
+        .into_iter()
         .map(|e| {
             let mut m = Map::new();
             m.insert("manager".into(), json!(e.manager));
             m.insert("operation".into(), json!(e.operation));
             m.insert("apiVersion".into(), json!(e.api_version));
-            m.insert("time".into(), json!(e.time));
+            if !e.time.is_empty() {
+                m.insert("time".into(), json!(e.time));
+            }
             m.insert("fieldsType".into(), json!("FieldsV1"));
             m.insert("fieldsV1".into(), e.fields.to_fields_v1());
             if !e.subresource.is_empty() {
@@ -96,7 +115,8 @@ pub fn track_update(
     lists: &dyn ListTypes,
 ) -> ApiResult<()> {
     let mut entries = old.map(read_entries).unwrap_or_default();
-    let new_all = FieldSet::of_object(new, lists, scope)?;
+    let leaves = FieldSet::of_object(new, lists, scope)?;
+    let new_all = leaves.union(&map_markers(&leaves, lists));
     let changed: FieldSet = match old {
         None => new_all.clone(),
         Some(old) => FieldSet(
@@ -145,6 +165,36 @@ pub fn track_update(
     Ok(())
 }
 
+/// The `"."` entries an `Update` records for maps and lists: the structured-merge-diff compares
+/// the object with its previous version, in which Go's non-pointer structs (`spec`, `template`,
+/// `resources`, ...) and non-omitempty lists (`containers`) always exist, while maps, pointers to
+/// structs and omitempty lists (`labels`, `data`, `rollingUpdate`, `ports`) may be absent. So the
+/// marker of such a node is in every field set that has children under it, and it is "changed"
+/// when the node was absent before.
+pub fn map_markers(leaves: &FieldSet, lists: &dyn ListTypes) -> FieldSet {
+    let mut out = std::collections::BTreeSet::new();
+    for path in &leaves.0 {
+        let mut names: Vec<&str> = Vec::new();
+        for i in 0..path.len().saturating_sub(1) {
+            let Some(name) = path[i].strip_prefix("f:") else {
+                continue;
+            };
+            names.push(name);
+            // A child follows, so this node is a map, a struct or a list.
+            if path.get(i + 1).is_some_and(|next| next == ".") {
+                continue;
+            }
+            if lists.always_present(&names) {
+                continue;
+            }
+            let mut marker = path[..=i].to_vec();
+            marker.push(".".into());
+            out.insert(marker);
+        }
+    }
+    FieldSet(out)
+}
+
 /// The object without managedFields timestamps: two objects equal under this are a no-op write.
 pub fn without_timestamps(obj: &Value) -> Value {
     let mut v = obj.clone();
@@ -168,6 +218,7 @@ pub fn prune_to_object(obj: &mut Value, lists: &dyn ListTypes) -> ApiResult<()> 
         return Ok(());
     }
     let all = FieldSet::of_object(obj, lists, Scope::All)?;
+    let all = all.union(&map_markers(&all, lists));
     for e in &mut entries {
         e.fields = e.fields.intersection(&all);
     }

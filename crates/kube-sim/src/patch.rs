@@ -62,10 +62,9 @@ pub fn apply_patch(
                     continue;
                 }
                 json_patch::patch(&mut out, std::slice::from_ref(op)).map_err(|e| {
-                    ApiError::internal(format!(
-                        "failed to apply JSON patch: operation '/{index}': {e}"
-                    ))
-                    .with_code(422, "Invalid")
+                    tracing::debug!("JSON patch operation /{index} failed: {e}");
+                    // The apiserver answers a failed operation with this generic message.
+                    ApiError::json_patch_failed()
                 })?;
             }
             Ok(out)

@@ -178,7 +178,7 @@ impl FieldSelector {
             let field = field.trim();
             if !supported_field(kind, field) {
                 return Err(ApiError::bad_request(format!(
-                    "field label not supported: {field}"
+                    "{field:?} is not a known field selector: only \"metadata.name\", \"metadata.namespace\""
                 )));
             }
             reqs.push((field.to_owned(), eq, value.trim().to_owned()));
@@ -195,6 +195,18 @@ impl FieldSelector {
             };
             (actual == *want) == *eq
         })
+    }
+}
+
+impl LabelSelector {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl FieldSelector {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 }
 

@@ -321,14 +321,7 @@ fn route(
         "create" => {
             let obj = decode_body(headers, &body)?;
             let created = lifecycle::create(state, &rt, &ns, obj, &opts, false)?;
-            Ok(json_response(
-                if dry_run {
-                    StatusCode::OK
-                } else {
-                    StatusCode::CREATED
-                },
-                &created,
-            ))
+            Ok(json_response(StatusCode::CREATED, &created))
         }
         "update" => {
             let obj = decode_body(headers, &body)?;
@@ -349,10 +342,18 @@ fn route(
         }
         "delete" => {
             let del = delete_options(query, &body, dry_run)?;
-            Ok(json_response(
-                StatusCode::OK,
-                &lifecycle::delete(state, &rt, &ns, &name, &del)?,
-            ))
+            let gone = lifecycle::delete(state, &rt, &ns, &name, &del)?;
+            // An object still there (finalizers) comes back; one deleted at once is a Status.
+            let answer = if gone
+                .get("metadata")
+                .and_then(|m| m.get("deletionTimestamp"))
+                .is_some()
+            {
+                gone
+            } else {
+                ApiError::deleted_status(&rt, &name, meta_str(&gone, "uid"))
+            };
+            Ok(json_response(StatusCode::OK, &answer))
         }
         "deletecollection" => {
             let del = delete_options(query, &body, dry_run)?;
@@ -555,6 +556,15 @@ fn watch_params(
             })?),
             None => state.config.default_watch_timeout,
         };
+    let send_initial_events = query.get("sendInitialEvents").is_some_and(|b| b == "true");
+    if send_initial_events
+        && query.get("resourceVersionMatch").map(String::as_str) != Some("NotOlderThan")
+    {
+        return Err(ApiError::invalid_list_options(
+            "resourceVersionMatch",
+            "Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
+        ));
+    }
     Ok(WatchParams {
         namespace,
         resource_version: parse_rv(query.get("resourceVersion"))?,
@@ -658,7 +668,10 @@ fn list(
         })
         .unwrap_or_default();
         meta["continue"] = json!(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(token));
-        meta["remainingItemCount"] = json!(remaining);
+        // The apiserver cannot count what a selector would keep, so it only counts without one.
+        if labels.is_empty() && fields.is_empty() {
+            meta["remainingItemCount"] = json!(remaining);
+        }
     }
     Ok(output.list(rt, page, meta))
 }

@@ -65,7 +65,13 @@ impl ApiError {
         }
     }
 
-    fn with_details(mut self, details: Value) -> Self {
+    fn with_details(mut self, mut details: Value) -> Self {
+        // `group` is omitempty in StatusDetails: core kinds carry none.
+        if let Value::Object(d) = &mut details
+            && d.get("group").is_some_and(|g| g == "")
+        {
+            d.remove("group");
+        }
         self.details = Some(details);
         self
     }
@@ -129,9 +135,8 @@ impl ApiError {
         } else {
             format!("Apply failed with {n} {plural}: {}", summary.join("\n"))
         };
-        Self::new(409, "Conflict", message).with_details(json!({
-            "name": name, "group": rt.group, "kind": rt.plural, "causes": causes_json(&causes),
-        }))
+        let _ = (rt, name);
+        Self::new(409, "Conflict", message).with_details(json!({"causes": causes_json(&causes)}))
     }
 
     /// 422 Invalid: `Kind "name" is invalid: field: message`.
@@ -158,6 +163,64 @@ impl ApiError {
         .with_details(json!({
             "name": name, "group": rt.group, "kind": rt.kind, "causes": causes_json(&causes),
         }))
+    }
+
+    /// A JSON patch whose operation failed (a `test` that did not match, a missing path).
+    pub fn json_patch_failed() -> Self {
+        Self::new(
+            422,
+            "Invalid",
+            "the server rejected our request due to an error in our request",
+        )
+        .with_details(json!({}))
+    }
+
+    /// `Status` `Success` for an object deleted at once, as the apiserver answers a DELETE.
+    pub fn deleted_status(rt: &ResourceType, name: &str, uid: &str) -> Value {
+        let mut details = json!({"name": name, "group": rt.group, "kind": rt.plural, "uid": uid});
+        if let Value::Object(d) = &mut details
+            && rt.group.is_empty()
+        {
+            d.remove("group");
+        }
+        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details})
+    }
+
+    /// 422 for server-side apply without `fieldManager`, as the apiserver validates PatchOptions.
+    pub fn apply_without_manager() -> Self {
+        Self::new(
+            422,
+            "Invalid",
+            "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
+        )
+        .with_details(json!({
+            "group": "meta.k8s.io", "kind": "PatchOptions",
+            "causes": [{"reason": "FieldValueRequired", "message": "Required value: is required for apply patch", "field": "fieldManager"}],
+        }))
+    }
+
+    /// 422 for invalid list/watch options.
+    pub fn invalid_list_options(field: &str, message: &str) -> Self {
+        let reason = if message.starts_with("Forbidden") {
+            "FieldValueForbidden"
+        } else {
+            "FieldValueInvalid"
+        };
+        Self::new(
+            422,
+            "Invalid",
+            format!("ListOptions.meta.k8s.io \"\" is invalid: {field}: {message}"),
+        )
+        .with_details(json!({
+            "group": "meta.k8s.io", "kind": "ListOptions",
+            "causes": [{"reason": reason, "message": message, "field": field}],
+        }))
+    }
+
+    /// The apiserver's 500 (without a reason) for an apply configuration with a field the
+    /// built-in kind does not declare.
+    pub fn apply_undeclared_field(message: String) -> Self {
+        Self::new(500, "", message)
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -259,6 +322,11 @@ impl ApiError {
             "reason": self.reason,
             "code": self.code,
         });
+        if self.reason.is_empty()
+            && let Value::Object(m) = &mut v
+        {
+            m.remove("reason");
+        }
         if let (Some(d), Value::Object(m)) = (&self.details, &mut v) {
             m.insert("details".into(), d.clone());
         }

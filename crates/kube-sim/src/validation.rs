@@ -115,10 +115,26 @@ impl StructuralSchema {
 
     /// All violations, each with the field path the apiserver would report.
     pub fn validate(&self, obj: &Value, old: Option<&Value>) -> Vec<Cause> {
+        let mut causes = self.validate_pass(obj, old, false);
+        if causes.is_empty() {
+            return self.validate_pass(obj, old, true);
+        }
+        if !self.programs.is_empty() {
+            causes.push(Cause::new(
+                "FieldValueInvalid",
+                "<nil>",
+                "Invalid value: null: some validation rules were not checked because the object was invalid; correct the existing errors to complete validation",
+            ));
+        }
+        causes
+    }
+
+    fn validate_pass(&self, obj: &Value, old: Option<&Value>, cel: bool) -> Vec<Cause> {
         let mut causes = Vec::new();
         let mut v = Validator {
             schema: self,
             causes: &mut causes,
+            cel,
         };
         if let (Some(props), Value::Object(m)) =
             (self.root.get("properties").and_then(Value::as_object), obj)
@@ -183,6 +199,22 @@ impl ListTypes for StructuralSchema {
             }
             _ => ListType::Atomic,
         }
+    }
+
+    fn always_present(&self, path: &[&str]) -> bool {
+        path == ["metadata"]
+    }
+
+    fn atomic_map(&self, path: &[&str]) -> bool {
+        if path.first() == Some(&"metadata") {
+            return false;
+        }
+        self.node_at(path).is_some_and(|node| {
+            matches!(
+                node.get("x-kubernetes-map-type").and_then(Value::as_str),
+                Some("atomic")
+            )
+        })
     }
 }
 
@@ -262,6 +294,8 @@ fn join(path: &str, field: &str) -> String {
 struct Validator<'a> {
     schema: &'a StructuralSchema,
     causes: &'a mut Vec<Cause>,
+    /// CEL rules run only once the object passed the schema's other checks.
+    cel: bool,
 }
 
 impl Validator<'_> {
@@ -455,6 +489,9 @@ impl Validator<'_> {
     }
 
     fn cel(&mut self, v: &Value, old: Option<&Value>, s: &Value, path: &str) {
+        if !self.cel {
+            return;
+        }
         let Some(rules) = s.get("x-kubernetes-validations").and_then(Value::as_array) else {
             return;
         };
@@ -515,7 +552,8 @@ impl Validator<'_> {
                     let text = match reason {
                         "FieldValueForbidden" => format!("Forbidden: {msg}"),
                         "FieldValueRequired" => format!("Required value: {msg}"),
-                        _ => format!("Invalid value: {}: {msg}", show(v)),
+                        // The apiserver omits the value of a failed rule.
+                        _ => format!("Invalid value: {msg}"),
                     };
                     self.causes.push(Cause::new(reason, field, text));
                 }
@@ -640,6 +678,16 @@ mod tests {
         assert!(fields.contains(&"spec.name"));
         assert!(fields.contains(&"spec.replicas"));
         assert!(fields.contains(&"spec.tier"));
+        // Like the apiserver: CEL rules wait until the schema's other checks pass.
+        assert!(
+            causes.iter().any(|c| c.field == "<nil>"
+                && c.message.contains("some validation rules were not checked")),
+            "{causes:?}"
+        );
+        let causes = s.validate(
+            &json!({"spec": {"name": "ok", "replicas": 6, "maxReplicas": 5}}),
+            None,
+        );
         assert!(
             causes
                 .iter()
