@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything the test suite needs on a fresh Debian machine (idempotent, cached).
-#   - Debian: PostgreSQL 15, Redis 7, nginx, wrk, Lua 5.4, hyperfine
+#   - Debian: PostgreSQL 15, Redis 7, nginx, wrk, Lua 5.4, hyperfine, openssl, curl
 #   - PyPI (venv under the cache): kubernetes-validate, moto[server]
 #   - crates.io: the tansu Kafka-protocol broker (cargo install, cached binary)
 #   - Go modules: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok (cached)
@@ -19,6 +19,9 @@ command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)
 command -v lua5.4 >/dev/null 2>&1 || need_apt+=(lua5.4)
 command -v hyperfine >/dev/null 2>&1 || need_apt+=(hyperfine)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3 python3-venv)
+# The control plane's certificates and readiness probes.
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 if [ "${#need_apt[@]}" -gt 0 ]; then
   echo "install-test-deps: apt-get install ${need_apt[*]}"
   $SUDO apt-get update -qq
