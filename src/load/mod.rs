@@ -1,6 +1,7 @@
 //! Loading a `PantheraPlatform` file: parse, type-check, then the CRD's own schema and CEL rules,
 //! every problem reported with `file:line:column`, the field path and what is expected.
 
+mod depth;
 mod positions;
 mod rules;
 mod schema;
@@ -79,6 +80,17 @@ pub fn load_file(path: &Path) -> Result<PantheraPlatform> {
 
 /// Parse and fully validate a platform from text; `file` names it in diagnostics.
 pub fn load_str(file: &str, text: &str) -> Result<PantheraPlatform> {
+    if let Some(position) = depth::too_deep(text, depth::MAX_DEPTH) {
+        return Err(Diagnostics(vec![Diagnostic {
+            file: file.to_string(),
+            position: Some(position),
+            path: None,
+            message: format!(
+                "nested more than {} levels deep: a platform nests about ten",
+                depth::MAX_DEPTH
+            ),
+        }]));
+    }
     let loader = Loader {
         file,
         positions: Positions::index(text),

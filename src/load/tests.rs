@@ -610,3 +610,19 @@ mod cel_equivalence {
         }
     }
 }
+
+#[test]
+fn a_deeply_nested_file_is_refused_before_parsing_naming_where() {
+    let text = format!(
+        "apiVersion: panthera.dev/v1alpha1\nkind: PantheraPlatform\nmetadata: {{name: x, namespace: y}}\nspec: {}{}\n",
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    let e = crate::load::load_str("deep.yaml", &text)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("deep.yaml:4:106: nested more than 100 levels deep"),
+        "{e}"
+    );
+}
