@@ -43,6 +43,7 @@ fn minimal(name: &str, namespace: &str) -> PantheraPlatform {
 }
 
 async fn create(client: &kube::Client, platform: &PantheraPlatform) {
+    common::provide_secrets(client, platform).await;
     let api: Api<PantheraPlatform> = Api::namespaced(
         client.clone(),
         platform.metadata.namespace.as_deref().unwrap(),
@@ -778,6 +779,7 @@ async fn apply_via_operator_follows_the_real_operator_to_ready() {
     let client = sim.client().unwrap();
     install_crd(&client, &crd()).await;
     namespace(&client, "shop").await;
+    common::provide_secrets(&client, &shop("shop")).await;
     let operator = Operator::start(&sim, &["--no-leader-elect"]);
     let kubeconfig = sim.kubeconfig_path().display().to_string();
     let o = tokio::task::spawn_blocking(move || {

@@ -5,6 +5,7 @@
 
 mod cloud;
 mod diff;
+pub mod preflight;
 mod readiness;
 mod resources;
 pub(crate) mod retry;
@@ -73,6 +74,9 @@ pub enum Error {
     Render(#[from] crate::render::Error),
     #[error("{component} is stalled: {reason}")]
     Stalled { component: String, reason: String },
+    /// Secrets the user provides are missing (see `preflight`); the message says how to create them.
+    #[error("{0}")]
+    MissingSecrets(String),
     #[error("timed out after {seconds}s; not ready: {pending}")]
     Timeout { seconds: u64, pending: String },
     /// An AWS data store failed. `terminal`: retrying will not help (invalid parameter, quota,
@@ -95,6 +99,7 @@ impl Error {
             | Self::Conflict { .. }
             | Self::Foreign { .. }
             | Self::Render(_)
+            | Self::MissingSecrets(_)
             | Self::Stalled { .. } => true,
             Self::Unreachable { .. } | Self::Api { .. } | Self::Timeout { .. } => false,
         }
@@ -426,6 +431,7 @@ impl Engine {
         color: bool,
     ) -> Result<Vec<Change>> {
         let (name, namespace) = ids(platform);
+        preflight::check(&self.client, &self.limiter, platform).await?;
         let live = self.live(&namespace, false).await?;
         let plan = self.render(platform, &live)?;
         let mut changes = Vec::new();
@@ -538,6 +544,7 @@ impl Engine {
     ) -> Result<ApplyReport> {
         let started = Instant::now();
         let (name, namespace) = ids(platform);
+        preflight::check(&self.client, &self.limiter, platform).await?;
         if options.create_namespace {
             self.ensure_namespace(&namespace, options.dry_run).await?;
         }
