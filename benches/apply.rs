@@ -51,6 +51,9 @@ async fn run() -> Result<(), String> {
             .await
             .map_err(|e| e.to_string())?;
         let client = sim.client().map_err(|e| e.to_string())?;
+        let platform = panthera::load::load_str(name, &text).map_err(|e| e.to_string())?;
+        let namespace = platform.metadata.namespace.clone().unwrap_or_default();
+        prepare_namespace(&client, &namespace, &platform).await?;
         let counts = || {
             let c = sim.counters();
             (c.total(), c.writes())
@@ -69,7 +72,8 @@ async fn run() -> Result<(), String> {
                 &format!("namespace: {namespace}\n"),
             );
             let client = real.client().await?;
-            prepare_namespace(&client, &namespace).await?;
+            let platform = panthera::load::load_str(name, &text).map_err(|e| e.to_string())?;
+            prepare_namespace(&client, &namespace, &platform).await?;
             let mark = std::cell::Cell::new(real.mark());
             let counts = || {
                 // The server logs a request once it has answered it.
@@ -138,8 +142,12 @@ fn print_row(server: &str, name: &str, (objects, elapsed, requests, rewrites): F
     );
 }
 
-/// The namespace, and the Secrets a user provides before applying the shop.
-async fn prepare_namespace(client: &kube::Client, namespace: &str) -> Result<(), String> {
+/// The namespace, and the Secrets a user provides before applying (what `apply` checks for).
+async fn prepare_namespace(
+    client: &kube::Client,
+    namespace: &str,
+    platform: &panthera::api::PantheraPlatform,
+) -> Result<(), String> {
     use k8s_openapi::api::core::v1::{Namespace, Secret};
     use kube::api::{Api, PostParams};
     let ns: Namespace =
@@ -149,20 +157,14 @@ async fn prepare_namespace(client: &kube::Client, namespace: &str) -> Result<(),
         .create(&PostParams::default(), &ns)
         .await
         .map_err(|e| e.to_string())?;
-    for (name, kind, data) in [
-        (
-            "shop-jwt",
-            "Opaque",
-            serde_json::json!({"secret": "YmVuY2gtaHMyNTYta2V5LW9mLTMyLWJ5dGVzLWF0LWxlYXN0"}),
-        ),
-        (
-            "shop-api-tls",
-            "kubernetes.io/tls",
-            serde_json::json!({"tls.crt": "dGVzdA==", "tls.key": "dGVzdA=="}),
-        ),
-    ] {
+    for required in panthera::engine::preflight::required(platform) {
+        let data: serde_json::Map<String, serde_json::Value> = required
+            .keys
+            .iter()
+            .map(|key| (key.clone(), serde_json::json!(format!("bench-{key}-value"))))
+            .collect();
         let secret: Secret = serde_json::from_value(
-            serde_json::json!({"metadata": {"name": name}, "type": kind, "data": data}),
+            serde_json::json!({"metadata": {"name": required.name}, "stringData": data}),
         )
         .map_err(|e| e.to_string())?;
         Api::<Secret>::namespaced(client.clone(), namespace)

@@ -147,6 +147,17 @@ impl World {
     }
 
     async fn panthera_env(&self, args: &[&str], env: &[(&str, Option<&str>)]) -> Output {
+        // The user's Secrets (HS256 key, TLS) exist before the first apply, as the README says;
+        // creating them is not what these tests count.
+        if let Some(file) = args
+            .iter()
+            .position(|a| *a == "-f")
+            .and_then(|i| args.get(i + 1))
+            && let Ok(platform) = panthera::load::load_file(std::path::Path::new(file))
+            && common::provide_secrets(&self.sim.client().unwrap(), &platform).await
+        {
+            self.sim.reset_counters();
+        }
         let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         all.push("--kubeconfig".into());
         all.push(self.sim.kubeconfig_path().display().to_string());
@@ -807,7 +818,8 @@ async fn missing_credentials_are_explained_and_nothing_is_written() {
         "{}",
         stderr(&apply)
     );
-    assert_eq!(w.sim.counters().writes(), 1, "only the namespace");
+    // The namespace exists (the user created it with the Secrets): nothing at all is written.
+    assert_eq!(w.sim.counters().writes(), 0, "{:?}", w.sim.counters());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -865,6 +877,7 @@ async fn the_engine_applies_observes_and_destroys_aws_stores_as_a_library() {
     let file = w.platform(&name, "p.yaml", |t| t);
     let platform = panthera::load::load_file(&file).unwrap();
     let renderer = || panthera::render::Renderer::embedded().unwrap();
+    common::provide_secrets(&w.sim.client().unwrap(), &platform).await;
 
     let bare = Engine::new(w.sim.client().unwrap(), renderer());
     let err = bare
@@ -1160,6 +1173,7 @@ async fn the_operator_provisions_aws_stores_reports_endpoints_and_waits_for_thei
     let client = world.sim.client().unwrap();
     common::operator::install_crd(&client, &common::operator::crd()).await;
     common::operator::namespace(&client, &name).await;
+    common::provide_secrets(&client, &platform).await;
     let operator = common::operator::Operator::start_with_env(
         &world.sim,
         &["--no-leader-elect"],

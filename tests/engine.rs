@@ -12,12 +12,77 @@ use std::time::{Duration, Instant};
 use common::{example, stderr, stdout};
 use kube_sim::{FaultKind, KubeSim};
 
+/// A cluster where the user has created the shop's Secrets (HS256 key, TLS, first admin).
 async fn sim() -> KubeSim {
+    let sim = bare_sim().await;
+    let shop = panthera::load::load_file(&example("shop")).unwrap();
+    common::provide_secrets(&sim.client().unwrap(), &shop).await;
+    sim
+}
+
+async fn bare_sim() -> KubeSim {
     KubeSim::builder()
         .ready_delay(Duration::from_millis(50))
         .start()
         .await
         .expect("kube-sim starts")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_user_secrets_stop_plan_and_apply_before_any_write() {
+    let sim = bare_sim().await;
+    let shop = example("shop");
+    let shop = shop.to_str().unwrap();
+    for command in ["plan", "apply"] {
+        let o = panthera(&sim, &[command, "-f", shop]).await;
+        assert!(!o.status.success(), "{command}: {}", stdout(&o));
+        let err = stderr(&o);
+        assert!(
+            err.contains("kubectl -n shop create secret generic shop-jwt --from-literal=secret="),
+            "{command}: {err}"
+        );
+        assert!(err.contains("create secret tls shop-api-tls"), "{err}");
+        assert!(err.contains("create secret generic shop-admin"), "{err}");
+    }
+    assert_eq!(
+        sim.counters().writes(),
+        0,
+        "nothing may be written: {:?}",
+        sim.counters()
+    );
+
+    // A Secret without its key is refused too, naming the key.
+    let client = sim.client().unwrap();
+    let platform = panthera::load::load_file(&example("shop")).unwrap();
+    common::provide_secrets(&client, &platform).await;
+    let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> =
+        kube::Api::namespaced(client.clone(), "shop");
+    secrets
+        .delete("shop-jwt", &Default::default())
+        .await
+        .unwrap();
+    secrets
+        .create(
+            &Default::default(),
+            &serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "shop-jwt"},
+                "stringData": {"other": "x"},
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    sim.reset_counters();
+    let o = panthera(&sim, &["apply", "-f", shop]).await;
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains(
+            "Secret shop-jwt (the gateway's HS256 token key) has no (or an empty) key secret"
+        ),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(sim.counters().writes(), 0, "{:?}", sim.counters());
 }
 
 /// Run the binary off the async runtime (the simulator serves on it meanwhile).

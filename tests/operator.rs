@@ -43,6 +43,7 @@ fn minimal(name: &str, namespace: &str) -> PantheraPlatform {
 }
 
 async fn create(client: &kube::Client, platform: &PantheraPlatform) {
+    common::provide_secrets(client, platform).await;
     let api: Api<PantheraPlatform> = Api::namespaced(
         client.clone(),
         platform.metadata.namespace.as_deref().unwrap(),
@@ -175,6 +176,54 @@ fn planned(platform: &PantheraPlatform) -> BTreeSet<String> {
         .render(platform, &panthera::render::Generated::default())
         .unwrap();
     plan.objects().map(|o| o.id()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_user_secret_is_stalled_with_the_command_and_nothing_is_written() {
+    let sim = sim().await;
+    let client = sim.client().unwrap();
+    install_crd(&client, &crd()).await;
+    namespace(&client, "shop").await;
+    // Secrets are not watched: the next periodic resync (2 s here) sees them created.
+    let operator = Operator::start(&sim, &["--no-leader-elect", "--resync", "2s"]);
+    let logs = || operator.logs();
+    // The platform without the Secrets the user provides (not `create`, which adds them).
+    let platforms: Api<PantheraPlatform> = Api::namespaced(client.clone(), "shop");
+    platforms
+        .create(&PostParams::default(), &shop("shop"))
+        .await
+        .unwrap();
+    let stalled = wait_for(&client, "shop", "shop", "Stalled", TIMEOUT, logs, |p| {
+        p.status
+            .as_ref()
+            .and_then(|s| condition(s, "Stalled"))
+            .is_some_and(|(s, _)| s == ConditionStatus::True)
+    })
+    .await;
+    let (_, message) = condition(stalled.status.as_ref().unwrap(), "Stalled").unwrap();
+    assert!(
+        message.starts_with("SecretMissing")
+            && message.contains("kubectl -n shop create secret generic shop-jwt"),
+        "{message}"
+    );
+    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
+        Api::namespaced(client.clone(), "shop");
+    assert!(
+        names(&deployments).await.is_empty(),
+        "nothing is applied before the Secrets exist"
+    );
+    // Once the user creates them, the platform converges.
+    common::provide_secrets(&client, &shop("shop")).await;
+    wait_for(
+        &client,
+        "shop",
+        "shop",
+        "Ready",
+        TIMEOUT,
+        logs,
+        ready_at_generation,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -778,6 +827,7 @@ async fn apply_via_operator_follows_the_real_operator_to_ready() {
     let client = sim.client().unwrap();
     install_crd(&client, &crd()).await;
     namespace(&client, "shop").await;
+    common::provide_secrets(&client, &shop("shop")).await;
     let operator = Operator::start(&sim, &["--no-leader-elect"]);
     let kubeconfig = sim.kubeconfig_path().display().to_string();
     let o = tokio::task::spawn_blocking(move || {

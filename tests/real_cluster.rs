@@ -33,28 +33,12 @@ fn described(writes: &[Request]) -> Vec<String> {
     writes.iter().map(ToString::to_string).collect()
 }
 
-/// The Secrets a user creates before the shop can run (the JWT key, the gateway's certificate).
-fn shop_secrets(cluster: &RealCluster, namespace: &str) {
-    ok(&cluster.kubectl(&[
-        "create",
-        "secret",
-        "generic",
-        "shop-jwt",
-        "-n",
-        namespace,
-        "--from-literal=secret=an-hs256-key-for-the-tests-of-panthera",
-    ]));
-    ok(&cluster.kubectl(&[
-        "create",
-        "secret",
-        "generic",
-        "shop-api-tls",
-        "-n",
-        namespace,
-        "--type=kubernetes.io/tls",
-        "--from-literal=tls.crt=test",
-        "--from-literal=tls.key=test",
-    ]));
+/// The Secrets a user creates before the shop can run (the JWT key, the gateway's certificate,
+/// the first administrator): exactly what `plan` and `apply` check for.
+async fn shop_secrets(cluster: &RealCluster, namespace: &str) {
+    let mut platform = panthera::load::load_file(&common::example("shop")).unwrap();
+    platform.metadata.namespace = Some(namespace.to_string());
+    common::provide_secrets(&cluster.client().await, &platform).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -71,7 +55,7 @@ async fn the_shop_converges_under_restricted_pod_security_and_reapplies_with_zer
         &ns,
         "pod-security.kubernetes.io/enforce=restricted",
     ]));
-    shop_secrets(&cluster, &ns);
+    shop_secrets(&cluster, &ns).await;
     let dir = tempfile::tempdir().unwrap();
     let shop = example_in(dir.path(), "shop", &ns);
     let shop = shop.to_str().unwrap();
@@ -186,7 +170,7 @@ async fn prune_deletes_exactly_a_removed_service_and_destroy_keeps_the_data() {
         return;
     };
     let ns = cluster.namespace("prune").await;
-    shop_secrets(&cluster, &ns);
+    shop_secrets(&cluster, &ns).await;
     let dir = tempfile::tempdir().unwrap();
     let shop = example_in(dir.path(), "shop", &ns);
     ok(&cluster

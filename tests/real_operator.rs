@@ -131,37 +131,12 @@ fn planned(platform: &PantheraPlatform) -> BTreeSet<String> {
         .collect()
 }
 
-fn shop_secrets(cluster: &RealCluster, namespace: &str) {
-    for args in [
-        &[
-            "create",
-            "secret",
-            "generic",
-            "shop-jwt",
-            "--from-literal=secret=an-hs256-key-for-the-tests-of-panthera",
-        ][..],
-        &[
-            "create",
-            "secret",
-            "generic",
-            "shop-api-tls",
-            "--type=kubernetes.io/tls",
-            "--from-literal=tls.crt=test",
-            "--from-literal=tls.key=test",
-        ][..],
-    ] {
-        let o = cluster.kubectl(&[args, &["-n", namespace]].concat());
-        assert!(o.status.success(), "{}", common::stderr(&o));
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_operator_on_its_installed_rbac_reconciles_restores_drift_and_tears_down_in_order() {
     let Some(cluster) = real_cluster() else {
         return;
     };
     let ns = cluster.namespace("op").await;
-    shop_secrets(&cluster, &ns);
     let dir = tempfile::tempdir().unwrap();
     let (system, kubeconfig) = install(&cluster, dir.path(), &ns).await;
     let user = format!("system:serviceaccount:{system}:panthera-operator");
@@ -181,6 +156,7 @@ async fn the_operator_on_its_installed_rbac_reconciles_restores_drift_and_tears_
     let admin = cluster.client().await;
     let platforms: Api<PantheraPlatform> = Api::namespaced(admin.clone(), &ns);
     let platform = shop(&ns);
+    common::provide_secrets(&admin, &platform).await;
     platforms
         .create(&PostParams::default(), &platform)
         .await

@@ -33,6 +33,11 @@ pub mod msg {
     pub const AWS_NEEDS_SPEC: &str =
         "data stores with backend: aws need spec.aws (subnetIds and securityGroupIds)";
     pub const MSK_BROKERS_PER_SUBNET: &str = "an MSK cluster (kafka backend: aws) needs kafka.brokers to be a multiple of the number of spec.aws.subnetIds";
+    pub const ROLES_NEED_JWT: &str =
+        "route rules that require roles or scopes need gateway.auth.jwt";
+    pub const METHOD_IN_ONE_RULE: &str = "a method may appear in one rule of a route only";
+    pub const PUBLIC_RULE_NO_ROLES: &str = "a public rule cannot require roles or scopes";
+    pub const ADMIN_SECRET_USERS_ONLY: &str = "adminSecret is for services of kind users";
     pub const EXISTING_NEEDS_AWS: &str =
         "existingIdentifier names an AWS resource to adopt and needs backend: aws";
 }

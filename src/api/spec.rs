@@ -204,6 +204,7 @@ fn default_target_cpu() -> i32 {
 #[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[x_kube(validation = Rule::new("!has(self.tls) || has(self.host)").message(msg::TLS_NEEDS_HOST).field_path(".tls"))]
+#[x_kube(validation = Rule::new("has(self.auth) || self.routes.all(r, !has(r.rules) || r.rules.all(x, !has(x.roles) && !has(x.scopes)))").message(msg::ROLES_NEED_JWT).field_path(".routes"))]
 pub struct GatewaySpec {
     /// Replicas when autoscaling is off.
     #[serde(default = "default_gateway_replicas")]
@@ -294,6 +295,22 @@ pub struct JwtSpec {
     #[serde(default = "default_leeway")]
     #[schemars(range(min = 0, max = 300))]
     pub leeway_seconds: i32,
+    /// Claim with the token's roles (an array, or a space-separated string).
+    #[serde(default = "default_roles_claim")]
+    #[schemars(length(min = 1, max = 128))]
+    pub roles_claim: String,
+    /// Claim with the token's scopes: `scope` (space-separated) or `scp` (an array).
+    #[serde(default = "default_scopes_claim")]
+    #[schemars(length(min = 1, max = 128))]
+    pub scopes_claim: String,
+}
+
+fn default_roles_claim() -> String {
+    "roles".to_owned()
+}
+
+fn default_scopes_claim() -> String {
+    "scope".to_owned()
 }
 
 fn default_leeway() -> i32 {
@@ -410,8 +427,9 @@ fn default_cache_entries() -> i32 {
 }
 
 /// A gateway route.
-#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[x_kube(validation = Rule::new("!has(self.rules) || self.rules.all(a, a.methods.all(m, self.rules.filter(b, m in b.methods).size() == 1))").message(msg::METHOD_IN_ONE_RULE).field_path(".rules"))]
 pub struct RouteSpec {
     /// Request path prefix, e.g. `/v1/users`; no trailing or doubled `/`, so that prefixes the
     /// gateway would treat as one (`/a` and `/a/`) cannot both be listed.
@@ -423,9 +441,13 @@ pub struct RouteSpec {
     /// Name of the service in spec.services.
     #[schemars(length(min = 1, max = 30), regex(pattern = DNS_LABEL))]
     pub service: String,
-    /// No token needed.
+    /// No token needed (for the methods no rule lists).
     #[serde(default)]
     pub public: bool,
+    /// Who may call which methods; a method no rule lists follows `public`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
+    pub rules: Vec<RouteRuleSpec>,
     /// Remove the prefix before forwarding.
     #[serde(default)]
     pub strip_prefix: bool,
@@ -437,6 +459,58 @@ pub struct RouteSpec {
     #[serde(default = "default_route_retries")]
     #[schemars(range(min = 0, max = 5))]
     pub retries: i32,
+}
+
+/// Access to some methods of a route.
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[x_kube(validation = Rule::new("!self.public || (!has(self.roles) && !has(self.scopes))").message(msg::PUBLIC_RULE_NO_ROLES))]
+pub struct RouteRuleSpec {
+    /// Methods the rule applies to; each in one rule of the route at most.
+    #[schemars(length(min = 1, max = 7))]
+    #[schemars(extend("x-kubernetes-list-type" = "set"))]
+    pub methods: Vec<HttpMethod>,
+    /// No token needed.
+    #[serde(default)]
+    pub public: bool,
+    /// A token with one of these roles passes (or one of `scopes`); neither set: any valid
+    /// token. Omit rather than list none (an empty list is refused, so "set" means "not empty").
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(min = 1, max = 16))]
+    #[schemars(extend("items" = {"type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[!-~]+$"}))]
+    pub roles: Vec<String>,
+    /// A token with one of these scopes passes (or one of `roles`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(min = 1, max = 16))]
+    #[schemars(extend("items" = {"type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[!-~]+$"}))]
+    pub scopes: Vec<String>,
+}
+
+/// An HTTP method a route rule names.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum HttpMethod {
+    Get,
+    Head,
+    Post,
+    Put,
+    Patch,
+    Delete,
+    Options,
+}
+
+impl HttpMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Get => "GET",
+            Self::Head => "HEAD",
+            Self::Post => "POST",
+            Self::Put => "PUT",
+            Self::Patch => "PATCH",
+            Self::Delete => "DELETE",
+            Self::Options => "OPTIONS",
+        }
+    }
 }
 
 fn default_route_timeout() -> i32 {
@@ -479,6 +553,7 @@ impl ServiceKind {
 #[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[x_kube(validation = Rule::new("self.kind != 'custom' || has(self.image)").message(msg::CUSTOM_NEEDS_IMAGE).field_path(".image"))]
+#[x_kube(validation = Rule::new("!has(self.adminSecret) || self.kind == 'users'").message(msg::ADMIN_SECRET_USERS_ONLY).field_path(".adminSecret"))]
 pub struct ServiceSpec {
     /// DNS-1123 label, unique in the platform.
     #[schemars(length(min = 1, max = 30), regex(pattern = DNS_LABEL))]
@@ -520,6 +595,14 @@ pub struct ServiceSpec {
     #[schemars(length(max = 8))]
     #[schemars(extend("x-kubernetes-list-type" = "set", "items" = {"type": "string", "minLength": 1, "maxLength": 100, "pattern": "^[a-zA-Z0-9._-]+$"}))]
     pub topics: Vec<String>,
+    /// kind users only: Secret (keys `email`, `password`) of the first administrator, created
+    /// at start-up when no user has that e-mail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = "^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    )]
+    pub admin_secret: Option<String>,
 }
 
 fn default_service_replicas() -> i32 {

@@ -5,6 +5,7 @@
 
 mod cloud;
 mod diff;
+pub mod preflight;
 mod readiness;
 mod resources;
 pub(crate) mod retry;
@@ -88,6 +89,9 @@ pub enum Error {
     Render(#[from] crate::render::Error),
     #[error("{component} is stalled: {reason}")]
     Stalled { component: String, reason: String },
+    /// Secrets the user provides are missing (see `preflight`); the message says how to create them.
+    #[error("{0}")]
+    MissingSecrets(String),
     #[error("timed out after {seconds}s; not ready: {pending}")]
     Timeout { seconds: u64, pending: String },
     /// An AWS data store failed. `terminal`: retrying will not help (invalid parameter, quota,
@@ -112,6 +116,7 @@ impl Error {
             | Self::Render(_)
             | Self::UnsupportedServer { .. }
             | Self::MissingApi { .. }
+            | Self::MissingSecrets(_)
             | Self::Stalled { .. } => true,
             Self::Unreachable { .. } | Self::Api { .. } | Self::Timeout { .. } => false,
         }
@@ -446,6 +451,7 @@ impl Engine {
         color: bool,
     ) -> Result<Vec<Change>> {
         let (name, namespace) = ids(platform);
+        preflight::check(&self.client, &self.limiter, platform).await?;
         let live = self.live(&namespace, false).await?;
         let plan = self.render(platform, &live)?;
         let mut changes = Vec::new();
@@ -558,6 +564,7 @@ impl Engine {
     ) -> Result<ApplyReport> {
         let started = Instant::now();
         let (name, namespace) = ids(platform);
+        preflight::check(&self.client, &self.limiter, platform).await?;
         // A namespace that does not exist yet lists empty.
         let mut live = self.live(&namespace, false).await?;
         let plan = self.render(platform, &live)?;

@@ -44,6 +44,9 @@ pub fn check(platform: &PantheraPlatform) -> Vec<(String, String)> {
         if !s.topics.is_empty() && !s.topics.iter().all(known_topic) {
             push(format!("{at}.topics"), msg::TOPIC_EXISTS);
         }
+        if s.admin_secret.is_some() && s.kind != ServiceKind::Users {
+            push(format!("{at}.adminSecret"), msg::ADMIN_SECRET_USERS_ONLY);
+        }
         if s.kind == ServiceKind::Custom && s.image.is_none() {
             push(format!("{at}.image"), msg::CUSTOM_NEEDS_IMAGE);
         }
@@ -59,6 +62,7 @@ pub fn check(platform: &PantheraPlatform) -> Vec<(String, String)> {
         }
     }
     if let Some(g) = &spec.gateway {
+        let mut requires_token = false;
         for (i, r) in g.routes.iter().enumerate() {
             if !services.contains(r.service.as_str()) {
                 push(
@@ -66,6 +70,30 @@ pub fn check(platform: &PantheraPlatform) -> Vec<(String, String)> {
                     msg::ROUTE_SERVICE_EXISTS,
                 );
             }
+            let mut seen = BTreeSet::new();
+            let mut repeated = false;
+            for (j, rule) in r.rules.iter().enumerate() {
+                let requires = !(rule.roles.is_empty() && rule.scopes.is_empty());
+                requires_token |= requires;
+                if rule.public && requires {
+                    push(
+                        format!("spec.gateway.routes[{i}].rules[{j}]"),
+                        msg::PUBLIC_RULE_NO_ROLES,
+                    );
+                }
+                // A method listed twice in one rule is the schema's (a set), across rules ours.
+                let methods: BTreeSet<_> = rule.methods.iter().map(|m| m.as_str()).collect();
+                repeated |= methods.iter().any(|m| !seen.insert(*m));
+            }
+            if repeated {
+                push(
+                    format!("spec.gateway.routes[{i}].rules"),
+                    msg::METHOD_IN_ONE_RULE,
+                );
+            }
+        }
+        if requires_token && g.auth.is_none() {
+            push("spec.gateway.routes".into(), msg::ROLES_NEED_JWT);
         }
         if g.rate_limit.as_ref().is_some_and(|r| r.shared) && spec.redis.is_none() {
             push(

@@ -414,6 +414,11 @@ impl<'a> ContextBuilder<'a> {
                 env.push(secret_env("JWT_HS256_SECRET", &r.name, &r.key));
             }
         }
+        if let (ServiceKind::Users, Some(secret)) = (svc.kind, &svc.admin_secret) {
+            // The first administrator (services/users/src/admin.rs); created once if absent.
+            env.push(secret_env("ADMIN_EMAIL", secret, "email"));
+            env.push(secret_env("ADMIN_PASSWORD", secret, "password"));
+        }
         if svc.kind == ServiceKind::Orders
             && let Some(catalog) = spec
                 .services

@@ -36,9 +36,22 @@ struct Route {
     path_prefix: String,
     upstream: String,
     public: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    rules: Vec<Rule>,
     strip_prefix: bool,
     retries: i32,
     timeout_ms: u64,
+}
+
+#[derive(Serialize, Debug)]
+#[serde(rename_all = "camelCase")]
+struct Rule {
+    methods: Vec<&'static str>,
+    public: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    roles: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    scopes: Vec<String>,
 }
 
 #[derive(Serialize, Debug)]
@@ -56,6 +69,8 @@ struct Jwt {
     jwks_url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     hs256_secret_env: Option<String>,
+    roles_claim: String,
+    scopes_claim: String,
 }
 
 #[derive(Serialize, Debug)]
@@ -107,6 +122,16 @@ pub fn build(
                 path_prefix: r.path_prefix.clone(),
                 upstream: format!("http://{}:{port}", names.service(&r.service)),
                 public: r.public,
+                rules: r
+                    .rules
+                    .iter()
+                    .map(|rule| Rule {
+                        methods: rule.methods.iter().map(|m| m.as_str()).collect(),
+                        public: rule.public,
+                        roles: rule.roles.clone(),
+                        scopes: rule.scopes.clone(),
+                    })
+                    .collect(),
                 strip_prefix: r.strip_prefix,
                 retries: r.retries,
                 timeout_ms: u64::try_from(r.timeout_seconds).unwrap_or(15) * 1000,
@@ -130,6 +155,8 @@ pub fn build(
                     .hs256_secret_ref
                     .as_ref()
                     .map(|_| HS256_ENV.to_string()),
+                roles_claim: a.jwt.roles_claim.clone(),
+                scopes_claim: a.jwt.scopes_claim.clone(),
             },
         }),
         rate_limit: gw.rate_limit.as_ref().map(|r| RateLimit {

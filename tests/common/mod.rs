@@ -109,3 +109,54 @@ fn lua_literal(v: &serde_json::Value) -> String {
         ),
     }
 }
+
+/// What a user does before `apply`, as the README's quick start says: the platform's namespace
+/// and every Secret it reads but never writes (HS256 key, TLS certificate, first administrator),
+/// with placeholder values. The list comes from the engine's own pre-flight check. Returns
+/// whether anything was created (what exists already is left alone).
+pub async fn provide_secrets(
+    client: &kube::Client,
+    platform: &panthera::api::PantheraPlatform,
+) -> bool {
+    let mut created = false;
+    use k8s_openapi::api::core::v1::{Namespace, Secret};
+    use kube::api::{Api, PostParams};
+
+    let namespace = platform.metadata.namespace.as_deref().unwrap();
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    if namespaces.get_opt(namespace).await.unwrap().is_none() {
+        created = true;
+        namespaces
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(serde_json::json!({"metadata": {"name": namespace}}))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+    }
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    for required in panthera::engine::preflight::required(platform) {
+        if secrets.get_opt(&required.name).await.unwrap().is_some() {
+            continue;
+        }
+        created = true;
+        let data: serde_json::Map<String, serde_json::Value> = required
+            .keys
+            .iter()
+            .map(|key| (key.clone(), serde_json::json!(format!("placeholder-{key}"))))
+            .collect();
+        secrets
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(serde_json::json!({
+                    "metadata": {"name": required.name},
+                    "stringData": data,
+                }))
+                .unwrap(),
+            )
+            .await
+            .unwrap();
+    }
+    created
+}

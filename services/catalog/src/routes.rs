@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use panthera_kit::error::{Problem, is_unique_violation};
-use panthera_kit::{ApiError, ApiJson, ApiPath, ApiQuery, Page, Paginated, ResultExt};
+use panthera_kit::{ApiError, ApiJson, ApiPath, ApiQuery, Caller, Page, Paginated, ResultExt};
 use uuid::Uuid;
 
 use crate::app::AppState;
@@ -39,6 +39,10 @@ pub fn router() -> Router<AppState> {
         .route("/openapi.json", get(crate::openapi::serve))
 }
 
+/// Scope that lets a non-administrator change the catalog. Reads are public; reservations are
+/// the orders service's (it calls the catalog directly, not through the gateway).
+pub const WRITE_SCOPE: &str = "catalog:write";
+
 fn with_cache_header(mut response: Response, hit: bool) -> Response {
     response.headers_mut().insert(
         "x-cache",
@@ -64,14 +68,18 @@ pub async fn list_categories(
 
 /// Create a category.
 #[utoipa::path(post, path = "/v1/categories", tag = "categories", request_body = CreateCategory,
-    responses((status = 201, body = Category),
+    responses((status = 401, description = "No authenticated caller", body = Problem, content_type = "application/problem+json"),
+              (status = 403, description = "Needs the admin role or the catalog:write scope", body = Problem, content_type = "application/problem+json"),
+              (status = 201, body = Category),
               (status = 400, body = Problem, content_type = "application/problem+json"),
               (status = 409, description = "Slug taken", body = Problem, content_type = "application/problem+json"),
               (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn create_category(
     State(state): State<AppState>,
+    caller: Caller,
     ApiJson(request): ApiJson<CreateCategory>,
 ) -> Result<Response, ApiError> {
+    caller.require_admin_or_scope(WRITE_SCOPE)?;
     let request = request.validate().map_err(ApiError::Validation)?;
     match store::insert_category(&state.pool, &request).await {
         Ok(category) => {
@@ -139,14 +147,18 @@ pub async fn search_products(
 
 /// Create a product.
 #[utoipa::path(post, path = "/v1/products", tag = "products", request_body = CreateProduct,
-    responses((status = 201, body = Product),
+    responses((status = 401, description = "No authenticated caller", body = Problem, content_type = "application/problem+json"),
+              (status = 403, description = "Needs the admin role or the catalog:write scope", body = Problem, content_type = "application/problem+json"),
+              (status = 201, body = Product),
               (status = 400, body = Problem, content_type = "application/problem+json"),
               (status = 409, description = "SKU taken", body = Problem, content_type = "application/problem+json"),
               (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn create_product(
     State(state): State<AppState>,
+    caller: Caller,
     ApiJson(request): ApiJson<CreateProduct>,
 ) -> Result<Response, ApiError> {
+    caller.require_admin_or_scope(WRITE_SCOPE)?;
     let request = request.validate().map_err(ApiError::Validation)?;
     let product = match store::insert_product(&state.pool, &request).await {
         Ok(product) => product,
@@ -194,15 +206,19 @@ pub async fn get_product(
 /// Change some fields of a product.
 #[utoipa::path(patch, path = "/v1/products/{id}", tag = "products",
     params(("id" = Uuid, Path)), request_body = UpdateProduct,
-    responses((status = 200, body = Product),
+    responses((status = 401, description = "No authenticated caller", body = Problem, content_type = "application/problem+json"),
+              (status = 403, description = "Needs the admin role or the catalog:write scope", body = Problem, content_type = "application/problem+json"),
+              (status = 200, body = Product),
               (status = 400, body = Problem, content_type = "application/problem+json"),
               (status = 404, body = Problem, content_type = "application/problem+json"),
               (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn update_product(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(request): ApiJson<UpdateProduct>,
 ) -> Result<Json<Product>, ApiError> {
+    caller.require_admin_or_scope(WRITE_SCOPE)?;
     let changes = request.validate().map_err(ApiError::Validation)?;
     let product = match store::update_product(&state.pool, id, &changes).await {
         Ok(Some(product)) => product,
@@ -219,13 +235,17 @@ pub async fn update_product(
 /// Delete a product that no order has reserved.
 #[utoipa::path(delete, path = "/v1/products/{id}", tag = "products",
     params(("id" = Uuid, Path)),
-    responses((status = 204),
+    responses((status = 401, description = "No authenticated caller", body = Problem, content_type = "application/problem+json"),
+              (status = 403, description = "Needs the admin role or the catalog:write scope", body = Problem, content_type = "application/problem+json"),
+              (status = 204),
               (status = 404, body = Problem, content_type = "application/problem+json"),
               (status = 409, description = "Orders refer to the product", body = Problem, content_type = "application/problem+json")))]
 pub async fn delete_product(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<StatusCode, ApiError> {
+    caller.require_admin_or_scope(WRITE_SCOPE)?;
     let deleted = match store::delete_product(&state.pool, id).await {
         Ok(deleted) => deleted,
         Err(error) if is_foreign_key_violation(&error) => {
@@ -245,14 +265,18 @@ pub async fn delete_product(
 /// Set a product's available stock (restocking, inventory counts).
 #[utoipa::path(put, path = "/v1/products/{id}/stock", tag = "products",
     params(("id" = Uuid, Path)), request_body = SetStock,
-    responses((status = 200, body = Product),
+    responses((status = 401, description = "No authenticated caller", body = Problem, content_type = "application/problem+json"),
+              (status = 403, description = "Needs the admin role or the catalog:write scope", body = Problem, content_type = "application/problem+json"),
+              (status = 200, body = Product),
               (status = 404, body = Problem, content_type = "application/problem+json"),
               (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn set_stock(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(request): ApiJson<SetStock>,
 ) -> Result<Json<Product>, ApiError> {
+    caller.require_admin_or_scope(WRITE_SCOPE)?;
     if request.available < 0 {
         return Err(ApiError::field("available", "must not be negative"));
     }

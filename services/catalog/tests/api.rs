@@ -55,13 +55,36 @@ impl TestApp {
         })
     }
 
+    /// As an administrator (the gateway's identity headers for an admin's token).
     async fn send(
         &self,
         method: Method,
         uri: &str,
         body: Option<Value>,
     ) -> (StatusCode, HeaderMap, Value) {
-        let builder = Request::builder().method(method).uri(uri);
+        self.send_as(
+            &[
+                ("x-panthera-subject", "admin-1"),
+                ("x-panthera-roles", "admin"),
+            ],
+            method,
+            uri,
+            body,
+        )
+        .await
+    }
+
+    async fn send_as(
+        &self,
+        identity: &[(&str, &str)],
+        method: Method,
+        uri: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, HeaderMap, Value) {
+        let mut builder = Request::builder().method(method).uri(uri);
+        for (name, value) in identity {
+            builder = builder.header(*name, *value);
+        }
         let request = match body {
             Some(body) => builder
                 .header(header::CONTENT_TYPE, "application/json")
@@ -648,5 +671,75 @@ async fn order_events_settle_reservations() {
         .await
         .unwrap();
     assert_eq!(movements, 4);
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn reads_are_public_and_writes_need_the_admin_role_or_the_scope() {
+    let Some(t) = TestApp::new().await else {
+        return;
+    };
+    let product = t.product("AUTHZ-1", "Lamp", "", 1_000, 5, None).await;
+    let id = product["id"].as_str().unwrap();
+    let uri = format!("/v1/products/{id}");
+    let stock_uri = format!("/v1/products/{id}/stock");
+    let writes = [
+        (
+            Method::POST,
+            "/v1/products".to_owned(),
+            Some(json!({"sku": "X-1", "name": "X", "priceCents": 1})),
+        ),
+        (
+            Method::POST,
+            "/v1/categories".to_owned(),
+            Some(json!({"name": "X", "slug": "x"})),
+        ),
+        (Method::PATCH, uri.clone(), Some(json!({"name": "Stolen"}))),
+        (
+            Method::PUT,
+            stock_uri.clone(),
+            Some(json!({"available": 0})),
+        ),
+        (Method::DELETE, uri.clone(), None),
+    ];
+    let user = [
+        ("x-panthera-subject", "u-1"),
+        ("x-panthera-roles", "user"),
+        ("x-panthera-scopes", "catalog:read"),
+    ];
+    for (identity, expected) in [
+        (&[][..], StatusCode::UNAUTHORIZED),
+        (&user[..], StatusCode::FORBIDDEN),
+    ] {
+        for (method, uri, body) in &writes {
+            let (status, _, problem) = t.send_as(identity, method.clone(), uri, body.clone()).await;
+            assert_eq!(status, expected, "{method} {uri}: {problem}");
+        }
+    }
+    let (status, _, fetched) = t.send_as(&[], Method::GET, &uri, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(fetched["name"], "Lamp");
+    assert_eq!(fetched["stock"]["available"], 5);
+    let products: i64 = sqlx::query_scalar("SELECT count(*) FROM products")
+        .fetch_one(&t.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(products, 1);
+
+    // The scope alone is enough.
+    let writer = [
+        ("x-panthera-subject", "svc-1"),
+        ("x-panthera-scopes", "catalog:write"),
+    ];
+    let (status, _, body) = t
+        .send_as(
+            &writer,
+            Method::PUT,
+            &stock_uri,
+            Some(json!({"available": 7})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["stock"]["available"], 7);
     t.finish().await;
 }

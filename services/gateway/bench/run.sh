@@ -113,7 +113,9 @@ EOF
 "${RUN[@]}" taskset -c "$PROXY_CPU" "$NGINX" -c "$WORK/nginx.conf" -p "$WORK/nginx" -e "$WORK/nginx-error.log" 2>"$WORK/nginx.stderr" &
 PIDS+=($!)
 
-# Gateways: plain, and with JWT (HS256) + rate limiting (limits high enough never to reject).
+# Gateways: plain, and with JWT (HS256) + per-method authorization rules (a role or scope the
+# token has, read from its claims, identity headers sent upstream) + rate limiting (limits high
+# enough never to reject).
 cat >"$WORK/gateway-plain.yaml" <<EOF
 listen: "127.0.0.1:$GW_PORT"
 adminListen: "127.0.0.1:$((GW_PORT + 100))"
@@ -124,7 +126,12 @@ cat >"$WORK/gateway-auth.yaml" <<EOF
 listen: "127.0.0.1:$GW_AUTH_PORT"
 adminListen: "127.0.0.1:$((GW_AUTH_PORT + 100))"
 routes:
-  - {name: api, pathPrefix: /, upstream: "http://127.0.0.1:$UPSTREAM_PORT"}
+  - name: api
+    pathPrefix: /
+    upstream: "http://127.0.0.1:$UPSTREAM_PORT"
+    rules:
+      - {methods: [POST, PUT, PATCH, DELETE], roles: [admin]}
+      - {methods: [GET, HEAD], roles: [auditor], scopes: ["bench:read"]}
 auth:
   jwt:
     issuer: https://bench.panthera.dev
@@ -141,7 +148,8 @@ import base64, hmac, hashlib, json, os, time
 b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
 header = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
 claims = b64(json.dumps({"sub": "bench", "iss": "https://bench.panthera.dev", "aud": "bench",
-                         "exp": int(time.time()) + 3600}).encode())
+                         "exp": int(time.time()) + 3600, "jti": "bench-token",
+                         "roles": ["user"], "scope": "bench:write bench:read"}).encode())
 sig = hmac.new(os.environ["BENCH_SECRET"].encode(), f"{header}.{claims}".encode(), hashlib.sha256).digest()
 print(f"{header}.{claims}.{b64(sig)}")
 EOF
@@ -278,5 +286,5 @@ if saturated:
           f"{floor[0] / ng[0]:.2f}x nginx here (give wrk, the upstream and the proxy a core each)")
 print(f"plain gateway p99 {gw[2]:.3f} ms vs nginx p99 {ng[2]:.3f} ms (target <=: {verdict(gw[2] <= ng[2])})")
 r2 = auth[0] / gw[0]
-print(f"jwt+ratelimit / plain gateway req/s: {r2:.2f}x (target >= 0.90x: {verdict(r2 >= 0.9)})")
+print(f"jwt+rules+ratelimit / plain gateway req/s: {r2:.2f}x (target >= 0.90x: {verdict(r2 >= 0.9)})")
 EOF

@@ -78,6 +78,26 @@ pub struct RouteConfig {
     pub retries: u32,
     #[serde(default)]
     pub timeout_ms: Option<u64>,
+    /// Per-method access rules; a method no rule lists follows `public`.
+    #[serde(default)]
+    pub rules: Vec<MethodRuleConfig>,
+}
+
+/// Who may call some methods of a route.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MethodRuleConfig {
+    /// HTTP methods (upper case) the rule applies to; a method may appear in one rule per route.
+    pub methods: Vec<String>,
+    /// `true`: no token needed (identity headers are still stripped).
+    #[serde(default)]
+    pub public: bool,
+    /// A valid token must carry at least one of these roles or one of `scopes`; with both lists
+    /// empty any valid token is enough.
+    #[serde(default)]
+    pub roles: Vec<String>,
+    #[serde(default)]
+    pub scopes: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -98,6 +118,12 @@ pub struct JwtConfig {
     pub jwks_url: Option<String>,
     #[serde(default)]
     pub hs256_secret_env: Option<String>,
+    /// Claim holding the token's roles: an array of strings or a space-separated string.
+    #[serde(default = "default_roles_claim")]
+    pub roles_claim: String,
+    /// Claim holding the token's scopes: a space-separated string (`scope`) or an array (`scp`).
+    #[serde(default = "default_scopes_claim")]
+    pub scopes_claim: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -155,6 +181,12 @@ fn default_upstream_timeout_ms() -> u64 {
 }
 fn default_leeway_seconds() -> u64 {
     30
+}
+fn default_roles_claim() -> String {
+    "roles".to_owned()
+}
+fn default_scopes_claim() -> String {
+    "scope".to_owned()
 }
 fn default_rate_limit_key() -> RateLimitKey {
     RateLimitKey::Ip
@@ -270,6 +302,7 @@ impl GatewayConfig {
             if route.timeout_ms == Some(0) {
                 return Err(invalid(at("timeoutMs"), "must be greater than 0"));
             }
+            route.validate_rules(index, self.jwt().is_some())?;
         }
         if let Some(jwt) = self.auth.as_ref().and_then(|auth| auth.jwt.as_ref()) {
             jwt.validate()?;
@@ -310,6 +343,61 @@ impl GatewayConfig {
     }
 }
 
+impl RouteConfig {
+    fn validate_rules(&self, route: usize, has_jwt: bool) -> Result<()> {
+        let mut seen: Vec<&str> = Vec::new();
+        for (index, rule) in self.rules.iter().enumerate() {
+            let at = |field: &str| format!("routes[{route}].rules[{index}].{field}");
+            if rule.methods.is_empty() {
+                return Err(invalid(at("methods"), "must list at least one method"));
+            }
+            for method in &rule.methods {
+                // Upper case only: HTTP methods are case-sensitive and `get` is not GET.
+                if method.is_empty()
+                    || !method.bytes().all(|b| b.is_ascii_uppercase())
+                    || Method::from_bytes(method.as_bytes()).is_err()
+                {
+                    return Err(invalid(
+                        at("methods"),
+                        format!("`{method}` is not an upper-case HTTP method"),
+                    ));
+                }
+                if seen.contains(&method.as_str()) {
+                    return Err(invalid(
+                        at("methods"),
+                        format!("`{method}` is already covered by another rule of this route"),
+                    ));
+                }
+                seen.push(method);
+            }
+            let requires = !(rule.roles.is_empty() && rule.scopes.is_empty());
+            if rule.public && requires {
+                return Err(invalid(
+                    at("public"),
+                    "a public rule cannot require roles or scopes",
+                ));
+            }
+            // Without a validator the requirement could never be checked: refuse rather than
+            // let every caller through.
+            if requires && !has_jwt {
+                return Err(invalid(
+                    at("roles"),
+                    "roles and scopes need `auth.jwt` to be configured",
+                ));
+            }
+            for (field, values) in [("roles", &rule.roles), ("scopes", &rule.scopes)] {
+                if values
+                    .iter()
+                    .any(|value| value.is_empty() || value.contains(char::is_whitespace))
+                {
+                    return Err(invalid(at(field), "entries must be non-empty words"));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 impl JwtConfig {
     fn validate(&self) -> Result<()> {
         if self.issuer.is_empty() {
@@ -342,7 +430,14 @@ impl JwtConfig {
                 Err(invalid("auth.jwt.hs256SecretEnv", "must not be empty"))
             }
             (None, Some(_)) => Ok(()),
+        }?;
+        if self.roles_claim.is_empty() {
+            return Err(invalid("auth.jwt.rolesClaim", "must not be empty"));
         }
+        if self.scopes_claim.is_empty() {
+            return Err(invalid("auth.jwt.scopesClaim", "must not be empty"));
+        }
+        Ok(())
     }
 }
 

@@ -27,7 +27,8 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tower::{Layer, Service, ServiceExt};
 use tower_http::cors::CorsLayer;
 
-use crate::auth::{AuthError, JwtValidator, bearer_token};
+use crate::auth::identity::is_reserved;
+use crate::auth::{AuthError, Identity, JwtValidator, bearer_token};
 use crate::body::{GatewayBody, UpstreamBody};
 use crate::cache::{self, CachedResponse, ResponseCache};
 use crate::config::{CacheConfig, GatewayConfig, RateLimitConfig};
@@ -461,21 +462,24 @@ impl Pipeline {
         let Some(route) = self.route.clone() else {
             return error_response(StatusCode::NOT_FOUND, "no route matches the request path");
         };
-        let mut subject = None;
+        let mut identity = None;
+        let access = route.access(request.method());
         if let Some(jwt) = &self.state.jwt
-            && !route.public
+            && !access.is_public()
         {
             let verified = match bearer_token(request.headers()) {
                 Ok(token) => Box::pin(jwt.verify(token)).await,
                 Err(err) => Err(err),
             };
             match verified {
-                Ok(token) => subject = token.subject,
+                Ok(token) if access.allows(&token.identity) => identity = Some(token.identity),
+                Ok(_) => return forbidden(),
                 Err(err) => return unauthorized(&err),
             }
         }
         if let Some(limiter) = &self.state.rate_limiter {
-            let key = limiter.key_for(self.peer.addr.ip(), subject.as_ref());
+            let subject = identity.as_ref().and_then(|id| id.subject.as_ref());
+            let key = limiter.key_for(self.peer.addr.ip(), subject);
             if let Decision::Limited { retry_after } = Box::pin(limiter.check(&key)).await {
                 let mut response =
                     error_response(StatusCode::TOO_MANY_REQUESTS, "rate limit exceeded");
@@ -506,7 +510,10 @@ impl Pipeline {
             return cached_response(&hit);
         }
         let has_authorization = request.headers().contains_key(header::AUTHORIZATION);
-        let response = match self.forward(&route, request, max_body).await {
+        let response = match self
+            .forward(&route, request, max_body, identity.as_deref())
+            .await
+        {
             Ok(response) => response,
             Err(failure) => return failure.into_response(),
         };
@@ -531,9 +538,10 @@ impl Pipeline {
         route: &Route,
         request: Request<Incoming>,
         max_body: u64,
+        identity: Option<&Identity>,
     ) -> std::result::Result<Response<GatewayBody>, UpstreamFailure> {
         let Some(pool) = &route.pool else {
-            return Box::pin(self.forward_with_client(route, request, max_body))
+            return Box::pin(self.forward_with_client(route, request, max_body, identity))
                 .await
                 .map(|response| response.map(GatewayBody::Client));
         };
@@ -557,6 +565,7 @@ impl Pipeline {
             request_id: &self.request_id,
             client_ip: &self.peer.ip,
             idempotent,
+            identity,
         };
         let mut last_failure = UpstreamFailure::Unavailable;
         for attempt in 0..attempts {
@@ -587,6 +596,7 @@ impl Pipeline {
         route: &Route,
         request: Request<Incoming>,
         max_body: u64,
+        identity: Option<&Identity>,
     ) -> std::result::Result<Response<Incoming>, UpstreamFailure> {
         let (mut parts, body) = request.into_parts();
         let path_and_query = route
@@ -600,7 +610,7 @@ impl Pipeline {
         parts
             .headers
             .insert(X_REQUEST_ID.clone(), self.request_id.clone());
-        prepare_upstream_headers(&mut parts.headers, &self.peer.ip, route);
+        prepare_upstream_headers(&mut parts.headers, &self.peer.ip, route, identity);
         parts.version = Version::HTTP_11;
 
         let attempts = 1 + if is_idempotent(&parts.method) {
@@ -763,8 +773,25 @@ fn remove_request_hop_by_hop(headers: &mut HeaderMap) {
     headers.remove(header::TRANSFER_ENCODING);
 }
 
-fn prepare_upstream_headers(headers: &mut HeaderMap, client_ip: &HeaderValue, route: &Route) {
+fn prepare_upstream_headers(
+    headers: &mut HeaderMap,
+    client_ip: &HeaderValue,
+    route: &Route,
+    identity: Option<&Identity>,
+) {
     remove_request_hop_by_hop(headers);
+    // Identity headers are the gateway's alone: whatever the client sent goes first.
+    let reserved: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| is_reserved(name.as_str()))
+        .cloned()
+        .collect();
+    for name in reserved {
+        headers.remove(name);
+    }
+    for (name, value) in identity.iter().flat_map(|identity| identity.headers.iter()) {
+        headers.insert(name.clone(), value.clone());
+    }
     // The upstream sees its own authority as Host (precomputed per route, so the client does not
     // format it per request); the original one travels in X-Forwarded-Host.
     if let Some(host) = headers.insert(header::HOST, route.host_header.clone())
@@ -860,14 +887,44 @@ pub fn error_response(status: StatusCode, message: &'static str) -> Response<Gat
     response
 }
 
-fn unauthorized(error: &AuthError) -> Response<GatewayBody> {
-    let description = error.to_string();
-    let body = serde_json::json!({"error": "unauthorized", "reason": description, "status": 401});
+/// RFC 9457 problem details, as the services answer errors. `reason` repeats `detail` for
+/// clients of the gateway's earlier `{"error","reason","status"}` body.
+fn problem(status: StatusCode, slug: &str, title: &str, detail: &str) -> Response<GatewayBody> {
+    let body = serde_json::json!({
+        "type": format!("https://panthera.dev/problems/{slug}"),
+        "title": title,
+        "status": status.as_u16(),
+        "detail": detail,
+        "error": slug,
+        "reason": detail,
+    });
     let mut response = Response::new(GatewayBody::full(body.to_string()));
-    *response.status_mut() = StatusCode::UNAUTHORIZED;
+    *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
+        HeaderValue::from_static("application/problem+json"),
+    );
+    response
+}
+
+/// A valid token without a role or scope the route's rule asks for. The rule itself is not
+/// disclosed, only that this token is not enough.
+fn forbidden() -> Response<GatewayBody> {
+    problem(
+        StatusCode::FORBIDDEN,
+        "forbidden",
+        "Forbidden",
+        "the token lacks a role or scope this route requires",
+    )
+}
+
+fn unauthorized(error: &AuthError) -> Response<GatewayBody> {
+    let description = error.to_string();
+    let mut response = problem(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "Unauthorized",
+        &description,
     );
     let challenge = if matches!(error, AuthError::MissingToken) {
         "Bearer".to_owned()

@@ -5,8 +5,10 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
+use http::Method;
 use http::uri::{Authority, PathAndQuery, Scheme};
 
+use crate::auth::Identity;
 use crate::config::{GatewayConfig, RouteConfig, normalize_prefix, parse_upstream};
 use crate::upstream::Pool;
 
@@ -22,12 +24,42 @@ pub struct Route {
     pub host_header: http::HeaderValue,
     /// The upstream URL's own path (without trailing slash), prepended to forwarded paths.
     pub base_path: String,
-    pub public: bool,
+    /// Access for methods no rule lists (the route's `public`).
+    pub default_access: Access,
+    /// Per-method access, from the route's `rules`; a handful at most, so scanned linearly.
+    pub rules: Box<[(Method, Access)]>,
     pub strip_prefix: bool,
     pub retries: u32,
     pub timeout: Duration,
     /// Keep-alive connections for plain-http upstreams; https ones go through hyper-util.
     pub pool: Option<Arc<Pool>>,
+}
+
+/// Who may call a route with a given method.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Access {
+    /// No token needed.
+    Public,
+    /// A valid token (when `auth.jwt` is set) carrying one of `roles` or one of `scopes`; any
+    /// valid token when both are empty.
+    Token {
+        roles: Box<[Box<str>]>,
+        scopes: Box<[Box<str>]>,
+    },
+}
+
+impl Access {
+    pub fn is_public(&self) -> bool {
+        matches!(self, Self::Public)
+    }
+
+    /// Whether a verified identity satisfies the requirement.
+    pub fn allows(&self, identity: &Identity) -> bool {
+        match self {
+            Self::Public => true,
+            Self::Token { roles, scopes } => identity.has_any(roles, scopes),
+        }
+    }
 }
 
 /// Routes sorted by descending prefix length, so the first match is the longest one.
@@ -112,7 +144,33 @@ impl Route {
             scheme,
             authority,
             base_path,
-            public: config.public,
+            default_access: if config.public {
+                Access::Public
+            } else {
+                Access::Token {
+                    roles: Box::default(),
+                    scopes: Box::default(),
+                }
+            },
+            rules: config
+                .rules
+                .iter()
+                .flat_map(|rule| {
+                    let access = if rule.public {
+                        Access::Public
+                    } else {
+                        Access::Token {
+                            roles: rule.roles.iter().map(|r| Box::from(r.as_str())).collect(),
+                            scopes: rule.scopes.iter().map(|s| Box::from(s.as_str())).collect(),
+                        }
+                    };
+                    rule.methods.iter().filter_map(move |method| {
+                        Method::from_bytes(method.as_bytes())
+                            .ok()
+                            .map(|method| (method, access.clone()))
+                    })
+                })
+                .collect(),
             strip_prefix: config.strip_prefix,
             retries: config.retries,
             timeout: config
@@ -120,6 +178,14 @@ impl Route {
                 .map(Duration::from_millis)
                 .unwrap_or(default_timeout),
         })
+    }
+
+    /// Who may call this route with `method`.
+    pub fn access(&self, method: &Method) -> &Access {
+        self.rules
+            .iter()
+            .find(|(listed, _)| listed == method)
+            .map_or(&self.default_access, |(_, access)| access)
     }
 
     fn matches(&self, path: &str) -> bool {
@@ -243,6 +309,40 @@ routes:
                 .unwrap()
                 .as_str(),
             "/v1/users/1?q"
+        );
+    }
+
+    #[test]
+    fn method_rules_override_the_route_default() {
+        let table = table(
+            r#"
+routes:
+  - name: catalog
+    pathPrefix: /v1/products
+    upstream: "http://catalog:8080"
+    rules:
+      - {methods: [GET, HEAD], public: true}
+      - {methods: [POST, DELETE], roles: [admin], scopes: ["catalog:write"]}
+auth: {jwt: {issuer: i, audiences: [a], hs256SecretEnv: S}}
+"#,
+        );
+        let route = table.find("/v1/products/1").unwrap();
+        assert!(route.access(&Method::GET).is_public());
+        assert!(route.access(&Method::HEAD).is_public());
+        assert_eq!(
+            route.access(&Method::POST),
+            &Access::Token {
+                roles: vec![Box::from("admin")].into(),
+                scopes: vec![Box::from("catalog:write")].into(),
+            }
+        );
+        // PUT is in no rule: the route default (not public) applies.
+        assert_eq!(
+            route.access(&Method::PUT),
+            &Access::Token {
+                roles: Box::default(),
+                scopes: Box::default()
+            }
         );
     }
 }

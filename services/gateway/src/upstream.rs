@@ -22,6 +22,9 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
+use crate::auth::Identity;
+use crate::auth::identity::is_reserved;
+
 /// Initial read buffer per connection; heads larger than this grow it up to [`MAX_HEAD`].
 const READ_BUFFER: usize = 16 * 1024;
 const MAX_HEAD: usize = 64 * 1024;
@@ -192,6 +195,8 @@ pub struct RequestHead<'a> {
     pub client_ip: &'a HeaderValue,
     /// Whether the request may be resent on a fresh connection when a reused one was stale.
     pub idempotent: bool,
+    /// The verified caller, sent as the identity headers; the client's own are never sent.
+    pub identity: Option<&'a Identity>,
 }
 
 pub enum RequestBody {
@@ -391,6 +396,8 @@ fn encode_head(write: &mut Vec<u8>, head: &RequestHead<'_>, buffered: bool) -> b
             // The body is re-framed here, and the request ID is the one the gateway settled on.
             other if is_hop_by_hop(other) => continue,
             "transfer-encoding" | "x-request-id" => continue,
+            // Only the gateway speaks for the caller's identity (see auth::identity).
+            other if is_reserved(other) => continue,
             "host" => {
                 original_host.get_or_insert(value);
                 continue;
@@ -433,6 +440,9 @@ fn encode_head(write: &mut Vec<u8>, head: &RequestHead<'_>, buffered: bool) -> b
         put_header(write, b"x-forwarded-proto", b"http");
     }
     put_header(write, b"x-request-id", head.request_id.as_bytes());
+    for (name, value) in head.identity.iter().flat_map(|id| id.headers.iter()) {
+        put_header(write, name.as_str().as_bytes(), value.as_bytes());
+    }
     has_length
 }
 
@@ -922,12 +932,17 @@ mod tests {
             ("x-forwarded-for", "10.0.0.1"),
             ("x-forwarded-proto", "https"),
             ("accept", "*/*"),
+            ("x-panthera-subject", "forged"),
+            ("x-panthera-roles", "admin"),
         ] {
             headers.append(
                 HeaderName::from_static(name),
                 HeaderValue::from_static(value),
             );
         }
+        let claims = serde_json::json!({"sub": "u-1", "roles": ["user"], "jti": "t-1"});
+        let identity =
+            Identity::from_claims(claims.as_object().unwrap(), "roles", "scope").unwrap();
         let head = RequestHead {
             method: &Method::GET,
             target: "/a?b",
@@ -936,6 +951,7 @@ mod tests {
             request_id: &HeaderValue::from_static("rid-1"),
             client_ip: &HeaderValue::from_static("127.0.0.1"),
             idempotent: true,
+            identity: Some(&identity),
         };
         let mut out = Vec::new();
         assert!(!encode_head(&mut out, &head, false));
@@ -943,7 +959,8 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "GET /a?b HTTP/1.1\r\nx-forwarded-proto: https\r\naccept: */*\r\nhost: users:8080\r\n\
              x-forwarded-host: gw.example.com\r\nx-forwarded-for: 10.0.0.1, 127.0.0.1\r\n\
-             x-request-id: rid-1\r\n"
+             x-request-id: rid-1\r\nx-panthera-subject: u-1\r\nx-panthera-roles: user\r\n\
+             x-panthera-scopes: \r\nx-panthera-token-id: t-1\r\n"
         );
     }
 }

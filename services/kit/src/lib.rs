@@ -11,6 +11,7 @@ pub mod db;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod identity;
 pub mod inbox;
 pub mod kafka;
 pub mod metrics;
@@ -23,5 +24,6 @@ pub mod testing;
 
 pub use error::{ApiError, FieldError, ResultExt};
 pub use extract::{ApiJson, ApiPath, ApiQuery};
+pub use identity::Caller;
 pub use pagination::{Page, PageMeta, Paginated};
 pub use secret::Secret;

@@ -44,7 +44,10 @@ pub struct NewItem {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateOrder {
-    pub customer_id: Uuid,
+    /// The caller's own id (the default); another customer's is refused (403) unless the caller
+    /// is an administrator.
+    #[serde(default)]
+    pub customer_id: Option<Uuid>,
     pub items: Vec<NewItem>,
 }
 

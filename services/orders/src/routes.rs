@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use panthera_kit::error::{Problem, is_unique_violation};
-use panthera_kit::{ApiError, ApiJson, ApiPath, ApiQuery, Page, Paginated, ResultExt};
+use panthera_kit::{ApiError, ApiJson, ApiPath, ApiQuery, Caller, Page, Paginated, ResultExt};
 use uuid::Uuid;
 
 use crate::app::AppState;
@@ -19,6 +19,21 @@ use crate::store::{self, StoreError};
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 /// Set on a response that repeats the result of an earlier request with the same key.
 pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
+
+/// Scope that lets a non-administrator (a fulfilment system) pay and ship any order.
+pub const FULFIL_SCOPE: &str = "orders:fulfil";
+
+/// Administrators and fulfilment clients act on every order; customers on their own only.
+fn acts_on_all(caller: &Caller) -> bool {
+    caller.is_admin() || caller.has_scope(FULFIL_SCOPE)
+}
+
+/// The caller as a customer id: users' tokens carry the user id as subject.
+fn customer_of(caller: &Caller) -> Result<Uuid, ApiError> {
+    caller.subject.parse().map_err(|_| {
+        ApiError::Forbidden("only customers (user tokens) place and list their orders")
+    })
+}
 
 /// Namespace of order ids derived from idempotency keys (UUIDv5).
 const ORDER_ID_NAMESPACE: Uuid = Uuid::from_u128(0x6f72_6465_7273_4000_8000_7061_6e74_6872);
@@ -76,7 +91,7 @@ fn same_request(order: &Order, request: &CreateOrder) -> bool {
         .collect();
     held.sort_unstable();
     asked.sort_unstable();
-    order.customer_id == request.customer_id && held == asked
+    Some(order.customer_id) == request.customer_id && held == asked
 }
 
 fn replay(order: Order, request: &CreateOrder) -> Result<Response, ApiError> {
@@ -148,6 +163,8 @@ fn priced(reservation: &Reservation) -> Result<(Vec<OrderItem>, i64, String), Ap
         (status = 201, description = "Created", body = Order),
         (status = 200, description = "Replay of an earlier request with the same Idempotency-Key", body = Order),
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No authenticated caller", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "customerId is not the caller's", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Not enough stock, or the key was used for another order", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The catalog is unreachable", body = Problem, content_type = "application/problem+json"),
@@ -155,12 +172,25 @@ fn priced(reservation: &Reservation) -> Result<(Vec<OrderItem>, i64, String), Ap
 )]
 pub async fn create_order(
     State(state): State<AppState>,
+    caller: Caller,
     headers: HeaderMap,
     ApiJson(request): ApiJson<CreateOrder>,
 ) -> Result<Response, ApiError> {
     let key = idempotency_key(&headers)?;
+    let mut request = request;
+    // The customer is whoever the token says; only an administrator orders for someone else.
+    let customer = match request.customer_id {
+        Some(asked) if caller.is_admin() => asked,
+        Some(asked) if asked != customer_of(&caller)? => {
+            return Err(ApiError::Forbidden(
+                "customerId must be the caller's own id",
+            ));
+        }
+        _ => customer_of(&caller)?,
+    };
+    request.customer_id = Some(customer);
     let request = request.validate().map_err(ApiError::Validation)?;
-    let order_id = order_id_for(request.customer_id, key.as_deref());
+    let order_id = order_id_for(customer, key.as_deref());
 
     if key.is_some() {
         let mut conn = state
@@ -181,7 +211,7 @@ pub async fn create_order(
         .reserve(order_id, &request.items)
         .await
         .map_err(catalog_error)?;
-    let recorded = record_order(&state, order_id, &request, key.as_deref(), &reservation).await;
+    let recorded = record_order(&state, order_id, customer, key.as_deref(), &reservation).await;
     match recorded {
         Ok(order) => {
             tracing::info!(order_id = %order.id, total_cents = order.total_cents, "order created");
@@ -226,7 +256,7 @@ enum Recorded {
 async fn record_order(
     state: &AppState,
     order_id: Uuid,
-    request: &CreateOrder,
+    customer_id: Uuid,
     key: Option<&str>,
     reservation: &Reservation,
 ) -> Result<Order, Recorded> {
@@ -239,7 +269,7 @@ async fn record_order(
         .map_err(Recorded::Failed)?;
     let new = store::NewOrder {
         id: order_id,
-        customer_id: request.customer_id,
+        customer_id,
         items: &items,
         total_cents,
         currency: &currency,
@@ -273,23 +303,36 @@ async fn record_order(
     }
 }
 
-/// List orders, oldest first, in the seed envelope.
+/// List orders, oldest first, in the seed envelope: a customer's own, or anyone's for an
+/// administrator or fulfilment client.
 #[utoipa::path(
     get, path = "/v1/orders", tag = "orders",
     params(ListOrdersQuery),
     responses(
         (status = 200, description = "A page of orders", body = Paginated<Order>),
+        (status = 401, description = "No authenticated caller", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "customerId names another customer", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid query parameter", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn list_orders(
     State(state): State<AppState>,
+    caller: Caller,
     ApiQuery(query): ApiQuery<ListOrdersQuery>,
 ) -> Result<Json<Paginated<Order>>, ApiError> {
     let page = Page::new(query.limit, query.offset).map_err(ApiError::Validation)?;
+    let customer_id = if acts_on_all(&caller) {
+        query.customer_id
+    } else {
+        let own = customer_of(&caller)?;
+        if query.customer_id.is_some_and(|asked| asked != own) {
+            return Err(ApiError::Forbidden("customers list only their own orders"));
+        }
+        Some(own)
+    };
     let filter = store::ListFilter {
         status: query.status,
-        customer_id: query.customer_id,
+        customer_id,
     };
     let (orders, total) = store::list(&state.pool, &filter, page)
         .await
@@ -303,11 +346,13 @@ pub async fn list_orders(
     params(("id" = Uuid, Path, description = "Order id")),
     responses(
         (status = 200, description = "The order", body = Order),
-        (status = 404, description = "No such order", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No authenticated caller", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order, or another customer's", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn get_order(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<Order>, ApiError> {
     let mut conn = state
@@ -318,11 +363,27 @@ pub async fn get_order(
     store::get(&mut conn, id)
         .await
         .map_err(|e| ApiError::internal("loading an order", e))?
+        .filter(|order| may_see(&caller, order))
         .map(Json)
         .ok_or(ApiError::NotFound("order"))
 }
 
-async fn transition(state: &AppState, id: Uuid, action: Action) -> Result<Json<Order>, ApiError> {
+/// Another customer's order looks like a missing one, so order ids cannot be probed.
+fn may_see(caller: &Caller, order: &Order) -> bool {
+    acts_on_all(caller) || caller.subject == order.customer_id.to_string()
+}
+
+async fn transition(
+    state: &AppState,
+    caller: &Caller,
+    id: Uuid,
+    action: Action,
+) -> Result<Json<Order>, ApiError> {
+    if action != Action::Cancel && !acts_on_all(caller) {
+        return Err(ApiError::Forbidden(
+            "paying and shipping orders needs the administrator role or the orders:fulfil scope",
+        ));
+    }
     let mut tx = state
         .pool
         .begin()
@@ -331,9 +392,17 @@ async fn transition(state: &AppState, id: Uuid, action: Action) -> Result<Json<O
     let current = store::get_for_update(&mut tx, id)
         .await
         .map_err(|e| ApiError::internal("loading an order", e))?
+        .filter(|order| may_see(caller, order))
         .ok_or(ApiError::NotFound("order"))?;
     let from = current.status;
     let to = action.target();
+    // A customer may take back an order nobody has acted on yet; after payment it is the
+    // shop's decision.
+    if !acts_on_all(caller) && from != crate::status::OrderStatus::Pending {
+        return Err(ApiError::Forbidden(
+            "customers cancel only their own pending orders",
+        ));
+    }
     if !from.can_become(to) {
         return Err(ApiError::Conflict(format!(
             "cannot {} an order that is {}",
@@ -364,39 +433,48 @@ async fn transition(state: &AppState, id: Uuid, action: Action) -> Result<Json<O
 #[utoipa::path(post, path = "/v1/orders/{id}/pay", tag = "orders",
     params(("id" = Uuid, Path, description = "Order id")),
     responses((status = 200, body = Order),
+              (status = 401, description = "No authenticated caller", body = Problem, content_type = "application/problem+json"),
+              (status = 403, description = "The caller may not take this action", body = Problem, content_type = "application/problem+json"),
               (status = 404, body = Problem, content_type = "application/problem+json"),
               (status = 409, description = "Not allowed from the current status", body = Problem, content_type = "application/problem+json")))]
 pub async fn pay_order(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<Order>, ApiError> {
-    transition(&state, id, Action::Pay).await
+    transition(&state, &caller, id, Action::Pay).await
 }
 
 /// Ship a paid order; its reserved stock is committed by the catalog.
 #[utoipa::path(post, path = "/v1/orders/{id}/ship", tag = "orders",
     params(("id" = Uuid, Path, description = "Order id")),
     responses((status = 200, body = Order),
+              (status = 401, description = "No authenticated caller", body = Problem, content_type = "application/problem+json"),
+              (status = 403, description = "The caller may not take this action", body = Problem, content_type = "application/problem+json"),
               (status = 404, body = Problem, content_type = "application/problem+json"),
               (status = 409, description = "Not allowed from the current status", body = Problem, content_type = "application/problem+json")))]
 pub async fn ship_order(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<Order>, ApiError> {
-    transition(&state, id, Action::Ship).await
+    transition(&state, &caller, id, Action::Ship).await
 }
 
 /// Cancel a pending or paid order; its reserved stock is released by the catalog.
 #[utoipa::path(post, path = "/v1/orders/{id}/cancel", tag = "orders",
     params(("id" = Uuid, Path, description = "Order id")),
     responses((status = 200, body = Order),
+              (status = 401, description = "No authenticated caller", body = Problem, content_type = "application/problem+json"),
+              (status = 403, description = "The caller may not take this action", body = Problem, content_type = "application/problem+json"),
               (status = 404, body = Problem, content_type = "application/problem+json"),
               (status = 409, description = "Not allowed from the current status", body = Problem, content_type = "application/problem+json")))]
 pub async fn cancel_order(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<Order>, ApiError> {
-    transition(&state, id, Action::Cancel).await
+    transition(&state, &caller, id, Action::Cancel).await
 }
 
 #[cfg(test)]

@@ -108,6 +108,8 @@ async fn orders_binary_settles_stock_through_kafka() {
 
     let product: Value = http
         .post(format!("{catalog}/v1/products"))
+        .header("x-panthera-subject", "admin-1")
+        .header("x-panthera-roles", "admin")
         .json(&json!({"sku": "BIN-1", "name": "Binary lamp", "priceCents": 1500, "stockAvailable": 10}))
         .send()
         .await
@@ -125,6 +127,8 @@ async fn orders_binary_settles_stock_through_kafka() {
             let response = http
                 .post(format!("{orders}/v1/orders"))
                 .header("Idempotency-Key", key)
+                // What the gateway adds for a user's token.
+                .header("x-panthera-subject", Uuid::nil().to_string())
                 .json(&json!({"customerId": Uuid::nil(), "items": [{"productId": product, "quantity": quantity}]}))
                 .send()
                 .await
@@ -139,6 +143,7 @@ async fn orders_binary_settles_stock_through_kafka() {
     assert_eq!(stock(&http, &catalog, &product).await, (6, 4));
     let response = http
         .post(format!("{orders}/v1/orders/{first}/cancel"))
+        .header("x-panthera-subject", Uuid::nil().to_string())
         .send()
         .await
         .unwrap();
@@ -149,6 +154,8 @@ async fn orders_binary_settles_stock_through_kafka() {
     for action in ["pay", "ship"] {
         let response = http
             .post(format!("{orders}/v1/orders/{second}/{action}"))
+            .header("x-panthera-subject", "admin-1")
+            .header("x-panthera-roles", "admin")
             .send()
             .await
             .unwrap();

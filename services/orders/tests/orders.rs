@@ -8,6 +8,7 @@ mod common;
 use axum::http::{Method, StatusCode, header};
 use common::{Env, fields, order_body};
 use futures::future::join_all;
+use panthera_orders::routes::FULFIL_SCOPE;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -245,10 +246,6 @@ async fn stock_and_validation_errors() {
             vec!["items[1].productId"],
         ),
         (
-            json!({"items": [{"productId": rare, "quantity": 1}]}),
-            vec!["customerId"],
-        ),
-        (
             json!({"customerId": "not-a-uuid", "items": []}),
             vec!["customerId"],
         ),
@@ -288,6 +285,7 @@ async fn malformed_json_is_a_bad_request() {
     let Some(env) = env().await else { return };
     let request = axum::http::Request::post("/v1/orders")
         .header(header::CONTENT_TYPE, "application/json")
+        .header("x-panthera-subject", common::ADMIN.0)
         .body(axum::body::Body::from("{\"customerId\": "))
         .unwrap();
     let response = tower::ServiceExt::oneshot(env.orders.clone(), request)
@@ -413,5 +411,148 @@ async fn unreachable_catalog_is_unavailable() {
         .await
         .unwrap();
     assert_eq!(orders, 0);
+    env.finish().await;
+}
+
+#[tokio::test]
+async fn customers_see_and_cancel_only_their_own_orders() {
+    let Some(env) = env().await else { return };
+    let lamp = env.product("LAMP", 2_500, 10).await;
+    let (ada, bob) = (Uuid::new_v4(), Uuid::new_v4());
+    let (ada_s, bob_s) = (ada.to_string(), bob.to_string());
+    let as_ada = Some((ada_s.as_str(), ""));
+    let as_bob = Some((bob_s.as_str(), "user"));
+    let items = json!([{"productId": lamp, "quantity": 1}]);
+
+    // No identity: 401, nothing reserved.
+    let (status, _) = env
+        .call_as(
+            None,
+            Method::POST,
+            "/v1/orders",
+            Some(json!({"items": items})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // The customer is the caller: no customerId needed, and another one is 403.
+    let (status, order) = env
+        .call_as(
+            as_ada,
+            Method::POST,
+            "/v1/orders",
+            Some(json!({"items": items})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{order}");
+    assert_eq!(order["customerId"], ada_s);
+    let (status, body) = env
+        .call_as(
+            as_bob,
+            Method::POST,
+            "/v1/orders",
+            Some(order_body(ada, &[(lamp, 1)])),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(
+        env.stock(lamp).await,
+        (9, 1),
+        "a refused order reserved stock"
+    );
+
+    // Bob cannot list, read, cancel, pay or ship Ada's order.
+    let id = order["id"].as_str().unwrap();
+    let (status, _) = env
+        .call_as(
+            as_bob,
+            Method::GET,
+            &format!("/v1/orders?customerId={ada}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, list) = env.call_as(as_bob, Method::GET, "/v1/orders", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list["meta"]["total"], 0, "{list}");
+    for (method, uri) in [
+        (Method::GET, format!("/v1/orders/{id}")),
+        (Method::POST, format!("/v1/orders/{id}/cancel")),
+    ] {
+        let (status, _) = env.call_as(as_bob, method, &uri, None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{uri}");
+    }
+    // Paying and shipping are the shop's: 403 even for the order's own customer.
+    for action in ["pay", "ship"] {
+        let (status, _) = env
+            .call_as(
+                as_ada,
+                Method::POST,
+                &format!("/v1/orders/{id}/{action}"),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{action}");
+    }
+    let (status, list) = env.call_as(as_ada, Method::GET, "/v1/orders", None).await;
+    assert_eq!(
+        (status, list["meta"]["total"].clone()),
+        (StatusCode::OK, json!(1))
+    );
+    let statuses: Vec<String> = sqlx::query_scalar("SELECT status FROM orders")
+        .fetch_all(&env.orders_db.pool)
+        .await
+        .unwrap();
+    assert_eq!(statuses, ["pending"]);
+
+    // A fulfilment client pays; after that the customer can no longer cancel.
+    let (status, _, paid) = common::send_as(
+        &env.orders,
+        None,
+        Method::POST,
+        &format!("/v1/orders/{id}/pay"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{paid}");
+    let request = axum::http::Request::post(format!("/v1/orders/{id}/pay"))
+        .header("x-panthera-subject", "fulfilment-system")
+        .header("x-panthera-scopes", FULFIL_SCOPE)
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let response = tower::ServiceExt::oneshot(env.orders.clone(), request)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let (status, _) = env
+        .call_as(
+            as_ada,
+            Method::POST,
+            &format!("/v1/orders/{id}/cancel"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    // A second, pending order Ada cancels herself.
+    let (_, second) = env
+        .call_as(
+            as_ada,
+            Method::POST,
+            "/v1/orders",
+            Some(json!({"items": items})),
+        )
+        .await;
+    let second = second["id"].as_str().unwrap();
+    let (status, cancelled) = env
+        .call_as(
+            as_ada,
+            Method::POST,
+            &format!("/v1/orders/{second}/cancel"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{cancelled}");
+    assert_eq!(cancelled["status"], "cancelled");
     env.finish().await;
 }

@@ -42,7 +42,13 @@ pub fn build_app(
     )
 }
 
-pub use panthera_kit::app::Error as RunError;
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Service(#[from] panthera_kit::app::Error),
+    #[error("creating the first administrator")]
+    Admin(#[from] crate::admin::AdminError),
+}
 
 pub async fn run(config: Config) -> Result<(), RunError> {
     let common = &config.common;
@@ -51,6 +57,22 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     if events_topic.is_none() {
         tracing::info!("KAFKA_BROKERS is not set; user events are not published");
     }
+    crate::admin::ensure_first_admin(
+        &service.pool,
+        config
+            .admin
+            .email
+            .as_deref()
+            .filter(|email| !email.is_empty()),
+        config
+            .admin
+            .password
+            .as_ref()
+            .map(panthera_kit::Secret::expose)
+            .filter(|password| !password.is_empty()),
+        events_topic.as_deref(),
+    )
+    .await?;
     let tokens = TokenIssuer::from_config(&config.jwt).map(Arc::new);
     if tokens.is_none() {
         tracing::warn!("JWT_HS256_SECRET is not set; /v1/auth/token answers 503");
@@ -60,7 +82,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         tokens,
         events_topic,
     };
-    service
+    Ok(service
         .serve(common, crate::routes::router().with_state(state))
-        .await
+        .await?)
 }

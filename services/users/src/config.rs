@@ -14,6 +14,21 @@ pub struct Config {
     pub common: CommonConfig,
     #[command(flatten)]
     pub jwt: JwtConfig,
+    #[command(flatten)]
+    pub admin: AdminConfig,
+}
+
+/// The first administrator, from the platform's admin Secret; created once if absent.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AdminConfig {
+    #[arg(long = "admin-email", env = "ADMIN_EMAIL")]
+    pub email: Option<String>,
+    #[arg(
+        long = "admin-password",
+        env = "ADMIN_PASSWORD",
+        hide_env_values = true
+    )]
+    pub password: Option<Secret>,
 }
 
 /// Token issuing; the values match the gateway's `auth.jwt` settings.

@@ -3,6 +3,7 @@
 //! Lists use the seed envelope `{"data": [...], "meta": {"limit", "offset", "total"}}`; errors are
 //! `application/problem+json`. The gateway authenticates callers with the JWTs this service issues.
 
+pub mod admin;
 pub mod app;
 pub mod config;
 pub mod events;

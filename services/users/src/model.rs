@@ -10,6 +10,7 @@ pub const NAME_MAX_CHARS: usize = 100;
 pub const EMAIL_MAX_CHARS: usize = 254;
 pub const PASSWORD_MIN_CHARS: usize = 8;
 pub const PASSWORD_MAX_CHARS: usize = 128;
+pub const ROLE_MAX_CHARS: usize = 64;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -50,13 +51,16 @@ pub struct User {
     #[schema(example = "ada@example.com")]
     pub email: String,
     pub status: UserStatus,
+    /// Roles the user's tokens carry (`admin` for administrators); set by administrators only.
+    pub roles: Vec<String>,
     /// RFC 3339.
     pub created_at: DateTime<Utc>,
     /// RFC 3339.
     pub updated_at: DateTime<Utc>,
 }
 
-/// `POST /v1/users`. (No `Debug`: it holds a password.)
+/// `POST /v1/users`: public sign-up. The new user is `active` with no roles; there is no field to
+/// choose either (unknown fields are refused). (No `Debug`: it holds a password.)
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateUser {
@@ -66,9 +70,6 @@ pub struct CreateUser {
     /// 8 to 128 characters; stored as an Argon2id hash.
     #[schema(format = Password, min_length = 8, max_length = 128)]
     pub password: String,
-    /// Defaults to `active`.
-    #[serde(default)]
-    pub status: Option<UserStatus>,
 }
 
 /// `PATCH /v1/users/{id}`: only the fields present change.
@@ -80,7 +81,10 @@ pub struct UpdateUser {
     pub email: Option<String>,
     #[schema(format = Password, min_length = 8, max_length = 128)]
     pub password: Option<String>,
+    /// Administrators only.
     pub status: Option<UserStatus>,
+    /// Administrators only; replaces the user's roles.
+    pub roles: Option<Vec<String>>,
 }
 
 /// A create request after validation and normalisation.
@@ -99,6 +103,7 @@ pub struct UserChanges {
     pub email: Option<String>,
     pub password: Option<String>,
     pub status: Option<UserStatus>,
+    pub roles: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -197,7 +202,7 @@ impl CreateUser {
             last_name,
             email,
             password: self.password,
-            status: self.status.unwrap_or(UserStatus::Active),
+            status: UserStatus::Active,
         })
     }
 }
@@ -211,11 +216,26 @@ impl UpdateUser {
         if let Some(value) = &self.password {
             password(value, &mut errors);
         }
+        if let Some(roles) = &self.roles {
+            for (index, role) in roles.iter().enumerate() {
+                // Roles travel space-separated in the gateway's identity header.
+                if role.is_empty()
+                    || role.len() > ROLE_MAX_CHARS
+                    || !role.bytes().all(|b| b.is_ascii_graphic())
+                {
+                    errors.push(FieldError::new(
+                        format!("roles[{index}]"),
+                        format!("must be 1 to {ROLE_MAX_CHARS} visible ASCII characters"),
+                    ));
+                }
+            }
+        }
         let nothing = first_name.is_none()
             && last_name.is_none()
             && email.is_none()
             && self.password.is_none()
-            && self.status.is_none();
+            && self.status.is_none()
+            && self.roles.is_none();
         if nothing {
             errors.push(FieldError::new("body", "must change at least one field"));
         }
@@ -228,6 +248,7 @@ impl UpdateUser {
             email,
             password: self.password,
             status: self.status,
+            roles: self.roles,
         })
     }
 }
@@ -242,7 +263,6 @@ mod tests {
             last_name: "Lovelace".into(),
             email: email.into(),
             password: password.into(),
-            status: None,
         }
     }
 
@@ -273,6 +293,7 @@ mod tests {
             email: None,
             password: None,
             status: None,
+            roles: None,
         };
         assert_eq!(patch.validate().err().unwrap()[0].field, "body");
     }

@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use panthera_kit::error::{Problem, is_unique_violation};
-use panthera_kit::{ApiError, ApiJson, ApiPath, ApiQuery, Page, Paginated, ResultExt};
+use panthera_kit::{ApiError, ApiJson, ApiPath, ApiQuery, Caller, Page, Paginated, ResultExt};
 use uuid::Uuid;
 
 use crate::app::AppState;
@@ -37,19 +37,33 @@ fn email_taken() -> ApiError {
     ApiError::Conflict("a user with this email already exists".to_owned())
 }
 
-/// List users, newest last, in the seed envelope.
+/// Another user's record looks like a missing one to a caller who may not see it, so ids of
+/// other users cannot be probed (OWASP API1: broken object-level authorization).
+fn own_or_admin(caller: &Caller, id: Uuid) -> Result<(), ApiError> {
+    if caller.is_admin() || caller.subject == id.to_string() {
+        Ok(())
+    } else {
+        Err(ApiError::NotFound("user"))
+    }
+}
+
+/// List users, newest last, in the seed envelope. Administrators only.
 #[utoipa::path(
     get, path = "/v1/users", tag = "users",
     params(ListUsersQuery),
     responses(
         (status = 200, description = "A page of users", body = Paginated<User>),
+        (status = 401, description = "No authenticated caller", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The caller is not an administrator", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid query parameter", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn list_users(
     State(state): State<AppState>,
+    caller: Caller,
     ApiQuery(query): ApiQuery<ListUsersQuery>,
 ) -> Result<Json<Paginated<User>>, ApiError> {
+    caller.require_admin()?;
     let page = Page::new(query.limit, query.offset).map_err(ApiError::Validation)?;
     let email = query.email.as_deref().map(normalize_email);
     let filter = store::ListFilter {
@@ -62,7 +76,7 @@ pub async fn list_users(
     Ok(Json(Paginated::new(users, page, total)))
 }
 
-/// Create a user.
+/// Sign up: anyone may create an ordinary active user (no roles, no status to choose).
 #[utoipa::path(
     post, path = "/v1/users", tag = "users",
     request_body = CreateUser,
@@ -91,6 +105,7 @@ pub async fn create_user(
         last_name: &new.last_name,
         email: &new.email,
         status: new.status,
+        roles: &[],
         password_hash: &password_hash,
     };
     let user = match store::insert(&mut tx, &row).await {
@@ -114,19 +129,22 @@ pub async fn create_user(
         .into_response())
 }
 
-/// Get a user.
+/// Get a user: oneself, or anyone for an administrator.
 #[utoipa::path(
     get, path = "/v1/users/{id}", tag = "users",
     params(("id" = Uuid, Path, description = "User id")),
     responses(
         (status = 200, description = "The user", body = User),
-        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No authenticated caller", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such user, or another user's", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn get_user(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<User>, ApiError> {
+    own_or_admin(&caller, id)?;
     store::get(&state.pool, id)
         .await
         .map_err(store_error("loading a user"))?
@@ -134,7 +152,7 @@ pub async fn get_user(
         .ok_or(ApiError::NotFound("user"))
 }
 
-/// Change some fields of a user.
+/// Change some fields of oneself; `status` and `roles`, and other users, are for administrators.
 #[utoipa::path(
     patch, path = "/v1/users/{id}", tag = "users",
     params(("id" = Uuid, Path, description = "User id")),
@@ -142,16 +160,25 @@ pub async fn get_user(
     responses(
         (status = 200, description = "The updated user", body = User),
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No authenticated caller", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`status` or `roles` changed by a non-administrator", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such user, or another user's", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The email is taken", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn update_user(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(request): ApiJson<UpdateUser>,
 ) -> Result<Json<User>, ApiError> {
+    own_or_admin(&caller, id)?;
+    if (request.status.is_some() || request.roles.is_some()) && !caller.is_admin() {
+        return Err(ApiError::Forbidden(
+            "only administrators change a user's status or roles",
+        ));
+    }
     let changes = request.validate().map_err(ApiError::Validation)?;
     let password_hash = match changes.password {
         Some(password) => Some(
@@ -171,6 +198,7 @@ pub async fn update_user(
         last_name: changes.last_name.as_deref(),
         email: changes.email.as_deref(),
         status: changes.status,
+        roles: changes.roles.as_deref(),
         password_hash: password_hash.as_deref(),
     };
     let user = match store::update(&mut tx, id, &update).await {
@@ -188,19 +216,22 @@ pub async fn update_user(
     Ok(Json(user))
 }
 
-/// Delete a user.
+/// Delete oneself, or anyone for an administrator.
 #[utoipa::path(
     delete, path = "/v1/users/{id}", tag = "users",
     params(("id" = Uuid, Path, description = "User id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No authenticated caller", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such user, or another user's", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn delete_user(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<StatusCode, ApiError> {
+    own_or_admin(&caller, id)?;
     let mut tx = state
         .pool
         .begin()

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use crate::model::{User, UserStatus};
 
-const COLUMNS: &str = "id, first_name, last_name, email, status, created_at, updated_at";
+const COLUMNS: &str = "id, first_name, last_name, email, status, roles, created_at, updated_at";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -26,6 +26,7 @@ struct UserRow {
     last_name: String,
     email: String,
     status: String,
+    roles: Vec<String>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -40,6 +41,7 @@ impl TryFrom<UserRow> for User {
             first_name: row.first_name,
             last_name: row.last_name,
             email: row.email,
+            roles: row.roles,
             created_at: row.created_at,
             updated_at: row.updated_at,
         })
@@ -51,13 +53,14 @@ pub struct NewUserRow<'a> {
     pub last_name: &'a str,
     pub email: &'a str,
     pub status: UserStatus,
+    pub roles: &'a [String],
     pub password_hash: &'a str,
 }
 
 pub async fn insert(conn: &mut PgConnection, user: &NewUserRow<'_>) -> Result<User> {
     let row: UserRow = sqlx::query_as(&format!(
-        "INSERT INTO users (id, first_name, last_name, email, status, password_hash) \
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLUMNS}"
+        "INSERT INTO users (id, first_name, last_name, email, status, password_hash, roles) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLUMNS}"
     ))
     .bind(Uuid::new_v4())
     .bind(user.first_name)
@@ -65,9 +68,32 @@ pub async fn insert(conn: &mut PgConnection, user: &NewUserRow<'_>) -> Result<Us
     .bind(user.email)
     .bind(user.status.as_str())
     .bind(user.password_hash)
+    .bind(user.roles)
     .fetch_one(conn)
     .await?;
     row.try_into()
+}
+
+/// Inserts the user unless one with the e-mail exists; `None` then. Used for the first
+/// administrator, so that every start-up (and every replica) may try it safely.
+pub async fn insert_if_absent(
+    conn: &mut PgConnection,
+    user: &NewUserRow<'_>,
+) -> Result<Option<User>> {
+    let row: Option<UserRow> = sqlx::query_as(&format!(
+        "INSERT INTO users (id, first_name, last_name, email, status, password_hash, roles) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (email) DO NOTHING RETURNING {COLUMNS}"
+    ))
+    .bind(Uuid::new_v4())
+    .bind(user.first_name)
+    .bind(user.last_name)
+    .bind(user.email)
+    .bind(user.status.as_str())
+    .bind(user.password_hash)
+    .bind(user.roles)
+    .fetch_optional(conn)
+    .await?;
+    row.map(User::try_from).transpose()
 }
 
 pub async fn get(pool: &PgPool, id: Uuid) -> Result<Option<User>> {
@@ -194,6 +220,7 @@ pub struct Changes<'a> {
     pub last_name: Option<&'a str>,
     pub email: Option<&'a str>,
     pub status: Option<UserStatus>,
+    pub roles: Option<&'a [String]>,
     pub password_hash: Option<&'a str>,
 }
 
@@ -209,6 +236,7 @@ pub async fn update(
              email = COALESCE($4, email), \
              status = COALESCE($5, status), \
              password_hash = COALESCE($6, password_hash), \
+             roles = COALESCE($7, roles), \
              updated_at = now() \
          WHERE id = $1 RETURNING {COLUMNS}"
     ))
@@ -218,6 +246,7 @@ pub async fn update(
     .bind(changes.email)
     .bind(changes.status.map(UserStatus::as_str))
     .bind(changes.password_hash)
+    .bind(changes.roles)
     .fetch_optional(conn)
     .await?;
     row.map(User::try_from).transpose()

@@ -24,6 +24,8 @@ pub struct Claims {
     /// Unique token id.
     pub jti: String,
     pub email: String,
+    /// The user's roles, which the gateway's rules and the services read (`auth.jwt.rolesClaim`).
+    pub roles: Vec<String>,
 }
 
 pub struct TokenIssuer {
@@ -76,6 +78,7 @@ impl TokenIssuer {
             exp: now.saturating_add(i64::try_from(self.ttl.as_secs()).unwrap_or(i64::MAX)),
             jti: Uuid::new_v4().to_string(),
             email: user.email.clone(),
+            roles: user.roles.clone(),
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.key)
     }

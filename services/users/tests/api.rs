@@ -21,6 +21,8 @@ use serde_json::{Value, json};
 use tower::ServiceExt;
 
 const SECRET: &str = "test-secret-of-at-least-thirty-two-bytes!";
+/// Not a stored user: administrators act on others' records.
+const ADMIN_ID: &str = "00000000-0000-0000-0000-00000000a0a0";
 
 struct TestApp {
     app: Router,
@@ -70,8 +72,26 @@ impl TestApp {
         (status, headers, body)
     }
 
+    /// As an administrator (what the gateway would pass for an admin's token).
     async fn call(&self, method: Method, uri: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let builder = Request::builder().method(method).uri(uri);
+        self.call_as(Some((ADMIN_ID, "admin")), method, uri, body)
+            .await
+    }
+
+    /// As the caller `(subject, roles)` the gateway vouches for, or with no identity at all.
+    async fn call_as(
+        &self,
+        caller: Option<(&str, &str)>,
+        method: Method,
+        uri: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut builder = Request::builder().method(method).uri(uri);
+        if let Some((subject, roles)) = caller {
+            builder = builder
+                .header("x-panthera-subject", subject)
+                .header("x-panthera-roles", roles);
+        }
         let request = match body {
             Some(body) => builder
                 .header(header::CONTENT_TYPE, "application/json")
@@ -94,6 +114,8 @@ impl TestApp {
             .method(method)
             .uri(uri)
             .header(header::CONTENT_TYPE, content_type)
+            .header("x-panthera-subject", ADMIN_ID)
+            .header("x-panthera-roles", "admin")
             .body(Body::from(body.to_owned()))
             .unwrap();
         self.send(request).await
@@ -129,6 +151,20 @@ impl TestApp {
     async fn finish(self) {
         self.db.drop_database().await.unwrap();
     }
+}
+
+/// Verifies a token as the gateway does: HS256 with the shared secret, issuer and audience.
+fn decode_claims(token: &str) -> Claims {
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    validation.set_issuer(&["https://auth.shop.example.com"]);
+    validation.set_audience(&["shop"]);
+    jsonwebtoken::decode::<Claims>(
+        token,
+        &jsonwebtoken::DecodingKey::from_secret(SECRET.as_bytes()),
+        &validation,
+    )
+    .unwrap()
+    .claims
 }
 
 fn new_user(email: &str) -> Value {
@@ -554,13 +590,8 @@ async fn tokens_for_active_users_only() {
     let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
     validation.set_issuer(&["https://auth.shop.example.com"]);
     validation.set_audience(&["shop"]);
-    let claims = jsonwebtoken::decode::<Claims>(
-        token,
-        &jsonwebtoken::DecodingKey::from_secret(SECRET.as_bytes()),
-        &validation,
-    )
-    .unwrap()
-    .claims;
+    let claims = decode_claims(token);
+    assert_eq!(claims.roles, Vec::<String>::new());
     assert_eq!(claims.sub, user["id"].as_str().unwrap());
     assert_eq!(claims.exp - claims.iat, 600);
     assert!(
@@ -720,5 +751,132 @@ async fn totals_follow_every_write_and_concurrent_status_changes() {
     }
     let (_, body) = t.call(Method::GET, "/v1/users", None).await;
     assert_eq!(body["meta"]["total"], 29);
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn users_see_and_change_only_themselves_and_admins_everyone() {
+    let Some(t) = TestApp::new().await else {
+        return;
+    };
+    let ada = t.create("ada@example.com").await;
+    let bob = t.create("bob@example.com").await;
+    let (ada_id, bob_id) = (ada["id"].as_str().unwrap(), bob["id"].as_str().unwrap());
+    assert_eq!(ada["roles"], json!([]));
+    assert_eq!(ada["status"], "active");
+    let as_ada = Some((ada_id, ""));
+    let bob_uri = format!("/v1/users/{bob_id}");
+    let ada_uri = format!("/v1/users/{ada_id}");
+
+    // Without an identity every protected endpoint is 401.
+    for (method, uri) in [
+        (Method::GET, "/v1/users"),
+        (Method::GET, ada_uri.as_str()),
+        (Method::DELETE, ada_uri.as_str()),
+    ] {
+        let (status, body) = t.call_as(None, method, uri, None).await;
+        assert_problem(status, &body, StatusCode::UNAUTHORIZED);
+    }
+    // An ordinary user: listing is admin-only (403); other users look missing (404).
+    let (status, body) = t.call_as(as_ada, Method::GET, "/v1/users", None).await;
+    assert_problem(status, &body, StatusCode::FORBIDDEN);
+    let (status, body) = t.call_as(as_ada, Method::GET, &bob_uri, None).await;
+    assert_problem(status, &body, StatusCode::NOT_FOUND);
+    let rename = json!({"firstName": "Mallory"});
+    let (status, body) = t
+        .call_as(as_ada, Method::PATCH, &bob_uri, Some(rename.clone()))
+        .await;
+    assert_problem(status, &body, StatusCode::NOT_FOUND);
+    let (status, body) = t.call_as(as_ada, Method::DELETE, &bob_uri, None).await;
+    assert_problem(status, &body, StatusCode::NOT_FOUND);
+    // Nor may they raise themselves.
+    for patch in [json!({"roles": ["admin"]}), json!({"status": "inactive"})] {
+        let (status, body) = t
+            .call_as(as_ada, Method::PATCH, &ada_uri, Some(patch))
+            .await;
+        assert_problem(status, &body, StatusCode::FORBIDDEN);
+    }
+    let (bob_now,): (String,) = sqlx::query_as("SELECT first_name FROM users WHERE id = $1::uuid")
+        .bind(bob_id)
+        .fetch_one(&t.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(bob_now, "Ada", "another user's record changed");
+    let roles: Vec<String> = sqlx::query_scalar("SELECT roles FROM users WHERE id = $1::uuid")
+        .bind(ada_id)
+        .fetch_one(&t.db.pool)
+        .await
+        .unwrap();
+    assert!(roles.is_empty());
+
+    // Their own record they read and change.
+    let (status, body) = t.call_as(as_ada, Method::GET, &ada_uri, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = t
+        .call_as(as_ada, Method::PATCH, &ada_uri, Some(rename))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["firstName"], "Mallory");
+
+    // An administrator grants a role; the next token carries it.
+    let (status, body) = t
+        .call(Method::PATCH, &bob_uri, Some(json!({"roles": ["admin"]})))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["roles"], json!(["admin"]));
+    let (status, body) = t
+        .call(
+            Method::POST,
+            "/v1/auth/token",
+            Some(json!({"email": "bob@example.com", "password": "correct horse battery"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let claims = decode_claims(body["accessToken"].as_str().unwrap());
+    assert_eq!(claims.roles, ["admin"]);
+
+    // And a user deletes themselves.
+    let (status, _) = t.call_as(as_ada, Method::DELETE, &ada_uri, None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn the_first_administrator_is_created_once() {
+    let Some(t) = TestApp::new().await else {
+        return;
+    };
+    let pool = &t.db.pool;
+    let ensure = |password: &'static str| {
+        panthera_users::admin::ensure_first_admin(
+            pool,
+            Some(" Root@Example.com "),
+            Some(password),
+            Some("users"),
+        )
+    };
+    assert!(ensure("first password!").await.unwrap());
+    // A second start (or replica) changes nothing, not even with another password.
+    assert!(!ensure("second password").await.unwrap());
+    let rows: Vec<(Vec<String>, String)> =
+        sqlx::query_as("SELECT roles, status FROM users WHERE email = 'root@example.com'")
+            .fetch_all(pool)
+            .await
+            .unwrap();
+    assert_eq!(rows, [(vec!["admin".to_owned()], "active".to_owned())]);
+    let (status, _) = t
+        .call_as(
+            None,
+            Method::POST,
+            "/v1/auth/token",
+            Some(json!({"email": "root@example.com", "password": "first password!"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    // Half a Secret is a configuration error, not a silent no-op.
+    let half = panthera_users::admin::ensure_first_admin(pool, Some("x@example.com"), None, None)
+        .await
+        .unwrap_err();
+    assert!(half.to_string().contains("ADMIN_PASSWORD"), "{half}");
     t.finish().await;
 }

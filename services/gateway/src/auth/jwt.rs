@@ -10,8 +10,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
-use serde::Deserialize;
+use serde_json::{Map, Value};
 
+use super::identity::Identity;
 use super::jwks::{JwksCache, JwksError};
 use crate::config::JwtConfig;
 use crate::proxy::Environment;
@@ -48,7 +49,13 @@ pub enum AuthError {
 /// What the gateway keeps from a validated token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedToken {
-    pub subject: Option<Arc<str>>,
+    pub identity: Arc<Identity>,
+}
+
+impl VerifiedToken {
+    pub fn subject(&self) -> Option<&Arc<str>> {
+        self.identity.subject.as_ref()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -68,7 +75,7 @@ enum KeySource {
 
 #[derive(Clone)]
 struct CachedToken {
-    subject: Option<Arc<str>>,
+    identity: Arc<Identity>,
     verified_at: Instant,
     /// Unix seconds after which the token is no longer accepted (exp + leeway).
     valid_until: u64,
@@ -83,19 +90,16 @@ pub struct JwtValidator {
     source: KeySource,
     validations: Vec<(Algorithm, Validation)>,
     leeway: u64,
+    roles_claim: Box<str>,
+    scopes_claim: Box<str>,
     min_refresh_interval: Duration,
     // quick_cache rather than moka here: this lookup is on every protected request, and
     // quick_cache's get is a plain sharded hash lookup without read-side bookkeeping.
     verified: quick_cache::sync::Cache<Box<str>, CachedToken>,
 }
 
-#[derive(Deserialize)]
-struct Claims {
-    #[serde(default)]
-    sub: Option<String>,
-    #[serde(default)]
-    exp: Option<f64>,
-}
+/// Claims are kept as a map: which ones hold roles and scopes is configurable.
+type Claims = Map<String, Value>;
 
 const ASYMMETRIC: &[Algorithm] = &[
     Algorithm::RS256,
@@ -166,6 +170,8 @@ impl JwtValidator {
             source,
             validations,
             leeway: config.leeway_seconds,
+            roles_claim: config.roles_claim.as_str().into(),
+            scopes_claim: config.scopes_claim.as_str().into(),
             verified: quick_cache::sync::Cache::new(TOKEN_CACHE_ENTRIES),
         }
     }
@@ -200,7 +206,7 @@ impl JwtValidator {
             && now_unix() <= cached.valid_until
         {
             return Ok(VerifiedToken {
-                subject: cached.subject,
+                identity: cached.identity,
             });
         }
         let claims = match &self.source {
@@ -213,21 +219,25 @@ impl JwtValidator {
             }
             KeySource::Jwks(jwks) => self.verify_with_jwks(token, jwks).await?,
         };
-        let subject: Option<Arc<str>> = claims.sub.map(Arc::from);
-        if let Some(exp) = claims.exp {
+        let identity = Arc::new(Identity::from_claims(
+            &claims,
+            &self.roles_claim,
+            &self.scopes_claim,
+        )?);
+        if let Some(exp) = claims.get("exp").and_then(Value::as_f64) {
             // `exp` was validated, so it is a finite non-negative number.
             let valid_until = (exp as u64).saturating_add(self.leeway);
             self.verified.insert(
                 Box::from(token),
                 CachedToken {
-                    subject: subject.clone(),
+                    identity: Arc::clone(&identity),
                     verified_at: Instant::now(),
                     valid_until,
                     key_generation: generation,
                 },
             );
         }
-        Ok(VerifiedToken { subject })
+        Ok(VerifiedToken { identity })
     }
 
     async fn verify_with_jwks(&self, token: &str, jwks: &JwksCache) -> Result<Claims, AuthError> {
@@ -317,6 +327,8 @@ mod tests {
             leeway_seconds: 0,
             jwks_url: None,
             hs256_secret_env: Some("UNUSED".to_owned()),
+            roles_claim: "roles".to_owned(),
+            scopes_claim: "scope".to_owned(),
         };
         JwtValidator::new(
             KeySource::Hs256(DecodingKey::from_secret(secret.as_bytes())),
@@ -344,7 +356,7 @@ mod tests {
             .verify(&token("s3cret", claims.clone()))
             .await
             .unwrap();
-        assert_eq!(verified.subject.as_deref(), Some("alice"));
+        assert_eq!(verified.subject().map(|s| &**s), Some("alice"));
         assert_eq!(
             validator.verify(&token("other", claims)).await,
             Err(AuthError::InvalidSignature)

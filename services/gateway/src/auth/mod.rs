@@ -1,8 +1,10 @@
 //! Bearer-token authentication for protected routes.
 
+pub mod identity;
 pub mod jwks;
 pub mod jwt;
 
+pub use identity::Identity;
 pub use jwks::{JwksCache, JwksError};
 pub use jwt::{AuthError, JwtValidator, VerifiedToken};
 

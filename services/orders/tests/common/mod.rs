@@ -134,6 +134,17 @@ impl Env {
         send(&self.orders, method, uri, body, key).await
     }
 
+    pub async fn call_as(
+        &self,
+        caller: Option<(&str, &str)>,
+        method: Method,
+        uri: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let (status, _, body) = send_as(&self.orders, caller, method, uri, body, None).await;
+        (status, body)
+    }
+
     pub async fn call(
         &self,
         method: Method,
@@ -151,6 +162,10 @@ impl Env {
     }
 }
 
+/// An administrator, as the gateway would vouch for one (not a customer of any order).
+pub const ADMIN: (&str, &str) = ("00000000-0000-0000-0000-00000000a0a0", "admin");
+
+/// As an administrator; see [`send_as`].
 pub async fn send(
     app: &Router,
     method: Method,
@@ -158,7 +173,24 @@ pub async fn send(
     body: Option<Value>,
     key: Option<&str>,
 ) -> (StatusCode, HeaderMap, Value) {
+    send_as(app, Some(ADMIN), method, uri, body, key).await
+}
+
+/// As the caller `(subject, roles)` in the gateway's identity headers, or with none.
+pub async fn send_as(
+    app: &Router,
+    caller: Option<(&str, &str)>,
+    method: Method,
+    uri: &str,
+    body: Option<Value>,
+    key: Option<&str>,
+) -> (StatusCode, HeaderMap, Value) {
     let mut builder = Request::builder().method(method).uri(uri);
+    if let Some((subject, roles)) = caller {
+        builder = builder
+            .header("x-panthera-subject", subject)
+            .header("x-panthera-roles", roles);
+    }
     if let Some(key) = key {
         builder = builder.header("idempotency-key", key);
     }
