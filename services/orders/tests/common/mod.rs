@@ -98,6 +98,9 @@ impl Env {
         let response = self
             .http
             .post(format!("{}/v1/products", self.catalog_url))
+            // Catalog writes need the admin role (the gateway would forward it).
+            .header("x-panthera-subject", "admin-1")
+            .header("x-panthera-roles", "admin")
             .json(&json!({"sku": sku, "name": sku, "priceCents": price_cents, "stockAvailable": stock}))
             .send()
             .await
