@@ -464,6 +464,18 @@ async fn the_shop_lets_each_caller_do_what_the_model_says_and_nothing_else() {
         assert_eq!(status, StatusCode::OK, "{action}: {paid}");
     }
 
+    // The catalog settles the shipped order's reservation from the orders' Kafka events, in the
+    // background: wait for it, so that the snapshot below changes only if an attack succeeds.
+    let started = std::time::Instant::now();
+    while shop.rows().await["products"][0]["stock_reserved"] != json!(0) {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "the catalog never settled the shipped order: {}",
+            shop.rows().await
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+
     // --- The attacks of issue 16, and forged identity headers --------------------------------
     let before = shop.rows().await;
     let product = format!("/v1/products/{product_id}");
