@@ -5,7 +5,9 @@
 
 mod common;
 
-use common::operator::{Operator, crd, install_crd, namespace};
+use common::operator::{
+    Operator, children, crd, install_crd, namespace, planned, ready_at_generation,
+};
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -138,44 +140,6 @@ async fn delete_and_wait_gone(
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-fn ready_at_generation(p: &PantheraPlatform) -> bool {
-    let Some(status) = &p.status else {
-        return false;
-    };
-    status.observed_generation == p.metadata.generation
-        && status.conditions.iter().any(|c| {
-            c.type_ == "Ready"
-                && c.status == ConditionStatus::True
-                && c.observed_generation == p.metadata.generation
-        })
-}
-
-/// Ids (`Kind/name`) of the labelled children of `platform` in the cluster.
-async fn children(client: &kube::Client, namespace: &str, platform: &str) -> BTreeSet<String> {
-    let mut ids = BTreeSet::new();
-    for managed in panthera::engine::MANAGED {
-        let api: Api<DynamicObject> =
-            Api::namespaced_with(client.clone(), namespace, &managed.api_resource());
-        let list = api
-            .list(&ListParams::default().labels(&format!("panthera.dev/platform={platform}")))
-            .await
-            .unwrap();
-        for o in list.items {
-            ids.insert(format!("{}/{}", managed.kind, o.metadata.name.unwrap()));
-        }
-    }
-    ids
-}
-
-/// Ids the renderer plans for `platform` (what the cluster must hold, no more, no less).
-fn planned(platform: &PantheraPlatform) -> BTreeSet<String> {
-    let plan = panthera::render::Renderer::embedded()
-        .unwrap()
-        .render(platform, &panthera::render::Generated::default())
-        .unwrap();
-    plan.objects().map(|o| o.id()).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

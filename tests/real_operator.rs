@@ -6,15 +6,14 @@
 
 mod common;
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::cluster::{RealCluster, real_cluster};
-use common::operator::Operator;
+use common::operator::{Operator, children, planned, ready_at_generation};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use panthera::api::{ConditionStatus, PantheraPlatform};
 use serde_json::json;
 
@@ -50,17 +49,6 @@ async fn install(cluster: &RealCluster, dir: &Path, namespace: &str) -> (String,
     assert!(o.status.success(), "{}", common::stderr(&o));
     let kubeconfig = cluster.service_account_kubeconfig(dir, &system, "panthera-operator");
     (system, kubeconfig)
-}
-
-fn ready_at_generation(p: &PantheraPlatform) -> bool {
-    p.status.as_ref().is_some_and(|s| {
-        s.observed_generation == p.metadata.generation
-            && s.conditions.iter().any(|c| {
-                c.type_ == "Ready"
-                    && c.status == ConditionStatus::True
-                    && c.observed_generation == p.metadata.generation
-            })
-    })
 }
 
 async fn wait_for(
@@ -102,33 +90,6 @@ where
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-}
-
-/// Ids (`Kind/name`) of the labelled children of `platform`.
-async fn children(client: &kube::Client, namespace: &str, platform: &str) -> BTreeSet<String> {
-    let mut ids = BTreeSet::new();
-    for managed in panthera::engine::MANAGED {
-        let api: Api<DynamicObject> =
-            Api::namespaced_with(client.clone(), namespace, &managed.api_resource());
-        let list = api
-            .list(&ListParams::default().labels(&format!("panthera.dev/platform={platform}")))
-            .await
-            .unwrap();
-        for o in list.items {
-            ids.insert(format!("{}/{}", managed.kind, o.metadata.name.unwrap()));
-        }
-    }
-    ids
-}
-
-fn planned(platform: &PantheraPlatform) -> BTreeSet<String> {
-    panthera::render::Renderer::embedded()
-        .unwrap()
-        .render(platform, &panthera::render::Generated::default())
-        .unwrap()
-        .objects()
-        .map(|o| o.id())
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -141,3 +141,51 @@ impl Drop for Operator {
         let _ = self.child.wait();
     }
 }
+
+/// Whether the platform is Ready at its current generation, as the status contract says.
+pub fn ready_at_generation(p: &panthera::api::PantheraPlatform) -> bool {
+    let Some(status) = &p.status else {
+        return false;
+    };
+    status.observed_generation == p.metadata.generation
+        && status.conditions.iter().any(|c| {
+            c.type_ == "Ready"
+                && c.status == panthera::api::ConditionStatus::True
+                && c.observed_generation == p.metadata.generation
+        })
+}
+
+/// Ids (`Kind/name`) of the labelled children of `platform` in the cluster.
+pub async fn children(
+    client: &kube::Client,
+    namespace: &str,
+    platform: &str,
+) -> std::collections::BTreeSet<String> {
+    let mut ids = std::collections::BTreeSet::new();
+    for managed in panthera::engine::MANAGED {
+        let api: Api<kube::api::DynamicObject> =
+            Api::namespaced_with(client.clone(), namespace, &managed.api_resource());
+        let list = api
+            .list(
+                &kube::api::ListParams::default()
+                    .labels(&format!("panthera.dev/platform={platform}")),
+            )
+            .await
+            .unwrap();
+        for o in list.items {
+            ids.insert(format!("{}/{}", managed.kind, o.metadata.name.unwrap()));
+        }
+    }
+    ids
+}
+
+/// Ids the renderer plans for `platform` (what the cluster must hold, no more, no less).
+pub fn planned(platform: &panthera::api::PantheraPlatform) -> std::collections::BTreeSet<String> {
+    panthera::render::Renderer::embedded()
+        .unwrap()
+        .render(platform, &panthera::render::Generated::default())
+        .unwrap()
+        .objects()
+        .map(|o| o.id())
+        .collect()
+}
