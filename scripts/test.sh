@@ -27,5 +27,13 @@ if cargo nextest --version >/dev/null 2>&1; then
   cargo test --workspace --locked --doc
   cargo nextest run --workspace --locked --no-fail-fast
 else
-  cargo test --workspace --locked --no-fail-fast
+  # cargo test prints one summary per test binary and closes on the last crate's doc tests;
+  # the line after it counts the whole suite.
+  set +e
+  cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$PANTHERA_TEST_DIR/cargo-test.log"
+  status=${PIPESTATUS[0]}
+  set -e
+  awk '/^test result:/ { passed += $4; failed += $6 } END { printf "%d passed, %d failed\n", passed, failed }' \
+    "$PANTHERA_TEST_DIR/cargo-test.log"
+  exit "$status"
 fi
