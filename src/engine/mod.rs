@@ -451,8 +451,8 @@ impl Engine {
         color: bool,
     ) -> Result<Vec<Change>> {
         let (name, namespace) = ids(platform);
-        preflight::check(&self.client, &self.limiter, platform).await?;
         let live = self.live(&namespace, false).await?;
+        preflight::check(platform, |name| live.get("Secret", name))?;
         let plan = self.render(platform, &live)?;
         let mut changes = Vec::new();
         // The connection Secrets of AWS stores are written once AWS has an endpoint: never prune them.
@@ -564,9 +564,9 @@ impl Engine {
     ) -> Result<ApplyReport> {
         let started = Instant::now();
         let (name, namespace) = ids(platform);
-        preflight::check(&self.client, &self.limiter, platform).await?;
         // A namespace that does not exist yet lists empty.
         let mut live = self.live(&namespace, false).await?;
+        preflight::check(platform, |name| live.get("Secret", name))?;
         let plan = self.render(platform, &live)?;
         // An object of the plan that belongs to someone else refuses the whole apply before
         // anything is written, not halfway through the phases.

@@ -3,11 +3,9 @@
 //! CreateContainerConfigError (and the Ingress would serve a default certificate) while the
 //! platform looked applied. Each missing one is reported with the command that creates it.
 
-use k8s_openapi::api::core::v1::Secret;
-use kube::Api;
-use kube::api::ListParams;
+use serde_json::Value;
 
-use super::{Error, Result, classify, retry};
+use super::{Error, Result};
 use crate::api::{PantheraPlatform, ServiceKind};
 
 /// A Secret the platform reads but never writes.
@@ -82,8 +80,9 @@ pub fn required(platform: &PantheraPlatform) -> Vec<Required> {
     out
 }
 
-/// What is wrong with one required Secret, given what the cluster has (`None`: absent).
-fn problem(required: &Required, secret: Option<&Secret>) -> Option<String> {
+/// What is wrong with one required Secret, given what the cluster has (`None`: absent). The
+/// Secret is the JSON object the API server answered (`data` values base64).
+fn problem(required: &Required, secret: Option<&Value>) -> Option<String> {
     let Some(secret) = secret else {
         return Some(format!(
             "Secret {} ({}) does not exist; create it with:\n    {}",
@@ -91,16 +90,13 @@ fn problem(required: &Required, secret: Option<&Secret>) -> Option<String> {
         ));
     };
     let has = |key: &str| {
-        secret
-            .data
-            .as_ref()
-            .and_then(|data| data.get(key))
-            .is_some_and(|value| !value.0.is_empty())
-            || secret
-                .string_data
-                .as_ref()
+        ["data", "stringData"].iter().any(|field| {
+            secret
+                .get(field)
                 .and_then(|data| data.get(key))
+                .and_then(Value::as_str)
                 .is_some_and(|value| !value.is_empty())
+        })
     };
     let missing: Vec<&str> = required
         .keys
@@ -114,7 +110,10 @@ fn problem(required: &Required, secret: Option<&Secret>) -> Option<String> {
             required.name,
             required.purpose,
             missing.join(", "),
-            secret.metadata.namespace.as_deref().unwrap_or("default"),
+            secret
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .unwrap_or("default"),
             required.name,
             required.command
         )
@@ -122,32 +121,16 @@ fn problem(required: &Required, secret: Option<&Secret>) -> Option<String> {
 }
 
 /// Fails with every missing Secret or key, and how to create it, when any is missing.
-pub(super) async fn check(
-    client: &kube::Client,
-    limiter: &retry::Limiter,
+/// `secret` looks a Secret of the platform's namespace up in what the engine already listed
+/// (the operator's RBAC lists Secrets but deliberately never gets single ones).
+pub(super) fn check<'a>(
     platform: &PantheraPlatform,
+    secret: impl Fn(&str) -> Option<&'a Value>,
 ) -> Result<()> {
-    let required = required(platform);
-    if required.is_empty() {
-        return Ok(());
-    }
     let namespace = platform.metadata.namespace.as_deref().unwrap_or("default");
-    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
-    // One list rather than a get per Secret: the operator's RBAC lists Secrets but deliberately
-    // never gets single ones (src/operator/install.rs).
-    let params = ListParams::default();
-    let secrets = retry::call(limiter, || api.list(&params))
-        .await
-        .map_err(|e| classify(e, "list", "secrets", namespace, "Secret"))?;
-    let problems: Vec<String> = required
+    let problems: Vec<String> = required(platform)
         .iter()
-        .filter_map(|r| {
-            let secret = secrets
-                .items
-                .iter()
-                .find(|s| s.metadata.name.as_deref() == Some(r.name.as_str()));
-            problem(r, secret)
-        })
+        .filter_map(|r| problem(r, secret(&r.name)))
         .collect();
     if problems.is_empty() {
         Ok(())
@@ -163,9 +146,7 @@ pub(super) async fn check(
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
-    use k8s_openapi::ByteString;
+    use serde_json::json;
 
     use super::*;
 
@@ -209,18 +190,10 @@ mod tests {
         let absent = problem(&required, None).unwrap();
         assert!(absent.contains("shop-jwt"), "{absent}");
         assert!(absent.contains(&required.command), "{absent}");
-        let mut secret = Secret::default();
-        secret.metadata.namespace = Some("shop".into());
-        secret.data = Some(BTreeMap::from([(
-            "secret".to_owned(),
-            ByteString(Vec::new()),
-        )]));
+        let mut secret = json!({"metadata": {"namespace": "shop"}, "data": {"secret": ""}});
         let empty = problem(&required, Some(&secret)).unwrap();
         assert!(empty.contains("no (or an empty) key secret"), "{empty}");
-        secret.data = Some(BTreeMap::from([(
-            "secret".to_owned(),
-            ByteString(b"k".to_vec()),
-        )]));
+        secret["data"]["secret"] = json!("aw==");
         assert_eq!(problem(&required, Some(&secret)), None);
     }
 }
