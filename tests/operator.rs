@@ -6,7 +6,7 @@
 mod common;
 
 use common::operator::{
-    Operator, children, crd, install_crd, namespace, planned, ready_at_generation,
+    Operator, children, crd, install_crd, namespace, planned, ready_at_generation, wait_for,
 };
 
 use std::collections::BTreeSet;
@@ -90,35 +90,6 @@ fn condition(status: &PantheraPlatformStatus, type_: &str) -> Option<(ConditionS
         .iter()
         .find(|c| c.type_ == type_)
         .map(|c| (c.status, format!("{}: {}", c.reason, c.message)))
-}
-
-/// Poll the platform until `done` holds; panics with the last status and the operator's logs.
-async fn wait_for(
-    client: &kube::Client,
-    namespace: &str,
-    name: &str,
-    what: &str,
-    within: Duration,
-    logs: impl Fn() -> String,
-    done: impl Fn(&PantheraPlatform) -> bool,
-) -> PantheraPlatform {
-    let api: Api<PantheraPlatform> = Api::namespaced(client.clone(), namespace);
-    let started = Instant::now();
-    let mut last = None;
-    while started.elapsed() < within {
-        if let Ok(p) = api.get(name).await {
-            if done(&p) {
-                return p;
-            }
-            last = Some(p);
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!(
-        "{namespace}/{name}: not {what} after {within:?}; last status: {:#?}\noperator log:\n{}",
-        last.and_then(|p| p.status),
-        logs()
-    );
 }
 
 /// Delete platform `name` and wait until the operator has let it go (its finalizer removed).

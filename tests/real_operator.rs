@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::cluster::{RealCluster, real_cluster};
-use common::operator::{Operator, children, planned, ready_at_generation};
+use common::operator::{Operator, children, planned, ready_at_generation, wait_for};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
@@ -49,31 +49,6 @@ async fn install(cluster: &RealCluster, dir: &Path, namespace: &str) -> (String,
     assert!(o.status.success(), "{}", common::stderr(&o));
     let kubeconfig = cluster.service_account_kubeconfig(dir, &system, "panthera-operator");
     (system, kubeconfig)
-}
-
-async fn wait_for(
-    api: &Api<PantheraPlatform>,
-    name: &str,
-    what: &str,
-    logs: impl Fn() -> String,
-    done: impl Fn(&PantheraPlatform) -> bool,
-) -> PantheraPlatform {
-    let started = Instant::now();
-    let mut last = None;
-    while started.elapsed() < TIMEOUT {
-        if let Ok(p) = api.get(name).await {
-            if done(&p) {
-                return p;
-            }
-            last = Some(p);
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    panic!(
-        "{name}: not {what} after {TIMEOUT:?}; last status: {:#?}\noperator log:\n{}",
-        last.and_then(|p| p.status),
-        logs()
-    );
 }
 
 async fn wait_until<F, Fut>(what: &str, logs: impl Fn() -> String, check: F)
@@ -124,7 +99,16 @@ async fn the_operator_on_its_installed_rbac_reconciles_restores_drift_and_tears_
         .unwrap();
 
     // The status contract at generation 1.
-    let ready = wait_for(&platforms, "shop", "Ready", logs, ready_at_generation).await;
+    let ready = wait_for(
+        &admin,
+        &ns,
+        "shop",
+        "Ready",
+        TIMEOUT,
+        logs,
+        ready_at_generation,
+    )
+    .await;
     let status = ready.status.clone().unwrap();
     assert_eq!(status.observed_generation, Some(1));
     for (type_, want) in [
@@ -205,9 +189,15 @@ async fn the_operator_on_its_installed_rbac_reconciles_restores_drift_and_tears_
         )
         .await
         .unwrap();
-    wait_for(&platforms, "shop", "Ready at generation 2", logs, |p| {
-        p.metadata.generation == Some(2) && ready_at_generation(p)
-    })
+    wait_for(
+        &admin,
+        &ns,
+        "shop",
+        "Ready at generation 2",
+        TIMEOUT,
+        logs,
+        |p| p.metadata.generation == Some(2) && ready_at_generation(p),
+    )
     .await;
     assert_eq!(
         deployments
@@ -301,9 +291,11 @@ async fn two_operator_replicas_elect_one_leader_and_the_other_takes_over() {
         .await
         .unwrap();
     wait_for(
-        &platforms,
+        &admin,
+        &ns,
         "demo",
         "Ready",
+        TIMEOUT,
         || leader.logs(),
         ready_at_generation,
     )
@@ -327,9 +319,11 @@ async fn two_operator_replicas_elect_one_leader_and_the_other_takes_over() {
         .await
         .unwrap();
     wait_for(
-        &platforms,
+        &admin,
+        &ns,
         "demo",
         "Ready at generation 2",
+        TIMEOUT,
         || follower.logs(),
         |p| p.metadata.generation == Some(2) && ready_at_generation(p),
     )

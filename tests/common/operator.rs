@@ -189,3 +189,32 @@ pub fn planned(platform: &panthera::api::PantheraPlatform) -> std::collections::
         .map(|o| o.id())
         .collect()
 }
+
+/// Poll the platform until `done` holds; panics with the last status and the operator's logs.
+pub async fn wait_for(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    what: &str,
+    within: Duration,
+    logs: impl Fn() -> String,
+    done: impl Fn(&panthera::api::PantheraPlatform) -> bool,
+) -> panthera::api::PantheraPlatform {
+    let api: Api<panthera::api::PantheraPlatform> = Api::namespaced(client.clone(), namespace);
+    let started = Instant::now();
+    let mut last = None;
+    while started.elapsed() < within {
+        if let Ok(p) = api.get(name).await {
+            if done(&p) {
+                return p;
+            }
+            last = Some(p);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "{namespace}/{name}: not {what} after {within:?}; last status: {:#?}\noperator log:\n{}",
+        last.and_then(|p| p.status),
+        logs()
+    );
+}
