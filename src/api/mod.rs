@@ -4,12 +4,20 @@
 //! (`panthera crd`), and `panthera validate` checks a file against that same generated schema and
 //! its CEL rules, so the CLI and the API server give the same answer.
 
+mod gateway;
+pub mod kinds;
 pub mod rules;
 mod spec;
 mod status;
+mod stores;
+mod vocabulary;
 
+pub use gateway::*;
+pub use kinds::{KINDS, Kind};
 pub use spec::*;
 pub use status::*;
+pub use stores::*;
+pub use vocabulary::*;
 
 /// API group of every Panthera custom resource.
 pub const GROUP: &str = "panthera.dev";
