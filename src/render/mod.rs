@@ -15,12 +15,8 @@ use include_dir::{Dir, include_dir};
 use serde::Serialize;
 use serde_json::Value;
 
-pub use context::{
-    LABEL_COMPONENT, LABEL_INSTANCE, LABEL_MANAGED_BY, LABEL_NAME, LABEL_PART_OF, LABEL_PLATFORM,
-    LABEL_PLATFORM_COMPONENT, MANAGER, Names, short_hash,
-};
+pub use context::{Names, short_hash};
 pub use secrets::{Generated, REDACTED, Redacted, SecretValues};
-pub use typed::KNOWN_KINDS;
 
 use crate::api::{Backend, ComponentKind, PantheraPlatform};
 
@@ -242,7 +238,7 @@ impl Renderer {
         };
         apply_overrides(&mut plan, platform)?;
         for component in &mut plan.components {
-            component.objects.sort_by_key(|o| kind_rank(o.kind()));
+            component.objects.sort_by_key(|o| crate::api::Kind::rank(o.kind()));
         }
         Ok(plan)
     }
@@ -265,7 +261,7 @@ impl Renderer {
         endpoint: &str,
         tls: bool,
     ) -> Result<Object> {
-        let (name_, namespace) = crate::engine::ids(platform);
+        let (name_, namespace) = platform.ids();
         let names = Names {
             platform: name_,
             namespace,
@@ -403,30 +399,6 @@ fn aws_note(kind: ComponentKind) -> String {
         }
         ComponentKind::Kafka => "Amazon MSK cluster, provisioned by the AWS reconciler".into(),
         ComponentKind::Gateway | ComponentKind::Service => String::new(),
-    }
-}
-
-/// Apply order inside a component: identities and configuration first, workloads after what they
-/// mount, policies and exposure last.
-fn kind_rank(kind: &str) -> u8 {
-    match kind {
-        "Namespace" => 0,
-        "CustomResourceDefinition" => 1,
-        "ServiceAccount" => 2,
-        "ClusterRole" | "Role" => 3,
-        "ClusterRoleBinding" | "RoleBinding" => 4,
-        "Secret" => 5,
-        "ConfigMap" => 6,
-        "PersistentVolumeClaim" => 7,
-        "NetworkPolicy" => 8,
-        "Service" => 9,
-        "StatefulSet" => 10,
-        "Deployment" => 11,
-        "Job" => 12,
-        "HorizontalPodAutoscaler" => 13,
-        "PodDisruptionBudget" => 14,
-        "Ingress" => 15,
-        _ => 16,
     }
 }
 

@@ -3,6 +3,10 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::*;
+use crate::api::{
+    LABEL_COMPONENT, LABEL_INSTANCE, LABEL_MANAGED_BY, LABEL_NAME, LABEL_PART_OF, LABEL_PLATFORM,
+    LABEL_PLATFORM_COMPONENT,
+};
 use crate::load::load_str;
 
 fn example(name: &str) -> PantheraPlatform {

@@ -16,28 +16,6 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-/// Kinds the renderer may produce, as (apiVersion, kind).
-pub const KNOWN_KINDS: &[(&str, &str)] = &[
-    ("v1", "Namespace"),
-    ("v1", "ServiceAccount"),
-    ("v1", "Secret"),
-    ("v1", "ConfigMap"),
-    ("v1", "PersistentVolumeClaim"),
-    ("v1", "Service"),
-    ("apps/v1", "Deployment"),
-    ("apps/v1", "StatefulSet"),
-    ("batch/v1", "Job"),
-    ("autoscaling/v2", "HorizontalPodAutoscaler"),
-    ("policy/v1", "PodDisruptionBudget"),
-    ("networking.k8s.io/v1", "Ingress"),
-    ("networking.k8s.io/v1", "NetworkPolicy"),
-    ("rbac.authorization.k8s.io/v1", "Role"),
-    ("rbac.authorization.k8s.io/v1", "RoleBinding"),
-    ("rbac.authorization.k8s.io/v1", "ClusterRole"),
-    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
-    ("apiextensions.k8s.io/v1", "CustomResourceDefinition"),
-];
-
 /// Round-trip `value` through the type of its kind; Err names the problem and the field path.
 pub fn check(value: &Value) -> Result<(), String> {
     let api_version = value
@@ -74,9 +52,9 @@ pub fn check(value: &Value) -> Result<(), String> {
             round_trip::<CustomResourceDefinition>(value)
         }
         _ => {
-            let known: Vec<String> = KNOWN_KINDS
+            let known: Vec<String> = crate::api::KINDS
                 .iter()
-                .map(|(v, k)| format!("{v}/{k}"))
+                .map(|k| format!("{}/{}", k.api_version, k.kind))
                 .collect();
             return Err(format!(
                 "apiVersion {api_version:?} kind {kind:?} is not a kind Panthera renders (known: {})",

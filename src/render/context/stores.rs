@@ -1,0 +1,233 @@
+//! The data stores' contexts: PostgreSQL, Redis and Kafka, as StatefulSets in the cluster or as
+//! the connection details of their AWS counterparts.
+
+use serde_json::{Value, json};
+
+use super::*;
+
+impl ContextBuilder<'_> {
+    pub(super) fn postgres(&self, db: &DatabaseSpec) -> ComponentContext {
+        let name = self.names.database(&db.name);
+        let app = "postgres";
+        let secret = self.names.database_secret(&db.name);
+        let username = db.name.replace('-', "_");
+        let host = match db.backend {
+            Backend::Cluster => self.names.svc_host(&name),
+            Backend::Aws => String::new(),
+        };
+        let password = self.secrets.value(&secret, "password");
+        let url = format!(
+            "postgres://{username}:{password}@{host}:{POSTGRES_PORT}/{database}",
+            database = username
+        );
+        let clients: Vec<&ServiceSpec> = self
+            .spec()
+            .services
+            .iter()
+            .filter(|s| s.database.as_deref() == Some(&db.name))
+            .collect();
+        let values = json!({
+            "name": name,
+            "database": db.name,
+            "headless": format!("{name}-headless"),
+            "labels": self.labels(Some((ComponentKind::Postgres, &db.name, &name, app))),
+            "selector": self.selector(&name, app),
+            "image": format!("docker.io/library/postgres:{}", db.version.as_str()),
+            "storage": db.storage,
+            "uid": DATA_UID,
+            "port": POSTGRES_PORT,
+            "pvcRetention": pvc_retention(db.deletion_policy),
+            "deletionPolicy": db.deletion_policy,
+            "resources": resources(&db.resources, ("250m", "256Mi"), ("2", "1Gi")),
+            "secret": {
+                "name": secret,
+                "data": {
+                    "host": host, "port": POSTGRES_PORT.to_string(), "username": username,
+                    "password": password, "database": username, "url": url,
+                },
+            },
+            "ingress": self.allow_from_services(&clients, POSTGRES_PORT),
+            "podSelector": self.pod_selector(ComponentKind::Postgres, &db.name),
+        });
+        ComponentContext {
+            name: db.name.clone(),
+            kind: ComponentKind::Postgres,
+            backend: db.backend,
+            folder: "postgres",
+            values,
+        }
+    }
+
+    pub(super) fn redis(&self, redis: &RedisSpec) -> ComponentContext {
+        let name = self.names.redis();
+        let app = "redis";
+        let secret = self.names.redis_secret();
+        let password = self.secrets.value(&secret, "password");
+        let host = match redis.backend {
+            Backend::Cluster => self.names.svc_host(&name),
+            Backend::Aws => String::new(),
+        };
+        let clients: Vec<&ServiceSpec> = self.spec().services.iter().filter(|s| s.cache).collect();
+        let mut ingress = self.allow_from_services(&clients, REDIS_PORT);
+        if self.gateway_uses_redis() {
+            ingress.push(json!({
+                "from": [{"podSelector": {"matchLabels": self.pod_selector(ComponentKind::Gateway, "gateway")}}],
+                "ports": [{"protocol": "TCP", "port": REDIS_PORT}],
+            }));
+        }
+        let values = json!({
+            "name": name,
+            "labels": self.labels(Some((ComponentKind::Redis, "redis", &name, app))),
+            "selector": self.selector(&name, app),
+            "image": format!("docker.io/library/redis:{}", redis.version),
+            "storage": redis.storage,
+            "uid": DATA_UID,
+            "port": REDIS_PORT,
+            "pvcRetention": pvc_retention(redis.deletion_policy),
+            "deletionPolicy": redis.deletion_policy,
+            "resources": resources(&redis.resources, ("100m", "128Mi"), ("1", "512Mi")),
+            "secret": {
+                "name": secret,
+                "data": {
+                    "host": host, "port": REDIS_PORT.to_string(), "password": password,
+                    "url": format!("redis://:{password}@{host}:{REDIS_PORT}/0"),
+                },
+            },
+            "ingress": ingress,
+            "podSelector": self.pod_selector(ComponentKind::Redis, "redis"),
+        });
+        ComponentContext {
+            name: "redis".into(),
+            kind: ComponentKind::Redis,
+            backend: redis.backend,
+            folder: "redis",
+            values,
+        }
+    }
+
+    pub(super) fn kafka(&self, kafka: &KafkaSpec) -> ComponentContext {
+        let name = self.names.kafka();
+        let app = "kafka";
+        let headless = format!("{name}-headless");
+        let ns = &self.names.namespace;
+        let voters: Vec<String> = (0..kafka.brokers)
+            .map(|i| format!("{i}@{name}-{i}.{headless}.{ns}.svc:{KAFKA_CONTROLLER_PORT}"))
+            .collect();
+        let bootstrap = match kafka.backend {
+            Backend::Cluster => format!("{}:{KAFKA_PORT}", self.names.svc_host(&name)),
+            Backend::Aws => String::new(),
+        };
+        let topics_json = serde_json::to_string(&kafka.topics).unwrap_or_default();
+        let topics_hash = short_hash(&topics_json);
+        let script = topics_script(kafka, &bootstrap);
+        let replication = kafka.brokers.min(3);
+        let clients: Vec<&ServiceSpec> = self
+            .spec()
+            .services
+            .iter()
+            .filter(|s| !s.topics.is_empty())
+            .collect();
+        let mut ingress = self.allow_from_services(&clients, KAFKA_PORT);
+        ingress.push(json!({
+            "from": [
+                {"podSelector": {"matchLabels": self.pod_selector(ComponentKind::Kafka, "kafka")}},
+                {"podSelector": {"matchLabels": {LABEL_PLATFORM: self.names.platform, LABEL_COMPONENT: "kafka-topics"}}},
+            ],
+            "ports": [{"protocol": "TCP", "port": KAFKA_PORT}, {"protocol": "TCP", "port": KAFKA_CONTROLLER_PORT}],
+        }));
+        let mut job_labels =
+            self.labels(Some((ComponentKind::Kafka, "kafka", &name, "kafka-topics")));
+        job_labels.insert(LABEL_COMPONENT.to_string(), "kafka-topics".to_string());
+        let values = json!({
+            "name": name,
+            "headless": headless,
+            "labels": self.labels(Some((ComponentKind::Kafka, "kafka", &name, app))),
+            "selector": self.selector(&name, app),
+            "image": format!("docker.io/apache/kafka:{}", kafka.version),
+            "brokers": kafka.brokers,
+            "storage": kafka.storage,
+            "uid": KAFKA_UID,
+            "port": KAFKA_PORT,
+            "controllerPort": KAFKA_CONTROLLER_PORT,
+            "clusterId": cluster_id(&self.names),
+            "voters": voters.join(","),
+            "replication": replication,
+            "minIsr": kafka.brokers.min(2),
+            "pvcRetention": pvc_retention(kafka.deletion_policy),
+            "deletionPolicy": kafka.deletion_policy,
+            "resources": resources(&kafka.resources, ("500m", "1Gi"), ("2", "2Gi")),
+            "secret": {
+                "name": self.names.kafka_secret(),
+                "data": { "bootstrapServers": bootstrap, "url": bootstrap },
+            },
+            "topics": {
+                "present": !kafka.topics.is_empty(),
+                "job": format!("{name}-topics-{topics_hash}"),
+                "labels": job_labels,
+                "script": script,
+            },
+            "ingress": ingress,
+            "podSelector": self.pod_selector(ComponentKind::Kafka, "kafka"),
+            "topicsPodSelector": {LABEL_PLATFORM: self.names.platform, LABEL_COMPONENT: "kafka-topics"},
+        });
+        ComponentContext {
+            name: "kafka".into(),
+            kind: ComponentKind::Kafka,
+            backend: kafka.backend,
+            folder: "kafka",
+            values,
+        }
+    }
+}
+
+/// StatefulSet PVC retention for a deletion policy: only `Delete` lets volumes go with the set.
+pub(super) fn pvc_retention(policy: DeletionPolicy) -> Value {
+    let when_deleted = match policy {
+        DeletionPolicy::Delete => "Delete",
+        DeletionPolicy::Snapshot | DeletionPolicy::Retain => "Retain",
+    };
+    json!({"whenDeleted": when_deleted, "whenScaled": "Retain"})
+}
+
+/// Stable KRaft cluster id (22 chars, base64url of 16 bytes) derived from namespace/name, so a
+/// re-render never changes it.
+pub(super) fn cluster_id(names: &Names) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let digest = Sha256::digest(format!("{}/{}", names.namespace, names.platform).as_bytes());
+    let mut bits: u128 = 0;
+    for b in digest.iter().take(16) {
+        bits = (bits << 8) | u128::from(*b);
+    }
+    (0..22)
+        .map(|i| {
+            let shift = 128_i32 - 6 * (i + 1);
+            let index = if shift >= 0 {
+                (bits >> shift) & 63
+            } else {
+                (bits << -shift) & 63
+            };
+            char::from(ALPHABET[index as usize])
+        })
+        .collect()
+}
+
+/// Shell script of the topic Job: create missing topics, grow partitions, set retention.
+pub(super) fn topics_script(kafka: &KafkaSpec, bootstrap: &str) -> String {
+    let mut script = String::from("set -eu\n");
+    script.push_str(&format!("BOOTSTRAP={bootstrap}\nK=/opt/kafka/bin\n"));
+    for (name, t) in &kafka.topics {
+        let retention_ms: i64 = if t.retention_hours < 0 {
+            -1
+        } else {
+            i64::from(t.retention_hours) * 3_600_000
+        };
+        script.push_str(&format!(
+            "$K/kafka-topics.sh --bootstrap-server \"$BOOTSTRAP\" --create --if-not-exists --topic '{name}' --partitions {p} --replication-factor {r} --config retention.ms={retention_ms}\n\
+             $K/kafka-topics.sh --bootstrap-server \"$BOOTSTRAP\" --alter --topic '{name}' --partitions {p} 2>/dev/null || true\n\
+             $K/kafka-configs.sh --bootstrap-server \"$BOOTSTRAP\" --alter --entity-type topics --entity-name '{name}' --add-config retention.ms={retention_ms}\n",
+            p = t.partitions,
+            r = t.replication_factor,
+        ));
+    }
+    script
+}
