@@ -871,7 +871,8 @@ async fn apply_wait_times_out_naming_the_msk_cluster_still_provisioning() {
 /// The interface the operator uses: the engine with an AWS client, as a library.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_engine_applies_observes_and_destroys_aws_stores_as_a_library() {
-    use panthera::engine::{ApplyOptions, Aws, Engine, Error};
+    use panthera::cloud::aws::Aws;
+    use panthera::engine::{ApplyOptions, Engine, Error};
     let Some(w) = World::new().await else { return };
     let name = unique("a7");
     let file = w.platform(&name, "p.yaml", |t| t);
@@ -929,7 +930,7 @@ async fn the_engine_applies_observes_and_destroys_aws_stores_as_a_library() {
     let kafka = report
         .components
         .iter()
-        .find(|c| c.kind == "kafka")
+        .find(|c| c.kind == panthera::api::ComponentKind::Kafka)
         .unwrap();
     assert!(
         !kafka.ready && kafka.message.contains("creating"),
@@ -947,9 +948,9 @@ async fn the_engine_applies_observes_and_destroys_aws_stores_as_a_library() {
     assert!(engine.aws().unwrap().calls() > calls);
     let users = states
         .iter()
-        .find(|c| c.kind == "postgres" && c.name == "users")
+        .find(|c| c.kind == panthera::api::ComponentKind::Postgres && c.name == "users")
         .unwrap();
-    assert_eq!(users.backend, "aws");
+    assert_eq!(users.backend, panthera::api::Backend::Aws);
     assert!(
         users.ready && users.message.starts_with("available"),
         "{users:?}"
@@ -1310,8 +1311,9 @@ async fn a_replace_whose_delete_finishes_during_the_wait_is_created_again() {
     let file = w.platform(&name, "p.yaml", |t| t);
     let platform = panthera::load::load_file(&file).unwrap();
     let aws = Aws::from_config(w.config.clone());
+    let observations = aws.observe_stores(&platform).await.unwrap();
     let states = aws
-        .reconcile(&platform, &ReconcileOptions::default())
+        .reconcile(&platform, &observations, &ReconcileOptions::default())
         .await
         .unwrap();
     let mut orders = states

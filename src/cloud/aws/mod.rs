@@ -381,6 +381,25 @@ impl StoreState {
     }
 }
 
+/// What dereference reads of one aws store, before anything is written.
+#[derive(Clone, Debug)]
+pub struct Observation {
+    pub store: Store,
+    /// AWS's description of the resource; `None`: it does not exist.
+    pub observed: Option<Observed>,
+    /// The master password in Secrets Manager, if there is one.
+    pub password: Option<String>,
+}
+
+impl StoreState {
+    /// The state of an observed store, with the password Secrets Manager holds.
+    pub fn from_observation(o: &Observation) -> Self {
+        let mut state = Self::from_observed(&o.store, o.observed.as_ref());
+        state.password = o.password.clone();
+        state
+    }
+}
+
 /// What destroy did and what AWS is still deleting.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Teardown {
@@ -402,28 +421,53 @@ impl Aws {
     /// What apply would do to each aws store; reads only. Refuses (terminal) a resource that
     /// exists but is not the platform's.
     pub async fn plan(&self, platform: &PantheraPlatform) -> Result<Vec<Planned>> {
-        let network = model::network(platform);
-        let work = self.plan_stores(platform, &network).await?;
-        Ok(work.into_iter().map(|(_, _, planned)| planned).collect())
+        let observations = self.observe_stores(platform).await?;
+        self.plan_observed(platform, &observations)
     }
 
-    /// Describes each aws store of `platform` and plans it, as `plan` and `reconcile` both need.
-    async fn plan_stores(
-        &self,
-        platform: &PantheraPlatform,
-        network: &Network,
-    ) -> Result<Vec<(Store, Option<Observed>, Planned)>> {
+    /// Reads every aws store of `platform`: AWS's description and the password Secrets Manager
+    /// holds. Nothing is written.
+    pub async fn observe_stores(&self, platform: &PantheraPlatform) -> Result<Vec<Observation>> {
         let owner = Owner::of(platform);
-        let mut work = Vec::new();
+        let network = model::network(platform);
+        let mut out = Vec::new();
         for store in model::stores(platform) {
-            self.check_region(network, &store.component)?;
+            self.check_region(&network, &store.component)?;
             let ctx = self.ctx(network.region.as_deref(), &store.component);
             let observed = self.describe(&ctx, &store).await?;
-            let planned = model::plan(&owner, &store, network, observed.as_ref())
-                .map_err(|m| ctx.terminal(m))?;
-            work.push((store, observed, planned));
+            let password = if store.has_password() {
+                secrets::get(&ctx, &model::secret_name(&owner, &store.component)).await?
+            } else {
+                None
+            };
+            out.push(Observation {
+                store,
+                observed,
+                password,
+            });
         }
-        Ok(work)
+        Ok(out)
+    }
+
+    /// Plans each observed store (pure). Refuses (terminal) a resource that exists but is not
+    /// the platform's.
+    pub fn plan_observed(
+        &self,
+        platform: &PantheraPlatform,
+        observations: &[Observation],
+    ) -> Result<Vec<Planned>> {
+        let owner = Owner::of(platform);
+        let network = model::network(platform);
+        observations
+            .iter()
+            .map(|o| {
+                model::plan(&owner, &o.store, &network, o.observed.as_ref()).map_err(|m| Error {
+                    component: o.store.component.clone(),
+                    message: m,
+                    terminal: true,
+                })
+            })
+            .collect()
     }
 
     /// State of each aws store, without writing.
@@ -488,18 +532,26 @@ impl Aws {
     pub async fn reconcile(
         &self,
         platform: &PantheraPlatform,
+        observations: &[Observation],
         options: &ReconcileOptions,
     ) -> Result<Vec<StoreState>> {
         let owner = Owner::of(platform);
         let network = model::network(platform);
-        let work = self.plan_stores(platform, &network).await?;
+        let planned = self.plan_observed(platform, observations)?;
+        let work: Vec<(Store, Option<Observed>, Option<String>, Planned)> = observations
+            .iter()
+            .zip(planned)
+            .map(|(o, p)| (o.store.clone(), o.observed.clone(), o.password.clone(), p))
+            .collect();
         if !options.allow_replace {
             let replaced: Vec<String> = work
                 .iter()
-                .filter(|(_, _, p)| p.action == Action::Replace)
-                .map(|(_, _, p)| p.summary.clone())
+                .filter(|(_, _, _, p)| p.action == Action::Replace)
+                .map(|(_, _, _, p)| p.summary.clone())
                 .collect();
-            if let Some((store, _, _)) = work.iter().find(|(_, _, p)| p.action == Action::Replace) {
+            if let Some((store, _, _, _)) =
+                work.iter().find(|(_, _, _, p)| p.action == Action::Replace)
+            {
                 return Err(Error {
                     component: store.component.clone(),
                     message: format!(
@@ -511,7 +563,7 @@ impl Aws {
             }
         }
         let mut out = Vec::new();
-        for (store, observed, planned) in work {
+        for (store, observed, stored_password, planned) in work {
             let ctx = self.ctx(network.region.as_deref(), &store.component);
             if let Some(o) = &observed
                 && model::phase(store.service, &o.status) == Phase::Failed
@@ -525,8 +577,15 @@ impl Aws {
             }
             let password = if store.has_password() {
                 Some(
-                    self.password(&ctx, &owner, &store, options, observed.is_none())
-                        .await?,
+                    self.password(
+                        &ctx,
+                        &owner,
+                        &store,
+                        stored_password,
+                        options,
+                        observed.is_none(),
+                    )
+                    .await?,
                 )
             } else {
                 None
@@ -580,11 +639,12 @@ impl Aws {
         ctx: &Ctx<'_>,
         owner: &Owner,
         store: &Store,
+        stored: Option<String>,
         options: &ReconcileOptions,
         creating: bool,
     ) -> Result<String> {
         let name = model::secret_name(owner, &store.component);
-        if let Some(p) = secrets::get(ctx, &name).await? {
+        if let Some(p) = stored {
             return Ok(p);
         }
         let known = options.known_passwords.get(&store.component).cloned();

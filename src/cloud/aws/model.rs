@@ -16,9 +16,9 @@ pub const TAG_NAMESPACE: &str = "panthera.dev/namespace";
 /// Component of the platform (`postgres/users`, `redis`, `kafka`).
 pub const TAG_COMPONENT: &str = "panthera.dev/component";
 /// Deletion policy, so that destroy needs no spec.
-pub const TAG_DELETION_POLICY: &str = "panthera.dev/deletion-policy";
+pub const TAG_DELETION_POLICY: &str = crate::api::DELETION_POLICY;
 /// `panthera`, like the Kubernetes children.
-pub const TAG_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+pub const TAG_MANAGED_BY: &str = crate::api::LABEL_MANAGED_BY;
 /// RFC 3339 time destroy asked AWS to delete the resource (for "waiting for 2m10s").
 pub const TAG_DELETION_REQUESTED: &str = "panthera.dev/deletion-requested";
 /// Final snapshot destroy asked for.
@@ -56,7 +56,7 @@ impl Owner {
     }
 
     pub fn of(platform: &PantheraPlatform) -> Self {
-        let (name, namespace) = crate::engine::ids(platform);
+        let (name, namespace) = platform.ids();
         Self::new(&name, &namespace)
     }
 
@@ -309,7 +309,7 @@ pub fn tags(owner: &Owner, store: &Store) -> BTreeMap<String, String> {
         (TAG_DELETION_POLICY.to_string(), policy.to_string()),
         (
             TAG_MANAGED_BY.to_string(),
-            crate::render::MANAGER.to_string(),
+            crate::api::MANAGER.to_string(),
         ),
     ])
 }
