@@ -1,91 +1,42 @@
-//! The AWS side of apply, observe and destroy: data stores with `backend: aws` are reconciled in
-//! the data-store phase (see [`crate::cloud::aws`]) and their connection Secrets written, with the
-//! same keys as the cluster backend, once AWS has published the endpoint.
+//! The AWS side of each step: dereference reads the platform's stores (AWS and Secrets
+//! Manager), apply creates or modifies them first in the data-store phase (see
+//! [`crate::cloud::aws`]) and, asked to wait, waits for them; prune and destroy remove them by
+//! their deletion policy.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
-use serde_json::Value;
-
-use super::{
-    ApplyOptions, ApplyReport, ComponentState, DestroyReport, Engine, Error, Event, Live, Result,
-};
+use super::error::{Error, Result};
+use super::render::{known_password, secret_name};
+use super::report::{ApplyReport, DestroyReport, Event};
+use super::snapshot::Live;
+use super::{ApplyOptions, Engine};
 use crate::api::PantheraPlatform;
-use crate::cloud::aws::{Aws, Owner, Planned, ReconcileOptions, Service, StoreState, model};
-use crate::render::{Generated, Names, Object};
+use crate::cloud::aws::{
+    Action, Aws, Observation, Owner, Planned, ReconcileOptions, StoreState, model,
+};
+use crate::render::Names;
 
-/// What the AWS part of an apply produced.
+/// What the AWS part of an apply did.
 #[derive(Default)]
 pub(super) struct AwsOutcome {
-    /// Connection Secrets to apply, by component id (`postgres/users`, `redis`, `kafka`).
-    pub secrets: BTreeMap<String, Object>,
-    pub states: Vec<ComponentState>,
+    pub states: Vec<StoreState>,
     pub planned: Vec<Planned>,
     pub calls: usize,
     pub writes: usize,
+    /// AWS published an endpoint (or Secrets Manager a password) the snapshot did not have:
+    /// the connection Secrets rendered from the snapshot are out of date.
+    pub learned: bool,
 }
 
-fn secret_name(names: &Names, store: &model::Store) -> String {
-    match store.service {
-        Service::Rds => names.database_secret(&store.name),
-        Service::ElastiCache => names.redis_secret(),
-        Service::Msk => names.kafka_secret(),
-    }
-}
-
-/// (`Secret`, name) of every AWS store's connection Secret.
-pub(super) fn aws_secret_ids(platform: &PantheraPlatform) -> BTreeSet<(String, String)> {
-    let (platform_name, namespace) = super::ids(platform);
-    let names = Names {
-        platform: platform_name,
-        namespace,
-    };
-    model::stores(platform)
-        .iter()
-        .map(|s| ("Secret".to_string(), secret_name(&names, s)))
-        .collect()
-}
-
-fn decoded(live: &Live, secret: &str, key: &str) -> Option<String> {
-    live.get("Secret", secret)
-        .and_then(|s| s.pointer(&format!("/data/{key}")))
-        .and_then(Value::as_str)
-        .and_then(|v| base64::engine::general_purpose::STANDARD.decode(v).ok())
-        .and_then(|b| String::from_utf8(b).ok())
-        .filter(|p| !p.is_empty() && p != crate::render::REDACTED)
-}
-
-/// Put what AWS reports in place of the aws stores' entries observed from the cluster (which
-/// know only that the store is external).
-pub(super) fn merge_aws_states(states: &mut [ComponentState], fresh: Vec<ComponentState>) {
-    for fresh in fresh {
-        if let Some(slot) = states
-            .iter_mut()
-            .find(|c| c.backend == "aws" && c.kind == fresh.kind && c.name == fresh.name)
-        {
-            *slot = fresh;
-        }
-    }
-}
-
-fn state_of(s: &StoreState) -> ComponentState {
-    let message = match (&s.endpoint, &s.arn) {
-        (Some(_), Some(arn)) if !arn.is_empty() => format!("{} ({arn})", s.message),
-        _ => s.message.clone(),
-    };
-    ComponentState {
-        name: s.store.name.clone(),
-        kind: s.store.service.kind().as_str().to_string(),
-        backend: "aws".into(),
-        ready: s.ready,
-        stalled: false,
-        message,
-        endpoint: s
-            .endpoint
-            .clone()
-            .or_else(|| s.arn.clone().filter(|a| !a.is_empty())),
-    }
+/// What a connection Secret is rendered from.
+fn secret_inputs(s: &StoreState) -> (String, Option<String>, bool, bool, Option<String>) {
+    (
+        s.store.component.clone(),
+        s.endpoint.clone(),
+        s.tls,
+        s.auth,
+        s.password.clone(),
+    )
 }
 
 impl Engine {
@@ -123,18 +74,46 @@ impl Engine {
         }
     }
 
-    /// What apply would do to each AWS data store (reads only): create, adopt, modify in place,
-    /// modify with reboot, modify in the maintenance window, replace, or nothing.
-    pub async fn plan_aws(&self, platform: &PantheraPlatform) -> Result<Vec<Planned>> {
-        match self.require_aws(platform)? {
+    /// Dereference's AWS part: each store as AWS and Secrets Manager have it (reads only).
+    /// `required`: a platform with AWS stores and no AWS client is an error (apply, plan);
+    /// otherwise such stores are simply not observed (status).
+    pub(super) async fn dereference_aws(
+        &self,
+        platform: &PantheraPlatform,
+        required: bool,
+    ) -> Result<Vec<Observation>> {
+        let aws = match (required, &self.aws) {
+            (true, _) => self.require_aws(platform)?,
+            (false, aws) if !model::stores(platform).is_empty() => aws.as_ref(),
+            (false, _) => None,
+        };
+        match aws {
+            Some(aws) => Ok(aws.observe_stores(platform).await?),
             None => Ok(Vec::new()),
-            Some(aws) => Ok(aws.plan(platform).await?),
         }
     }
 
-    pub(super) async fn reconcile_aws(
+    /// What apply would do to each AWS data store (pure, from the snapshot): create, adopt,
+    /// modify in place, modify with reboot, modify in the maintenance window, replace, or nothing.
+    pub(super) fn decide_aws(
         &self,
         platform: &PantheraPlatform,
+        observations: &[Observation],
+    ) -> Result<Vec<Planned>> {
+        match &self.aws {
+            Some(aws) if !observations.is_empty() => {
+                Ok(aws.plan_observed(platform, observations)?)
+            }
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    /// Apply's AWS part, before the Kubernetes phases: create, adopt or modify each store, and
+    /// with `wait`, wait until every one is available.
+    pub(super) async fn apply_aws(
+        &self,
+        platform: &PantheraPlatform,
+        observations: &[Observation],
         live: &Live,
         options: &ApplyOptions,
         started: Instant,
@@ -144,85 +123,55 @@ impl Engine {
             return Ok(AwsOutcome::default());
         };
         let (calls, writes) = (aws.calls(), aws.writes());
-        let (name, namespace) = super::ids(platform);
+        let (name, namespace) = platform.ids();
         let names = Names {
             platform: name,
             namespace,
         };
-        let mut known_passwords = BTreeMap::new();
-        for store in model::stores(platform) {
-            if let Some(p) = decoded(live, &secret_name(&names, &store), "password") {
-                known_passwords.insert(store.component.clone(), p);
-            }
-        }
+        let known_passwords = observations
+            .iter()
+            .filter_map(|o| {
+                known_password(live, &secret_name(&names, &o.store))
+                    .map(|p| (o.store.component.clone(), p))
+            })
+            .collect();
         let reconcile = ReconcileOptions {
             allow_replace: options.allow_replace,
             dry_run: options.dry_run,
             known_passwords,
         };
-        let mut states = aws.reconcile(platform, &reconcile).await?;
+        let mut states = aws.reconcile(platform, observations, &reconcile).await?;
         for s in &states {
+            let action = s.planned.as_ref().map(|p| p.action);
             on_event(Event::Applied {
                 component: s.store.component.clone(),
-                created: usize::from(
-                    s.planned
-                        .as_ref()
-                        .is_some_and(|p| p.action == model::Action::Create),
+                created: usize::from(action == Some(Action::Create)),
+                changed: usize::from(
+                    action.is_some_and(|a| !matches!(a, Action::Create | Action::Unchanged)),
                 ),
-                changed: usize::from(s.planned.as_ref().is_some_and(|p| {
-                    !matches!(p.action, model::Action::Create | model::Action::Unchanged)
-                })),
-                unchanged: usize::from(
-                    s.planned
-                        .as_ref()
-                        .is_some_and(|p| p.action == model::Action::Unchanged),
-                ),
+                unchanged: usize::from(action == Some(Action::Unchanged)),
             });
         }
         if options.wait && !options.dry_run {
-            self.wait_aws(
-                aws,
-                platform,
-                &mut states,
-                started,
-                options.timeout,
-                on_event,
-            )
-            .await?;
+            self.wait_aws(aws, platform, &mut states, started, options.timeout, on_event)
+                .await?;
         }
-        let mut outcome = AwsOutcome::default();
-        for s in &states {
-            let Some(endpoint) = &s.endpoint else {
-                continue;
-            };
-            let mut known = BTreeMap::new();
-            // An adopted ElastiCache group without AUTH takes no password.
-            let password = if s.auth {
-                s.password.clone()
-            } else {
-                Some(String::new())
-            };
-            if let Some(p) = &password {
-                known.insert(
-                    (secret_name(&names, &s.store), "password".to_string()),
-                    p.clone(),
-                );
-            }
-            let secret = self.renderer.aws_secret(
-                platform,
-                &Generated::with_known(known),
-                s.store.service.kind(),
-                &s.store.name,
-                endpoint,
-                s.tls,
-            )?;
-            outcome.secrets.insert(s.store.component.clone(), secret);
-        }
-        outcome.states = states.iter().map(state_of).collect();
-        outcome.planned = states.into_iter().filter_map(|s| s.planned).collect();
-        outcome.calls = aws.calls() - calls;
-        outcome.writes = aws.writes() - writes;
-        Ok(outcome)
+        let before: Vec<_> = observations
+            .iter()
+            .map(|o| secret_inputs(&StoreState::from_observation(o)))
+            .collect();
+        let learned = !options.dry_run
+            && states
+                .iter()
+                .map(secret_inputs)
+                .any(|s| s.1.is_some() && !before.contains(&s));
+        Ok(AwsOutcome {
+            planned: states.iter().filter_map(|s| s.planned.clone()).collect(),
+            states,
+            calls: aws.calls() - calls,
+            writes: aws.writes() - writes,
+            learned,
+        })
     }
 
     /// Poll the stores until every one is available (or the budget runs out).
@@ -274,24 +223,6 @@ impl Engine {
             tokio::time::sleep(interval.min(timeout.saturating_sub(started.elapsed()))).await;
             interval = (interval * 2).min(Duration::from_secs(15));
         }
-    }
-
-    /// Replace the placeholder state of AWS components with what AWS reports (reads only).
-    pub(super) async fn observe_aws(
-        &self,
-        platform: &PantheraPlatform,
-        states: &mut [ComponentState],
-    ) -> Result<()> {
-        let Some(aws) = &self.aws else {
-            return Ok(());
-        };
-        if model::stores(platform).is_empty() {
-            return Ok(());
-        }
-        let fresh: Vec<ComponentState> =
-            aws.observe(platform).await?.iter().map(state_of).collect();
-        merge_aws_states(states, fresh);
-        Ok(())
     }
 
     /// Apply `--prune`: the AWS stores of the platform that its spec no longer has go by their

@@ -8,6 +8,7 @@
 use base64::Engine as _;
 use serde_json::{Map, Value};
 
+use super::report::Diff;
 use crate::render::short_hash;
 
 /// Annotation holding the hash of what Panthera last applied.
@@ -115,12 +116,7 @@ pub fn clean(object: &Value) -> Value {
 }
 
 /// A unified diff of two objects as YAML; `None` when they are equal.
-pub fn unified(
-    before: Option<&Value>,
-    after: Option<&Value>,
-    id: &str,
-    color: bool,
-) -> Option<String> {
+pub fn unified(before: Option<&Value>, after: Option<&Value>, id: &str) -> Option<Diff> {
     let yaml = |v: Option<&Value>| {
         v.map(|v| serde_yaml::to_string(v).unwrap_or_default())
             .unwrap_or_default()
@@ -129,24 +125,12 @@ pub fn unified(
     if a == b {
         return None;
     }
-    let diff = similar::TextDiff::from_lines(&a, &b);
-    let mut out = String::new();
-    let text = diff
+    let text = similar::TextDiff::from_lines(&a, &b)
         .unified_diff()
         .context_radius(3)
         .header(&format!("live/{id}"), &format!("planned/{id}"))
         .to_string();
-    for line in text.lines() {
-        let painted = match (color, line.chars().next()) {
-            (true, Some('+')) if !line.starts_with("+++") => format!("\x1b[32m{line}\x1b[0m"),
-            (true, Some('-')) if !line.starts_with("---") => format!("\x1b[31m{line}\x1b[0m"),
-            (true, Some('@')) => format!("\x1b[36m{line}\x1b[0m"),
-            _ => line.to_string(),
-        };
-        out.push_str(&painted);
-        out.push('\n');
-    }
-    Some(out)
+    Some(Diff(text))
 }
 
 #[cfg(test)]
@@ -207,13 +191,8 @@ mod tests {
     fn diff_hides_secret_values() {
         let before = json!({"kind": "Secret", "data": {"password": "c2VjcmV0"}});
         let after = json!({"kind": "Secret", "data": {"password": "b3RoZXI="}});
-        let d = unified(
-            Some(&clean(&before)),
-            Some(&clean(&after)),
-            "Secret/x",
-            false,
-        )
-        .unwrap();
+        let diff = unified(Some(&clean(&before)), Some(&clean(&after)), "Secret/x").unwrap();
+        let d = diff.as_str();
         assert!(!d.contains("c2VjcmV0") && !d.contains("b3RoZXI="), "{d}");
         assert!(d.contains("-  password: (hash"), "{d}");
     }

@@ -30,7 +30,7 @@ pub async fn check(client: &kube::Client) -> Result<()> {
     let info = client
         .apiserver_version()
         .await
-        .map_err(|e| super::classify(e, "get", "version", "", "the server version"))?;
+        .map_err(|e| super::error::classify(e, "get", "version", "", "the server version"))?;
     check_info(&info.major, &info.minor, &info.git_version)
 }
 

@@ -1,0 +1,167 @@
+//! Step 2, render (pure): the whole desired state from the platform and the snapshot. Existing
+//! generated Secrets are rendered with the values they hold (passwords are never rotated) and
+//! each AWS store AWS has published an endpoint for gets its connection Secret, with the same
+//! keys as the cluster backend.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::snapshot::{Live, Snapshot, decode};
+use crate::api::PantheraPlatform;
+use crate::cloud::aws::{Service, StoreState, model};
+use crate::render::{Error, Generated, Names, Plan, REDACTED, Renderer};
+
+/// What the platform should look like.
+#[derive(Debug)]
+pub struct Desired {
+    pub plan: Plan,
+    /// Objects the plan does not hold now but that prune must keep: the connection Secrets of
+    /// AWS stores, written once AWS publishes an endpoint.
+    pub keep: BTreeSet<(String, String)>,
+}
+
+/// Render `platform` against what `snapshot` found.
+pub fn desired(
+    renderer: &Renderer,
+    platform: &PantheraPlatform,
+    snapshot: &Snapshot,
+) -> Result<Desired, Error> {
+    let (name, namespace) = platform.ids();
+    let names = Names {
+        platform: name.clone(),
+        namespace,
+    };
+    let mut plan = renderer.render(
+        platform,
+        &Generated::with_known(snapshot.live.generated_secrets(&name)),
+    )?;
+    for state in snapshot.aws.iter().map(StoreState::from_observation) {
+        let Some(endpoint) = &state.endpoint else {
+            continue;
+        };
+        let secret = secret_name(&names, &state.store);
+        // An adopted ElastiCache group without AUTH takes no password.
+        let password = match state.auth {
+            false => Some(String::new()),
+            true => state
+                .password
+                .clone()
+                .or_else(|| known_password(&snapshot.live, &secret)),
+        };
+        // A store that takes a password whose password is nowhere yet: its Secret waits for the
+        // apply that stores one (rendering now would invent a password that opens nothing).
+        if state.store.has_password() && password.is_none() {
+            continue;
+        }
+        let known = password
+            .map(|p| BTreeMap::from([((secret.clone(), "password".to_string()), p)]))
+            .unwrap_or_default();
+        let object = renderer.aws_secret(
+            platform,
+            &Generated::with_known(known),
+            state.store.service.kind(),
+            &state.store.name,
+            endpoint,
+            state.tls,
+        )?;
+        if let Some(component) = plan.components.iter_mut().find(|c| {
+            c.kind == Some(state.store.service.kind()) && c.name == state.store.name
+        }) {
+            component.objects.push(object);
+        }
+    }
+    let keep = model::stores(platform)
+        .iter()
+        .map(|s| ("Secret".to_string(), secret_name(&names, s)))
+        .collect();
+    Ok(Desired { plan, keep })
+}
+
+/// The password a store's connection Secret already holds.
+pub(super) fn known_password(live: &Live, secret: &str) -> Option<String> {
+    live.get("Secret", secret)
+        .and_then(|s| s.pointer("/data/password"))
+        .and_then(serde_json::Value::as_str)
+        .and_then(decode)
+        .filter(|p| !p.is_empty() && p != REDACTED)
+}
+
+pub(super) fn secret_name(names: &Names, store: &model::Store) -> String {
+    match store.service {
+        Service::Rds => names.database_secret(&store.name),
+        Service::ElastiCache => names.redis_secret(),
+        Service::Msk => names.kafka_secret(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cloud::aws::{Observation, Observed};
+
+    fn aws_platform() -> PantheraPlatform {
+        crate::load::load_file(std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/examples/aws.yaml"
+        )))
+        .unwrap()
+    }
+
+    fn secret<'a>(desired: &'a Desired, name: &str) -> Option<&'a serde_json::Value> {
+        desired
+            .plan
+            .objects()
+            .find(|o| o.kind() == "Secret" && o.name() == name)
+            .map(|o| &o.value)
+    }
+
+    #[test]
+    fn a_published_store_gets_its_connection_secret_and_one_without_a_password_waits() {
+        let platform = aws_platform();
+        let renderer = Renderer::embedded().unwrap();
+        let stores = model::stores(&platform);
+        assert!(stores.len() >= 2, "the example has several AWS stores");
+        let (name, namespace) = platform.ids();
+        let names = Names {
+            platform: name,
+            namespace,
+        };
+        let observed = Observed {
+            status: "available".into(),
+            endpoint: Some("db.example.internal:5432".into()),
+            auth: true,
+            ..Observed::default()
+        };
+        let snapshot = Snapshot {
+            live: Live::default(),
+            aws: stores
+                .iter()
+                .enumerate()
+                .map(|(i, store)| Observation {
+                    store: store.clone(),
+                    observed: Some(observed.clone()),
+                    // Only the first store's password is in Secrets Manager.
+                    password: (i == 0).then(|| "from-secrets-manager".to_string()),
+                })
+                .collect(),
+        };
+        let desired = desired(&renderer, &platform, &snapshot).unwrap();
+        let first = secret(&desired, &secret_name(&names, &stores[0]))
+            .expect("the first store's connection Secret is rendered");
+        assert!(
+            first.to_string().contains("from-secrets-manager"),
+            "the password is the one AWS uses: {first}"
+        );
+        for store in stores.iter().skip(1) {
+            let rendered = secret(&desired, &secret_name(&names, store)).is_some();
+            assert_eq!(
+                rendered,
+                !store.has_password(),
+                "{}: a store whose password is nowhere yet gets no Secret",
+                store.component
+            );
+            assert!(desired.keep.contains(&("Secret".to_string(), secret_name(&names, store))));
+        }
+        let without_aws = super::desired(&renderer, &platform, &Snapshot::default()).unwrap();
+        assert!(secret(&without_aws, &secret_name(&names, &stores[0])).is_none());
+    }
+}

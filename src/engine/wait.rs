@@ -1,0 +1,208 @@
+//! Step 5, wait: after each phase is written, until its workloads are ready — failing fast on a
+//! workload that reports it is stuck, or a pod that cannot start, rather than at the deadline.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+use kube::api::{Api, DynamicObject, ListParams};
+use serde_json::{Value, json};
+
+use super::Engine;
+use super::decide::ComponentDecisions;
+use super::error::{Error, Result, classify};
+use super::readiness::{self, Readiness};
+use super::report::{Event, component_of};
+use super::snapshot::name_of;
+use crate::api::{Kind, LABEL_PLATFORM};
+
+/// Container waiting reasons that need a fix, not time.
+const STUCK: &[&str] = &[
+    "ImagePullBackOff",
+    "ErrImagePull",
+    "InvalidImageName",
+    "CrashLoopBackOff",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+];
+
+/// The workloads to wait for in each component of a phase: (kind, name) by component id.
+pub fn workloads(phase: &[ComponentDecisions<'_>]) -> BTreeMap<String, Vec<(String, String)>> {
+    phase
+        .iter()
+        .map(|c| {
+            let workloads = c
+                .component
+                .objects
+                .iter()
+                .filter(|o| matches!(o.kind(), "Deployment" | "StatefulSet" | "Job"))
+                .map(|o| (o.kind().to_string(), o.name().to_string()))
+                .collect();
+            (c.id.clone(), workloads)
+        })
+        .collect()
+}
+
+/// The first stuck container among `pods`, as (component, why).
+pub fn stuck_container(pods: &[Value]) -> Option<(String, String)> {
+    pods.iter().find_map(|pod| {
+        let statuses = pod
+            .pointer("/status/containerStatuses")
+            .and_then(Value::as_array)?;
+        statuses.iter().find_map(|s| {
+            let reason = s.pointer("/state/waiting/reason").and_then(Value::as_str)?;
+            STUCK.contains(&reason).then(|| {
+                let message = s
+                    .pointer("/state/waiting/message")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                (
+                    component_of(pod, "unknown"),
+                    format!(
+                        "pod {} container {}: {reason}: {message}",
+                        name_of(pod),
+                        s["name"].as_str().unwrap_or("?")
+                    ),
+                )
+            })
+        })
+    })
+}
+
+impl Engine {
+    /// Wait until every workload of `phase` is ready; fail fast on a stalled one.
+    pub(super) async fn wait_ready(
+        &self,
+        namespace: &str,
+        platform: &str,
+        phase: &[ComponentDecisions<'_>],
+        started: Instant,
+        timeout: Duration,
+        on_event: &(dyn Fn(Event) + Send + Sync),
+    ) -> Result<()> {
+        let mut pending = workloads(phase);
+        pending.retain(|component, workloads| {
+            if workloads.is_empty() {
+                on_event(Event::Ready {
+                    component: component.clone(),
+                });
+            }
+            !workloads.is_empty()
+        });
+        let mut interval = Duration::from_millis(100);
+        while !pending.is_empty() {
+            tokio::time::sleep(interval).await;
+            interval = (interval * 2).min(Duration::from_secs(2));
+            let kinds: BTreeSet<&str> = pending
+                .values()
+                .flatten()
+                .map(|(k, _)| k.as_str())
+                .collect();
+            let mut objects: HashMap<(String, String), Value> = HashMap::new();
+            for kind in kinds.iter().filter_map(|k| Kind::named(k)) {
+                for v in self.list_labelled(kind, namespace, platform).await? {
+                    objects.insert((kind.kind.to_string(), name_of(&v).to_string()), v);
+                }
+            }
+            let mut stuck_pods_checked = false;
+            let mut done = Vec::new();
+            for (component, workloads) in &pending {
+                let mut reasons = Vec::new();
+                for (kind, name) in workloads {
+                    match objects
+                        .get(&(kind.clone(), name.clone()))
+                        .map(readiness::of)
+                    {
+                        Some(Readiness::Ready) => {}
+                        Some(Readiness::Stalled(reason)) => {
+                            // The pod usually says why (image pull, crash loop) better than the
+                            // workload's condition does.
+                            let reason = match self.stuck_pod(namespace, platform).await? {
+                                Some((c, pod_reason)) if &c == component => {
+                                    format!("{kind}/{name}: {pod_reason}")
+                                }
+                                _ => format!("{kind}/{name}: {reason}"),
+                            };
+                            return Err(Error::Stalled {
+                                component: component.clone(),
+                                reason,
+                            });
+                        }
+                        Some(Readiness::Progressing(r)) => {
+                            reasons.push(format!("{kind}/{name}: {r}"))
+                        }
+                        None => reasons.push(format!("{kind}/{name}: not found")),
+                    }
+                }
+                if reasons.is_empty() {
+                    done.push(component.clone());
+                    on_event(Event::Ready {
+                        component: component.clone(),
+                    });
+                    continue;
+                }
+                // A pod that cannot start (bad image, crash loop, missing config) will not
+                // recover by waiting: report it now rather than at the deadline.
+                if !stuck_pods_checked {
+                    stuck_pods_checked = true;
+                    if let Some((pod_component, reason)) =
+                        self.stuck_pod(namespace, platform).await?
+                    {
+                        return Err(Error::Stalled {
+                            component: pod_component,
+                            reason,
+                        });
+                    }
+                }
+                on_event(Event::Waiting {
+                    component: component.clone(),
+                    reason: reasons.join("; "),
+                    elapsed: started.elapsed(),
+                    budget: timeout,
+                });
+            }
+            for c in done {
+                pending.remove(&c);
+            }
+            if !pending.is_empty() && started.elapsed() >= timeout {
+                return Err(Error::Timeout {
+                    seconds: timeout.as_secs(),
+                    pending: pending.keys().cloned().collect::<Vec<_>>().join(", "),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The platform's objects of `kind`, with their kind set.
+    async fn list_labelled(
+        &self,
+        kind: &Kind,
+        namespace: &str,
+        platform: &str,
+    ) -> Result<Vec<Value>> {
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), namespace, &kind.api_resource());
+        let selector = format!("{LABEL_PLATFORM}={platform}");
+        let params = ListParams::default().labels(&selector);
+        let list = super::retry::call(&self.limiter, || api.list(&params))
+            .await
+            .map_err(|e| classify(e, "list", kind.plural, namespace, kind.kind))?;
+        Ok(list
+            .items
+            .iter()
+            .map(|item| {
+                let mut v = serde_json::to_value(item).unwrap_or(Value::Null);
+                v["kind"] = json!(kind.kind);
+                v
+            })
+            .collect())
+    }
+
+    /// The first pod of the platform whose container waits for a reason that needs a fix.
+    async fn stuck_pod(&self, namespace: &str, platform: &str) -> Result<Option<(String, String)>> {
+        let pods = self
+            .list_labelled(&crate::api::kinds::POD, namespace, platform)
+            .await?;
+        Ok(stuck_container(&pods))
+    }
+}
