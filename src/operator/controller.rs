@@ -1,28 +1,24 @@
-//! The PantheraPlatform controller: watches platforms and (metadata only) their children, and
-//! runs the pipeline `dereference -> validate -> render/apply (engine) -> status` per platform.
+//! The PantheraPlatform controller's reconcile: per platform, behind a finalizer, validate and
+//! run the engine's pipeline (dereference from the watch caches, render, decide, apply), then
+//! write what it found (see `outcome`); on deletion, tear the children down.
 
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::Stream;
-use k8s_openapi::api::core::v1::ObjectReference;
-use kube::api::{Api, DynamicObject, Patch, PatchParams};
-use kube::core::{DeserializeGuard, PartialObjectMeta};
-use kube::runtime::controller::{self, Action, Controller};
-use kube::runtime::events::{Event as KubeEvent, EventType, Recorder};
+use kube::api::Api;
+use kube::core::DeserializeGuard;
+use kube::runtime::controller::Action;
+use kube::runtime::events::{EventType, Recorder};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
+use kube::runtime::reflector::ObjectRef;
 use kube::{Client, Resource, ResourceExt};
-use serde_json::json;
 
 use super::metrics::Metrics;
+use super::outcome::{publish, stall_undecodable, summarize, write_status};
 use super::status::{self, Outcome};
-use crate::api::{ConditionStatus, PantheraPlatform, PantheraPlatformStatus};
-use crate::engine::{self, ApplyOptions, Engine, MANAGED};
-use crate::render::LABEL_PLATFORM;
+use crate::api::PantheraPlatform;
+use crate::engine::{self, ApplyOptions, Engine};
 
 /// Finalizer that holds a platform until its children are torn down.
 pub const FINALIZER: &str = "panthera.dev/teardown";
@@ -74,6 +70,7 @@ fn engine_reason(e: &engine::Error) -> &'static str {
         engine::Error::Forbidden { .. } => "Forbidden",
         engine::Error::Conflict { .. } => "Conflict",
         engine::Error::Foreign { .. } => "ForeignObject",
+        engine::Error::Unmanaged { .. } => "UnmanagedKind",
         engine::Error::Api { .. } => "ApiError",
         engine::Error::Render(_) => "RenderFailed",
         engine::Error::Stalled { .. } => "WorkloadStalled",
@@ -125,119 +122,6 @@ impl Context {
             failures: Mutex::new(HashMap::new()),
         }
     }
-}
-
-/// The platforms' watch (full objects, cached) and a reader of its cache.
-pub fn platforms(
-    client: &Client,
-    settings: &Settings,
-) -> (
-    Store<Guarded>,
-    impl Stream<Item = Result<Guarded, watcher::Error>> + Send + 'static,
-) {
-    let api: Api<Guarded> = match &settings.namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    };
-    let (reader, writer) = reflector::store();
-    let stream = watcher(api, watcher::Config::default())
-        .backoff(WatchBackoff::default())
-        .reflect(writer)
-        .applied_objects()
-        // Status writes (ours included) do not need a reconcile; spec, pause, finalizers and
-        // deletion do. Children's changes arrive through their own watches.
-        .predicate_filter(what_needs_a_reconcile, PredicateConfig::default());
-    (reader, stream)
-}
-
-fn what_needs_a_reconcile(platform: &Guarded) -> Option<u64> {
-    let meta = platform.meta();
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    meta.generation.hash(&mut hasher);
-    meta.annotations
-        .as_ref()
-        .and_then(|a| a.get(PAUSE_ANNOTATION))
-        .hash(&mut hasher);
-    meta.finalizers.hash(&mut hasher);
-    meta.deletion_timestamp
-        .as_ref()
-        .map(|t| t.0)
-        .hash(&mut hasher);
-    Some(hasher.finish())
-}
-
-/// The controller: platforms plus a metadata-only watch per child kind, mapped back to their
-/// platform by the `panthera.dev/platform` label (children carry no ownerReferences, so the
-/// garbage collector can never delete data behind the finalizer's back).
-pub fn build(
-    client: &Client,
-    settings: &Settings,
-    reader: Store<Guarded>,
-    platforms: impl Stream<Item = Result<Guarded, watcher::Error>> + Send + 'static,
-) -> Controller<Guarded> {
-    let config = controller::Config::default()
-        .concurrency(settings.concurrency)
-        .debounce(settings.debounce);
-    // Every trigger stream's error also pauses the merged trigger stream; kube's default pause
-    // grows to 30 s and resets only after two quiet minutes, so a flaky API server would hold
-    // back every platform's events. Ours resets on the next event.
-    let mut controller = Controller::for_stream(platforms, reader)
-        .with_config(config)
-        .trigger_backoff(WatchBackoff::default());
-    for managed in MANAGED {
-        let resource = managed.api_resource();
-        // PartialObjectMeta: the API server sends metadata only, which is all the mapping needs.
-        let api: Api<PartialObjectMeta<DynamicObject>> = match &settings.namespace {
-            Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
-            None => Api::all_with(client.clone(), &resource),
-        };
-        let children = watcher(api, watcher::Config::default().labels(LABEL_PLATFORM))
-            .backoff(WatchBackoff::default())
-            .touched_objects();
-        controller = controller.watches_stream_with(children, platform_of_child, resource);
-    }
-    controller
-}
-
-/// Delay between attempts to restart a failed watch (and before passing on trigger events
-/// after an error): 200 ms doubling to 5 s, back to 200 ms after any success. kube's default climbs to 30 s and resets only after two quiet minutes, so
-/// a flaky API server would leave the operator blind to changes for half a minute at a time.
-#[derive(Clone, Debug)]
-struct WatchBackoff {
-    next: Duration,
-}
-
-impl WatchBackoff {
-    const FIRST: Duration = Duration::from_millis(200);
-    const MAX: Duration = Duration::from_secs(5);
-}
-
-impl Default for WatchBackoff {
-    fn default() -> Self {
-        Self { next: Self::FIRST }
-    }
-}
-
-impl Iterator for WatchBackoff {
-    type Item = Duration;
-
-    fn next(&mut self) -> Option<Duration> {
-        let delay = self.next;
-        self.next = (self.next * 2).min(Self::MAX);
-        Some(delay)
-    }
-}
-
-impl kube::runtime::utils::Backoff for WatchBackoff {
-    fn reset(&mut self) {
-        self.next = Self::FIRST;
-    }
-}
-
-fn platform_of_child(child: PartialObjectMeta<DynamicObject>) -> Option<ObjectRef<Guarded>> {
-    let platform = child.labels().get(LABEL_PLATFORM)?;
-    let namespace = child.namespace()?;
-    Some(ObjectRef::new(platform).within(&namespace))
 }
 
 /// One reconcile of one platform.
@@ -292,7 +176,7 @@ fn backoff(attempt: u32) -> Duration {
 }
 
 async fn reconcile_platform(platform: &PantheraPlatform, ctx: &Arc<Context>) -> Result<Action> {
-    let (name, namespace) = engine::ids(platform);
+    let (name, namespace) = platform.ids();
     let api: Api<PantheraPlatform> = Api::namespaced(ctx.client.clone(), &namespace);
     let ctx2 = ctx.clone();
     finalizer(
@@ -412,7 +296,7 @@ async fn apply(platform: &PantheraPlatform, ctx: &Context) -> Result<Action> {
             .components
             .iter()
             .filter(|c| !c.ready)
-            .all(|c| c.backend == "aws");
+            .all(|c| c.backend == crate::api::Backend::Aws);
     write_status(platform, &Outcome::Applied(report.components), ctx).await?;
     Ok(if ready {
         Action::requeue(ctx.settings.resync)
@@ -474,177 +358,6 @@ async fn cleanup(platform: &PantheraPlatform, ctx: &Context) -> Result<Action> {
     Ok(Action::await_change())
 }
 
-fn summarize<'a>(ids: impl Iterator<Item = &'a String>) -> String {
-    let ids: Vec<&String> = ids.collect();
-    let shown: Vec<&str> = ids.iter().take(8).map(|s| s.as_str()).collect();
-    let more = ids.len().saturating_sub(shown.len());
-    if more > 0 {
-        format!("{} and {more} more", shown.join(", "))
-    } else {
-        shown.join(", ")
-    }
-}
-
-/// Write the status only when it differs from what the object has: a no-op resync writes
-/// nothing. Transitions into Stalled are also published as Warning events.
-async fn write_status(platform: &PantheraPlatform, outcome: &Outcome, ctx: &Context) -> Result<()> {
-    let (name, namespace) = engine::ids(platform);
-    let now = now_rfc3339();
-    let previous = platform.status.as_ref();
-    let gateway_host = platform
-        .spec
-        .gateway
-        .as_ref()
-        .and_then(|g| g.host.as_deref());
-    let next = status::build(
-        previous,
-        platform.metadata.generation,
-        outcome,
-        gateway_host,
-        &now,
-    );
-    if previous == Some(&next) {
-        return Ok(());
-    }
-    let was_stalled = previous.is_some_and(stalled);
-    if stalled(&next) && (!was_stalled || previous.map(stall_message) != Some(stall_message(&next)))
-    {
-        publish(
-            ctx,
-            &platform.object_ref(&()),
-            EventType::Warning,
-            "Stalled",
-            "Reconcile",
-            stall_message(&next).to_string(),
-        )
-        .await;
-    }
-    patch_status(&ctx.client, &namespace, &name, &next).await
-}
-
-/// Server-side apply of the status subresource, as its own field manager. Read back as a
-/// dynamic object: the response must not fail to decode for an object that is malformed.
-async fn patch_status(
-    client: &Client,
-    namespace: &str,
-    name: &str,
-    status: &PantheraPlatformStatus,
-) -> Result<()> {
-    let api: Api<DynamicObject> = Api::namespaced_with(
-        client.clone(),
-        namespace,
-        &kube::core::ApiResource::erase::<PantheraPlatform>(&()),
-    );
-    let body = json!({
-        "apiVersion": PantheraPlatform::api_version(&()),
-        "kind": PantheraPlatform::kind(&()),
-        "status": status,
-    });
-    let params = PatchParams::apply(STATUS_MANAGER).force();
-    let patch = Patch::Apply(&body);
-    // Idempotent: retried on server errors and conflicts like the engine's own writes, so a
-    // transient failure does not cost the platform a backoff.
-    crate::engine::retry::call(&crate::engine::retry::Limiter::unlimited(), || {
-        api.patch_status(name, &params, &patch)
-    })
-    .await
-    .map(|_| ())
-    .map_err(|source| Error::Status {
-        id: format!("pantheraplatform/{name}"),
-        source,
-    })
-}
-
-fn stalled(status: &PantheraPlatformStatus) -> bool {
-    status
-        .conditions
-        .iter()
-        .any(|c| c.type_ == status::STALLED && c.status == ConditionStatus::True)
-}
-
-fn stall_message(status: &PantheraPlatformStatus) -> &str {
-    status
-        .conditions
-        .iter()
-        .find(|c| c.type_ == status::STALLED)
-        .map(|c| c.message.as_str())
-        .unwrap_or_default()
-}
-
-/// A platform that does not match the operator's types: say so in its status, once.
-async fn stall_undecodable(guarded: &Guarded, error: &str, ctx: &Context) -> Result<Action> {
-    let meta = guarded.meta();
-    let name = meta.name.clone().unwrap_or_default();
-    let namespace = meta.namespace.clone().unwrap_or_else(|| "default".into());
-    // Read as a dynamic object: it does not decode as a PantheraPlatform.
-    let api: Api<DynamicObject> = Api::namespaced_with(
-        ctx.client.clone(),
-        &namespace,
-        &kube::core::ApiResource::erase::<PantheraPlatform>(&()),
-    );
-    let message = format!("the object does not match PantheraPlatform v1alpha1: {error}");
-    let current = api
-        .get_status(&name)
-        .await
-        .ok()
-        .and_then(|o| o.data.get("status").cloned())
-        .and_then(|s| serde_json::from_value::<PantheraPlatformStatus>(s).ok());
-    let outcome = Outcome::Stalled {
-        reason: "InvalidObject".into(),
-        message: message.clone(),
-    };
-    let next = status::build(
-        current.as_ref(),
-        meta.generation,
-        &outcome,
-        None,
-        &now_rfc3339(),
-    );
-    if current.as_ref() != Some(&next) {
-        patch_status(&ctx.client, &namespace, &name, &next).await?;
-        publish(
-            ctx,
-            &guarded.object_ref(&()),
-            EventType::Warning,
-            "InvalidObject",
-            "Reconcile",
-            message,
-        )
-        .await;
-    }
-    Ok(Action::await_change())
-}
-
-/// Record an event on `regarding`. Events are informational: failing to record one must not
-/// fail the reconcile.
-async fn publish(
-    ctx: &Context,
-    regarding: &ObjectReference,
-    type_: EventType,
-    reason: &str,
-    action: &str,
-    note: String,
-) {
-    let event = KubeEvent {
-        type_,
-        reason: reason.into(),
-        // The events API caps notes at 1 kB.
-        note: Some(note.chars().take(1000).collect()),
-        action: action.into(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&event, regarding).await {
-        tracing::warn!(error = %e, reason, "cannot publish an event");
-    }
-}
-
-fn now_rfc3339() -> String {
-    k8s_openapi::jiff::Timestamp::now()
-        .round(k8s_openapi::jiff::Unit::Second)
-        .map(|t| t.to_string())
-        .unwrap_or_default()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -655,23 +368,5 @@ mod tests {
         assert_eq!(backoff(2), Duration::from_secs(2));
         assert!(backoff(5) > backoff(4));
         assert_eq!(backoff(30), Duration::from_secs(300));
-    }
-
-    #[test]
-    fn watch_backoff_is_capped_and_resets() {
-        use kube::runtime::utils::Backoff;
-        let mut b = WatchBackoff::default();
-        let delays: Vec<Duration> = b.by_ref().take(7).collect();
-        assert_eq!(delays[0], Duration::from_millis(200));
-        assert_eq!(delays[6], Duration::from_secs(5));
-        b.reset();
-        assert_eq!(b.next(), Some(Duration::from_millis(200)));
-    }
-
-    #[test]
-    fn summaries_stay_short() {
-        let ids: Vec<String> = (0..20).map(|i| format!("Deployment/d{i}")).collect();
-        let s = summarize(ids.iter());
-        assert!(s.ends_with("and 12 more"), "{s}");
     }
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use crate::engine::{MANAGED, PVC};
+use crate::api::Kind;
 use crate::render::{Object, Renderer};
 
 type Result<T, E = crate::render::Error> = std::result::Result<T, E>;
@@ -38,7 +38,7 @@ impl InstallOptions {
 /// Secrets, no wildcards, no `update`, no escalation verbs.
 pub fn rules() -> Vec<Value> {
     let mut by_group: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for managed in MANAGED {
+    for managed in Kind::children() {
         by_group
             .entry(managed.group())
             .or_default()
@@ -54,11 +54,13 @@ pub fn rules() -> Vec<Value> {
             })
         })
         .collect();
-    rules.push(json!({
-        "apiGroups": [PVC.group()],
-        "resources": [PVC.plural],
-        "verbs": ["list", "delete"],
-    }));
+    for pvc in Kind::listed(true).filter(|k| k.role == crate::api::kinds::Role::Data) {
+        rules.push(json!({
+            "apiGroups": [pvc.group()],
+            "resources": [pvc.plural],
+            "verbs": ["list", "delete"],
+        }));
+    }
     rules.push(json!({
         "apiGroups": ["panthera.dev"],
         "resources": ["pantheraplatforms"],
@@ -84,7 +86,7 @@ pub fn manifests(renderer: &Renderer, options: &InstallOptions) -> Result<Vec<Ob
         "app.kubernetes.io/instance": "panthera-operator",
         "app.kubernetes.io/component": "operator",
         "app.kubernetes.io/part-of": "panthera",
-        "app.kubernetes.io/managed-by": crate::render::MANAGER,
+        "app.kubernetes.io/managed-by": crate::api::MANAGER,
         "app.kubernetes.io/version": env!("CARGO_PKG_VERSION"),
     });
     let mut namespace_labels = labels.clone();
@@ -189,7 +191,7 @@ mod tests {
         }
         // Every managed kind is covered.
         let text = serde_json::to_string(&rules()).unwrap();
-        for managed in MANAGED {
+        for managed in Kind::children() {
             assert!(text.contains(managed.plural), "{} missing", managed.plural);
         }
     }

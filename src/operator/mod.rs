@@ -1,10 +1,13 @@
 //! `panthera operator`: the in-cluster controller GitOps tools rely on. Same engine as the CLI;
 //! leader election on a Lease, `/metrics`, `/healthz`, `/readyz`, graceful shutdown.
 
+mod cache;
 pub mod controller;
+mod outcome;
 pub mod install;
 pub mod metrics;
 pub mod status;
+mod watchers;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -82,7 +85,7 @@ pub async fn run(client: Client, engine: Engine, options: Options) -> Result<()>
             instance: Some(identity),
         },
     );
-    let (reader, platforms) = controller::platforms(&client, &options.settings);
+    let (reader, platforms) = watchers::platforms(&client, &options.settings);
     let pending_reader = reader.clone();
     let health = Arc::new(metrics::Health {
         metrics: metrics.clone(),
@@ -113,9 +116,10 @@ pub async fn run(client: Client, engine: Engine, options: Options) -> Result<()>
     };
     health.ready.store(true, Ordering::Relaxed);
 
+    let children = Arc::new(cache::Children::new());
     let ctx = Arc::new(controller::Context::new(
         client.clone(),
-        engine,
+        engine.with_cache(children.clone()),
         recorder,
         metrics.clone(),
         options.settings.clone(),
@@ -145,7 +149,7 @@ pub async fn run(client: Client, engine: Engine, options: Options) -> Result<()>
                 None => stopped(stop).await,
             }
         };
-        controller::build(&client, &options.settings, reader, platforms)
+        watchers::build(&client, &options.settings, children, reader, platforms)
             .graceful_shutdown_on(until)
             .run(controller::reconcile, controller::error_policy, ctx)
             .for_each(|result| async move {

@@ -2,7 +2,7 @@
 //! and previous status give the same status, so a resync that finds nothing new writes nothing.
 
 use crate::api::{
-    Backend, ComponentKind, ComponentStatus, Condition, ConditionStatus, PantheraPlatformStatus,
+    ComponentKind, ComponentStatus, Condition, ConditionStatus, PantheraPlatformStatus,
 };
 use crate::engine::ComponentState;
 
@@ -180,13 +180,8 @@ fn assemble(
 fn component(state: &ComponentState) -> ComponentStatus {
     ComponentStatus {
         name: state.name.clone(),
-        kind: serde_json::from_value(serde_json::Value::String(state.kind.clone()))
-            .unwrap_or(ComponentKind::Service),
-        backend: if state.backend == "aws" {
-            Backend::Aws
-        } else {
-            Backend::Cluster
-        },
+        kind: state.kind,
+        backend: state.backend,
         ready: state.ready,
         message: truncate(&state.message),
         endpoint: state.endpoint.clone(),
@@ -217,16 +212,17 @@ pub fn is_ready(status: &PantheraPlatformStatus) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::Backend;
 
     fn state(name: &str, ready: bool) -> ComponentState {
         ComponentState {
             name: name.into(),
             kind: if name == "gateway" {
-                "gateway".into()
+                ComponentKind::Gateway
             } else {
-                "service".into()
+                ComponentKind::Service
             },
-            backend: "cluster".into(),
+            backend: Backend::Cluster,
             ready,
             stalled: false,
             message: if ready { "ready" } else { "Deployment/x: 0/1" }.into(),

@@ -162,7 +162,7 @@ pub async fn children(
     platform: &str,
 ) -> std::collections::BTreeSet<String> {
     let mut ids = std::collections::BTreeSet::new();
-    for managed in panthera::engine::MANAGED {
+    for managed in panthera::api::Kind::children() {
         let api: Api<kube::api::DynamicObject> =
             Api::namespaced_with(client.clone(), namespace, &managed.api_resource());
         let list = api
