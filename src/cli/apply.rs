@@ -144,7 +144,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
     let shown: Vec<_> = report
         .components
         .iter()
-        .filter(|c| args.wait || c.backend == "aws")
+        .filter(|c| args.wait || c.backend == crate::api::Backend::Aws)
         .cloned()
         .collect();
     if !shown.is_empty() {

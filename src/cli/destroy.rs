@@ -43,7 +43,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
         (Some(file), _) => {
             let mut p = crate::load::load_file(file)?;
             args.cluster.reconcile_namespace(&mut p)?;
-            let ids = crate::engine::ids(&p);
+            let ids = p.ids();
             from_file = Some(p);
             ids
         }

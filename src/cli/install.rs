@@ -78,7 +78,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
                 )));
             }
         }
-        let params = PatchParams::apply(crate::render::MANAGER);
+        let params = PatchParams::apply(crate::api::MANAGER);
         for object in &objects {
             let (api_version, kind) = (
                 object.value["apiVersion"].as_str().unwrap_or_default(),

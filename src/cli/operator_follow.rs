@@ -17,12 +17,12 @@ pub async fn apply_and_follow(
     out: &mut dyn Write,
 ) -> Result<()> {
     let client = args.cluster.client().await?;
-    let (name, namespace) = crate::engine::ids(platform);
+    let (name, namespace) = platform.ids();
     let api: Api<PantheraPlatform> = Api::namespaced(client, &namespace);
     let mut object = platform.clone();
     object.status = None;
     object.metadata.managed_fields = None;
-    let mut params = PatchParams::apply(crate::render::MANAGER);
+    let mut params = PatchParams::apply(crate::api::MANAGER);
     params.force = args.force_conflicts;
     params.dry_run = args.dry_run == super::apply::DryRun::Server;
     let applied = api

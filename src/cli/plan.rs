@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::cluster::{ClusterArgs, runtime};
 use super::{Error, Result, TemplateArgs, io_err};
-use crate::engine::{Action, Change, Engine};
+use crate::engine::{Action, Change, Diff, DiffLine, Engine};
 use crate::render::{Plan, Redacted};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
@@ -93,12 +93,11 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
         let engine =
             Engine::new(client, renderer).with_rate_limit(args.cluster.qps, args.cluster.burst);
         let engine = super::aws::attach(engine, &platform).await;
-        let changes = engine.plan(&platform, args.prune, color).await?;
-        let aws = engine.plan_aws(&platform).await?;
-        Ok::<_, Error>((changes, aws))
+        let plan = engine.plan(&platform, args.prune).await?;
+        Ok::<_, Error>((plan.changes, plan.aws))
     })?;
     let aws_changes = aws.iter().filter(|p| p.writes()).count();
-    let (name, namespace) = crate::engine::ids(&platform);
+    let (name, namespace) = platform.ids();
     let count = |a: Action| changes.iter().filter(|c| c.action == a).count();
     let (add, change, prune, same) = (
         count(Action::Add),
@@ -118,7 +117,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
                 };
                 s.push_str(&format!("\n{sign} {} ({})\n", c.id, c.component));
                 if let Some(d) = &c.diff {
-                    s.push_str(d);
+                    s.push_str(&paint(d, color));
                 }
             }
             s.push_str(&format!(
@@ -152,6 +151,26 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
     } else {
         Ok(())
     }
+}
+
+/// The diff as text, coloured like git's on a terminal.
+fn paint(diff: &Diff, color: bool) -> String {
+    let mut out = String::new();
+    for (kind, line) in diff.lines() {
+        let code = match kind {
+            DiffLine::Added => "32",
+            DiffLine::Removed => "31",
+            DiffLine::Hunk => "36",
+            DiffLine::Header | DiffLine::Context => "",
+        };
+        if color && !code.is_empty() {
+            out.push_str(&format!("\x1b[{code}m{line}\x1b[0m\n"));
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
 }
 
 fn change_json(c: &Change) -> serde_json::Value {

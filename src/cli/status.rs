@@ -77,7 +77,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
             };
             engine = super::aws::attach(engine, &platform).await;
             let components = engine.observe(&platform).await?;
-            let (name, namespace) = crate::engine::ids(&platform);
+            let (name, namespace) = platform.ids();
             match args.output {
                 StatusFormat::Table => {
                     writeln!(out, "Platform {name} (namespace {namespace})").map_err(io_err("write output"))?;
@@ -121,8 +121,8 @@ pub fn print_table(components: &[ComponentState], out: &mut dyn Write) -> Result
         text.push_str(&format!(
             "{:<w$}  {:<8}  {:<7}  {:<5}  {:<40}  {}\n",
             c.name,
-            c.kind,
-            c.backend,
+            c.kind.as_str(),
+            c.backend.as_str(),
             if c.ready { "True" } else { "False" },
             c.endpoint.as_deref().unwrap_or("-"),
             c.message
