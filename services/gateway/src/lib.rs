@@ -13,6 +13,7 @@ pub mod body;
 pub mod cache;
 pub mod config;
 pub mod cors;
+pub mod forward;
 pub mod logging;
 pub mod metrics;
 pub mod proxy;

@@ -27,16 +27,16 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tower::{Layer, Service, ServiceExt};
 use tower_http::cors::CorsLayer;
 
-use crate::auth::identity::is_reserved;
 use crate::auth::{AuthError, Identity, JwtValidator, bearer_token};
 use crate::body::{GatewayBody, UpstreamBody};
 use crate::cache::{self, CachedResponse, ResponseCache};
 use crate::config::{CacheConfig, GatewayConfig, RateLimitConfig};
 use crate::cors::cors_layer;
+use crate::forward::{Forwarding, X_REQUEST_ID, strip_response_hop_by_hop};
 use crate::metrics::Metrics;
 use crate::ratelimit::{Decision, RateLimiter, retry_after_secs};
 use crate::routing::{Route, RouteTable};
-use crate::upstream::{HOP_BY_HOP, RequestBody, RequestHead, UpstreamError, is_hop_by_hop};
+use crate::upstream::{RequestBody, RequestHead, UpstreamError};
 
 pub type HttpsConnector = hyper_rustls::HttpsConnector<HttpConnector>;
 pub type UpstreamClient = Client<HttpsConnector, UpstreamBody>;
@@ -244,7 +244,7 @@ impl Gateway {
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .pool_max_idle_per_host(usize::MAX)
             .pool_timer(TokioTimer::new())
-            // Host is set from the route's precomputed value (see prepare_upstream_headers).
+            // Host is set from the route's precomputed value (see crate::forward).
             .set_host(false)
             .timer(TokioTimer::new())
             .build(build_connector()?);
@@ -397,10 +397,6 @@ impl Gateway {
 pub const ACCESS_TARGET: &str = "panthera_gateway::access";
 static UNMATCHED: std::sync::LazyLock<Arc<str>> =
     std::sync::LazyLock::new(|| Arc::from("unmatched"));
-static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 static X_CACHE: HeaderName = HeaderName::from_static("x-cache");
 
 fn random_prefix() -> String {
@@ -560,12 +556,14 @@ impl Pipeline {
         let head = RequestHead {
             method: &parts.method,
             target: &target,
-            headers: &parts.headers,
-            host: &route.host_header,
-            request_id: &self.request_id,
-            client_ip: &self.peer.ip,
             idempotent,
-            identity,
+            forwarding: Forwarding {
+                headers: &parts.headers,
+                host: &route.host_header,
+                request_id: &self.request_id,
+                client_ip: &self.peer.ip,
+                identity,
+            },
         };
         let mut last_failure = UpstreamFailure::Unavailable;
         for attempt in 0..attempts {
@@ -607,10 +605,14 @@ impl Pipeline {
         uri_parts.authority = Some(route.authority.clone());
         uri_parts.path_and_query = Some(path_and_query);
         parts.uri = Uri::from_parts(uri_parts).map_err(|_| UpstreamFailure::BadRequest)?;
-        parts
-            .headers
-            .insert(X_REQUEST_ID.clone(), self.request_id.clone());
-        prepare_upstream_headers(&mut parts.headers, &self.peer.ip, route, identity);
+        parts.headers = Forwarding {
+            headers: &parts.headers,
+            host: &route.host_header,
+            request_id: &self.request_id,
+            client_ip: &self.peer.ip,
+            identity,
+        }
+        .to_header_map();
         parts.version = Version::HTTP_11;
 
         let attempts = 1 + if is_idempotent(&parts.method) {
@@ -660,7 +662,7 @@ impl Pipeline {
         match tokio::time::timeout(timeout, self.gateway.client.request(request)).await {
             Err(_) => Err(UpstreamFailure::Timeout),
             Ok(Ok(mut response)) => {
-                remove_hop_by_hop(response.headers_mut());
+                strip_response_hop_by_hop(response.headers_mut());
                 Ok(response)
             }
             Ok(Err(err)) => {
@@ -738,80 +740,6 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
         .trim()
         .parse()
         .ok()
-}
-
-/// Removes headers that describe one connection only (RFC 9110 §7.6.1), including those the
-/// `Connection` header names. `Transfer-Encoding` is left to hyper, which frames bodies itself.
-fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    // Most messages carry none of them: one scan of the names (cheap pointer comparisons for
-    // standard headers) avoids a dozen hashed removals on every request and response.
-    if !headers
-        .keys()
-        .any(|name| is_hop_by_hop(name.as_str()) || name == header::TRANSFER_ENCODING)
-    {
-        return;
-    }
-    if let Some(connection) = headers.get(header::CONNECTION) {
-        let named: Vec<HeaderName> = connection
-            .to_str()
-            .unwrap_or("")
-            .split(',')
-            .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-            .collect();
-        for name in named {
-            headers.remove(name);
-        }
-    }
-    for name in HOP_BY_HOP {
-        headers.remove(name);
-    }
-}
-
-/// Request-side hop-by-hop removal also drops `Transfer-Encoding`: hyper re-frames the body.
-fn remove_request_hop_by_hop(headers: &mut HeaderMap) {
-    remove_hop_by_hop(headers);
-    headers.remove(header::TRANSFER_ENCODING);
-}
-
-fn prepare_upstream_headers(
-    headers: &mut HeaderMap,
-    client_ip: &HeaderValue,
-    route: &Route,
-    identity: Option<&Identity>,
-) {
-    remove_request_hop_by_hop(headers);
-    // Identity headers are the gateway's alone: whatever the client sent goes first.
-    let reserved: Vec<HeaderName> = headers
-        .keys()
-        .filter(|name| is_reserved(name.as_str()))
-        .cloned()
-        .collect();
-    for name in reserved {
-        headers.remove(name);
-    }
-    for (name, value) in identity.iter().flat_map(|identity| identity.headers.iter()) {
-        headers.insert(name.clone(), value.clone());
-    }
-    // The upstream sees its own authority as Host (precomputed per route, so the client does not
-    // format it per request); the original one travels in X-Forwarded-Host.
-    if let Some(host) = headers.insert(header::HOST, route.host_header.clone())
-        && !headers.contains_key(&X_FORWARDED_HOST)
-    {
-        headers.insert(X_FORWARDED_HOST.clone(), host);
-    }
-    let forwarded_for = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(existing) => {
-            let ip = client_ip.to_str().unwrap_or("");
-            HeaderValue::from_str(&format!("{existing}, {ip}")).ok()
-        }
-        None => Some(client_ip.clone()),
-    };
-    if let Some(value) = forwarded_for {
-        headers.insert(X_FORWARDED_FOR.clone(), value);
-    }
-    if !headers.contains_key(&X_FORWARDED_PROTO) {
-        headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
-    }
 }
 
 async fn store_if_cacheable(

@@ -22,8 +22,7 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
-use crate::auth::Identity;
-use crate::auth::identity::is_reserved;
+use crate::forward::{ClientLength, Forwarding, HeaderSink, connection_lists, is_hop_by_hop};
 
 /// Initial read buffer per connection; heads larger than this grow it up to [`MAX_HEAD`].
 const READ_BUFFER: usize = 16 * 1024;
@@ -180,23 +179,15 @@ impl Pool {
 }
 
 /// What the request head is made of; the target is already rewritten for the upstream.
-///
-/// `headers` are the client's, unmodified: hop-by-hop headers are skipped and the forwarding
-/// headers written while the head is encoded, which saves a handful of header-map updates per
-/// request.
 pub struct RequestHead<'a> {
     pub method: &'a Method,
     pub target: &'a str,
-    pub headers: &'a HeaderMap,
-    /// `Host` sent upstream (the upstream's authority); the client's goes to X-Forwarded-Host.
-    pub host: &'a HeaderValue,
-    pub request_id: &'a HeaderValue,
-    /// The client's IP, appended to X-Forwarded-For.
-    pub client_ip: &'a HeaderValue,
     /// Whether the request may be resent on a fresh connection when a reused one was stale.
     pub idempotent: bool,
-    /// The verified caller, sent as the identity headers; the client's own are never sent.
-    pub identity: Option<&'a Identity>,
+    /// The client's headers, unmodified, and what the gateway adds: the forwarding policy is
+    /// applied while the head is encoded, which saves a handful of header-map updates per
+    /// request.
+    pub forwarding: Forwarding<'a>,
 }
 
 pub enum RequestBody {
@@ -325,7 +316,7 @@ async fn write_request(
             conn.stream.write_all(write).await?;
         }
         RequestBody::Buffered(bytes) => {
-            if !bytes.is_empty() || has_length_header(head.headers) {
+            if !bytes.is_empty() || head.forwarding.headers.contains_key(header::CONTENT_LENGTH) {
                 use std::io::Write as _;
                 let _ = write!(write, "content-length: {}\r\n", bytes.len());
             }
@@ -385,82 +376,31 @@ fn encode_head(write: &mut Vec<u8>, head: &RequestHead<'_>, buffered: bool) -> b
     write.push(b' ');
     write.extend_from_slice(head.target.as_bytes());
     write.extend_from_slice(b" HTTP/1.1\r\n");
-    let connection = head.headers.get(header::CONNECTION);
-    let mut has_length = false;
-    let mut original_host = None;
-    let mut forwarded_for = None;
-    let mut has_forwarded_host = false;
-    let mut has_forwarded_proto = false;
-    for (name, value) in head.headers {
-        match name.as_str() {
-            // The body is re-framed here, and the request ID is the one the gateway settled on.
-            other if is_hop_by_hop(other) => continue,
-            "transfer-encoding" | "x-request-id" => continue,
-            // Only the gateway speaks for the caller's identity (see auth::identity).
-            other if is_reserved(other) => continue,
-            "host" => {
-                original_host.get_or_insert(value);
-                continue;
-            }
-            "x-forwarded-for" => {
-                forwarded_for.get_or_insert(value);
-                continue;
-            }
-            "x-forwarded-host" => has_forwarded_host = true,
-            "x-forwarded-proto" => has_forwarded_proto = true,
-            "content-length" => {
-                // A buffered body states its real length itself.
-                if buffered {
-                    continue;
-                }
-                has_length = true;
-            }
-            other => {
-                if connection.is_some_and(|connection| lists(connection, other)) {
-                    continue;
-                }
-            }
-        }
-        put_header(write, name.as_str().as_bytes(), value.as_bytes());
-    }
-    put_header(write, b"host", head.host.as_bytes());
-    if let Some(host) = original_host
-        && !has_forwarded_host
-    {
-        put_header(write, b"x-forwarded-host", host.as_bytes());
-    }
-    write.extend_from_slice(b"x-forwarded-for: ");
-    if let Some(existing) = forwarded_for.filter(|value| value.to_str().is_ok()) {
-        write.extend_from_slice(existing.as_bytes());
-        write.extend_from_slice(b", ");
-    }
-    write.extend_from_slice(head.client_ip.as_bytes());
-    write.extend_from_slice(b"\r\n");
-    if !has_forwarded_proto {
-        put_header(write, b"x-forwarded-proto", b"http");
-    }
-    put_header(write, b"x-request-id", head.request_id.as_bytes());
-    for (name, value) in head.identity.iter().flat_map(|id| id.headers.iter()) {
-        put_header(write, name.as_str().as_bytes(), value.as_bytes());
-    }
-    has_length
+    let length = if buffered {
+        ClientLength::Restate
+    } else {
+        ClientLength::Keep
+    };
+    head.forwarding.write_to(&mut HeadWriter(write), length)
 }
 
-/// Headers that describe one connection only (RFC 9110 §7.6.1), besides those a `Connection`
-/// header names; lowercase, as `HeaderName::as_str` gives them.
-pub(crate) const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "upgrade",
-];
+/// The forwarded headers written straight into the request head, as `name: value` lines.
+struct HeadWriter<'a>(&'a mut Vec<u8>);
 
-pub(crate) fn is_hop_by_hop(name: &str) -> bool {
-    HOP_BY_HOP.contains(&name)
+impl HeaderSink for HeadWriter<'_> {
+    fn put(&mut self, name: &HeaderName, value: &HeaderValue) {
+        put_header(self.0, name.as_str().as_bytes(), value.as_bytes());
+    }
+
+    fn put_list(&mut self, name: &HeaderName, list: &HeaderValue, item: &HeaderValue) {
+        let write = &mut *self.0;
+        write.extend_from_slice(name.as_str().as_bytes());
+        write.extend_from_slice(b": ");
+        write.extend_from_slice(list.as_bytes());
+        write.extend_from_slice(b", ");
+        write.extend_from_slice(item.as_bytes());
+        write.extend_from_slice(b"\r\n");
+    }
 }
 
 fn put_header(write: &mut Vec<u8>, name: &[u8], value: &[u8]) {
@@ -468,18 +408,6 @@ fn put_header(write: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     write.extend_from_slice(b": ");
     write.extend_from_slice(value);
     write.extend_from_slice(b"\r\n");
-}
-
-/// Whether a Connection header value names `name` (a lowercase header name).
-fn lists(connection: &HeaderValue, name: &str) -> bool {
-    connection
-        .as_bytes()
-        .split(|&b| b == b',')
-        .any(|token| token.trim_ascii().eq_ignore_ascii_case(name.as_bytes()))
-}
-
-fn has_length_header(headers: &HeaderMap) -> bool {
-    headers.contains_key(header::CONTENT_LENGTH)
 }
 
 async fn read_head(conn: &mut Conn, head_request: bool) -> Result<ParsedHead, UpstreamError> {
@@ -614,11 +542,9 @@ fn parse_head(buffer: &[u8], head_request: bool) -> Result<Parsed, UpstreamError
         // stays: hyper frames the downstream body by it.
         let hop_by_hop = match name.as_str() {
             other if is_hop_by_hop(other) => true,
-            other => connection.iter().any(|value| {
-                value
-                    .split(|&b| b == b',')
-                    .any(|token| token.trim_ascii().eq_ignore_ascii_case(other.as_bytes()))
-            }),
+            other => connection
+                .iter()
+                .any(|value| connection_lists(value, other)),
         };
         if hop_by_hop {
             continue;
@@ -852,6 +778,7 @@ impl Body for StreamedBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::Identity;
 
     fn complete(buffer: &[u8], head_request: bool) -> (usize, ParsedHead) {
         match parse_head(buffer, head_request) {
@@ -946,12 +873,14 @@ mod tests {
         let head = RequestHead {
             method: &Method::GET,
             target: "/a?b",
-            headers: &headers,
-            host: &HeaderValue::from_static("users:8080"),
-            request_id: &HeaderValue::from_static("rid-1"),
-            client_ip: &HeaderValue::from_static("127.0.0.1"),
             idempotent: true,
-            identity: Some(&identity),
+            forwarding: Forwarding {
+                headers: &headers,
+                host: &HeaderValue::from_static("users:8080"),
+                request_id: &HeaderValue::from_static("rid-1"),
+                client_ip: &HeaderValue::from_static("127.0.0.1"),
+                identity: Some(&identity),
+            },
         };
         let mut out = Vec::new();
         assert!(!encode_head(&mut out, &head, false));
@@ -962,5 +891,56 @@ mod tests {
              x-request-id: rid-1\r\nx-panthera-subject: u-1\r\nx-panthera-roles: user\r\n\
              x-panthera-scopes: \r\nx-panthera-token-id: t-1\r\n"
         );
+    }
+
+    /// The plain-http head carries exactly what the https path puts in its header map.
+    #[test]
+    fn both_transports_send_the_same_headers() {
+        let mut headers = HeaderMap::new();
+        for (name, value) in [
+            ("host", "gw.example.com"),
+            ("connection", "x-hop"),
+            ("x-hop", "1"),
+            ("content-length", "3"),
+            ("x-forwarded-for", "10.0.0.1"),
+            ("accept", "text/html"),
+            ("accept", "*/*"),
+            ("x-panthera-subject", "forged"),
+        ] {
+            headers.append(
+                HeaderName::from_static(name),
+                HeaderValue::from_static(value),
+            );
+        }
+        let claims = serde_json::json!({"sub": "u-1"});
+        let identity =
+            Identity::from_claims(claims.as_object().unwrap(), "roles", "scope").unwrap();
+        let forwarding = Forwarding {
+            headers: &headers,
+            host: &HeaderValue::from_static("users:8080"),
+            request_id: &HeaderValue::from_static("rid-1"),
+            client_ip: &HeaderValue::from_static("127.0.0.1"),
+            identity: Some(&identity),
+        };
+        let head = RequestHead {
+            method: &Method::POST,
+            target: "/",
+            idempotent: false,
+            forwarding,
+        };
+        let mut out = Vec::new();
+        assert!(encode_head(&mut out, &head, false));
+        let text = String::from_utf8(out).unwrap();
+        let written: Vec<(&str, &str)> = text
+            .lines()
+            .skip(1)
+            .map(|line| line.split_once(": ").unwrap())
+            .collect();
+        let map = forwarding.to_header_map();
+        let mapped: Vec<(&str, &str)> = map
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.to_str().unwrap()))
+            .collect();
+        assert_eq!(written, mapped);
     }
 }
