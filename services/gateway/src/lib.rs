@@ -18,6 +18,7 @@ pub mod logging;
 pub mod metrics;
 pub mod proxy;
 pub mod ratelimit;
+mod retry;
 pub mod routing;
 pub mod server;
 pub mod upstream;

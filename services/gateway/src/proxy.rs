@@ -17,13 +17,15 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::request::Parts;
 use http::uri::{PathAndQuery, Uri};
-use http::{Method, Request, Response, StatusCode, Version};
-use http_body_util::{BodyExt, Full, Limited};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::{Body, Incoming};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tokio::time::error::Elapsed;
 use tower::{Layer, Service, ServiceExt};
 use tower_http::cors::CorsLayer;
 
@@ -35,8 +37,9 @@ use crate::cors::cors_layer;
 use crate::forward::{Forwarding, X_REQUEST_ID, strip_response_hop_by_hop};
 use crate::metrics::Metrics;
 use crate::ratelimit::{Decision, RateLimiter, retry_after_secs};
+use crate::retry::{RetryPolicy, Retryable, is_idempotent};
 use crate::routing::{Route, RouteTable};
-use crate::upstream::{RequestBody, RequestHead, UpstreamError};
+use crate::upstream::{Pool, RequestBody, RequestHead, UpstreamError};
 
 pub type HttpsConnector = hyper_rustls::HttpsConnector<HttpConnector>;
 pub type UpstreamClient = Client<HttpsConnector, UpstreamBody>;
@@ -536,67 +539,40 @@ impl Pipeline {
         max_body: u64,
         identity: Option<&Identity>,
     ) -> std::result::Result<Response<GatewayBody>, UpstreamFailure> {
-        let Some(pool) = &route.pool else {
-            return Box::pin(self.forward_with_client(route, request, max_body, identity))
-                .await
-                .map(|response| response.map(GatewayBody::Client));
-        };
         let (parts, body) = request.into_parts();
-        let target = route.upstream_target(parts.uri.path(), parts.uri.query());
-        let idempotent = is_idempotent(&parts.method);
-        let attempts = 1 + if idempotent { route.retries } else { 0 };
+        let retry = RetryPolicy::new(&parts.method, route.retries, route.timeout);
         let limit = usize::try_from(max_body).unwrap_or(usize::MAX);
-        let mut body = if body.is_end_stream() {
-            RequestBody::Empty
-        } else if attempts == 1 {
-            RequestBody::Streaming(Limited::new(body, limit))
-        } else {
-            RequestBody::Buffered(Box::pin(buffer_body(body, limit, route.timeout)).await?)
+        let forwarding = Forwarding {
+            headers: &parts.headers,
+            host: &route.host_header,
+            request_id: &self.request_id,
+            client_ip: &self.peer.ip,
+            identity,
         };
-        let head = RequestHead {
-            method: &parts.method,
-            target: &target,
-            idempotent,
-            forwarding: Forwarding {
-                headers: &parts.headers,
-                host: &route.host_header,
-                request_id: &self.request_id,
-                client_ip: &self.peer.ip,
-                identity,
-            },
-        };
-        let mut last_failure = UpstreamFailure::Unavailable;
-        for attempt in 0..attempts {
-            let body_now = body
-                .try_clone()
-                .unwrap_or_else(|| std::mem::replace(&mut body, RequestBody::Empty));
-            let failure = match tokio::time::timeout(route.timeout, pool.send(&head, body_now))
+        match &route.pool {
+            Some(pool) => {
+                let body = request_body(body, limit, &retry).await?;
+                send_plain(pool, route, &parts, forwarding, body, retry)
+                    .await
+                    .map(|response| response.map(GatewayBody::Upstream))
+            }
+            // Boxed: the rarer path's future does not inflate every request's.
+            None => Box::pin(self.send_https(route, &parts, forwarding, body, limit, retry))
                 .await
-            {
-                // Hop-by-hop response headers were dropped while parsing.
-                Ok(Ok(response)) => return Ok(response.map(GatewayBody::Upstream)),
-                Ok(Err(UpstreamError::BodyTooLarge)) => return Err(UpstreamFailure::BodyTooLarge),
-                Ok(Err(UpstreamError::RequestBody)) => return Err(UpstreamFailure::BadRequest),
-                Ok(Err(err)) => {
-                    tracing::debug!(route = &*route.name, attempt, error = %err, "upstream attempt failed");
-                    UpstreamFailure::Unavailable
-                }
-                Err(_) => UpstreamFailure::Timeout,
-            };
-            last_failure = failure;
+                .map(|response| response.map(GatewayBody::Client)),
         }
-        Err(last_failure)
     }
 
     /// https upstreams: the hyper-util pooled client (TLS included).
-    async fn forward_with_client(
+    async fn send_https(
         &self,
         route: &Route,
-        request: Request<Incoming>,
-        max_body: u64,
-        identity: Option<&Identity>,
+        parts: &Parts,
+        forwarding: Forwarding<'_>,
+        body: Incoming,
+        limit: usize,
+        retry: RetryPolicy,
     ) -> std::result::Result<Response<Incoming>, UpstreamFailure> {
-        let (mut parts, body) = request.into_parts();
         let path_and_query = route
             .upstream_path_and_query(parts.uri.path(), parts.uri.query())
             .map_err(|_| UpstreamFailure::BadRequest)?;
@@ -604,68 +580,37 @@ impl Pipeline {
         uri_parts.scheme = Some(route.scheme.clone());
         uri_parts.authority = Some(route.authority.clone());
         uri_parts.path_and_query = Some(path_and_query);
-        parts.uri = Uri::from_parts(uri_parts).map_err(|_| UpstreamFailure::BadRequest)?;
-        parts.headers = Forwarding {
-            headers: &parts.headers,
-            host: &route.host_header,
-            request_id: &self.request_id,
-            client_ip: &self.peer.ip,
-            identity,
-        }
-        .to_header_map();
-        parts.version = Version::HTTP_11;
-
-        let attempts = 1 + if is_idempotent(&parts.method) {
-            route.retries
-        } else {
-            0
-        };
-        let limit = usize::try_from(max_body).unwrap_or(usize::MAX);
-        if attempts == 1 {
-            let request =
-                Request::from_parts(parts, UpstreamBody::Streaming(Limited::new(body, limit)));
-            return self.send_once(request, route.timeout).await;
-        }
-        let body = if body.is_end_stream() {
-            Bytes::new()
-        } else {
-            buffer_body(body, limit, route.timeout).await?
-        };
-        let mut last_failure = UpstreamFailure::Unavailable;
-        for attempt in 0..attempts {
-            let mut request = Request::new(UpstreamBody::Buffered(Full::new(body.clone())));
-            *request.method_mut() = parts.method.clone();
-            *request.uri_mut() = parts.uri.clone();
-            *request.version_mut() = parts.version;
-            *request.headers_mut() = parts.headers.clone();
-            match self.send_once(request, route.timeout).await {
-                Ok(response) => return Ok(response),
-                Err(failure) => {
-                    tracing::debug!(
-                        route = &*route.name,
-                        attempt,
-                        ?failure,
-                        "upstream attempt failed"
-                    );
-                    last_failure = failure;
-                }
-            }
-        }
-        Err(last_failure)
+        let uri = Uri::from_parts(uri_parts).map_err(|_| UpstreamFailure::BadRequest)?;
+        let mut headers = forwarding.to_header_map();
+        let mut body = request_body(body, limit, &retry).await?;
+        let method = &parts.method;
+        let last = retry.attempts().saturating_sub(1);
+        retry
+            .run(&route.name, move |attempt| {
+                let mut request = Request::new(UpstreamBody::from(body.for_attempt()));
+                *request.method_mut() = method.clone();
+                *request.uri_mut() = uri.clone();
+                // The last attempt takes the headers instead of a copy.
+                *request.headers_mut() = if attempt == last {
+                    std::mem::take(&mut headers)
+                } else {
+                    headers.clone()
+                };
+                self.send_once(request)
+            })
+            .await
     }
 
     async fn send_once(
         &self,
         request: Request<UpstreamBody>,
-        timeout: Duration,
     ) -> std::result::Result<Response<Incoming>, UpstreamFailure> {
-        match tokio::time::timeout(timeout, self.gateway.client.request(request)).await {
-            Err(_) => Err(UpstreamFailure::Timeout),
-            Ok(Ok(mut response)) => {
+        match self.gateway.client.request(request).await {
+            Ok(mut response) => {
                 strip_response_hop_by_hop(response.headers_mut());
                 Ok(response)
             }
-            Ok(Err(err)) => {
+            Err(err) => {
                 let source: &(dyn std::error::Error + 'static) = &err;
                 if is_length_limit(source) {
                     Err(UpstreamFailure::BodyTooLarge)
@@ -678,11 +623,57 @@ impl Pipeline {
     }
 }
 
+/// Plain-http upstreams: the gateway's own client, which applies the forwarding policy while
+/// it writes the request head.
+async fn send_plain(
+    pool: &std::sync::Arc<Pool>,
+    route: &Route,
+    parts: &Parts,
+    forwarding: Forwarding<'_>,
+    mut body: RequestBody,
+    retry: RetryPolicy,
+) -> std::result::Result<Response<crate::upstream::StreamedBody>, UpstreamFailure> {
+    let target = route.upstream_target(parts.uri.path(), parts.uri.query());
+    let head = RequestHead {
+        method: &parts.method,
+        target: &target,
+        idempotent: is_idempotent(&parts.method),
+        forwarding,
+    };
+    let head = &head;
+    retry
+        .run(&route.name, move |_| {
+            let body = body.for_attempt();
+            // Hop-by-hop response headers are dropped while the head is parsed.
+            async move { pool.send(head, body).await.map_err(UpstreamFailure::from) }
+        })
+        .await
+}
+
+/// The request body as it goes upstream: streamed when it is sent once, buffered when it may
+/// have to be sent again.
+async fn request_body(
+    body: Incoming,
+    limit: usize,
+    retry: &RetryPolicy,
+) -> std::result::Result<RequestBody, UpstreamFailure> {
+    if body.is_end_stream() {
+        Ok(RequestBody::Empty)
+    } else if !retry.may_resend() {
+        Ok(RequestBody::Streaming(Limited::new(body, limit)))
+    } else {
+        // Boxed: only retried routes buffer, and the collecting future is large.
+        Box::pin(buffer_body(body, limit, retry.timeout()))
+            .await
+            .map(RequestBody::Buffered)
+    }
+}
+
 /// Retrying needs the body again, so it is buffered (it is bounded by maxBodyBytes).
 async fn buffer_body(
     body: Incoming,
     limit: usize,
-    timeout: Duration,
+    timeout: std::time::Duration,
 ) -> std::result::Result<Bytes, UpstreamFailure> {
     match tokio::time::timeout(timeout, Limited::new(body, limit).collect()).await {
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
@@ -692,6 +683,7 @@ async fn buffer_body(
     }
 }
 
+/// Why a request got no upstream response; each becomes the gateway's own answer.
 #[derive(Debug)]
 enum UpstreamFailure {
     Unavailable,
@@ -713,6 +705,32 @@ impl UpstreamFailure {
     }
 }
 
+/// The upstream may answer another attempt; the client's request will not get better.
+impl Retryable for UpstreamFailure {
+    fn is_retryable(&self) -> bool {
+        matches!(self, Self::Unavailable | Self::Timeout)
+    }
+}
+
+impl From<Elapsed> for UpstreamFailure {
+    fn from(_: Elapsed) -> Self {
+        Self::Timeout
+    }
+}
+
+impl From<UpstreamError> for UpstreamFailure {
+    fn from(err: UpstreamError) -> Self {
+        match err {
+            UpstreamError::BodyTooLarge => Self::BodyTooLarge,
+            UpstreamError::RequestBody => Self::BadRequest,
+            err => {
+                tracing::debug!(error = %err, "upstream request failed");
+                Self::Unavailable
+            }
+        }
+    }
+}
+
 fn is_length_limit(mut error: &(dyn std::error::Error + 'static)) -> bool {
     loop {
         if error.is::<http_body_util::LengthLimitError>() {
@@ -723,13 +741,6 @@ fn is_length_limit(mut error: &(dyn std::error::Error + 'static)) -> bool {
             None => return false,
         }
     }
-}
-
-fn is_idempotent(method: &Method) -> bool {
-    matches!(
-        *method,
-        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
-    )
 }
 
 fn content_length(headers: &HeaderMap) -> Option<u64> {

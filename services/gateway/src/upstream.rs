@@ -205,6 +205,13 @@ impl RequestBody {
             Self::Streaming(_) => None,
         }
     }
+
+    /// The body for one attempt: a copy of an empty or buffered body, which stays for the next
+    /// attempt; a streamed body itself, which can go only once (leaving `Empty`).
+    pub fn for_attempt(&mut self) -> Self {
+        self.try_clone()
+            .unwrap_or_else(|| std::mem::replace(self, Self::Empty))
+    }
 }
 
 #[derive(Debug)]
