@@ -207,10 +207,11 @@ pub fn strip_response_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn client_headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+    /// A client's request headers, in order.
+    pub(crate) fn client_headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
         let mut headers = HeaderMap::new();
         for &(name, value) in pairs {
             headers.append(
@@ -221,21 +222,38 @@ mod tests {
         headers
     }
 
-    fn identity() -> Identity {
-        let claims = serde_json::json!({"sub": "u-1", "roles": ["user", "auditor"], "scope": "a:read", "jti": "t-1"});
+    /// The identity verified claims give, as the JWT validator builds it.
+    pub(crate) fn identity(claims: serde_json::Value) -> Identity {
         Identity::from_claims(claims.as_object().unwrap(), "roles", "scope").unwrap()
     }
 
-    /// What goes upstream for `headers` from a client at 127.0.0.1, as a map.
-    fn forwarded(headers: &HeaderMap, identity: Option<&Identity>) -> HeaderMap {
+    static HOST: HeaderValue = HeaderValue::from_static("users:8080");
+    static REQUEST_ID: HeaderValue = HeaderValue::from_static("rid-1");
+    static CLIENT_IP: HeaderValue = HeaderValue::from_static("127.0.0.1");
+
+    /// `headers` from a client at 127.0.0.1, going to `users:8080` as request `rid-1`.
+    pub(crate) fn forwarding<'a>(
+        headers: &'a HeaderMap,
+        identity: Option<&'a Identity>,
+    ) -> Forwarding<'a> {
         Forwarding {
             headers,
-            host: &HeaderValue::from_static("users:8080"),
-            request_id: &HeaderValue::from_static("rid-1"),
-            client_ip: &HeaderValue::from_static("127.0.0.1"),
+            host: &HOST,
+            request_id: &REQUEST_ID,
+            client_ip: &CLIENT_IP,
             identity,
         }
-        .to_header_map()
+    }
+
+    fn verified() -> Identity {
+        identity(serde_json::json!({
+            "sub": "u-1", "roles": ["user", "auditor"], "scope": "a:read", "jti": "t-1"
+        }))
+    }
+
+    /// What goes upstream, as a map.
+    fn forwarded(headers: &HeaderMap, identity: Option<&Identity>) -> HeaderMap {
+        forwarding(headers, identity).to_header_map()
     }
 
     fn values<'a>(headers: &'a HeaderMap, name: &str) -> Vec<&'a str> {
@@ -263,7 +281,7 @@ mod tests {
         assert_eq!(values(&anonymous, "accept"), ["*/*"]);
 
         // With one, only the gateway's values go, once each.
-        let identity = identity();
+        let identity = verified();
         let verified = forwarded(&headers, Some(&identity));
         assert_eq!(values(&verified, "x-panthera-subject"), ["u-1"]);
         assert_eq!(values(&verified, "x-panthera-roles"), ["user auditor"]);
@@ -272,7 +290,7 @@ mod tests {
 
     #[test]
     fn identity_headers_come_from_the_verified_claims() {
-        let identity = identity();
+        let identity = verified();
         let headers = forwarded(&HeaderMap::new(), Some(&identity));
         let sent: Vec<(&str, &str)> = headers
             .iter()
@@ -315,42 +333,50 @@ mod tests {
 
     #[test]
     fn adds_forwarding_headers_and_the_request_id() {
-        let headers = client_headers(&[
-            ("host", "shop.example.com"),
-            ("x-forwarded-for", "203.0.113.9"),
-            ("x-forwarded-for", "198.51.100.1"),
-            ("x-request-id", "from-client"),
-        ]);
-        let sent = forwarded(&headers, None);
-        assert_eq!(values(&sent, "host"), ["users:8080"]);
-        assert_eq!(values(&sent, "x-forwarded-host"), ["shop.example.com"]);
-        // The first list is extended, as the plain-http path always did.
-        assert_eq!(values(&sent, "x-forwarded-for"), ["203.0.113.9, 127.0.0.1"]);
-        assert_eq!(values(&sent, "x-forwarded-proto"), ["http"]);
-        assert_eq!(values(&sent, "x-request-id"), ["rid-1"]);
-
-        // What a proxy in front of the gateway already said is kept.
-        let headers = client_headers(&[
-            ("host", "internal"),
-            ("x-forwarded-host", "shop.example.com"),
-            ("x-forwarded-proto", "https"),
-        ]);
-        let sent = forwarded(&headers, None);
-        assert_eq!(values(&sent, "x-forwarded-host"), ["shop.example.com"]);
-        assert_eq!(values(&sent, "x-forwarded-proto"), ["https"]);
-        assert_eq!(values(&sent, "x-forwarded-for"), ["127.0.0.1"]);
+        type Headers<'a> = &'a [(&'a str, &'a str)];
+        let cases: [(Headers, Headers); 2] = [
+            (
+                &[
+                    ("host", "shop.example.com"),
+                    ("x-forwarded-for", "203.0.113.9"),
+                    ("x-forwarded-for", "198.51.100.1"),
+                    ("x-request-id", "from-client"),
+                ],
+                // The first list is extended, as the plain-http path always did.
+                &[
+                    ("host", "users:8080"),
+                    ("x-forwarded-host", "shop.example.com"),
+                    ("x-forwarded-for", "203.0.113.9, 127.0.0.1"),
+                    ("x-forwarded-proto", "http"),
+                    ("x-request-id", "rid-1"),
+                ],
+            ),
+            (
+                // What a proxy in front of the gateway already said is kept.
+                &[
+                    ("host", "internal"),
+                    ("x-forwarded-host", "shop.example.com"),
+                    ("x-forwarded-proto", "https"),
+                ],
+                &[
+                    ("x-forwarded-host", "shop.example.com"),
+                    ("x-forwarded-proto", "https"),
+                    ("x-forwarded-for", "127.0.0.1"),
+                ],
+            ),
+        ];
+        for (client, expected) in cases {
+            let sent = forwarded(&client_headers(client), None);
+            for &(name, value) in expected {
+                assert_eq!(values(&sent, name), [value], "{client:?}");
+            }
+        }
     }
 
     #[test]
     fn the_client_length_is_kept_unless_restated() {
         let headers = client_headers(&[("content-length", "5")]);
-        let forwarding = Forwarding {
-            headers: &headers,
-            host: &HeaderValue::from_static("users:8080"),
-            request_id: &HeaderValue::from_static("rid-1"),
-            client_ip: &HeaderValue::from_static("127.0.0.1"),
-            identity: None,
-        };
+        let forwarding = forwarding(&headers, None);
         let mut kept = HeaderMap::new();
         assert!(forwarding.write_to(&mut kept, ClientLength::Keep));
         assert_eq!(values(&kept, "content-length"), ["5"]);

@@ -121,16 +121,14 @@ fn put_header(write: &mut Vec<u8>, name: &[u8], value: &[u8]) {
 
 #[cfg(test)]
 mod tests {
-    use http::{HeaderMap, Method};
+    use http::Method;
 
     use super::*;
-    use crate::auth::Identity;
-    use crate::forward::Forwarding;
+    use crate::forward::tests::{client_headers, forwarding, identity};
 
     #[test]
     fn encodes_request_heads_with_forwarding_headers() {
-        let mut headers = HeaderMap::new();
-        for (name, value) in [
+        let headers = client_headers(&[
             ("host", "gw.example.com"),
             ("connection", "close, x-hop"),
             ("x-hop", "1"),
@@ -142,26 +140,13 @@ mod tests {
             ("accept", "*/*"),
             ("x-panthera-subject", "forged"),
             ("x-panthera-roles", "admin"),
-        ] {
-            headers.append(
-                HeaderName::from_static(name),
-                HeaderValue::from_static(value),
-            );
-        }
-        let claims = serde_json::json!({"sub": "u-1", "roles": ["user"], "jti": "t-1"});
-        let identity =
-            Identity::from_claims(claims.as_object().unwrap(), "roles", "scope").unwrap();
+        ]);
+        let identity = identity(serde_json::json!({"sub": "u-1", "roles": ["user"], "jti": "t-1"}));
         let head = RequestHead {
             method: &Method::GET,
             target: "/a?b",
             idempotent: true,
-            forwarding: Forwarding {
-                headers: &headers,
-                host: &HeaderValue::from_static("users:8080"),
-                request_id: &HeaderValue::from_static("rid-1"),
-                client_ip: &HeaderValue::from_static("127.0.0.1"),
-                identity: Some(&identity),
-            },
+            forwarding: forwarding(&headers, Some(&identity)),
         };
         let mut out = Vec::new();
         assert!(!encode_head(&mut out, &head, false));
@@ -177,8 +162,7 @@ mod tests {
     /// The plain-http head carries exactly what the https path puts in its header map.
     #[test]
     fn both_transports_send_the_same_headers() {
-        let mut headers = HeaderMap::new();
-        for (name, value) in [
+        let headers = client_headers(&[
             ("host", "gw.example.com"),
             ("connection", "x-hop"),
             ("x-hop", "1"),
@@ -187,22 +171,9 @@ mod tests {
             ("accept", "text/html"),
             ("accept", "*/*"),
             ("x-panthera-subject", "forged"),
-        ] {
-            headers.append(
-                HeaderName::from_static(name),
-                HeaderValue::from_static(value),
-            );
-        }
-        let claims = serde_json::json!({"sub": "u-1"});
-        let identity =
-            Identity::from_claims(claims.as_object().unwrap(), "roles", "scope").unwrap();
-        let forwarding = Forwarding {
-            headers: &headers,
-            host: &HeaderValue::from_static("users:8080"),
-            request_id: &HeaderValue::from_static("rid-1"),
-            client_ip: &HeaderValue::from_static("127.0.0.1"),
-            identity: Some(&identity),
-        };
+        ]);
+        let identity = identity(serde_json::json!({"sub": "u-1"}));
+        let forwarding = forwarding(&headers, Some(&identity));
         let head = RequestHead {
             method: &Method::POST,
             target: "/",
