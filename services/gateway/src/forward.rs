@@ -26,6 +26,9 @@ pub(crate) static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+/// X-Forwarded-Proto when the client sent none: the gateway's listener speaks plain http (TLS
+/// ends in front of it).
+static HTTP: HeaderValue = HeaderValue::from_static("http");
 
 /// Headers that describe one connection only (RFC 9110 §7.6.1), besides those a `Connection`
 /// header names; lowercase, as `HeaderName::as_str` gives them.
@@ -108,8 +111,8 @@ impl Forwarding<'_> {
     /// Puts the headers that go upstream into `sink`, in order; returns whether the client's
     /// `Content-Length` was among them.
     pub fn write_to(&self, sink: &mut impl HeaderSink, length: ClientLength) -> bool {
-        // Only the first Connection header is honoured, as on both paths so far; a client
-        // splitting the list over several headers gets the rest forwarded.
+        // Only the first Connection header is read, as both paths always did: names listed in a
+        // second one are forwarded.
         let connection = self.headers.get(header::CONNECTION);
         let mut has_length = false;
         let mut original_host = None;
@@ -173,13 +176,12 @@ impl Forwarding<'_> {
 
     /// The headers that go upstream as a map, the client's `Content-Length` included.
     pub fn to_header_map(&self) -> HeaderMap {
-        let mut headers = HeaderMap::with_capacity(self.headers.len() + 8);
+        // The gateway adds five headers and at most four identity headers.
+        let mut headers = HeaderMap::with_capacity(self.headers.len() + 9);
         self.write_to(&mut headers, ClientLength::Keep);
         headers
     }
 }
-
-static HTTP: HeaderValue = HeaderValue::from_static("http");
 
 /// Removes the hop-by-hop headers of a response from an https upstream, including those its
 /// `Connection` header names. `Transfer-Encoding` stays: hyper frames the downstream body by it.
