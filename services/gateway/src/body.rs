@@ -8,7 +8,7 @@ use bytes::Bytes;
 use http_body_util::{Full, Limited};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 
-use crate::upstream::StreamedBody;
+use crate::upstream::{RequestBody, StreamedBody};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -106,6 +106,17 @@ impl Body for UpstreamBody {
         match self {
             Self::Streaming(body) => body.size_hint(),
             Self::Buffered(body) => body.size_hint(),
+        }
+    }
+}
+
+/// The https client takes the same request bodies as the plain-http one.
+impl From<RequestBody> for UpstreamBody {
+    fn from(body: RequestBody) -> Self {
+        match body {
+            RequestBody::Empty => Self::Buffered(Full::new(Bytes::new())),
+            RequestBody::Buffered(bytes) => Self::Buffered(Full::new(bytes)),
+            RequestBody::Streaming(stream) => Self::Streaming(stream),
         }
     }
 }
