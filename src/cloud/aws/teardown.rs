@@ -1,0 +1,244 @@
+//! Destroy and prune: delete (or retain and untag) the resources a platform owns, by each one's
+//! deletion policy, and report what AWS is still deleting.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::api::{DeletionPolicy, PantheraPlatform};
+
+use super::client::Ctx;
+use super::model::{self, Observed, Owner, Service};
+use super::{Aws, Result, Teardown, elasticache, msk, rds, secrets};
+
+impl Aws {
+    /// Delete one resource: a final snapshot first under Snapshot.
+    pub(super) async fn delete_store(
+        &self,
+        ctx: &Ctx<'_>,
+        service: Service,
+        identifier: &str,
+        observed: &Observed,
+        policy: DeletionPolicy,
+    ) -> Result<String> {
+        let now = now_rfc3339();
+        let snapshot = (policy == DeletionPolicy::Snapshot && service != Service::Msk)
+            .then(|| model::final_snapshot_id(identifier, &now));
+        let mut marks = BTreeMap::from([(model::TAG_DELETION_REQUESTED.to_string(), now)]);
+        if let Some(s) = &snapshot {
+            marks.insert(model::TAG_FINAL_SNAPSHOT.to_string(), s.clone());
+        }
+        match service {
+            Service::Rds => {
+                rds::tag(ctx, &observed.arn, &marks).await?;
+                rds::delete(ctx, identifier, snapshot.as_deref()).await?;
+            }
+            Service::ElastiCache => {
+                elasticache::tag(ctx, &observed.arn, &marks).await?;
+                elasticache::delete(ctx, identifier, snapshot.as_deref()).await?;
+            }
+            Service::Msk => {
+                msk::tag(ctx, &observed.arn, &marks).await?;
+                msk::delete(ctx, &observed.arn).await?;
+            }
+        }
+        Ok(match snapshot {
+            Some(s) => format!("final snapshot {s}"),
+            None => "no final snapshot".into(),
+        })
+    }
+
+    /// Delete (or retain and untag) every resource `owner` has in AWS, by each one's deletion
+    /// policy tag. With `keep_data`, `Delete` is treated as `Snapshot` (RDS, ElastiCache) or
+    /// `Retain` (MSK, which has no snapshots), like the cluster backend keeps volumes. Call again
+    /// until `waiting` is empty: AWS deletes asynchronously.
+    pub async fn destroy(
+        &self,
+        owner: &Owner,
+        region: Option<&str>,
+        keep_data: bool,
+    ) -> Result<Teardown> {
+        self.teardown(owner, region, keep_data, &BTreeSet::new())
+            .await
+    }
+
+    /// Remove the stores of `platform` that its spec no longer has (apply `--prune`), by their
+    /// deletion policy with data kept (`Delete` acts as `Snapshot`, MSK's as `Retain`), like
+    /// prune keeps the volumes of cluster stores. Reads only when there is nothing to prune.
+    pub async fn prune(&self, platform: &PantheraPlatform) -> Result<Teardown> {
+        let owner = Owner::of(platform);
+        let network = model::network(platform);
+        let keep: BTreeSet<String> = model::stores(platform)
+            .into_iter()
+            .map(|s| s.identifier)
+            .collect();
+        self.teardown(&owner, network.region.as_deref(), true, &keep)
+            .await
+    }
+
+    /// Delete or retain every resource of `owner` except the identifiers in `keep`.
+    async fn teardown(
+        &self,
+        owner: &Owner,
+        region: Option<&str>,
+        keep_data: bool,
+        keep: &BTreeSet<String>,
+    ) -> Result<Teardown> {
+        let mut out = Teardown::default();
+        let found = {
+            let ctx = self.ctx(region, "aws");
+            let mut found = Vec::new();
+            for (id, o) in rds::list_owned(&ctx, owner).await? {
+                found.push((Service::Rds, id, o));
+            }
+            for (id, o) in elasticache::list_owned(&ctx, owner).await? {
+                found.push((Service::ElastiCache, id, o));
+            }
+            for (id, o) in msk::list_owned(&ctx, owner).await? {
+                found.push((Service::Msk, id, o));
+            }
+            found.retain(|(_, id, _)| !keep.contains(id));
+            found
+        };
+        for (service, identifier, observed) in found {
+            let component = observed
+                .tags
+                .get(model::TAG_COMPONENT)
+                .cloned()
+                .unwrap_or_else(|| service.kind().as_str().to_string());
+            let ctx = self.ctx(region, &component);
+            let mut policy = model::policy_of(&observed.tags);
+            if keep_data && policy == DeletionPolicy::Delete {
+                policy = DeletionPolicy::Snapshot;
+            }
+            if service == Service::Msk && policy == DeletionPolicy::Snapshot {
+                // MSK keeps no snapshots: keeping the data means keeping the cluster.
+                policy = DeletionPolicy::Retain;
+            }
+            let resource = service.resource();
+            if policy == DeletionPolicy::Retain {
+                let keys = model::panthera_tags_on(&observed.tags);
+                match service {
+                    Service::Rds => {
+                        rds::untag(&ctx, &observed.arn, &keys).await?;
+                        if let Some(group) = &observed.subnet_group {
+                            rds::untag_subnet_group(&ctx, group, owner).await?;
+                        }
+                    }
+                    Service::ElastiCache => elasticache::untag(&ctx, &observed.arn, &keys).await?,
+                    Service::Msk => msk::untag(&ctx, &observed.arn, &keys).await?,
+                }
+                if service != Service::Msk {
+                    secrets::untag(&ctx, &model::secret_name(owner, &component)).await?;
+                }
+                out.deleted.push(format!(
+                    "{component}: {resource} {identifier} retained (Panthera's tags removed)"
+                ));
+                continue;
+            }
+            if model::is_deleting(service, &observed.status) {
+                out.waiting
+                    .push(waiting_line(&component, resource, &identifier, &observed));
+                continue;
+            }
+            let what = match self
+                .delete_store(&ctx, service, &identifier, &observed, policy)
+                .await
+            {
+                Ok(what) => what,
+                // Busy (creating, modifying, backing up): AWS refuses the delete for now.
+                Err(e) if !e.terminal => {
+                    out.waiting.push(format!(
+                        "{component}: {resource} {identifier} is {}; deleted once AWS accepts it ({})",
+                        observed.status.to_ascii_lowercase(),
+                        e.message
+                    ));
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            if policy == DeletionPolicy::Delete {
+                secrets::delete(&ctx, &model::secret_name(owner, &component)).await?;
+            }
+            let still = match service {
+                Service::Rds => rds::observe(&ctx, &identifier).await?,
+                Service::ElastiCache => elasticache::observe(&ctx, &identifier).await?,
+                Service::Msk => msk::observe(&ctx, &identifier).await?,
+            };
+            match still {
+                Some(o) => out
+                    .waiting
+                    .push(waiting_line(&component, resource, &identifier, &o)),
+                None => out.deleted.push(format!(
+                    "{component}: {resource} {identifier} deleted ({what})"
+                )),
+            }
+        }
+        let ctx = self.ctx(region, "aws");
+        let busy = |resource: &str| out.waiting.iter().any(|w| w.contains(resource));
+        let (rds_busy, ec_busy) = (
+            busy(Service::Rds.resource()),
+            busy(Service::ElastiCache.resource()),
+        );
+        out.waiting
+            .extend(rds::cleanup_subnet_groups(&ctx, owner, rds_busy, keep).await?);
+        out.waiting
+            .extend(elasticache::cleanup_subnet_groups(&ctx, owner, ec_busy, keep).await?);
+        Ok(out)
+    }
+}
+
+/// `postgres/users: RDS instance shop-users deleting (final snapshot ...), 2m10s`.
+fn waiting_line(component: &str, resource: &str, identifier: &str, o: &Observed) -> String {
+    let snapshot = o
+        .tags
+        .get(model::TAG_FINAL_SNAPSHOT)
+        .map(|s| format!(" (final snapshot {s})"))
+        .unwrap_or_default();
+    let since = o
+        .tags
+        .get(model::TAG_DELETION_REQUESTED)
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| {
+            let secs = (chrono::Utc::now() - t.with_timezone(&chrono::Utc))
+                .num_seconds()
+                .max(0);
+            format!(", {}m{:02}s", secs / 60, secs % 60)
+        })
+        .unwrap_or_default();
+    format!(
+        "{component}: {resource} {identifier} {}{snapshot}{since}",
+        o.status.to_ascii_lowercase()
+    )
+}
+
+fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waiting_lines_say_what_and_for_how_long() {
+        let o = Observed {
+            status: "deleting".into(),
+            tags: BTreeMap::from([
+                (
+                    model::TAG_FINAL_SNAPSHOT.to_string(),
+                    "shop-users-final-20261125010203".to_string(),
+                ),
+                (
+                    model::TAG_DELETION_REQUESTED.to_string(),
+                    (chrono::Utc::now() - chrono::Duration::seconds(130))
+                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                ),
+            ]),
+            ..Observed::default()
+        };
+        let line = waiting_line("postgres/users", "RDS instance", "shop-users", &o);
+        assert!(
+            line.starts_with("postgres/users: RDS instance shop-users deleting (final snapshot shop-users-final-20261125010203), 2m1"),
+            "{line}"
+        );
+    }
+}
