@@ -10,7 +10,8 @@ use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_rds::error::{ProvideErrorMetadata, SdkError};
 
-use super::model::Network;
+use super::model::{Network, Service};
+use super::service::Api;
 use super::{Error, Result, classify};
 
 /// Retries of throttled and transient calls: 8 attempts, exponential backoff with jitter, at most
@@ -122,29 +123,15 @@ impl Aws {
         map.entry(key)
             .or_insert_with(|| {
                 let region = region.map(|r| Region::new(r.to_string()));
-                let config = &self.inner.config;
-                let region = region.or_else(|| config.region().cloned());
+                let region = region.or_else(|| self.inner.config.region().cloned());
+                // The shared configuration with this region: each service's settings
+                // (`AWS_ENDPOINT_URL_<SERVICE>`) still come from it.
+                let config = self.inner.config.to_builder().region(region).build();
                 Arc::new(Clients {
-                    rds: aws_sdk_rds::Client::from_conf(
-                        aws_sdk_rds::config::Builder::from(config)
-                            .region(region.clone())
-                            .build(),
-                    ),
-                    elasticache: aws_sdk_elasticache::Client::from_conf(
-                        aws_sdk_elasticache::config::Builder::from(config)
-                            .region(region.clone())
-                            .build(),
-                    ),
-                    kafka: aws_sdk_kafka::Client::from_conf(
-                        aws_sdk_kafka::config::Builder::from(config)
-                            .region(region.clone())
-                            .build(),
-                    ),
-                    secrets: aws_sdk_secretsmanager::Client::from_conf(
-                        aws_sdk_secretsmanager::config::Builder::from(config)
-                            .region(region)
-                            .build(),
-                    ),
+                    rds: aws_sdk_rds::Client::new(&config),
+                    elasticache: aws_sdk_elasticache::Client::new(&config),
+                    kafka: aws_sdk_kafka::Client::new(&config),
+                    secrets: aws_sdk_secretsmanager::Client::new(&config),
                 })
             })
             .clone()
@@ -204,5 +191,80 @@ impl Ctx<'_> {
             message: message.into(),
             terminal: true,
         }
+    }
+
+    /// The client of `service`.
+    pub(super) fn api(&self, service: Service) -> Api<'_> {
+        let clients = &*self.clients;
+        match service {
+            Service::Rds => Api::Rds(&clients.rds),
+            Service::ElastiCache => Api::ElastiCache(&clients.elasticache),
+            Service::Msk => Api::Msk(&clients.kafka),
+        }
+    }
+
+    /// The output of a request, or `None` when it failed with the one service error `expected`
+    /// accepts: deleting what is already gone, describing what does not exist, creating what an
+    /// interrupted apply left. Any other failure names `action`.
+    pub(super) fn tolerate<T, E, R>(
+        &self,
+        result: Result<T, SdkError<E, R>>,
+        expected: impl FnOnce(&E) -> bool,
+        action: &str,
+    ) -> Result<Option<T>>
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        R: std::fmt::Debug + Send + Sync + 'static,
+    {
+        match result {
+            Ok(out) => Ok(Some(out)),
+            Err(e) if e.as_service_error().is_some_and(expected) => Ok(None),
+            Err(e) => Err(self.err(action, &e)),
+        }
+    }
+
+    /// Every page of a listing, one counted read a page: `page` fetches the page after the
+    /// marker it is given (the first with `None`) and returns it with the next marker.
+    pub(super) async fn paged<P, F, Fut>(&self, mut page: F) -> Result<Vec<P>>
+    where
+        F: FnMut(Option<String>) -> Fut,
+        Fut: Future<Output = Result<(P, Option<String>)>>,
+    {
+        let mut pages = Vec::new();
+        let mut marker = None;
+        loop {
+            self.read();
+            let (out, next) = page(marker).await?;
+            pages.push(out);
+            marker = next;
+            if marker.is_none() {
+                return Ok(pages);
+            }
+        }
+    }
+
+    /// [`Ctx::paged`] for an SDK listing: `send` sends the request from a marker, `next` reads
+    /// the next marker of a page; a failure names `action`.
+    pub(super) async fn pages<P, E, R, Fut>(
+        &self,
+        action: &str,
+        send: impl Fn(Option<String>) -> Fut,
+        next: impl Fn(&P) -> Option<&str>,
+    ) -> Result<Vec<P>>
+    where
+        Fut: Future<Output = Result<P, SdkError<E, R>>>,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        R: std::fmt::Debug + Send + Sync + 'static,
+    {
+        self.paged(|marker| {
+            let sent = send(marker);
+            let next = &next;
+            async move {
+                let page = sent.await.map_err(|e| self.err(action, &e))?;
+                let marker = next(&page).map(str::to_string);
+                Ok((page, marker))
+            }
+        })
+        .await
     }
 }

@@ -17,6 +17,7 @@ mod msk;
 mod rds;
 mod reconcile;
 mod secrets;
+mod service;
 mod teardown;
 
 use std::collections::BTreeMap;

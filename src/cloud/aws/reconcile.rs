@@ -1,21 +1,20 @@
 //! Plan and reconcile: describe each store, plan it against the spec, then create, adopt or
 //! modify it; the master password kept in Secrets Manager.
 
-use std::collections::BTreeMap;
-
 use crate::api::{DeletionPolicy, PantheraPlatform};
 
 use super::client::Ctx;
-use super::model::{self, Action, Network, Observed, Owner, Phase, Planned, Service, Store};
-use super::{Aws, Error, ReconcileOptions, Result, StoreState, elasticache, msk, rds, secrets};
+use std::collections::BTreeMap;
+
+use super::model::{self, Action, Network, Observed, Owner, Phase, Planned, Store};
+use super::service::ServiceApi;
+use super::{Aws, Error, ReconcileOptions, Result, StoreState, secrets};
 
 impl Aws {
     async fn describe(&self, ctx: &Ctx<'_>, store: &Store) -> Result<Option<Observed>> {
-        match store.service {
-            Service::Rds => rds::observe(ctx, &store.identifier).await,
-            Service::ElastiCache => elasticache::observe(ctx, &store.identifier).await,
-            Service::Msk => msk::observe(ctx, &store.identifier).await,
-        }
+        ctx.api(store.service)
+            .describe(ctx, &store.identifier)
+            .await
     }
 
     /// What apply would do to each aws store; reads only. Refuses (terminal) a resource that
@@ -239,12 +238,9 @@ impl Aws {
         tags: &BTreeMap<String, String>,
         password: Option<&str>,
     ) -> Result<()> {
-        let password = password.unwrap_or_default();
-        match store.service {
-            Service::Rds => rds::create(ctx, store, network, tags, password).await,
-            Service::ElastiCache => elasticache::create(ctx, store, network, tags, password).await,
-            Service::Msk => msk::create(ctx, store, network, tags).await,
-        }
+        ctx.api(store.service)
+            .create(ctx, store, network, tags, password.unwrap_or_default())
+            .await
     }
 
     /// Carry out a plan. Returns why a modification waits, when it does.
@@ -285,31 +281,10 @@ impl Aws {
                 Ok(None)
             }
             (action, Some(o)) => {
-                let adopt = action == Action::Adopt;
-                match store.service {
-                    Service::Rds => {
-                        rds::modify(
-                            ctx,
-                            store,
-                            network,
-                            o,
-                            planned,
-                            adopt.then_some(password).flatten(),
-                        )
-                        .await
-                    }
-                    Service::ElastiCache => {
-                        elasticache::modify(
-                            ctx,
-                            store,
-                            o,
-                            planned,
-                            adopt.then_some(password).flatten(),
-                        )
-                        .await
-                    }
-                    Service::Msk => msk::modify(ctx, store, o, planned).await,
-                }
+                let adopt_password = password.filter(|_| action == Action::Adopt);
+                ctx.api(store.service)
+                    .modify(ctx, store, network, o, planned, adopt_password)
+                    .await
             }
         }
     }

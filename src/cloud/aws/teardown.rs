@@ -7,7 +7,8 @@ use crate::api::{DeletionPolicy, PantheraPlatform};
 
 use super::client::Ctx;
 use super::model::{self, Observed, Owner, Service};
-use super::{Aws, Result, Teardown, elasticache, msk, rds, secrets};
+use super::service::ServiceApi;
+use super::{Aws, Result, Teardown, secrets};
 
 impl Aws {
     /// Delete one resource: a final snapshot first under Snapshot.
@@ -26,20 +27,11 @@ impl Aws {
         if let Some(s) = &snapshot {
             marks.insert(model::TAG_FINAL_SNAPSHOT.to_string(), s.clone());
         }
-        match service {
-            Service::Rds => {
-                rds::tag(ctx, &observed.arn, &marks).await?;
-                rds::delete(ctx, identifier, snapshot.as_deref()).await?;
-            }
-            Service::ElastiCache => {
-                elasticache::tag(ctx, &observed.arn, &marks).await?;
-                elasticache::delete(ctx, identifier, snapshot.as_deref()).await?;
-            }
-            Service::Msk => {
-                msk::tag(ctx, &observed.arn, &marks).await?;
-                msk::delete(ctx, &observed.arn).await?;
-            }
-        }
+        // Marked first, so that a later destroy can say since when and into which snapshot.
+        let api = ctx.api(service);
+        api.tag(ctx, &observed.arn, &marks).await?;
+        api.delete(ctx, identifier, observed, snapshot.as_deref())
+            .await?;
         Ok(match snapshot {
             Some(s) => format!("final snapshot {s}"),
             None => "no final snapshot".into(),
@@ -86,14 +78,10 @@ impl Aws {
         let found = {
             let ctx = self.ctx(region, "aws");
             let mut found = Vec::new();
-            for (id, o) in rds::list_owned(&ctx, owner).await? {
-                found.push((Service::Rds, id, o));
-            }
-            for (id, o) in elasticache::list_owned(&ctx, owner).await? {
-                found.push((Service::ElastiCache, id, o));
-            }
-            for (id, o) in msk::list_owned(&ctx, owner).await? {
-                found.push((Service::Msk, id, o));
+            for service in Service::ALL {
+                for (id, o) in ctx.api(service).list_owned(&ctx, owner).await? {
+                    found.push((service, id, o));
+                }
             }
             found.retain(|(_, id, _)| !keep.contains(id));
             found
@@ -116,16 +104,9 @@ impl Aws {
             let resource = service.resource();
             if policy == DeletionPolicy::Retain {
                 let keys = model::panthera_tags_on(&observed.tags);
-                match service {
-                    Service::Rds => {
-                        rds::untag(&ctx, &observed.arn, &keys).await?;
-                        if let Some(group) = &observed.subnet_group {
-                            rds::untag_subnet_group(&ctx, group, owner).await?;
-                        }
-                    }
-                    Service::ElastiCache => elasticache::untag(&ctx, &observed.arn, &keys).await?,
-                    Service::Msk => msk::untag(&ctx, &observed.arn, &keys).await?,
-                }
+                let api = ctx.api(service);
+                api.untag(&ctx, &observed.arn, &keys).await?;
+                api.release_dependents(&ctx, &observed, owner).await?;
                 if service != Service::Msk {
                     secrets::untag(&ctx, &model::secret_name(owner, &component)).await?;
                 }
@@ -158,12 +139,7 @@ impl Aws {
             if policy == DeletionPolicy::Delete {
                 secrets::delete(&ctx, &model::secret_name(owner, &component)).await?;
             }
-            let still = match service {
-                Service::Rds => rds::observe(&ctx, &identifier).await?,
-                Service::ElastiCache => elasticache::observe(&ctx, &identifier).await?,
-                Service::Msk => msk::observe(&ctx, &identifier).await?,
-            };
-            match still {
+            match ctx.api(service).describe(&ctx, &identifier).await? {
                 Some(o) => out
                     .waiting
                     .push(waiting_line(&component, resource, &identifier, &o)),
@@ -173,15 +149,18 @@ impl Aws {
             }
         }
         let ctx = self.ctx(region, "aws");
-        let busy = |resource: &str| out.waiting.iter().any(|w| w.contains(resource));
-        let (rds_busy, ec_busy) = (
-            busy(Service::Rds.resource()),
-            busy(Service::ElastiCache.resource()),
-        );
-        out.waiting
-            .extend(rds::cleanup_subnet_groups(&ctx, owner, rds_busy, keep).await?);
-        out.waiting
-            .extend(elasticache::cleanup_subnet_groups(&ctx, owner, ec_busy, keep).await?);
+        // A store still being deleted keeps its subnet group in use.
+        let busy = Service::ALL.map(|s| {
+            let resource = s.resource();
+            out.waiting.iter().any(|w| w.contains(resource))
+        });
+        for (service, busy) in Service::ALL.into_iter().zip(busy) {
+            let waiting = ctx
+                .api(service)
+                .cleanup_subnet_groups(&ctx, owner, busy, keep)
+                .await?;
+            out.waiting.extend(waiting);
+        }
         Ok(out)
     }
 }

@@ -44,6 +44,9 @@ pub enum Service {
 }
 
 impl Service {
+    /// Every service, in the order teardown goes through them.
+    pub const ALL: [Self; 3] = [Self::Rds, Self::ElastiCache, Self::Msk];
+
     /// What the resource is called in output.
     pub fn resource(self) -> &'static str {
         match self {
