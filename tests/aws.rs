@@ -1310,8 +1310,9 @@ async fn a_replace_whose_delete_finishes_during_the_wait_is_created_again() {
     let file = w.platform(&name, "p.yaml", |t| t);
     let platform = panthera::load::load_file(&file).unwrap();
     let aws = Aws::from_config(w.config.clone());
+    let observations = aws.observe_stores(&platform).await.unwrap();
     let states = aws
-        .reconcile(&platform, &ReconcileOptions::default())
+        .reconcile(&platform, &observations, &ReconcileOptions::default())
         .await
         .unwrap();
     let mut orders = states

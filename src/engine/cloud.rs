@@ -160,7 +160,8 @@ impl Engine {
             dry_run: options.dry_run,
             known_passwords,
         };
-        let mut states = aws.reconcile(platform, &reconcile).await?;
+        let observations = aws.observe_stores(platform).await?;
+        let mut states = aws.reconcile(platform, &observations, &reconcile).await?;
         for s in &states {
             on_event(Event::Applied {
                 component: s.store.component.clone(),

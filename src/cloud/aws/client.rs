@@ -147,11 +147,10 @@ impl Aws {
 
     pub(super) fn check_region(&self, network: &Network, component: &str) -> Result<()> {
         if network.region.is_none() && self.inner.config.region().is_none() {
-            return Err(Error {
-                component: component.to_string(),
-                message: "no AWS region: set spec.aws.region or AWS_REGION".into(),
-                terminal: true,
-            });
+            return Err(Error::terminal(
+                component,
+                "no AWS region: set spec.aws.region or AWS_REGION",
+            ));
         }
         Ok(())
     }
@@ -186,11 +185,7 @@ impl Ctx<'_> {
     }
 
     pub(super) fn terminal(&self, message: impl Into<String>) -> Error {
-        Error {
-            component: self.component.to_string(),
-            message: message.into(),
-            terminal: true,
-        }
+        Error::terminal(self.component, message)
     }
 
     /// The client of `service`.

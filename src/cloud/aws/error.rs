@@ -14,6 +14,17 @@ pub struct Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+impl Error {
+    /// A failure only a person can fix (the spec, the account), in `component`.
+    pub fn terminal(component: &str, message: impl Into<String>) -> Self {
+        Self {
+            component: component.to_string(),
+            message: message.into(),
+            terminal: true,
+        }
+    }
+}
+
 /// Error codes that waiting cures: throttling, server trouble, a resource busy with another change.
 const TRANSIENT_CODES: &[&str] = &[
     "Throttling",

@@ -40,6 +40,17 @@ pub struct ReconcileOptions {
     pub known_passwords: BTreeMap<String, String>,
 }
 
+/// What dereference reads of one aws store (reads only), and all that reconcile needs to know of
+/// it before writing.
+#[derive(Clone, Debug)]
+pub struct Observation {
+    pub store: Store,
+    /// What AWS has; `None` when the resource does not exist.
+    pub observed: Option<Observed>,
+    /// The master password in Secrets Manager, if there is one.
+    pub password: Option<String>,
+}
+
 /// One store after reconcile or observe.
 #[derive(Clone, Debug)]
 pub struct StoreState {
@@ -55,11 +66,20 @@ pub struct StoreState {
     pub tls: bool,
     /// The store checks a password (false for an adopted ElastiCache group without AUTH).
     pub auth: bool,
-    /// The master password (reconcile only), for the connection Secret.
+    /// The master password, for the connection Secret: the one reconcile used, or the one an
+    /// observation found in Secrets Manager.
     pub password: Option<String>,
 }
 
 impl StoreState {
+    /// The state an observation shows, with the password Secrets Manager keeps.
+    pub fn from_observation(o: &Observation) -> Self {
+        Self {
+            password: o.password.clone(),
+            ..Self::from_observed(&o.store, o.observed.as_ref())
+        }
+    }
+
     fn from_observed(store: &Store, observed: Option<&Observed>) -> Self {
         let (ready, message) = match observed {
             Some(o) => model::progress(store.service, o),
