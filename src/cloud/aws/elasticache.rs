@@ -1,19 +1,22 @@
 //! Redis on ElastiCache: a replication group (cluster mode disabled, one primary) with in-transit
 //! encryption and an AUTH token, in a cache subnet group of `spec.aws.subnetIds`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use aws_sdk_elasticache::Client;
 use aws_sdk_elasticache::types::{AuthTokenUpdateStrategyType, ReplicationGroup, Tag};
 
-use super::model::{self, Network, Observed, Owner, Planned, Settings, Store};
-use super::service::{GroupDeleted, ServiceApi, SubnetGroups, key_value_tags};
+use super::model::{self, Observed, Owner, Planned, Settings};
+use super::service::{
+    Create, GroupDeleted, Modify, ServiceApi, SubnetGroups, Tags, key_value_tags,
+    tags_by_resource_name,
+};
 use super::{Ctx, Result};
 
 key_value_tags!(Tag);
 
 /// Tags are not in the description of a group: one more call.
-async fn tags_of(ec: &Client, ctx: &Ctx<'_>, arn: &str) -> Result<BTreeMap<String, String>> {
+async fn tags_of(ec: &Client, ctx: &Ctx<'_>, arn: &str) -> Result<Tags> {
     ctx.read();
     let out = ec
         .list_tags_for_resource()
@@ -155,14 +158,13 @@ impl ServiceApi for Client {
         Ok(out)
     }
 
-    async fn create(
-        &self,
-        ctx: &Ctx<'_>,
-        store: &Store,
-        network: &Network,
-        tags: &BTreeMap<String, String>,
-        password: &str,
-    ) -> Result<()> {
+    async fn create(&self, ctx: &Ctx<'_>, new: Create<'_>) -> Result<()> {
+        let Create {
+            store,
+            network,
+            tags,
+            password,
+        } = new;
         let Settings::Redis { node_type, version } = &store.settings else {
             return Ok(());
         };
@@ -211,16 +213,14 @@ impl ServiceApi for Client {
     }
 
     /// An adopted group keeps working with its old token while Panthera's is added (ROTATE).
-    async fn modify(
-        &self,
-        ctx: &Ctx<'_>,
-        store: &Store,
-        _network: &Network,
-        observed: &Observed,
-        planned: &Planned,
-        adopt_password: Option<&str>,
-    ) -> Result<Option<String>> {
-        self.tag(ctx, &observed.arn, &planned.tags).await?;
+    async fn modify(&self, ctx: &Ctx<'_>, change: Modify<'_>) -> Result<Option<String>> {
+        let Modify {
+            store,
+            observed,
+            planned,
+            adopt_password,
+            ..
+        } = change;
         let rotate = adopt_password.filter(|_| observed.auth && observed.tls);
         if planned.changes.is_empty() && rotate.is_none() {
             return Ok(None);
@@ -262,38 +262,13 @@ impl ServiceApi for Client {
         Ok(None)
     }
 
-    async fn add_tags(
-        &self,
-        ctx: &Ctx<'_>,
-        arn: &str,
-        tags: &BTreeMap<String, String>,
-    ) -> Result<()> {
-        ctx.write("AddTagsToResource", arn);
-        self.add_tags_to_resource()
-            .resource_name(arn)
-            .set_tags(Some(sdk_tags(tags)))
-            .send()
-            .await
-            .map_err(|e| ctx.err(&format!("tag {arn}"), &e))?;
-        Ok(())
-    }
-
-    async fn remove_tags(&self, ctx: &Ctx<'_>, arn: &str, keys: &[String]) -> Result<()> {
-        ctx.write("RemoveTagsFromResource", arn);
-        self.remove_tags_from_resource()
-            .resource_name(arn)
-            .set_tag_keys(Some(keys.to_vec()))
-            .send()
-            .await
-            .map_err(|e| ctx.err(&format!("untag {arn}"), &e))?;
-        Ok(())
-    }
+    tags_by_resource_name!();
 
     async fn delete(
         &self,
         ctx: &Ctx<'_>,
         identifier: &str,
-        _observed: &Observed,
+        _arn: &str,
         final_snapshot: Option<&str>,
     ) -> Result<()> {
         ctx.write("DeleteReplicationGroup", identifier);
@@ -308,16 +283,6 @@ impl ServiceApi for Client {
             &format!("delete ElastiCache replication group {identifier}"),
         )?;
         Ok(())
-    }
-
-    async fn cleanup_subnet_groups(
-        &self,
-        ctx: &Ctx<'_>,
-        owner: &Owner,
-        busy: bool,
-        keep: &BTreeSet<String>,
-    ) -> Result<Vec<String>> {
-        self.cleanup_groups(ctx, owner, busy, keep).await
     }
 }
 
@@ -351,11 +316,7 @@ impl SubnetGroups for Client {
     }
 
     /// A group whose tags cannot be read is passed over: teardown goes on with the others.
-    async fn group_tags(
-        &self,
-        ctx: &Ctx<'_>,
-        arn: &str,
-    ) -> Result<Option<BTreeMap<String, String>>> {
+    async fn group_tags(&self, ctx: &Ctx<'_>, arn: &str) -> Result<Option<Tags>> {
         Ok(tags_of(self, ctx, arn).await.ok())
     }
 

@@ -11,8 +11,8 @@ use aws_sdk_kafka::types::{
     EncryptionInTransit, EncryptionInfo, StorageInfo,
 };
 
-use super::model::{self, Network, Observed, Owner, Planned, Settings, Store};
-use super::service::ServiceApi;
+use super::model::{self, Observed, Owner, Settings};
+use super::service::{Create, Modify, ServiceApi, Tags};
 use super::{Ctx, Result};
 
 /// What Panthera reads of an MSK cluster.
@@ -233,14 +233,13 @@ impl ServiceApi for Client {
     }
 
     /// MSK takes no password (clients authenticate by network, TLS optional).
-    async fn create(
-        &self,
-        ctx: &Ctx<'_>,
-        store: &Store,
-        network: &Network,
-        tags: &BTreeMap<String, String>,
-        _password: &str,
-    ) -> Result<()> {
+    async fn create(&self, ctx: &Ctx<'_>, new: Create<'_>) -> Result<()> {
+        let Create {
+            store,
+            network,
+            tags,
+            ..
+        } = new;
         let Settings::Kafka {
             instance_type,
             version,
@@ -286,16 +285,13 @@ impl ServiceApi for Client {
     }
 
     /// One MSK update per call (MSK runs one at a time); the rest follow on later reconciles.
-    async fn modify(
-        &self,
-        ctx: &Ctx<'_>,
-        store: &Store,
-        _network: &Network,
-        observed: &Observed,
-        planned: &Planned,
-        _adopt_password: Option<&str>,
-    ) -> Result<Option<String>> {
-        self.tag(ctx, &observed.arn, &planned.tags).await?;
+    async fn modify(&self, ctx: &Ctx<'_>, change: Modify<'_>) -> Result<Option<String>> {
+        let Modify {
+            store,
+            observed,
+            planned,
+            ..
+        } = change;
         let Some(change) = planned.changes.first() else {
             return Ok(None);
         };
@@ -377,12 +373,7 @@ impl ServiceApi for Client {
         Ok((!rest.is_empty()).then(|| format!("next updates: {}", rest.join("; "))))
     }
 
-    async fn add_tags(
-        &self,
-        ctx: &Ctx<'_>,
-        arn: &str,
-        tags: &BTreeMap<String, String>,
-    ) -> Result<()> {
+    async fn add_tags(&self, ctx: &Ctx<'_>, arn: &str, tags: &Tags) -> Result<()> {
         ctx.write("TagResource", arn);
         self.tag_resource()
             .resource_arn(arn)
@@ -409,10 +400,9 @@ impl ServiceApi for Client {
         &self,
         ctx: &Ctx<'_>,
         _identifier: &str,
-        observed: &Observed,
+        arn: &str,
         _final_snapshot: Option<&str>,
     ) -> Result<()> {
-        let arn = observed.arn.as_str();
         ctx.write("DeleteCluster", arn);
         ctx.tolerate(
             self.delete_cluster().cluster_arn(arn).send().await,
@@ -424,7 +414,7 @@ impl ServiceApi for Client {
 }
 
 /// MSK's tags are a map, not a list.
-fn hash_map(tags: &BTreeMap<String, String>) -> HashMap<String, String> {
+fn hash_map(tags: &Tags) -> HashMap<String, String> {
     tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 

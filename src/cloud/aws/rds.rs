@@ -1,12 +1,13 @@
 //! PostgreSQL on RDS: a DB instance in a DB subnet group of `spec.aws.subnetIds`.
 
-use std::collections::{BTreeMap, BTreeSet};
-
 use aws_sdk_rds::Client;
 use aws_sdk_rds::types::{DbInstance, Tag};
 
-use super::model::{self, Class, Network, Observed, Owner, Planned, Settings, Store};
-use super::service::{GroupDeleted, ServiceApi, SubnetGroups, key_value_tags};
+use super::model::{self, Class, Observed, Owner, Settings};
+use super::service::{
+    Create, GroupDeleted, Modify, ServiceApi, SubnetGroups, Tags, key_value_tags,
+    tags_by_resource_name,
+};
 use super::{Ctx, Result};
 
 key_value_tags!(Tag);
@@ -113,14 +114,13 @@ impl ServiceApi for Client {
             .collect())
     }
 
-    async fn create(
-        &self,
-        ctx: &Ctx<'_>,
-        store: &Store,
-        network: &Network,
-        tags: &BTreeMap<String, String>,
-        password: &str,
-    ) -> Result<()> {
+    async fn create(&self, ctx: &Ctx<'_>, new: Create<'_>) -> Result<()> {
+        let Create {
+            store,
+            network,
+            tags,
+            password,
+        } = new;
         let Settings::Postgres {
             instance_class,
             version,
@@ -171,19 +171,16 @@ impl ServiceApi for Client {
         Ok(())
     }
 
-    /// Tags first (adoption), then what can change now, then what waits for the maintenance
-    /// window. Changes other than tags wait until the instance is available. An adopted
-    /// instance's master password is reset to Panthera's.
-    async fn modify(
-        &self,
-        ctx: &Ctx<'_>,
-        store: &Store,
-        network: &Network,
-        observed: &Observed,
-        planned: &Planned,
-        reset_password: Option<&str>,
-    ) -> Result<Option<String>> {
-        self.tag(ctx, &observed.arn, &planned.tags).await?;
+    /// What can change now, then what waits for the maintenance window; nothing until the
+    /// instance is available. An adopted instance's master password is reset to Panthera's.
+    async fn modify(&self, ctx: &Ctx<'_>, change: Modify<'_>) -> Result<Option<String>> {
+        let Modify {
+            store,
+            network,
+            observed,
+            planned,
+            adopt_password: reset_password,
+        } = change;
         if planned.changes.is_empty() && reset_password.is_none() {
             return Ok(None);
         }
@@ -279,38 +276,13 @@ impl ServiceApi for Client {
         Ok(None)
     }
 
-    async fn add_tags(
-        &self,
-        ctx: &Ctx<'_>,
-        arn: &str,
-        tags: &BTreeMap<String, String>,
-    ) -> Result<()> {
-        ctx.write("AddTagsToResource", arn);
-        self.add_tags_to_resource()
-            .resource_name(arn)
-            .set_tags(Some(sdk_tags(tags)))
-            .send()
-            .await
-            .map_err(|e| ctx.err(&format!("tag {arn}"), &e))?;
-        Ok(())
-    }
-
-    async fn remove_tags(&self, ctx: &Ctx<'_>, arn: &str, keys: &[String]) -> Result<()> {
-        ctx.write("RemoveTagsFromResource", arn);
-        self.remove_tags_from_resource()
-            .resource_name(arn)
-            .set_tag_keys(Some(keys.to_vec()))
-            .send()
-            .await
-            .map_err(|e| ctx.err(&format!("untag {arn}"), &e))?;
-        Ok(())
-    }
+    tags_by_resource_name!();
 
     async fn delete(
         &self,
         ctx: &Ctx<'_>,
         identifier: &str,
-        _observed: &Observed,
+        _arn: &str,
         final_snapshot: Option<&str>,
     ) -> Result<()> {
         ctx.write("DeleteDBInstance", identifier);
@@ -329,12 +301,7 @@ impl ServiceApi for Client {
     }
 
     /// The DB subnet group of a retained instance stays in use: it loses Panthera's tags too.
-    async fn release_dependents(
-        &self,
-        ctx: &Ctx<'_>,
-        observed: &Observed,
-        owner: &Owner,
-    ) -> Result<()> {
+    async fn release(&self, ctx: &Ctx<'_>, observed: &Observed, owner: &Owner) -> Result<()> {
         let Some(name) = &observed.subnet_group else {
             return Ok(());
         };
@@ -358,16 +325,6 @@ impl ServiceApi for Client {
             }
         }
         Ok(())
-    }
-
-    async fn cleanup_subnet_groups(
-        &self,
-        ctx: &Ctx<'_>,
-        owner: &Owner,
-        busy: bool,
-        keep: &BTreeSet<String>,
-    ) -> Result<Vec<String>> {
-        self.cleanup_groups(ctx, owner, busy, keep).await
     }
 }
 
@@ -396,11 +353,7 @@ impl SubnetGroups for Client {
             .collect())
     }
 
-    async fn group_tags(
-        &self,
-        ctx: &Ctx<'_>,
-        arn: &str,
-    ) -> Result<Option<BTreeMap<String, String>>> {
+    async fn group_tags(&self, ctx: &Ctx<'_>, arn: &str) -> Result<Option<Tags>> {
         tags_of(self, ctx, arn).await.map(Some)
     }
 
@@ -428,7 +381,7 @@ impl SubnetGroups for Client {
 }
 
 /// The tags of a DB subnet group (its description has none).
-async fn tags_of(rds: &Client, ctx: &Ctx<'_>, arn: &str) -> Result<BTreeMap<String, String>> {
+async fn tags_of(rds: &Client, ctx: &Ctx<'_>, arn: &str) -> Result<Tags> {
     ctx.read();
     let out = rds
         .list_tags_for_resource()
@@ -445,7 +398,7 @@ async fn subnet_group_owned(
     rds: &Client,
     ctx: &Ctx<'_>,
     name: &str,
-    adding: &BTreeMap<String, String>,
+    adding: &Tags,
     observed: &Observed,
 ) -> Result<bool> {
     ctx.read();

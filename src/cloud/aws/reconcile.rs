@@ -9,7 +9,7 @@ use crate::api::{DeletionPolicy, PantheraPlatform};
 
 use super::client::Ctx;
 use super::model::{self, Action, Network, Observed, Owner, Phase, Planned, Store};
-use super::service::ServiceApi;
+use super::service::{Create, Modify, ServiceApi};
 use super::{Aws, Error, Observation, ReconcileOptions, Result, StoreState, secrets};
 
 impl Aws {
@@ -256,9 +256,13 @@ impl Aws {
         tags: &BTreeMap<String, String>,
         password: Option<&str>,
     ) -> Result<()> {
-        ctx.api(store.service)
-            .create(ctx, store, network, tags, password.unwrap_or_default())
-            .await
+        let new = Create {
+            store,
+            network,
+            tags,
+            password: password.unwrap_or_default(),
+        };
+        ctx.api(store.service).create(ctx, new).await
     }
 
     /// Carry out a plan. Returns why a modification waits, when it does.
@@ -299,10 +303,17 @@ impl Aws {
                 Ok(None)
             }
             (action, Some(o)) => {
-                let adopt_password = password.filter(|_| action == Action::Adopt);
-                ctx.api(store.service)
-                    .modify(ctx, store, network, o, planned, adopt_password)
-                    .await
+                let change = Modify {
+                    store,
+                    network,
+                    observed: o,
+                    planned,
+                    adopt_password: password.filter(|_| action == Action::Adopt),
+                };
+                // Tags first: adopting is tagging, and it needs no wait.
+                let api = ctx.api(store.service);
+                api.tag(ctx, &o.arn, &planned.tags).await?;
+                api.modify(ctx, change).await
             }
         }
     }

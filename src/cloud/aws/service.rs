@@ -9,6 +9,30 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::model::{self, Network, Observed, Owner, Planned, Store};
 use super::{Ctx, Result};
 
+/// Tags as Panthera handles them, whatever shape each SDK gives them.
+pub(super) type Tags = BTreeMap<String, String>;
+
+/// What a create writes: the store as the spec wants it, where it runs, its tags, and its master
+/// password (AUTH token) for the services that take one.
+#[derive(Clone, Copy)]
+pub(super) struct Create<'a> {
+    pub store: &'a Store,
+    pub network: &'a Network,
+    pub tags: &'a Tags,
+    pub password: &'a str,
+}
+
+/// What a modification needs: the store as the spec wants it, where it runs, what AWS has, the
+/// plan, and the password an adopted store is given.
+#[derive(Clone, Copy)]
+pub(super) struct Modify<'a> {
+    pub store: &'a Store,
+    pub network: &'a Network,
+    pub observed: &'a Observed,
+    pub planned: &'a Planned,
+    pub adopt_password: Option<&'a str>,
+}
+
 /// The calls of one managed service. Implementations count each call on the [`Ctx`] (a read, or a
 /// write with its operation name) and name the failed action in their errors.
 pub(super) trait ServiceApi {
@@ -18,77 +42,37 @@ pub(super) trait ServiceApi {
     /// Every resource tagged as `owner`'s, with its identifier, over all pages of the listing.
     async fn list_owned(&self, ctx: &Ctx<'_>, owner: &Owner) -> Result<Vec<(String, Observed)>>;
 
-    /// Create `store` (and the subnet group it needs) tagged with `tags`; `password` is the master
-    /// password or AUTH token, for the services that take one.
-    async fn create(
-        &self,
-        ctx: &Ctx<'_>,
-        store: &Store,
-        network: &Network,
-        tags: &BTreeMap<String, String>,
-        password: &str,
-    ) -> Result<()>;
+    /// Create the store, and the subnet group it needs.
+    async fn create(&self, ctx: &Ctx<'_>, new: Create<'_>) -> Result<()>;
 
-    /// Apply `planned` to the existing resource: its tags first (adoption), then the changes.
-    /// `adopt_password`: the password an adopted store is given. Returns why a change waits, when
-    /// one does.
-    async fn modify(
-        &self,
-        ctx: &Ctx<'_>,
-        store: &Store,
-        network: &Network,
-        observed: &Observed,
-        planned: &Planned,
-        adopt_password: Option<&str>,
-    ) -> Result<Option<String>>;
+    /// Apply the changes of a plan to the existing resource, once it is tagged as the plan says.
+    /// Returns why a change waits, when one does.
+    async fn modify(&self, ctx: &Ctx<'_>, change: Modify<'_>) -> Result<Option<String>>;
 
     /// Add `tags` to the resource `arn` (at least one).
-    async fn add_tags(
-        &self,
-        ctx: &Ctx<'_>,
-        arn: &str,
-        tags: &BTreeMap<String, String>,
-    ) -> Result<()>;
+    async fn add_tags(&self, ctx: &Ctx<'_>, arn: &str, tags: &Tags) -> Result<()>;
 
     /// Remove the tags `keys` from the resource `arn` (at least one).
     async fn remove_tags(&self, ctx: &Ctx<'_>, arn: &str, keys: &[String]) -> Result<()>;
 
-    /// Delete the resource, after a final snapshot when one is named; one already gone is no
-    /// error.
+    /// Delete the resource (by its identifier or its ARN, as the service wants), after a final
+    /// snapshot when one is named; one already gone is no error.
     async fn delete(
         &self,
         ctx: &Ctx<'_>,
-        identifier: &str,
-        observed: &Observed,
-        final_snapshot: Option<&str>,
+        id: &str,
+        arn: &str,
+        snapshot: Option<&str>,
     ) -> Result<()>;
 
     /// Retain hands the resource back to its owner: remove Panthera's tags from what it still
     /// uses as well (RDS: its DB subnet group). Nothing for the others.
-    async fn release_dependents(
-        &self,
-        _ctx: &Ctx<'_>,
-        _observed: &Observed,
-        _owner: &Owner,
-    ) -> Result<()> {
+    async fn release(&self, _ctx: &Ctx<'_>, _observed: &Observed, _owner: &Owner) -> Result<()> {
         Ok(())
     }
 
-    /// Teardown's last step: delete (or untag, when retained) the subnet groups `owner` created
-    /// for stores that are gone, except those in `keep`; what waits is returned. `busy`: a store
-    /// of this service is still being deleted, so its group is in use. MSK has none.
-    async fn cleanup_subnet_groups(
-        &self,
-        _ctx: &Ctx<'_>,
-        _owner: &Owner,
-        _busy: bool,
-        _keep: &BTreeSet<String>,
-    ) -> Result<Vec<String>> {
-        Ok(Vec::new())
-    }
-
     /// Add `tags` to `arn`; no call when there are none.
-    async fn tag(&self, ctx: &Ctx<'_>, arn: &str, tags: &BTreeMap<String, String>) -> Result<()> {
+    async fn tag(&self, ctx: &Ctx<'_>, arn: &str, tags: &Tags) -> Result<()> {
         if tags.is_empty() {
             return Ok(());
         }
@@ -133,35 +117,15 @@ impl ServiceApi for Api<'_> {
         each!(self, c => c.list_owned(ctx, owner).await)
     }
 
-    async fn create(
-        &self,
-        ctx: &Ctx<'_>,
-        store: &Store,
-        network: &Network,
-        tags: &BTreeMap<String, String>,
-        password: &str,
-    ) -> Result<()> {
-        each!(self, c => c.create(ctx, store, network, tags, password).await)
+    async fn create(&self, ctx: &Ctx<'_>, new: Create<'_>) -> Result<()> {
+        each!(self, c => c.create(ctx, new).await)
     }
 
-    async fn modify(
-        &self,
-        ctx: &Ctx<'_>,
-        store: &Store,
-        network: &Network,
-        observed: &Observed,
-        planned: &Planned,
-        adopt_password: Option<&str>,
-    ) -> Result<Option<String>> {
-        each!(self, c => c.modify(ctx, store, network, observed, planned, adopt_password).await)
+    async fn modify(&self, ctx: &Ctx<'_>, change: Modify<'_>) -> Result<Option<String>> {
+        each!(self, c => c.modify(ctx, change).await)
     }
 
-    async fn add_tags(
-        &self,
-        ctx: &Ctx<'_>,
-        arn: &str,
-        tags: &BTreeMap<String, String>,
-    ) -> Result<()> {
+    async fn add_tags(&self, ctx: &Ctx<'_>, arn: &str, tags: &Tags) -> Result<()> {
         each!(self, c => c.add_tags(ctx, arn, tags).await)
     }
 
@@ -172,30 +136,15 @@ impl ServiceApi for Api<'_> {
     async fn delete(
         &self,
         ctx: &Ctx<'_>,
-        identifier: &str,
-        observed: &Observed,
-        final_snapshot: Option<&str>,
+        id: &str,
+        arn: &str,
+        snapshot: Option<&str>,
     ) -> Result<()> {
-        each!(self, c => c.delete(ctx, identifier, observed, final_snapshot).await)
+        each!(self, c => c.delete(ctx, id, arn, snapshot).await)
     }
 
-    async fn release_dependents(
-        &self,
-        ctx: &Ctx<'_>,
-        observed: &Observed,
-        owner: &Owner,
-    ) -> Result<()> {
-        each!(self, c => c.release_dependents(ctx, observed, owner).await)
-    }
-
-    async fn cleanup_subnet_groups(
-        &self,
-        ctx: &Ctx<'_>,
-        owner: &Owner,
-        busy: bool,
-        keep: &BTreeSet<String>,
-    ) -> Result<Vec<String>> {
-        each!(self, c => c.cleanup_subnet_groups(ctx, owner, busy, keep).await)
+    async fn release(&self, ctx: &Ctx<'_>, observed: &Observed, owner: &Owner) -> Result<()> {
+        each!(self, c => c.release(ctx, observed, owner).await)
     }
 }
 
@@ -223,16 +172,14 @@ pub(super) trait SubnetGroups: ServiceApi {
 
     /// The tags of the group `arn`; `None` when the group is passed over (ElastiCache: unreadable
     /// tags).
-    async fn group_tags(
-        &self,
-        ctx: &Ctx<'_>,
-        arn: &str,
-    ) -> Result<Option<BTreeMap<String, String>>>;
+    async fn group_tags(&self, ctx: &Ctx<'_>, arn: &str) -> Result<Option<Tags>>;
 
     /// Delete the group `name`; an error when AWS refuses for another reason than its use.
     async fn delete_group(&self, ctx: &Ctx<'_>, name: &str) -> Result<GroupDeleted>;
 
-    /// See [`ServiceApi::cleanup_subnet_groups`].
+    /// Teardown's last step: delete (or untag, when retained) the subnet groups `owner` created
+    /// for stores that are gone, except those in `keep`; what waits is returned. `busy`: a store
+    /// of this service is still being deleted, so its group may be in use.
     async fn cleanup_groups(
         &self,
         ctx: &Ctx<'_>,
@@ -300,3 +247,33 @@ macro_rules! key_value_tags {
     };
 }
 pub(super) use key_value_tags;
+
+/// `add_tags` and `remove_tags` of RDS and ElastiCache, whose SDKs have the same tagging requests
+/// (`AddTagsToResource`, `RemoveTagsFromResource`, the ARN as `ResourceName`) on types of their
+/// own. Expanded inside `impl ServiceApi`, next to [`key_value_tags`]'s `sdk_tags`.
+macro_rules! tags_by_resource_name {
+    () => {
+        async fn add_tags(&self, ctx: &Ctx<'_>, arn: &str, tags: &Tags) -> Result<()> {
+            ctx.write("AddTagsToResource", arn);
+            self.add_tags_to_resource()
+                .resource_name(arn)
+                .set_tags(Some(sdk_tags(tags)))
+                .send()
+                .await
+                .map_err(|e| ctx.err(&format!("tag {arn}"), &e))?;
+            Ok(())
+        }
+
+        async fn remove_tags(&self, ctx: &Ctx<'_>, arn: &str, keys: &[String]) -> Result<()> {
+            ctx.write("RemoveTagsFromResource", arn);
+            self.remove_tags_from_resource()
+                .resource_name(arn)
+                .set_tag_keys(Some(keys.to_vec()))
+                .send()
+                .await
+                .map_err(|e| ctx.err(&format!("untag {arn}"), &e))?;
+            Ok(())
+        }
+    };
+}
+pub(super) use tags_by_resource_name;

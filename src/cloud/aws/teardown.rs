@@ -7,7 +7,7 @@ use crate::api::{DeletionPolicy, PantheraPlatform};
 
 use super::client::Ctx;
 use super::model::{self, Observed, Owner, Service};
-use super::service::ServiceApi;
+use super::service::{ServiceApi, SubnetGroups};
 use super::{Aws, Result, Teardown, secrets};
 
 impl Aws {
@@ -30,7 +30,7 @@ impl Aws {
         // Marked first, so that a later destroy can say since when and into which snapshot.
         let api = ctx.api(service);
         api.tag(ctx, &observed.arn, &marks).await?;
-        api.delete(ctx, identifier, observed, snapshot.as_deref())
+        api.delete(ctx, identifier, &observed.arn, snapshot.as_deref())
             .await?;
         Ok(match snapshot {
             Some(s) => format!("final snapshot {s}"),
@@ -106,7 +106,7 @@ impl Aws {
                 let keys = model::panthera_tags_on(&observed.tags);
                 let api = ctx.api(service);
                 api.untag(&ctx, &observed.arn, &keys).await?;
-                api.release_dependents(&ctx, &observed, owner).await?;
+                api.release(&ctx, &observed, owner).await?;
                 if service != Service::Msk {
                     secrets::untag(&ctx, &model::secret_name(owner, &component)).await?;
                 }
@@ -149,18 +149,22 @@ impl Aws {
             }
         }
         let ctx = self.ctx(region, "aws");
-        // A store still being deleted keeps its subnet group in use.
-        let busy = Service::ALL.map(|s| {
-            let resource = s.resource();
+        // A store still being deleted keeps its subnet group in use. MSK brokers have none.
+        let busy = |service: Service| {
+            let resource = service.resource();
             out.waiting.iter().any(|w| w.contains(resource))
-        });
-        for (service, busy) in Service::ALL.into_iter().zip(busy) {
-            let waiting = ctx
-                .api(service)
-                .cleanup_subnet_groups(&ctx, owner, busy, keep)
-                .await?;
-            out.waiting.extend(waiting);
-        }
+        };
+        let (rds_busy, ec_busy) = (busy(Service::Rds), busy(Service::ElastiCache));
+        let clients = &ctx.clients;
+        let rds = clients
+            .rds
+            .cleanup_groups(&ctx, owner, rds_busy, keep)
+            .await?;
+        let ec = clients
+            .elasticache
+            .cleanup_groups(&ctx, owner, ec_busy, keep)
+            .await?;
+        out.waiting.extend(rds.into_iter().chain(ec));
         Ok(out)
     }
 }

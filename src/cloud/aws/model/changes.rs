@@ -1,6 +1,7 @@
 //! The differences between what the spec wants and what AWS runs, classified by how AWS applies
 //! them, and the plan of one store they make.
 
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -51,13 +52,24 @@ fn version_parts(v: &str) -> Vec<u32> {
 }
 
 /// Compare versions on the parts the spec gives (`16` matches `16.4`, `7.1` matches `7.1.0`).
-fn version_cmp(desired: &str, actual: &str) -> std::cmp::Ordering {
+fn version_cmp(desired: &str, actual: &str) -> Ordering {
     let d = version_parts(desired);
     let a = version_parts(actual);
     let a: Vec<u32> = (0..d.len())
         .map(|i| a.get(i).copied().unwrap_or(0))
         .collect();
     d.cmp(&a)
+}
+
+/// How a version change applies: an upgrade by `upgrade`, a downgrade only by replacing the
+/// store. An unknown (empty) actual version is no change.
+fn version_change(desired: &str, actual: &str, upgrade: Class) -> Option<Class> {
+    match version_cmp(desired, actual) {
+        _ if actual.is_empty() => None,
+        Ordering::Greater => Some(upgrade),
+        Ordering::Less => Some(Class::Replace),
+        Ordering::Equal => None,
+    }
 }
 
 fn same_set(a: &[String], b: &[String]) -> bool {
@@ -70,7 +82,6 @@ fn same_set(a: &[String], b: &[String]) -> bool {
 
 /// The settings of `store` that `observed` does not have, each classified.
 pub fn differences(store: &Store, network: &Network, observed: &Observed) -> Vec<Difference> {
-    use std::cmp::Ordering::{Greater, Less};
     let mut out = Vec::new();
     let mut push = |field: &'static str, from: &dyn fmt::Display, to: &dyn fmt::Display, class| {
         out.push(Difference {
@@ -103,11 +114,8 @@ pub fn differences(store: &Store, network: &Network, observed: &Observed) -> Vec
             if instance_class != ai {
                 push("instanceClass", ai, instance_class, Class::Reboot);
             }
-            match version_cmp(version, av) {
-                _ if av.is_empty() => {}
-                Greater => push("version", av, version, Class::MaintenanceWindow),
-                Less => push("version", av, version, Class::Replace),
-                _ => {}
+            if let Some(class) = version_change(version, av, Class::MaintenanceWindow) {
+                push("version", av, version, class);
             }
             if storage_gib != asg {
                 push("storage", asg, storage_gib, grow(*storage_gib, *asg));
@@ -123,11 +131,8 @@ pub fn differences(store: &Store, network: &Network, observed: &Observed) -> Vec
             if node_type != an {
                 push("nodeType", an, node_type, Class::InPlace);
             }
-            match version_cmp(version, av) {
-                _ if av.is_empty() => {}
-                Greater => push("version", av, version, Class::InPlace),
-                Less => push("version", av, version, Class::Replace),
-                _ => {}
+            if let Some(class) = version_change(version, av, Class::InPlace) {
+                push("version", av, version, class);
             }
         }
         (
@@ -147,11 +152,8 @@ pub fn differences(store: &Store, network: &Network, observed: &Observed) -> Vec
             if instance_type != ai {
                 push("instanceType", ai, instance_type, Class::InPlace);
             }
-            match version_cmp(version, av) {
-                _ if av.is_empty() => {}
-                Greater => push("version", av, version, Class::InPlace),
-                Less => push("version", av, version, Class::Replace),
-                _ => {}
+            if let Some(class) = version_change(version, av, Class::InPlace) {
+                push("version", av, version, class);
             }
             if brokers != ab {
                 push("brokers", ab, brokers, grow(*brokers, *ab));
