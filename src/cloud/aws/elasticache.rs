@@ -3,33 +3,22 @@
 
 use std::collections::BTreeMap;
 
+use aws_sdk_elasticache::Client;
 use aws_sdk_elasticache::types::{AuthTokenUpdateStrategyType, ReplicationGroup, Tag};
 
-use super::model::{self, Network, Observed, Owner, Planned, Settings, Store};
+use super::model::{self, Observed, Owner, Planned, Settings};
+use super::service::{
+    Create, GroupDeleted, Modify, ServiceApi, SubnetGroups, Tags, key_value_tags,
+    tags_by_resource_name,
+};
 use super::{Ctx, Result};
 
-fn ec_tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {
-    tags.iter()
-        .map(|(k, v)| Tag::builder().key(k).value(v).build())
-        .collect()
-}
+key_value_tags!(Tag);
 
-fn tag_map(tags: &[Tag]) -> BTreeMap<String, String> {
-    tags.iter()
-        .filter_map(|t| {
-            Some((
-                t.key()?.to_string(),
-                t.value().unwrap_or_default().to_string(),
-            ))
-        })
-        .collect()
-}
-
-async fn tags_of(ctx: &Ctx<'_>, arn: &str) -> Result<BTreeMap<String, String>> {
+/// Tags are not in the description of a group: one more call.
+async fn tags_of(ec: &Client, ctx: &Ctx<'_>, arn: &str) -> Result<Tags> {
     ctx.read();
-    let out = ctx
-        .clients
-        .elasticache
+    let out = ec
         .list_tags_for_resource()
         .resource_name(arn)
         .send()
@@ -39,23 +28,26 @@ async fn tags_of(ctx: &Ctx<'_>, arn: &str) -> Result<BTreeMap<String, String>> {
 }
 
 /// Engine version and security groups live on the member clusters.
-async fn member(ctx: &Ctx<'_>, group: &ReplicationGroup) -> Result<(String, Vec<String>)> {
+async fn member(
+    ec: &Client,
+    ctx: &Ctx<'_>,
+    group: &ReplicationGroup,
+) -> Result<(String, Vec<String>)> {
     let Some(id) = group.member_clusters().first() else {
         return Ok((String::new(), Vec::new()));
     };
     ctx.read();
-    match ctx
-        .clients
-        .elasticache
-        .describe_cache_clusters()
-        .cache_cluster_id(id)
-        .send()
-        .await
-    {
-        Ok(out) => Ok(out
-            .cache_clusters()
-            .first()
-            .map(|c| {
+    let out = ctx.tolerate(
+        ec.describe_cache_clusters()
+            .cache_cluster_id(id)
+            .send()
+            .await,
+        |e| e.is_cache_cluster_not_found_fault(),
+        &format!("describe cache cluster {id}"),
+    )?;
+    Ok(out
+        .and_then(|out| {
+            out.cache_clusters().first().map(|c| {
                 (
                     c.engine_version().unwrap_or_default().to_string(),
                     c.security_groups()
@@ -64,25 +56,18 @@ async fn member(ctx: &Ctx<'_>, group: &ReplicationGroup) -> Result<(String, Vec<
                         .collect(),
                 )
             })
-            .unwrap_or_default()),
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|s| s.is_cache_cluster_not_found_fault()) =>
-        {
-            Ok((String::new(), Vec::new()))
-        }
-        Err(e) => Err(ctx.err(&format!("describe cache cluster {id}"), &e)),
-    }
+        })
+        .unwrap_or_default())
 }
 
-async fn observed(ctx: &Ctx<'_>, group: &ReplicationGroup) -> Result<Observed> {
+async fn observed(ec: &Client, ctx: &Ctx<'_>, group: &ReplicationGroup) -> Result<Observed> {
     let arn = group.arn().unwrap_or_default().to_string();
     let tags = if arn.is_empty() {
         BTreeMap::new()
     } else {
-        tags_of(ctx, &arn).await?
+        tags_of(ec, ctx, &arn).await?
     };
-    let (version, security_group_ids) = member(ctx, group).await?;
+    let (version, security_group_ids) = member(ec, ctx, group).await?;
     let endpoint = group
         .node_groups()
         .first()
@@ -119,175 +104,6 @@ async fn observed(ctx: &Ctx<'_>, group: &ReplicationGroup) -> Result<Observed> {
     })
 }
 
-pub(super) async fn observe(ctx: &Ctx<'_>, identifier: &str) -> Result<Option<Observed>> {
-    ctx.read();
-    match ctx
-        .clients
-        .elasticache
-        .describe_replication_groups()
-        .replication_group_id(identifier)
-        .send()
-        .await
-    {
-        Ok(out) => match out.replication_groups().first() {
-            Some(g) => Ok(Some(observed(ctx, g).await?)),
-            None => Ok(None),
-        },
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|s| s.is_replication_group_not_found_fault()) =>
-        {
-            Ok(None)
-        }
-        Err(e) => Err(ctx.err(
-            &format!("describe ElastiCache replication group {identifier}"),
-            &e,
-        )),
-    }
-}
-
-/// Every replication group tagged as `owner`'s (tags are one call per group).
-pub(super) async fn list_owned(ctx: &Ctx<'_>, owner: &Owner) -> Result<Vec<(String, Observed)>> {
-    let mut out = Vec::new();
-    let mut marker = None;
-    loop {
-        ctx.read();
-        let page = ctx
-            .clients
-            .elasticache
-            .describe_replication_groups()
-            .set_marker(marker)
-            .send()
-            .await
-            .map_err(|e| ctx.err("list ElastiCache replication groups", &e))?;
-        for group in page.replication_groups() {
-            let Some(arn) = group.arn() else { continue };
-            let tags = tags_of(ctx, arn).await?;
-            if owner.owns(&tags) {
-                let o = observed(ctx, group).await?;
-                out.push((
-                    group.replication_group_id().unwrap_or_default().to_string(),
-                    o,
-                ));
-            }
-        }
-        marker = page.marker().map(str::to_string);
-        if marker.is_none() {
-            return Ok(out);
-        }
-    }
-}
-
-pub(super) async fn create(
-    ctx: &Ctx<'_>,
-    store: &Store,
-    network: &Network,
-    tags: &BTreeMap<String, String>,
-    password: &str,
-) -> Result<()> {
-    let Settings::Redis { node_type, version } = &store.settings else {
-        return Ok(());
-    };
-    let group = store.identifier.clone();
-    let ec = &ctx.clients.elasticache;
-    if !network.subnet_ids.is_empty() {
-        ctx.write("CreateCacheSubnetGroup", &group);
-        match ec
-            .create_cache_subnet_group()
-            .cache_subnet_group_name(&group)
-            .cache_subnet_group_description(format!("Panthera {}", store.component))
-            .set_subnet_ids(Some(network.subnet_ids.clone()))
-            .set_tags(Some(ec_tags(tags)))
-            .send()
-            .await
-        {
-            Ok(_) => {}
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_cache_subnet_group_already_exists_fault()) => {}
-            Err(e) => return Err(ctx.err(&format!("create cache subnet group {group}"), &e)),
-        }
-    }
-    ctx.write("CreateReplicationGroup", &store.identifier);
-    ec.create_replication_group()
-        .replication_group_id(&store.identifier)
-        .replication_group_description(format!("Panthera {}", store.component))
-        .engine("redis")
-        .engine_version(version)
-        .cache_node_type(node_type)
-        .num_cache_clusters(1)
-        .transit_encryption_enabled(true)
-        .at_rest_encryption_enabled(true)
-        .auth_token(password)
-        .set_cache_subnet_group_name((!network.subnet_ids.is_empty()).then_some(group))
-        .set_security_group_ids(
-            (!network.security_group_ids.is_empty()).then(|| network.security_group_ids.clone()),
-        )
-        .set_tags(Some(ec_tags(tags)))
-        .send()
-        .await
-        .map_err(|e| {
-            ctx.err(
-                &format!("create ElastiCache replication group {}", store.identifier),
-                &e,
-            )
-        })?;
-    Ok(())
-}
-
-pub(super) async fn modify(
-    ctx: &Ctx<'_>,
-    store: &Store,
-    observed: &Observed,
-    planned: &Planned,
-    adopt_password: Option<&str>,
-) -> Result<Option<String>> {
-    if !planned.tags.is_empty() {
-        tag(ctx, &observed.arn, &planned.tags).await?;
-    }
-    // An adopted group keeps working with its old token while Panthera's is added (ROTATE).
-    let rotate = adopt_password.filter(|_| observed.auth && observed.tls);
-    if planned.changes.is_empty() && rotate.is_none() {
-        return Ok(None);
-    }
-    if model::phase(store.service, &observed.status) != model::Phase::Available {
-        return Ok(Some(
-            "waiting for the replication group to be available before modifying".into(),
-        ));
-    }
-    let Settings::Redis { node_type, version } = &store.settings else {
-        return Ok(None);
-    };
-    let mut request = ctx
-        .clients
-        .elasticache
-        .modify_replication_group()
-        .replication_group_id(&store.identifier)
-        .apply_immediately(true);
-    for change in &planned.changes {
-        request = match change.field {
-            "nodeType" => request.cache_node_type(node_type),
-            "version" => request.engine_version(version),
-            "securityGroupIds" => request
-                .set_security_group_ids(Some(planned_security_groups(planned).unwrap_or_default())),
-            _ => request,
-        };
-    }
-    if let Some(p) = rotate {
-        request = request
-            .auth_token(p)
-            .auth_token_update_strategy(AuthTokenUpdateStrategyType::Rotate);
-    }
-    ctx.write("ModifyReplicationGroup", &store.identifier);
-    request.send().await.map_err(|e| {
-        ctx.err(
-            &format!("modify ElastiCache replication group {}", store.identifier),
-            &e,
-        )
-    })?;
-    Ok(None)
-}
-
 fn planned_security_groups(planned: &Planned) -> Option<Vec<String>> {
     planned
         .changes
@@ -302,148 +118,222 @@ fn planned_security_groups(planned: &Planned) -> Option<Vec<String>> {
         })
 }
 
-pub(super) async fn tag(ctx: &Ctx<'_>, arn: &str, tags: &BTreeMap<String, String>) -> Result<()> {
-    if tags.is_empty() {
-        return Ok(());
-    }
-    ctx.write("AddTagsToResource", arn);
-    ctx.clients
-        .elasticache
-        .add_tags_to_resource()
-        .resource_name(arn)
-        .set_tags(Some(ec_tags(tags)))
-        .send()
-        .await
-        .map_err(|e| ctx.err(&format!("tag {arn}"), &e))?;
-    Ok(())
-}
-
-pub(super) async fn untag(ctx: &Ctx<'_>, arn: &str, keys: &[String]) -> Result<()> {
-    if keys.is_empty() {
-        return Ok(());
-    }
-    ctx.write("RemoveTagsFromResource", arn);
-    ctx.clients
-        .elasticache
-        .remove_tags_from_resource()
-        .resource_name(arn)
-        .set_tag_keys(Some(keys.to_vec()))
-        .send()
-        .await
-        .map_err(|e| ctx.err(&format!("untag {arn}"), &e))?;
-    Ok(())
-}
-
-pub(super) async fn delete(
-    ctx: &Ctx<'_>,
-    identifier: &str,
-    final_snapshot: Option<&str>,
-) -> Result<()> {
-    ctx.write("DeleteReplicationGroup", identifier);
-    match ctx
-        .clients
-        .elasticache
-        .delete_replication_group()
-        .replication_group_id(identifier)
-        .retain_primary_cluster(false)
-        .set_final_snapshot_identifier(final_snapshot.map(str::to_string))
-        .send()
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|s| s.is_replication_group_not_found_fault()) =>
-        {
-            Ok(())
-        }
-        Err(e) => Err(ctx.err(
-            &format!("delete ElastiCache replication group {identifier}"),
-            &e,
-        )),
-    }
-}
-
-/// Delete (or, for retained groups, untag) the cache subnet groups `owner` created.
-/// `busy`: a store of `owner` is still being deleted, so its subnet group is in use. Groups named
-/// in `keep` (the subnet groups of stores that stay) are left alone.
-pub(super) async fn cleanup_subnet_groups(
-    ctx: &Ctx<'_>,
-    owner: &Owner,
-    busy: bool,
-    keep: &std::collections::BTreeSet<String>,
-) -> Result<Vec<String>> {
-    let mut waiting = Vec::new();
-    let prefix = model::identifier(&owner.platform, 40);
-    let mut marker = None;
-    loop {
+impl ServiceApi for Client {
+    async fn describe(&self, ctx: &Ctx<'_>, identifier: &str) -> Result<Option<Observed>> {
         ctx.read();
-        let page = ctx
-            .clients
-            .elasticache
-            .describe_cache_subnet_groups()
-            .set_marker(marker)
+        let out = ctx.tolerate(
+            self.describe_replication_groups()
+                .replication_group_id(identifier)
+                .send()
+                .await,
+            |e| e.is_replication_group_not_found_fault(),
+            &format!("describe ElastiCache replication group {identifier}"),
+        )?;
+        match out
+            .as_ref()
+            .and_then(|out| out.replication_groups().first())
+        {
+            Some(g) => Ok(Some(observed(self, ctx, g).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Tags are one call per group: the description of the others is not read.
+    async fn list_owned(&self, ctx: &Ctx<'_>, owner: &Owner) -> Result<Vec<(String, Observed)>> {
+        let pages = ctx
+            .pages(
+                "list ElastiCache replication groups",
+                |marker| self.describe_replication_groups().set_marker(marker).send(),
+                |page| page.marker(),
+            )
+            .await?;
+        let mut out = Vec::new();
+        for group in pages.iter().flat_map(|page| page.replication_groups()) {
+            let Some(arn) = group.arn() else { continue };
+            if owner.owns(&tags_of(self, ctx, arn).await?) {
+                let id = group.replication_group_id().unwrap_or_default();
+                out.push((id.to_string(), observed(self, ctx, group).await?));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn create(&self, ctx: &Ctx<'_>, new: Create<'_>) -> Result<()> {
+        let Create {
+            store,
+            network,
+            tags,
+            password,
+        } = new;
+        let Settings::Redis { node_type, version } = &store.settings else {
+            return Ok(());
+        };
+        let group = store.identifier.clone();
+        if !network.subnet_ids.is_empty() {
+            ctx.write("CreateCacheSubnetGroup", &group);
+            // One left by an interrupted apply is only referenced, never changed here.
+            ctx.tolerate(
+                self.create_cache_subnet_group()
+                    .cache_subnet_group_name(&group)
+                    .cache_subnet_group_description(format!("Panthera {}", store.component))
+                    .set_subnet_ids(Some(network.subnet_ids.clone()))
+                    .set_tags(Some(sdk_tags(tags)))
+                    .send()
+                    .await,
+                |e| e.is_cache_subnet_group_already_exists_fault(),
+                &format!("create cache subnet group {group}"),
+            )?;
+        }
+        ctx.write("CreateReplicationGroup", &store.identifier);
+        self.create_replication_group()
+            .replication_group_id(&store.identifier)
+            .replication_group_description(format!("Panthera {}", store.component))
+            .engine("redis")
+            .engine_version(version)
+            .cache_node_type(node_type)
+            .num_cache_clusters(1)
+            .transit_encryption_enabled(true)
+            .at_rest_encryption_enabled(true)
+            .auth_token(password)
+            .set_cache_subnet_group_name((!network.subnet_ids.is_empty()).then_some(group))
+            .set_security_group_ids(
+                (!network.security_group_ids.is_empty())
+                    .then(|| network.security_group_ids.clone()),
+            )
+            .set_tags(Some(sdk_tags(tags)))
             .send()
             .await
-            .map_err(|e| ctx.err("list cache subnet groups", &e))?;
-        for group in page.cache_subnet_groups() {
-            let (Some(name), Some(arn)) = (group.cache_subnet_group_name(), group.arn()) else {
-                continue;
-            };
-            if !name.starts_with(&prefix) || keep.contains(name) {
-                continue;
-            }
-            let Ok(tags) = tags_of(ctx, arn).await else {
-                continue;
-            };
-            if !owner.owns(&tags) {
-                continue;
-            }
-            if model::policy_of(&tags) == crate::api::DeletionPolicy::Retain {
-                untag(ctx, arn, &model::panthera_tags_on(&tags)).await?;
-                continue;
-            }
-            if busy {
-                waiting.push(format!(
-                    "cache subnet group {name}: deleted once its replication group is gone"
-                ));
-                continue;
-            }
-            ctx.write("DeleteCacheSubnetGroup", name);
-            match ctx
-                .clients
-                .elasticache
-                .delete_cache_subnet_group()
-                .cache_subnet_group_name(name)
-                .send()
-                .await
-            {
-                Ok(_) => {}
-                Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|s| s.is_cache_subnet_group_in_use()) =>
-                {
-                    waiting.push(format!(
-                        "cache subnet group {name}: in use until its replication group is deleted"
-                    ));
-                }
-                Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|s| s.is_cache_subnet_group_not_found_fault()) => {}
-                Err(e) => {
-                    let e = ctx.err(&format!("delete cache subnet group {name}"), &e);
-                    if e.terminal {
-                        return Err(e);
-                    }
-                    waiting.push(format!(
-                        "cache subnet group {name}: not deleted yet (AWS busy), tried again on the next destroy"
-                    ));
-                }
-            }
+            .map_err(|e| {
+                ctx.err(
+                    &format!("create ElastiCache replication group {}", store.identifier),
+                    &e,
+                )
+            })?;
+        Ok(())
+    }
+
+    /// An adopted group keeps working with its old token while Panthera's is added (ROTATE).
+    async fn modify(&self, ctx: &Ctx<'_>, change: Modify<'_>) -> Result<Option<String>> {
+        let Modify {
+            store,
+            observed,
+            planned,
+            adopt_password,
+            ..
+        } = change;
+        let rotate = adopt_password.filter(|_| observed.auth && observed.tls);
+        if planned.changes.is_empty() && rotate.is_none() {
+            return Ok(None);
         }
-        marker = page.marker().map(str::to_string);
-        if marker.is_none() {
-            return Ok(waiting);
+        if model::phase(store.service, &observed.status) != model::Phase::Available {
+            return Ok(Some(
+                "waiting for the replication group to be available before modifying".into(),
+            ));
+        }
+        let Settings::Redis { node_type, version } = &store.settings else {
+            return Ok(None);
+        };
+        let mut request = self
+            .modify_replication_group()
+            .replication_group_id(&store.identifier)
+            .apply_immediately(true);
+        for change in &planned.changes {
+            request = match change.field {
+                "nodeType" => request.cache_node_type(node_type),
+                "version" => request.engine_version(version),
+                "securityGroupIds" => request.set_security_group_ids(Some(
+                    planned_security_groups(planned).unwrap_or_default(),
+                )),
+                _ => request,
+            };
+        }
+        if let Some(p) = rotate {
+            request = request
+                .auth_token(p)
+                .auth_token_update_strategy(AuthTokenUpdateStrategyType::Rotate);
+        }
+        ctx.write("ModifyReplicationGroup", &store.identifier);
+        request.send().await.map_err(|e| {
+            ctx.err(
+                &format!("modify ElastiCache replication group {}", store.identifier),
+                &e,
+            )
+        })?;
+        Ok(None)
+    }
+
+    tags_by_resource_name!();
+
+    async fn delete(
+        &self,
+        ctx: &Ctx<'_>,
+        identifier: &str,
+        _arn: &str,
+        final_snapshot: Option<&str>,
+    ) -> Result<()> {
+        ctx.write("DeleteReplicationGroup", identifier);
+        ctx.tolerate(
+            self.delete_replication_group()
+                .replication_group_id(identifier)
+                .retain_primary_cluster(false)
+                .set_final_snapshot_identifier(final_snapshot.map(str::to_string))
+                .send()
+                .await,
+            |e| e.is_replication_group_not_found_fault(),
+            &format!("delete ElastiCache replication group {identifier}"),
+        )?;
+        Ok(())
+    }
+}
+
+impl SubnetGroups for Client {
+    const KIND: &str = "cache subnet group";
+    const USER: &str = "replication group";
+    const MAX_IDENTIFIER: usize = 40;
+
+    async fn list_groups(&self, ctx: &Ctx<'_>) -> Result<Vec<(String, String)>> {
+        let pages = ctx
+            .pages(
+                "list cache subnet groups",
+                |marker| {
+                    self.describe_cache_subnet_groups()
+                        .set_marker(marker)
+                        .send()
+                },
+                |page| page.marker(),
+            )
+            .await?;
+        Ok(pages
+            .iter()
+            .flat_map(|page| page.cache_subnet_groups())
+            .filter_map(|g| {
+                Some((
+                    g.cache_subnet_group_name()?.to_string(),
+                    g.arn()?.to_string(),
+                ))
+            })
+            .collect())
+    }
+
+    /// A group whose tags cannot be read is passed over: teardown goes on with the others.
+    async fn group_tags(&self, ctx: &Ctx<'_>, arn: &str) -> Result<Option<Tags>> {
+        Ok(tags_of(self, ctx, arn).await.ok())
+    }
+
+    async fn delete_group(&self, ctx: &Ctx<'_>, name: &str) -> Result<GroupDeleted> {
+        ctx.write("DeleteCacheSubnetGroup", name);
+        match self
+            .delete_cache_subnet_group()
+            .cache_subnet_group_name(name)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(GroupDeleted::Done),
+            Err(e) => match e.as_service_error() {
+                Some(s) if s.is_cache_subnet_group_in_use() => Ok(GroupDeleted::InUse),
+                Some(s) if s.is_cache_subnet_group_not_found_fault() => Ok(GroupDeleted::Done),
+                _ => Err(ctx.err(&format!("delete cache subnet group {name}"), &e)),
+            },
         }
     }
 }

@@ -4,12 +4,15 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use aws_sdk_kafka::Client;
+
 use aws_sdk_kafka::types::{
     BrokerEbsVolumeInfo, BrokerNodeGroupInfo, ClientBroker, Cluster, EbsStorageInfo,
     EncryptionInTransit, EncryptionInfo, StorageInfo,
 };
 
-use super::model::{self, Network, Observed, Owner, Planned, Settings, Store};
+use super::model::{self, Observed, Owner, Settings};
+use super::service::{Create, Modify, ServiceApi, Tags};
 use super::{Ctx, Result};
 
 /// What Panthera reads of an MSK cluster.
@@ -146,60 +149,52 @@ fn observed(cluster: &Msk) -> Observed {
     }
 }
 
-/// Clusters whose name starts with `prefix` (all with `None`).
-async fn list(ctx: &Ctx<'_>, prefix: Option<&str>) -> Result<Vec<Msk>> {
-    let mut out = Vec::new();
-    let mut token = None;
-    loop {
-        ctx.read();
-        let page = ctx
-            .clients
-            .kafka
-            .list_clusters_v2()
-            .set_cluster_name_filter(prefix.map(str::to_string))
-            .set_next_token(token)
-            .send()
-            .await;
-        let next = match page {
-            Ok(page) => {
-                out.extend(page.cluster_info_list().iter().map(Msk::from_sdk));
-                page.next_token().map(str::to_string)
-            }
-            Err(e) => {
-                // A body the SDK could not deserialize (not an error response): read it leniently.
-                let body = e
-                    .raw_response()
-                    .filter(|r| r.status().is_success())
-                    .and_then(|r| r.body().bytes())
-                    .and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok());
-                let Some(body) = body else {
-                    return Err(ctx.err("list MSK clusters", &e));
-                };
-                out.extend(
-                    body.get("clusterInfoList")
-                        .and_then(serde_json::Value::as_array)
-                        .into_iter()
-                        .flatten()
-                        .map(Msk::from_json),
-                );
-                body.get("nextToken")
-                    .and_then(serde_json::Value::as_str)
-                    .map(str::to_string)
-            }
-        };
-        token = next;
-        if token.is_none() {
-            return Ok(out);
-        }
-    }
+/// Clusters whose name starts with `prefix`.
+async fn list(kafka: &Client, ctx: &Ctx<'_>, prefix: &str) -> Result<Vec<Msk>> {
+    let pages = ctx
+        .paged(|token| async move {
+            let sent = kafka
+                .list_clusters_v2()
+                .cluster_name_filter(prefix)
+                .set_next_token(token)
+                .send()
+                .await;
+            let e = match sent {
+                Ok(page) => {
+                    let clusters = page.cluster_info_list().iter().map(Msk::from_sdk);
+                    return Ok((clusters.collect(), page.next_token().map(str::to_string)));
+                }
+                Err(e) => e,
+            };
+            // A body the SDK could not deserialize (not an error response): read it leniently.
+            let body = e
+                .raw_response()
+                .filter(|r| r.status().is_success())
+                .and_then(|r| r.body().bytes())
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok());
+            let Some(body) = body else {
+                return Err(ctx.err("list MSK clusters", &e));
+            };
+            let clusters = body
+                .get("clusterInfoList")
+                .and_then(serde_json::Value::as_array)
+                .into_iter()
+                .flatten()
+                .map(Msk::from_json);
+            let next = body
+                .get("nextToken")
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_string);
+            Ok((clusters.collect::<Vec<_>>(), next))
+        })
+        .await?;
+    Ok(pages.into_iter().flatten().collect())
 }
 
 /// The bootstrap brokers of an ACTIVE cluster (plaintext listener, else TLS).
-async fn bootstrap(ctx: &Ctx<'_>, arn: &str) -> Result<Option<String>> {
+async fn bootstrap(kafka: &Client, ctx: &Ctx<'_>, arn: &str) -> Result<Option<String>> {
     ctx.read();
-    let out = ctx
-        .clients
-        .kafka
+    let out = kafka
         .get_bootstrap_brokers()
         .cluster_arn(arn)
         .send()
@@ -211,237 +206,216 @@ async fn bootstrap(ctx: &Ctx<'_>, arn: &str) -> Result<Option<String>> {
         .map(str::to_string))
 }
 
-pub(super) async fn observe(ctx: &Ctx<'_>, name: &str) -> Result<Option<Observed>> {
-    let Some(cluster) = list(ctx, Some(name))
-        .await?
-        .into_iter()
-        .find(|c| c.name == name)
-    else {
-        return Ok(None);
-    };
-    let mut o = observed(&cluster);
-    if model::phase(model::Service::Msk, &o.status) == model::Phase::Available {
-        o.endpoint = bootstrap(ctx, &o.arn).await?;
-    }
-    Ok(Some(o))
-}
-
-pub(super) async fn list_owned(ctx: &Ctx<'_>, owner: &Owner) -> Result<Vec<(String, Observed)>> {
-    let prefix = model::identifier(&owner.platform, 64);
-    Ok(list(ctx, Some(&prefix))
-        .await?
-        .iter()
-        .map(|c| (c.name.clone(), observed(c)))
-        .filter(|(_, o)| owner.owns(&o.tags))
-        .collect())
-}
-
-pub(super) async fn create(
-    ctx: &Ctx<'_>,
-    store: &Store,
-    network: &Network,
-    tags: &BTreeMap<String, String>,
-) -> Result<()> {
-    let Settings::Kafka {
-        instance_type,
-        version,
-        brokers,
-        storage_gib,
-    } = &store.settings
-    else {
-        return Ok(());
-    };
-    let group = BrokerNodeGroupInfo::builder()
-        .instance_type(instance_type)
-        .set_client_subnets(Some(network.subnet_ids.clone()))
-        .set_security_groups(
-            (!network.security_group_ids.is_empty()).then(|| network.security_group_ids.clone()),
-        )
-        .storage_info(
-            StorageInfo::builder()
-                .ebs_storage_info(EbsStorageInfo::builder().volume_size(*storage_gib).build())
-                .build(),
-        )
-        .build();
-    let encryption = EncryptionInfo::builder()
-        .encryption_in_transit(
-            EncryptionInTransit::builder()
-                .client_broker(ClientBroker::TlsPlaintext)
-                .in_cluster(true)
-                .build(),
-        )
-        .build();
-    ctx.write("CreateCluster", &store.identifier);
-    ctx.clients
-        .kafka
-        .create_cluster()
-        .cluster_name(&store.identifier)
-        .kafka_version(version)
-        .number_of_broker_nodes(*brokers)
-        .broker_node_group_info(group)
-        .encryption_info(encryption)
-        .set_tags(Some(
-            tags.iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect::<HashMap<_, _>>(),
-        ))
-        .send()
-        .await
-        .map_err(|e| ctx.err(&format!("create MSK cluster {}", store.identifier), &e))?;
-    Ok(())
-}
-
-/// One MSK update per call (MSK runs one at a time); the rest follow on later reconciles.
-pub(super) async fn modify(
-    ctx: &Ctx<'_>,
-    store: &Store,
-    observed: &Observed,
-    planned: &Planned,
-) -> Result<Option<String>> {
-    if !planned.tags.is_empty() {
-        tag(ctx, &observed.arn, &planned.tags).await?;
-    }
-    let Some(change) = planned.changes.first() else {
-        return Ok(None);
-    };
-    let (Some(current), model::Phase::Available) = (
-        observed.current_version.as_deref(),
-        model::phase(store.service, &observed.status),
-    ) else {
-        return Ok(Some(format!(
-            "waiting for the cluster to be ACTIVE before updating {}",
-            change.field
-        )));
-    };
-    let Settings::Kafka {
-        instance_type,
-        version,
-        brokers,
-        storage_gib,
-    } = &store.settings
-    else {
-        return Ok(None);
-    };
-    let kafka = &ctx.clients.kafka;
-    let arn = observed.arn.as_str();
-    let action = format!(
-        "update {} of MSK cluster {}",
-        change.field, store.identifier
-    );
-    match change.field {
-        "instanceType" => {
-            ctx.write("UpdateBrokerType", arn);
-            kafka
-                .update_broker_type()
-                .cluster_arn(arn)
-                .current_version(current)
-                .target_instance_type(instance_type)
-                .send()
-                .await
-                .map_err(|e| ctx.err(&action, &e))?;
+impl ServiceApi for Client {
+    async fn describe(&self, ctx: &Ctx<'_>, name: &str) -> Result<Option<Observed>> {
+        let Some(cluster) = list(self, ctx, name)
+            .await?
+            .into_iter()
+            .find(|c| c.name == name)
+        else {
+            return Ok(None);
+        };
+        let mut o = observed(&cluster);
+        if model::phase(model::Service::Msk, &o.status) == model::Phase::Available {
+            o.endpoint = bootstrap(self, ctx, &o.arn).await?;
         }
-        "storage" => {
-            ctx.write("UpdateBrokerStorage", arn);
-            kafka
-                .update_broker_storage()
-                .cluster_arn(arn)
-                .current_version(current)
-                .target_broker_ebs_volume_info(
-                    BrokerEbsVolumeInfo::builder()
-                        .kafka_broker_node_id("All")
-                        .volume_size_gb(*storage_gib)
-                        .build(),
-                )
-                .send()
-                .await
-                .map_err(|e| ctx.err(&action, &e))?;
-        }
-        "brokers" => {
-            ctx.write("UpdateBrokerCount", arn);
-            kafka
-                .update_broker_count()
-                .cluster_arn(arn)
-                .current_version(current)
-                .target_number_of_broker_nodes(*brokers)
-                .send()
-                .await
-                .map_err(|e| ctx.err(&action, &e))?;
-        }
-        "version" => {
-            ctx.write("UpdateClusterKafkaVersion", arn);
-            kafka
-                .update_cluster_kafka_version()
-                .cluster_arn(arn)
-                .current_version(current)
-                .target_kafka_version(version)
-                .send()
-                .await
-                .map_err(|e| ctx.err(&action, &e))?;
-        }
-        _ => {}
+        Ok(Some(o))
     }
-    let rest: Vec<String> = planned.changes[1..]
-        .iter()
-        .map(ToString::to_string)
-        .collect();
-    Ok((!rest.is_empty()).then(|| format!("next updates: {}", rest.join("; "))))
+
+    async fn list_owned(&self, ctx: &Ctx<'_>, owner: &Owner) -> Result<Vec<(String, Observed)>> {
+        let prefix = model::identifier(&owner.platform, 64);
+        Ok(list(self, ctx, &prefix)
+            .await?
+            .iter()
+            .map(|c| (c.name.clone(), observed(c)))
+            .filter(|(_, o)| owner.owns(&o.tags))
+            .collect())
+    }
+
+    /// MSK takes no password (clients authenticate by network, TLS optional).
+    async fn create(&self, ctx: &Ctx<'_>, new: Create<'_>) -> Result<()> {
+        let Create {
+            store,
+            network,
+            tags,
+            ..
+        } = new;
+        let Settings::Kafka {
+            instance_type,
+            version,
+            brokers,
+            storage_gib,
+        } = &store.settings
+        else {
+            return Ok(());
+        };
+        let group = BrokerNodeGroupInfo::builder()
+            .instance_type(instance_type)
+            .set_client_subnets(Some(network.subnet_ids.clone()))
+            .set_security_groups(
+                (!network.security_group_ids.is_empty())
+                    .then(|| network.security_group_ids.clone()),
+            )
+            .storage_info(
+                StorageInfo::builder()
+                    .ebs_storage_info(EbsStorageInfo::builder().volume_size(*storage_gib).build())
+                    .build(),
+            )
+            .build();
+        let encryption = EncryptionInfo::builder()
+            .encryption_in_transit(
+                EncryptionInTransit::builder()
+                    .client_broker(ClientBroker::TlsPlaintext)
+                    .in_cluster(true)
+                    .build(),
+            )
+            .build();
+        ctx.write("CreateCluster", &store.identifier);
+        self.create_cluster()
+            .cluster_name(&store.identifier)
+            .kafka_version(version)
+            .number_of_broker_nodes(*brokers)
+            .broker_node_group_info(group)
+            .encryption_info(encryption)
+            .set_tags(Some(hash_map(tags)))
+            .send()
+            .await
+            .map_err(|e| ctx.err(&format!("create MSK cluster {}", store.identifier), &e))?;
+        Ok(())
+    }
+
+    /// One MSK update per call (MSK runs one at a time); the rest follow on later reconciles.
+    async fn modify(&self, ctx: &Ctx<'_>, change: Modify<'_>) -> Result<Option<String>> {
+        let Modify {
+            store,
+            observed,
+            planned,
+            ..
+        } = change;
+        let Some(change) = planned.changes.first() else {
+            return Ok(None);
+        };
+        let (Some(current), model::Phase::Available) = (
+            observed.current_version.as_deref(),
+            model::phase(store.service, &observed.status),
+        ) else {
+            return Ok(Some(format!(
+                "waiting for the cluster to be ACTIVE before updating {}",
+                change.field
+            )));
+        };
+        let Settings::Kafka {
+            instance_type,
+            version,
+            brokers,
+            storage_gib,
+        } = &store.settings
+        else {
+            return Ok(None);
+        };
+        let arn = observed.arn.as_str();
+        let action = format!(
+            "update {} of MSK cluster {}",
+            change.field, store.identifier
+        );
+        match change.field {
+            "instanceType" => {
+                ctx.write("UpdateBrokerType", arn);
+                self.update_broker_type()
+                    .cluster_arn(arn)
+                    .current_version(current)
+                    .target_instance_type(instance_type)
+                    .send()
+                    .await
+                    .map_err(|e| ctx.err(&action, &e))?;
+            }
+            "storage" => {
+                ctx.write("UpdateBrokerStorage", arn);
+                self.update_broker_storage()
+                    .cluster_arn(arn)
+                    .current_version(current)
+                    .target_broker_ebs_volume_info(
+                        BrokerEbsVolumeInfo::builder()
+                            .kafka_broker_node_id("All")
+                            .volume_size_gb(*storage_gib)
+                            .build(),
+                    )
+                    .send()
+                    .await
+                    .map_err(|e| ctx.err(&action, &e))?;
+            }
+            "brokers" => {
+                ctx.write("UpdateBrokerCount", arn);
+                self.update_broker_count()
+                    .cluster_arn(arn)
+                    .current_version(current)
+                    .target_number_of_broker_nodes(*brokers)
+                    .send()
+                    .await
+                    .map_err(|e| ctx.err(&action, &e))?;
+            }
+            "version" => {
+                ctx.write("UpdateClusterKafkaVersion", arn);
+                self.update_cluster_kafka_version()
+                    .cluster_arn(arn)
+                    .current_version(current)
+                    .target_kafka_version(version)
+                    .send()
+                    .await
+                    .map_err(|e| ctx.err(&action, &e))?;
+            }
+            _ => {}
+        }
+        let rest: Vec<String> = planned.changes[1..]
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        Ok((!rest.is_empty()).then(|| format!("next updates: {}", rest.join("; "))))
+    }
+
+    async fn add_tags(&self, ctx: &Ctx<'_>, arn: &str, tags: &Tags) -> Result<()> {
+        ctx.write("TagResource", arn);
+        self.tag_resource()
+            .resource_arn(arn)
+            .set_tags(Some(hash_map(tags)))
+            .send()
+            .await
+            .map_err(|e| ctx.err(&format!("tag {arn}"), &e))?;
+        Ok(())
+    }
+
+    async fn remove_tags(&self, ctx: &Ctx<'_>, arn: &str, keys: &[String]) -> Result<()> {
+        ctx.write("UntagResource", arn);
+        self.untag_resource()
+            .resource_arn(arn)
+            .set_tag_keys(Some(keys.to_vec()))
+            .send()
+            .await
+            .map_err(|e| ctx.err(&format!("untag {arn}"), &e))?;
+        Ok(())
+    }
+
+    /// MSK keeps no snapshots: the cluster goes with its data.
+    async fn delete(
+        &self,
+        ctx: &Ctx<'_>,
+        _identifier: &str,
+        arn: &str,
+        _final_snapshot: Option<&str>,
+    ) -> Result<()> {
+        ctx.write("DeleteCluster", arn);
+        ctx.tolerate(
+            self.delete_cluster().cluster_arn(arn).send().await,
+            |e| e.is_not_found_exception(),
+            &format!("delete MSK cluster {arn}"),
+        )?;
+        Ok(())
+    }
 }
 
-pub(super) async fn tag(ctx: &Ctx<'_>, arn: &str, tags: &BTreeMap<String, String>) -> Result<()> {
-    if tags.is_empty() {
-        return Ok(());
-    }
-    ctx.write("TagResource", arn);
-    ctx.clients
-        .kafka
-        .tag_resource()
-        .resource_arn(arn)
-        .set_tags(Some(
-            tags.iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect::<HashMap<_, _>>(),
-        ))
-        .send()
-        .await
-        .map_err(|e| ctx.err(&format!("tag {arn}"), &e))?;
-    Ok(())
-}
-
-pub(super) async fn untag(ctx: &Ctx<'_>, arn: &str, keys: &[String]) -> Result<()> {
-    if keys.is_empty() {
-        return Ok(());
-    }
-    ctx.write("UntagResource", arn);
-    ctx.clients
-        .kafka
-        .untag_resource()
-        .resource_arn(arn)
-        .set_tag_keys(Some(keys.to_vec()))
-        .send()
-        .await
-        .map_err(|e| ctx.err(&format!("untag {arn}"), &e))?;
-    Ok(())
-}
-
-pub(super) async fn delete(ctx: &Ctx<'_>, arn: &str) -> Result<()> {
-    ctx.write("DeleteCluster", arn);
-    match ctx
-        .clients
-        .kafka
-        .delete_cluster()
-        .cluster_arn(arn)
-        .send()
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|s| s.is_not_found_exception()) =>
-        {
-            Ok(())
-        }
-        Err(e) => Err(ctx.err(&format!("delete MSK cluster {arn}"), &e)),
-    }
+/// MSK's tags are a map, not a list.
+fn hash_map(tags: &Tags) -> HashMap<String, String> {
+    tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 
 #[cfg(test)]

@@ -1,28 +1,16 @@
 //! PostgreSQL on RDS: a DB instance in a DB subnet group of `spec.aws.subnetIds`.
 
-use std::collections::BTreeMap;
-
+use aws_sdk_rds::Client;
 use aws_sdk_rds::types::{DbInstance, Tag};
 
-use super::model::{self, Class, Network, Observed, Owner, Planned, Settings, Store};
+use super::model::{self, Class, Observed, Owner, Settings};
+use super::service::{
+    Create, GroupDeleted, Modify, ServiceApi, SubnetGroups, Tags, key_value_tags,
+    tags_by_resource_name,
+};
 use super::{Ctx, Result};
 
-fn rds_tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {
-    tags.iter()
-        .map(|(k, v)| Tag::builder().key(k).value(v).build())
-        .collect()
-}
-
-fn tag_map(tags: &[Tag]) -> BTreeMap<String, String> {
-    tags.iter()
-        .filter_map(|t| {
-            Some((
-                t.key()?.to_string(),
-                t.value().unwrap_or_default().to_string(),
-            ))
-        })
-        .collect()
-}
+key_value_tags!(Tag);
 
 fn observed(db: &DbInstance) -> Observed {
     let pending = db.pending_modified_values();
@@ -93,295 +81,309 @@ fn observed(db: &DbInstance) -> Observed {
     }
 }
 
-pub(super) async fn observe(ctx: &Ctx<'_>, identifier: &str) -> Result<Option<Observed>> {
-    ctx.read();
-    match ctx
-        .clients
-        .rds
-        .describe_db_instances()
-        .db_instance_identifier(identifier)
-        .send()
-        .await
-    {
-        Ok(out) => Ok(out.db_instances().first().map(observed)),
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|s| s.is_db_instance_not_found_fault()) =>
-        {
-            Ok(None)
-        }
-        Err(e) => Err(ctx.err(&format!("describe RDS instance {identifier}"), &e)),
-    }
-}
-
-/// Every DB instance tagged as `owner`'s.
-pub(super) async fn list_owned(ctx: &Ctx<'_>, owner: &Owner) -> Result<Vec<(String, Observed)>> {
-    let mut out = Vec::new();
-    let mut marker = None;
-    loop {
+impl ServiceApi for Client {
+    async fn describe(&self, ctx: &Ctx<'_>, identifier: &str) -> Result<Option<Observed>> {
         ctx.read();
-        let page = ctx
-            .clients
-            .rds
-            .describe_db_instances()
-            .set_marker(marker)
-            .send()
-            .await
-            .map_err(|e| ctx.err("list RDS instances", &e))?;
-        for db in page.db_instances() {
-            let o = observed(db);
-            if owner.owns(&o.tags) {
-                out.push((
-                    db.db_instance_identifier().unwrap_or_default().to_string(),
-                    o,
-                ));
-            }
-        }
-        marker = page.marker().map(str::to_string);
-        if marker.is_none() {
-            return Ok(out);
-        }
+        let out = ctx.tolerate(
+            self.describe_db_instances()
+                .db_instance_identifier(identifier)
+                .send()
+                .await,
+            |e| e.is_db_instance_not_found_fault(),
+            &format!("describe RDS instance {identifier}"),
+        )?;
+        Ok(out.and_then(|out| out.db_instances().first().map(observed)))
     }
-}
 
-pub(super) async fn create(
-    ctx: &Ctx<'_>,
-    store: &Store,
-    network: &Network,
-    tags: &BTreeMap<String, String>,
-    password: &str,
-) -> Result<()> {
-    let Settings::Postgres {
-        instance_class,
-        version,
-        storage_gib,
-    } = &store.settings
-    else {
-        return Ok(());
-    };
-    let group = store.identifier.clone();
-    if !network.subnet_ids.is_empty() {
-        ctx.write("CreateDBSubnetGroup", &group);
-        let created = ctx
-            .clients
-            .rds
-            .create_db_subnet_group()
-            .db_subnet_group_name(&group)
-            .db_subnet_group_description(format!("Panthera {}", store.component))
-            .set_subnet_ids(Some(network.subnet_ids.clone()))
-            .set_tags(Some(rds_tags(tags)))
-            .send()
-            .await;
-        match created {
-            Ok(_) => {}
-            // Left by an interrupted apply: it is only referenced, never changed here.
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_db_subnet_group_already_exists_fault()) => {}
-            Err(e) => return Err(ctx.err(&format!("create DB subnet group {group}"), &e)),
-        }
-    }
-    ctx.write("CreateDBInstance", &store.identifier);
-    ctx.clients
-        .rds
-        .create_db_instance()
-        .db_instance_identifier(&store.identifier)
-        .db_instance_class(instance_class)
-        .engine("postgres")
-        .engine_version(version)
-        .allocated_storage(*storage_gib)
-        .storage_type("gp3")
-        .storage_encrypted(true)
-        .publicly_accessible(false)
-        .copy_tags_to_snapshot(true)
-        .master_username(&store.username)
-        .master_user_password(password)
-        .db_name(&store.username)
-        .set_db_subnet_group_name((!network.subnet_ids.is_empty()).then_some(group))
-        .set_vpc_security_group_ids(
-            (!network.security_group_ids.is_empty()).then(|| network.security_group_ids.clone()),
-        )
-        .set_tags(Some(rds_tags(tags)))
-        .send()
-        .await
-        .map_err(|e| ctx.err(&format!("create RDS instance {}", store.identifier), &e))?;
-    Ok(())
-}
-
-/// Apply `planned`: tags first (adoption), then what can change now, then what waits for the
-/// maintenance window. Changes other than tags wait until the instance is available.
-pub(super) async fn modify(
-    ctx: &Ctx<'_>,
-    store: &Store,
-    network: &Network,
-    observed: &Observed,
-    planned: &Planned,
-    reset_password: Option<&str>,
-) -> Result<Option<String>> {
-    if !planned.tags.is_empty() {
-        tag(ctx, &observed.arn, &planned.tags).await?;
-    }
-    if planned.changes.is_empty() && reset_password.is_none() {
-        return Ok(None);
-    }
-    if model::phase(store.service, &observed.status) != model::Phase::Available {
-        return Ok(Some(format!(
-            "waiting for the instance to be available before modifying ({})",
-            planned
-                .changes
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; ")
-        )));
-    }
-    let Settings::Postgres {
-        instance_class,
-        version,
-        storage_gib,
-    } = &store.settings
-    else {
-        return Ok(None);
-    };
-    let rds = &ctx.clients.rds;
-    let mut now = rds
-        .modify_db_instance()
-        .db_instance_identifier(&store.identifier)
-        .apply_immediately(true);
-    let mut now_any = false;
-    let mut window = rds
-        .modify_db_instance()
-        .db_instance_identifier(&store.identifier)
-        .apply_immediately(false);
-    let mut window_any = false;
-    for change in &planned.changes {
-        match (change.field, change.class) {
-            ("subnetIds", _) => {
-                let group = observed
-                    .subnet_group
-                    .clone()
-                    .unwrap_or_else(|| store.identifier.clone());
-                if !subnet_group_owned(ctx, &group, &planned.tags, observed).await? {
-                    return Ok(Some(format!(
-                        "DB subnet group {group} was not created by Panthera: change its subnets yourself"
-                    )));
-                }
-                ctx.write("ModifyDBSubnetGroup", &group);
-                rds.modify_db_subnet_group()
-                    .db_subnet_group_name(&group)
-                    .set_subnet_ids(Some(network.subnet_ids.clone()))
-                    .send()
-                    .await
-                    .map_err(|e| ctx.err(&format!("modify DB subnet group {group}"), &e))?;
-            }
-            ("instanceClass", _) => {
-                now = now.db_instance_class(instance_class);
-                now_any = true;
-            }
-            ("storage", _) => {
-                now = now.allocated_storage(*storage_gib);
-                now_any = true;
-            }
-            ("securityGroupIds", _) => {
-                now = now.set_vpc_security_group_ids(Some(network.security_group_ids.clone()));
-                now_any = true;
-            }
-            ("version", Class::MaintenanceWindow) => {
-                window = window
-                    .engine_version(version)
-                    .allow_major_version_upgrade(true);
-                window_any = true;
-            }
-            _ => {}
-        }
-    }
-    if let Some(p) = reset_password {
-        now = now.master_user_password(p);
-        now_any = true;
-    }
-    if now_any {
-        ctx.write("ModifyDBInstance", &store.identifier);
-        now.send()
-            .await
-            .map_err(|e| ctx.err(&format!("modify RDS instance {}", store.identifier), &e))?;
-    }
-    if window_any {
-        ctx.write("ModifyDBInstance", &store.identifier);
-        window.send().await.map_err(|e| {
-            ctx.err(
-                &format!("schedule the upgrade of RDS instance {}", store.identifier),
-                &e,
+    async fn list_owned(&self, ctx: &Ctx<'_>, owner: &Owner) -> Result<Vec<(String, Observed)>> {
+        let pages = ctx
+            .pages(
+                "list RDS instances",
+                |marker| self.describe_db_instances().set_marker(marker).send(),
+                |page| page.marker(),
             )
-        })?;
+            .await?;
+        Ok(pages
+            .iter()
+            .flat_map(|page| page.db_instances())
+            .map(|db| {
+                let id = db.db_instance_identifier().unwrap_or_default();
+                (id.to_string(), observed(db))
+            })
+            .filter(|(_, o)| owner.owns(&o.tags))
+            .collect())
     }
-    Ok(None)
-}
 
-pub(super) async fn tag(ctx: &Ctx<'_>, arn: &str, tags: &BTreeMap<String, String>) -> Result<()> {
-    if tags.is_empty() {
-        return Ok(());
-    }
-    ctx.write("AddTagsToResource", arn);
-    ctx.clients
-        .rds
-        .add_tags_to_resource()
-        .resource_name(arn)
-        .set_tags(Some(rds_tags(tags)))
-        .send()
-        .await
-        .map_err(|e| ctx.err(&format!("tag {arn}"), &e))?;
-    Ok(())
-}
-
-pub(super) async fn untag(ctx: &Ctx<'_>, arn: &str, keys: &[String]) -> Result<()> {
-    if keys.is_empty() {
-        return Ok(());
-    }
-    ctx.write("RemoveTagsFromResource", arn);
-    ctx.clients
-        .rds
-        .remove_tags_from_resource()
-        .resource_name(arn)
-        .set_tag_keys(Some(keys.to_vec()))
-        .send()
-        .await
-        .map_err(|e| ctx.err(&format!("untag {arn}"), &e))?;
-    Ok(())
-}
-
-pub(super) async fn delete(
-    ctx: &Ctx<'_>,
-    identifier: &str,
-    final_snapshot: Option<&str>,
-) -> Result<()> {
-    ctx.write("DeleteDBInstance", identifier);
-    let result = ctx
-        .clients
-        .rds
-        .delete_db_instance()
-        .db_instance_identifier(identifier)
-        .skip_final_snapshot(final_snapshot.is_none())
-        .set_final_db_snapshot_identifier(final_snapshot.map(str::to_string))
-        .delete_automated_backups(final_snapshot.is_none())
-        .send()
-        .await;
-    match result {
-        Ok(_) => Ok(()),
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|s| s.is_db_instance_not_found_fault()) =>
-        {
-            Ok(())
+    async fn create(&self, ctx: &Ctx<'_>, new: Create<'_>) -> Result<()> {
+        let Create {
+            store,
+            network,
+            tags,
+            password,
+        } = new;
+        let Settings::Postgres {
+            instance_class,
+            version,
+            storage_gib,
+        } = &store.settings
+        else {
+            return Ok(());
+        };
+        let group = store.identifier.clone();
+        if !network.subnet_ids.is_empty() {
+            ctx.write("CreateDBSubnetGroup", &group);
+            // One left by an interrupted apply is only referenced, never changed here.
+            ctx.tolerate(
+                self.create_db_subnet_group()
+                    .db_subnet_group_name(&group)
+                    .db_subnet_group_description(format!("Panthera {}", store.component))
+                    .set_subnet_ids(Some(network.subnet_ids.clone()))
+                    .set_tags(Some(sdk_tags(tags)))
+                    .send()
+                    .await,
+                |e| e.is_db_subnet_group_already_exists_fault(),
+                &format!("create DB subnet group {group}"),
+            )?;
         }
-        Err(e) => Err(ctx.err(&format!("delete RDS instance {identifier}"), &e)),
+        ctx.write("CreateDBInstance", &store.identifier);
+        self.create_db_instance()
+            .db_instance_identifier(&store.identifier)
+            .db_instance_class(instance_class)
+            .engine("postgres")
+            .engine_version(version)
+            .allocated_storage(*storage_gib)
+            .storage_type("gp3")
+            .storage_encrypted(true)
+            .publicly_accessible(false)
+            .copy_tags_to_snapshot(true)
+            .master_username(&store.username)
+            .master_user_password(password)
+            .db_name(&store.username)
+            .set_db_subnet_group_name((!network.subnet_ids.is_empty()).then_some(group))
+            .set_vpc_security_group_ids(
+                (!network.security_group_ids.is_empty())
+                    .then(|| network.security_group_ids.clone()),
+            )
+            .set_tags(Some(sdk_tags(tags)))
+            .send()
+            .await
+            .map_err(|e| ctx.err(&format!("create RDS instance {}", store.identifier), &e))?;
+        Ok(())
+    }
+
+    /// What can change now, then what waits for the maintenance window; nothing until the
+    /// instance is available. An adopted instance's master password is reset to Panthera's.
+    async fn modify(&self, ctx: &Ctx<'_>, change: Modify<'_>) -> Result<Option<String>> {
+        let Modify {
+            store,
+            network,
+            observed,
+            planned,
+            adopt_password: reset_password,
+        } = change;
+        if planned.changes.is_empty() && reset_password.is_none() {
+            return Ok(None);
+        }
+        if model::phase(store.service, &observed.status) != model::Phase::Available {
+            return Ok(Some(format!(
+                "waiting for the instance to be available before modifying ({})",
+                planned
+                    .changes
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )));
+        }
+        let Settings::Postgres {
+            instance_class,
+            version,
+            storage_gib,
+        } = &store.settings
+        else {
+            return Ok(None);
+        };
+        let mut now = self
+            .modify_db_instance()
+            .db_instance_identifier(&store.identifier)
+            .apply_immediately(true);
+        let mut now_any = false;
+        let mut window = self
+            .modify_db_instance()
+            .db_instance_identifier(&store.identifier)
+            .apply_immediately(false);
+        let mut window_any = false;
+        for change in &planned.changes {
+            match (change.field, change.class) {
+                ("subnetIds", _) => {
+                    let group = observed
+                        .subnet_group
+                        .clone()
+                        .unwrap_or_else(|| store.identifier.clone());
+                    if !subnet_group_owned(self, ctx, &group, &planned.tags, observed).await? {
+                        return Ok(Some(format!(
+                            "DB subnet group {group} was not created by Panthera: change its subnets yourself"
+                        )));
+                    }
+                    ctx.write("ModifyDBSubnetGroup", &group);
+                    self.modify_db_subnet_group()
+                        .db_subnet_group_name(&group)
+                        .set_subnet_ids(Some(network.subnet_ids.clone()))
+                        .send()
+                        .await
+                        .map_err(|e| ctx.err(&format!("modify DB subnet group {group}"), &e))?;
+                }
+                ("instanceClass", _) => {
+                    now = now.db_instance_class(instance_class);
+                    now_any = true;
+                }
+                ("storage", _) => {
+                    now = now.allocated_storage(*storage_gib);
+                    now_any = true;
+                }
+                ("securityGroupIds", _) => {
+                    now = now.set_vpc_security_group_ids(Some(network.security_group_ids.clone()));
+                    now_any = true;
+                }
+                ("version", Class::MaintenanceWindow) => {
+                    window = window
+                        .engine_version(version)
+                        .allow_major_version_upgrade(true);
+                    window_any = true;
+                }
+                _ => {}
+            }
+        }
+        if let Some(p) = reset_password {
+            now = now.master_user_password(p);
+            now_any = true;
+        }
+        if now_any {
+            ctx.write("ModifyDBInstance", &store.identifier);
+            now.send()
+                .await
+                .map_err(|e| ctx.err(&format!("modify RDS instance {}", store.identifier), &e))?;
+        }
+        if window_any {
+            ctx.write("ModifyDBInstance", &store.identifier);
+            window.send().await.map_err(|e| {
+                ctx.err(
+                    &format!("schedule the upgrade of RDS instance {}", store.identifier),
+                    &e,
+                )
+            })?;
+        }
+        Ok(None)
+    }
+
+    tags_by_resource_name!();
+
+    async fn delete(
+        &self,
+        ctx: &Ctx<'_>,
+        identifier: &str,
+        _arn: &str,
+        final_snapshot: Option<&str>,
+    ) -> Result<()> {
+        ctx.write("DeleteDBInstance", identifier);
+        ctx.tolerate(
+            self.delete_db_instance()
+                .db_instance_identifier(identifier)
+                .skip_final_snapshot(final_snapshot.is_none())
+                .set_final_db_snapshot_identifier(final_snapshot.map(str::to_string))
+                .delete_automated_backups(final_snapshot.is_none())
+                .send()
+                .await,
+            |e| e.is_db_instance_not_found_fault(),
+            &format!("delete RDS instance {identifier}"),
+        )?;
+        Ok(())
+    }
+
+    /// The DB subnet group of a retained instance stays in use: it loses Panthera's tags too.
+    async fn release(&self, ctx: &Ctx<'_>, observed: &Observed, owner: &Owner) -> Result<()> {
+        let Some(name) = &observed.subnet_group else {
+            return Ok(());
+        };
+        ctx.read();
+        let Ok(out) = self
+            .describe_db_subnet_groups()
+            .db_subnet_group_name(name)
+            .send()
+            .await
+        else {
+            return Ok(());
+        };
+        for group in out.db_subnet_groups() {
+            let Some(arn) = group.db_subnet_group_arn() else {
+                continue;
+            };
+            let tags = tags_of(self, ctx, arn).await?;
+            if owner.owns(&tags) {
+                self.untag(ctx, arn, &model::panthera_tags_on(&tags))
+                    .await?;
+            }
+        }
+        Ok(())
     }
 }
 
-async fn subnet_group_tags(ctx: &Ctx<'_>, arn: &str) -> Result<BTreeMap<String, String>> {
+impl SubnetGroups for Client {
+    const KIND: &str = "DB subnet group";
+    const USER: &str = "instance";
+    const MAX_IDENTIFIER: usize = 63;
+
+    async fn list_groups(&self, ctx: &Ctx<'_>) -> Result<Vec<(String, String)>> {
+        let pages = ctx
+            .pages(
+                "list DB subnet groups",
+                |marker| self.describe_db_subnet_groups().set_marker(marker).send(),
+                |page| page.marker(),
+            )
+            .await?;
+        Ok(pages
+            .iter()
+            .flat_map(|page| page.db_subnet_groups())
+            .filter_map(|g| {
+                Some((
+                    g.db_subnet_group_name()?.to_string(),
+                    g.db_subnet_group_arn()?.to_string(),
+                ))
+            })
+            .collect())
+    }
+
+    async fn group_tags(&self, ctx: &Ctx<'_>, arn: &str) -> Result<Option<Tags>> {
+        tags_of(self, ctx, arn).await.map(Some)
+    }
+
+    async fn delete_group(&self, ctx: &Ctx<'_>, name: &str) -> Result<GroupDeleted> {
+        ctx.write("DeleteDBSubnetGroup", name);
+        match self
+            .delete_db_subnet_group()
+            .db_subnet_group_name(name)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(GroupDeleted::Done),
+            Err(e) => match e.as_service_error() {
+                Some(s)
+                    if s.is_invalid_db_subnet_group_state_fault()
+                        || s.is_invalid_db_subnet_state_fault() =>
+                {
+                    Ok(GroupDeleted::InUse)
+                }
+                Some(s) if s.is_db_subnet_group_not_found_fault() => Ok(GroupDeleted::Done),
+                _ => Err(ctx.err(&format!("delete DB subnet group {name}"), &e)),
+            },
+        }
+    }
+}
+
+/// The tags of a DB subnet group (its description has none).
+async fn tags_of(rds: &Client, ctx: &Ctx<'_>, arn: &str) -> Result<Tags> {
     ctx.read();
-    let out = ctx
-        .clients
-        .rds
+    let out = rds
         .list_tags_for_resource()
         .resource_name(arn)
         .send()
@@ -390,17 +392,17 @@ async fn subnet_group_tags(ctx: &Ctx<'_>, arn: &str) -> Result<BTreeMap<String, 
     Ok(tag_map(out.tag_list()))
 }
 
-/// Whether the DB subnet group `name` carries the same ownership tags as its instance.
+/// Whether the DB subnet group `name` carries the same ownership tags as its instance (with the
+/// tags `adding` gives it).
 async fn subnet_group_owned(
+    rds: &Client,
     ctx: &Ctx<'_>,
     name: &str,
-    adding: &BTreeMap<String, String>,
+    adding: &Tags,
     observed: &Observed,
 ) -> Result<bool> {
     ctx.read();
-    let out = ctx
-        .clients
-        .rds
+    let out = rds
         .describe_db_subnet_groups()
         .db_subnet_group_name(name)
         .send()
@@ -413,7 +415,7 @@ async fn subnet_group_owned(
     else {
         return Ok(false);
     };
-    let tags = subnet_group_tags(ctx, arn).await?;
+    let tags = tags_of(rds, ctx, arn).await?;
     let mut instance = observed.tags.clone();
     instance.extend(adding.clone());
     Ok(
@@ -425,116 +427,4 @@ async fn subnet_group_owned(
             _ => false,
         },
     )
-}
-
-/// Remove Panthera's tags from the DB subnet group of a retained instance (it stays in use).
-pub(super) async fn untag_subnet_group(ctx: &Ctx<'_>, name: &str, owner: &Owner) -> Result<()> {
-    ctx.read();
-    let Ok(out) = ctx
-        .clients
-        .rds
-        .describe_db_subnet_groups()
-        .db_subnet_group_name(name)
-        .send()
-        .await
-    else {
-        return Ok(());
-    };
-    for group in out.db_subnet_groups() {
-        let Some(arn) = group.db_subnet_group_arn() else {
-            continue;
-        };
-        let tags = subnet_group_tags(ctx, arn).await?;
-        if owner.owns(&tags) {
-            untag(ctx, arn, &model::panthera_tags_on(&tags)).await?;
-        }
-    }
-    Ok(())
-}
-
-/// Delete the DB subnet groups `owner` created whose instance is gone; the ones still in use
-/// are returned as waiting.
-/// `busy`: a store of `owner` is still being deleted, so its subnet group is in use. Groups named
-/// in `keep` (the subnet groups of stores that stay) are left alone.
-pub(super) async fn cleanup_subnet_groups(
-    ctx: &Ctx<'_>,
-    owner: &Owner,
-    busy: bool,
-    keep: &std::collections::BTreeSet<String>,
-) -> Result<Vec<String>> {
-    let mut waiting = Vec::new();
-    let mut marker = None;
-    let prefix = model::identifier(&owner.platform, 63);
-    loop {
-        ctx.read();
-        let page = ctx
-            .clients
-            .rds
-            .describe_db_subnet_groups()
-            .set_marker(marker)
-            .send()
-            .await
-            .map_err(|e| ctx.err("list DB subnet groups", &e))?;
-        for group in page.db_subnet_groups() {
-            let (Some(name), Some(arn)) =
-                (group.db_subnet_group_name(), group.db_subnet_group_arn())
-            else {
-                continue;
-            };
-            if !name.starts_with(&prefix) || keep.contains(name) {
-                continue;
-            }
-            let tags = subnet_group_tags(ctx, arn).await?;
-            if !owner.owns(&tags) {
-                continue;
-            }
-            if model::policy_of(&tags) == crate::api::DeletionPolicy::Retain {
-                untag(ctx, arn, &model::panthera_tags_on(&tags)).await?;
-                continue;
-            }
-            if busy {
-                waiting.push(format!(
-                    "DB subnet group {name}: deleted once its instance is gone"
-                ));
-                continue;
-            }
-            ctx.write("DeleteDBSubnetGroup", name);
-            match ctx
-                .clients
-                .rds
-                .delete_db_subnet_group()
-                .db_subnet_group_name(name)
-                .send()
-                .await
-            {
-                Ok(_) => {}
-                Err(e)
-                    if e.as_service_error().is_some_and(|s| {
-                        s.is_invalid_db_subnet_group_state_fault()
-                            || s.is_invalid_db_subnet_state_fault()
-                    }) =>
-                {
-                    waiting.push(format!(
-                        "DB subnet group {name}: in use until its instance is deleted"
-                    ));
-                }
-                Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|s| s.is_db_subnet_group_not_found_fault()) => {}
-                Err(e) => {
-                    let e = ctx.err(&format!("delete DB subnet group {name}"), &e);
-                    if e.terminal {
-                        return Err(e);
-                    }
-                    waiting.push(format!(
-                        "DB subnet group {name}: not deleted yet (AWS busy), tried again on the next destroy"
-                    ));
-                }
-            }
-        }
-        marker = page.marker().map(str::to_string);
-        if marker.is_none() {
-            return Ok(waiting);
-        }
-    }
 }

@@ -11,35 +11,28 @@ use super::{Ctx, Result};
 /// The password kept under `name`, if any.
 pub(super) async fn get(ctx: &Ctx<'_>, name: &str) -> Result<Option<String>> {
     ctx.read();
-    match ctx
-        .clients
-        .secrets
-        .get_secret_value()
-        .secret_id(name)
-        .send()
-        .await
-    {
-        Ok(out) => {
-            let password = out
-                .secret_string()
-                .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
-                .and_then(|v| {
-                    v.get("password")
-                        .and_then(|p| p.as_str())
-                        .map(str::to_string)
-                });
-            Ok(password)
-        }
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|s| s.is_resource_not_found_exception()) =>
-        {
-            Ok(None)
-        }
-        Err(e) => Err(ctx.err(&format!("read secret {name} from Secrets Manager"), &e)),
-    }
+    let out = ctx.tolerate(
+        ctx.clients
+            .secrets
+            .get_secret_value()
+            .secret_id(name)
+            .send()
+            .await,
+        |e| e.is_resource_not_found_exception(),
+        &format!("read secret {name} from Secrets Manager"),
+    )?;
+    Ok(out
+        .as_ref()
+        .and_then(|out| out.secret_string())
+        .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
+        .and_then(|v| {
+            v.get("password")
+                .and_then(|p| p.as_str())
+                .map(str::to_string)
+        }))
 }
 
+/// Store the credentials under `name`; one already there (an interrupted apply) is kept.
 pub(super) async fn create(
     ctx: &Ctx<'_>,
     name: &str,
@@ -49,76 +42,58 @@ pub(super) async fn create(
 ) -> Result<()> {
     let value = serde_json::json!({"username": username, "password": password}).to_string();
     ctx.write("CreateSecret", name);
-    match ctx
-        .clients
-        .secrets
-        .create_secret()
-        .name(name)
-        .description("Master credentials of a Panthera data store")
-        .secret_string(value)
-        .set_tags(Some(
-            tags.iter()
-                .map(|(k, v)| Tag::builder().key(k).value(v).build())
-                .collect(),
-        ))
-        .send()
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|s| s.is_resource_exists_exception()) =>
-        {
-            Ok(())
-        }
-        Err(e) => Err(ctx.err(&format!("store secret {name} in Secrets Manager"), &e)),
-    }
+    ctx.tolerate(
+        ctx.clients
+            .secrets
+            .create_secret()
+            .name(name)
+            .description("Master credentials of a Panthera data store")
+            .secret_string(value)
+            .set_tags(Some(
+                tags.iter()
+                    .map(|(k, v)| Tag::builder().key(k).value(v).build())
+                    .collect(),
+            ))
+            .send()
+            .await,
+        |e| e.is_resource_exists_exception(),
+        &format!("store secret {name} in Secrets Manager"),
+    )?;
+    Ok(())
 }
 
 /// Delete with the default 7-day recovery window: a mistake can still be undone.
 pub(super) async fn delete(ctx: &Ctx<'_>, name: &str) -> Result<()> {
     ctx.write("DeleteSecret", name);
-    match ctx
-        .clients
-        .secrets
-        .delete_secret()
-        .secret_id(name)
-        .recovery_window_in_days(7)
-        .send()
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|s| s.is_resource_not_found_exception()) =>
-        {
-            Ok(())
-        }
-        Err(e) => Err(ctx.err(&format!("delete secret {name} from Secrets Manager"), &e)),
-    }
+    ctx.tolerate(
+        ctx.clients
+            .secrets
+            .delete_secret()
+            .secret_id(name)
+            .recovery_window_in_days(7)
+            .send()
+            .await,
+        |e| e.is_resource_not_found_exception(),
+        &format!("delete secret {name} from Secrets Manager"),
+    )?;
+    Ok(())
 }
 
 /// Remove Panthera's tags (Retain): the secret stays, with the retained store.
 pub(super) async fn untag(ctx: &Ctx<'_>, name: &str) -> Result<()> {
     ctx.write("UntagResource", name);
-    match ctx
-        .clients
-        .secrets
-        .untag_resource()
-        .secret_id(name)
-        .set_tag_keys(Some(
-            model::PANTHERA_TAGS.iter().map(|k| k.to_string()).collect(),
-        ))
-        .send()
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|s| s.is_resource_not_found_exception()) =>
-        {
-            Ok(())
-        }
-        Err(e) => Err(ctx.err(&format!("untag secret {name} in Secrets Manager"), &e)),
-    }
+    ctx.tolerate(
+        ctx.clients
+            .secrets
+            .untag_resource()
+            .secret_id(name)
+            .set_tag_keys(Some(
+                model::PANTHERA_TAGS.iter().map(|k| k.to_string()).collect(),
+            ))
+            .send()
+            .await,
+        |e| e.is_resource_not_found_exception(),
+        &format!("untag secret {name} in Secrets Manager"),
+    )?;
+    Ok(())
 }

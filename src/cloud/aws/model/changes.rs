@@ -1,0 +1,381 @@
+//! The differences between what the spec wants and what AWS runs, classified by how AWS applies
+//! them, and the plan of one store they make.
+
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Serialize;
+
+use super::{
+    Network, Observed, Owner, Service, Settings, Store, is_deleting, owner_of, tags, tags_to_add,
+};
+
+/// How disruptive a difference is to fix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Class {
+    /// Applied online.
+    InPlace,
+    /// Applied now, with a restart (minutes of downtime).
+    Reboot,
+    /// Applied by AWS in the resource's maintenance window.
+    MaintenanceWindow,
+    /// Cannot be modified: the store must be deleted (by its deletion policy) and created again.
+    Replace,
+}
+
+/// One setting that differs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Difference {
+    pub field: &'static str,
+    pub from: String,
+    pub to: String,
+    pub class: Class,
+}
+
+impl fmt::Display for Difference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {} -> {}", self.field, self.from, self.to)?;
+        match self.class {
+            Class::InPlace => Ok(()),
+            Class::Reboot => f.write_str(" (reboot)"),
+            Class::MaintenanceWindow => f.write_str(" (maintenance window)"),
+            Class::Replace => f.write_str(" (replace)"),
+        }
+    }
+}
+
+fn version_parts(v: &str) -> Vec<u32> {
+    v.split('.').map(|p| p.parse().unwrap_or(0)).collect()
+}
+
+/// Compare versions on the parts the spec gives (`16` matches `16.4`, `7.1` matches `7.1.0`).
+fn version_cmp(desired: &str, actual: &str) -> Ordering {
+    let d = version_parts(desired);
+    let a = version_parts(actual);
+    let a: Vec<u32> = (0..d.len())
+        .map(|i| a.get(i).copied().unwrap_or(0))
+        .collect();
+    d.cmp(&a)
+}
+
+/// How a version change applies: an upgrade by `upgrade`, a downgrade only by replacing the
+/// store. An unknown (empty) actual version is no change.
+fn version_change(desired: &str, actual: &str, upgrade: Class) -> Option<Class> {
+    match version_cmp(desired, actual) {
+        _ if actual.is_empty() => None,
+        Ordering::Greater => Some(upgrade),
+        Ordering::Less => Some(Class::Replace),
+        Ordering::Equal => None,
+    }
+}
+
+fn same_set(a: &[String], b: &[String]) -> bool {
+    let mut a = a.to_vec();
+    let mut b = b.to_vec();
+    a.sort();
+    b.sort();
+    a == b
+}
+
+/// The settings of `store` that `observed` does not have, each classified.
+pub fn differences(store: &Store, network: &Network, observed: &Observed) -> Vec<Difference> {
+    let mut out = Vec::new();
+    let mut push = |field: &'static str, from: &dyn fmt::Display, to: &dyn fmt::Display, class| {
+        out.push(Difference {
+            field,
+            from: from.to_string(),
+            to: to.to_string(),
+            class,
+        })
+    };
+    let grow = |d: i32, a: i32| {
+        if d > a {
+            Class::InPlace
+        } else {
+            Class::Replace
+        }
+    };
+    match (&store.settings, &observed.settings) {
+        (
+            Settings::Postgres {
+                instance_class,
+                version,
+                storage_gib,
+            },
+            Some(Settings::Postgres {
+                instance_class: ai,
+                version: av,
+                storage_gib: asg,
+            }),
+        ) => {
+            if instance_class != ai {
+                push("instanceClass", ai, instance_class, Class::Reboot);
+            }
+            if let Some(class) = version_change(version, av, Class::MaintenanceWindow) {
+                push("version", av, version, class);
+            }
+            if storage_gib != asg {
+                push("storage", asg, storage_gib, grow(*storage_gib, *asg));
+            }
+        }
+        (
+            Settings::Redis { node_type, version },
+            Some(Settings::Redis {
+                node_type: an,
+                version: av,
+            }),
+        ) => {
+            if node_type != an {
+                push("nodeType", an, node_type, Class::InPlace);
+            }
+            if let Some(class) = version_change(version, av, Class::InPlace) {
+                push("version", av, version, class);
+            }
+        }
+        (
+            Settings::Kafka {
+                instance_type,
+                version,
+                brokers,
+                storage_gib,
+            },
+            Some(Settings::Kafka {
+                instance_type: ai,
+                version: av,
+                brokers: ab,
+                storage_gib: asg,
+            }),
+        ) => {
+            if instance_type != ai {
+                push("instanceType", ai, instance_type, Class::InPlace);
+            }
+            if let Some(class) = version_change(version, av, Class::InPlace) {
+                push("version", av, version, class);
+            }
+            if brokers != ab {
+                push("brokers", ab, brokers, grow(*brokers, *ab));
+            }
+            if storage_gib != asg {
+                push("storage", asg, storage_gib, grow(*storage_gib, *asg));
+            }
+        }
+        _ => {}
+    }
+    let list = |v: &[String]| format!("[{}]", v.join(", "));
+    if !network.subnet_ids.is_empty()
+        && !observed.subnet_ids.is_empty()
+        && !same_set(&network.subnet_ids, &observed.subnet_ids)
+    {
+        // MSK brokers cannot move subnets; an RDS subnet group can be edited.
+        let class = match store.service {
+            Service::Msk => Class::Replace,
+            _ => Class::InPlace,
+        };
+        push(
+            "subnetIds",
+            &list(&observed.subnet_ids),
+            &list(&network.subnet_ids),
+            class,
+        );
+    }
+    if !network.security_group_ids.is_empty()
+        && !observed.security_group_ids.is_empty()
+        && !same_set(&network.security_group_ids, &observed.security_group_ids)
+    {
+        let class = match store.service {
+            Service::Msk => Class::Replace,
+            _ => Class::InPlace,
+        };
+        push(
+            "securityGroupIds",
+            &list(&observed.security_group_ids),
+            &list(&network.security_group_ids),
+            class,
+        );
+    }
+    out
+}
+
+/// What apply will do to a store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Action {
+    Create,
+    /// Take over the existing resource the spec names (tag it), then modify what differs.
+    Adopt,
+    Unchanged,
+    /// Online modification (also: only tags differ).
+    Modify,
+    Reboot,
+    MaintenanceWindow,
+    Replace,
+    /// The resource is being deleted (e.g. a replace in progress); created again once gone.
+    WaitDeleted,
+}
+
+impl Action {
+    /// How `plan` says it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Create => "create",
+            Self::Adopt => "adopt",
+            Self::Unchanged => "no change",
+            Self::Modify => "modify in place",
+            Self::Reboot => "modify in place with reboot",
+            Self::MaintenanceWindow => "modify in the maintenance window",
+            Self::Replace => "replace",
+            Self::WaitDeleted => "wait for deletion, then create",
+        }
+    }
+
+    /// Sign in plan output.
+    pub fn sign(self) -> &'static str {
+        match self {
+            Self::Create | Self::WaitDeleted => "+",
+            Self::Unchanged => " ",
+            Self::Replace => "-/+",
+            _ => "~",
+        }
+    }
+}
+
+/// One store's plan.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Planned {
+    pub component: String,
+    pub resource: &'static str,
+    pub identifier: String,
+    pub action: Action,
+    pub changes: Vec<Difference>,
+    /// Tags to add (ownership, deletion policy).
+    pub tags: BTreeMap<String, String>,
+    /// AWS status of an existing resource.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// One line for people.
+    pub summary: String,
+}
+
+impl Planned {
+    /// Whether apply writes to AWS for this store.
+    pub fn writes(&self) -> bool {
+        self.action != Action::Unchanged
+    }
+}
+
+/// Plan one store against what AWS has. `Err` (with what to do) when the resource exists but is
+/// not this platform's and the spec does not ask to adopt it.
+pub fn plan(
+    owner: &Owner,
+    store: &Store,
+    network: &Network,
+    observed: Option<&Observed>,
+) -> Result<Planned, String> {
+    let resource = store.service.resource();
+    let desired_tags = tags(owner, store);
+    let Some(observed) = observed else {
+        if store.adopt {
+            return Err(format!(
+                "{resource} {} named by existingIdentifier does not exist; remove existingIdentifier to create one",
+                store.identifier
+            ));
+        }
+        return Ok(Planned {
+            component: store.component.clone(),
+            resource,
+            identifier: store.identifier.clone(),
+            action: Action::Create,
+            changes: Vec::new(),
+            tags: desired_tags,
+            status: None,
+            summary: format!(
+                "create {resource} {} ({})",
+                store.identifier, store.settings
+            ),
+        });
+    };
+    let owned = owner.owns(&observed.tags);
+    if !owned {
+        if let Some(other) = owner_of(&observed.tags) {
+            return Err(format!(
+                "{resource} {} belongs to {other}; Panthera does not take over another platform's resources",
+                store.identifier
+            ));
+        }
+        if !store.adopt {
+            return Err(format!(
+                "{resource} {} already exists and was not created by Panthera; name it in existingIdentifier to adopt it, or choose another platform name",
+                store.identifier
+            ));
+        }
+    }
+    let status = Some(observed.status.clone());
+    if is_deleting(store.service, &observed.status) {
+        return Ok(Planned {
+            component: store.component.clone(),
+            resource,
+            identifier: store.identifier.clone(),
+            action: Action::WaitDeleted,
+            changes: Vec::new(),
+            tags: BTreeMap::new(),
+            status,
+            summary: format!(
+                "{resource} {} is being deleted; created again once it is gone",
+                store.identifier
+            ),
+        });
+    }
+    let changes = differences(store, network, observed);
+    let tags = tags_to_add(&desired_tags, &observed.tags);
+    let action = if !owned {
+        Action::Adopt
+    } else {
+        match changes.iter().map(|d| d.class).max() {
+            Some(Class::Replace) => Action::Replace,
+            Some(Class::MaintenanceWindow) => Action::MaintenanceWindow,
+            Some(Class::Reboot) => Action::Reboot,
+            Some(Class::InPlace) => Action::Modify,
+            None if !tags.is_empty() => Action::Modify,
+            None => Action::Unchanged,
+        }
+    };
+    let mut what: Vec<String> = changes.iter().map(ToString::to_string).collect();
+    if !tags.is_empty() && owned {
+        what.push(format!(
+            "tags {}",
+            tags.keys().cloned().collect::<Vec<_>>().join(", ")
+        ));
+    }
+    let summary = match action {
+        Action::Unchanged => format!("{resource} {} unchanged", store.identifier),
+        Action::Adopt => format!(
+            "adopt {resource} {} (tag it as this platform's){}",
+            store.identifier,
+            if what.is_empty() {
+                String::new()
+            } else {
+                format!(", then modify: {}", what.join("; "))
+            }
+        ),
+        _ => format!(
+            "{} {resource} {}: {}",
+            action.describe(),
+            store.identifier,
+            what.join("; ")
+        ),
+    };
+    Ok(Planned {
+        component: store.component.clone(),
+        resource,
+        identifier: store.identifier.clone(),
+        action,
+        changes,
+        tags,
+        status,
+        summary,
+    })
+}

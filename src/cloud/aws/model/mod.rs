@@ -1,0 +1,283 @@
+//! The pure half of the AWS backend: identifiers, ownership tags, desired settings from the spec,
+//! the comparison of desired and observed state and its classification (create, modify in place,
+//! modify with reboot, modify in the maintenance window, replace). No client: unit-tested here.
+//!
+//! [`ownership`]: the tags that make a resource a platform's, and the names derived from a store.
+//! [`changes`]: the differences between spec and AWS, and the plan they make. [`status`]: what
+//! AWS's status words mean.
+
+mod changes;
+mod ownership;
+mod status;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::api::{Backend, ComponentKind, DeletionPolicy, PantheraPlatform};
+
+pub use changes::{Action, Class, Difference, Planned, differences, plan};
+pub use ownership::{
+    Owner, PANTHERA_TAGS, TAG_COMPONENT, TAG_DELETION_POLICY, TAG_DELETION_REQUESTED,
+    TAG_FINAL_SNAPSHOT, TAG_MANAGED_BY, TAG_NAMESPACE, TAG_PLATFORM, final_snapshot_id, owner_of,
+    panthera_tags_on, policy_of, secret_name, tags, tags_to_add,
+};
+pub use status::{Phase, is_deleting, phase, progress};
+
+/// RDS refuses less allocated storage than this (gp3).
+pub const RDS_MIN_STORAGE_GIB: i32 = 20;
+/// PostgreSQL's port on RDS.
+pub const POSTGRES_PORT: u16 = 5432;
+/// Redis's port on ElastiCache.
+pub const REDIS_PORT: u16 = 6379;
+
+/// The AWS service a data store runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Service {
+    Rds,
+    ElastiCache,
+    Msk,
+}
+
+impl Service {
+    /// Every service, in the order teardown goes through them.
+    pub const ALL: [Self; 3] = [Self::Rds, Self::ElastiCache, Self::Msk];
+
+    /// What the resource is called in output.
+    pub fn resource(self) -> &'static str {
+        match self {
+            Self::Rds => "RDS instance",
+            Self::ElastiCache => "ElastiCache replication group",
+            Self::Msk => "MSK cluster",
+        }
+    }
+
+    pub fn kind(self) -> ComponentKind {
+        match self {
+            Self::Rds => ComponentKind::Postgres,
+            Self::ElastiCache => ComponentKind::Redis,
+            Self::Msk => ComponentKind::Kafka,
+        }
+    }
+}
+
+/// The settings Panthera manages, as the spec wants them or as AWS runs them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Settings {
+    Postgres {
+        instance_class: String,
+        version: String,
+        storage_gib: i32,
+    },
+    Redis {
+        node_type: String,
+        version: String,
+    },
+    Kafka {
+        instance_type: String,
+        version: String,
+        brokers: i32,
+        storage_gib: i32,
+    },
+}
+
+impl fmt::Display for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Postgres {
+                instance_class,
+                version,
+                storage_gib,
+            } => write!(
+                f,
+                "{instance_class}, PostgreSQL {version}, {storage_gib} GiB"
+            ),
+            Self::Redis { node_type, version } => write!(f, "{node_type}, Redis {version}"),
+            Self::Kafka {
+                instance_type,
+                version,
+                brokers,
+                storage_gib,
+            } => write!(
+                f,
+                "{brokers} x {instance_type}, Kafka {version}, {storage_gib} GiB per broker"
+            ),
+        }
+    }
+}
+
+/// One data store with `backend: aws`, as the spec wants it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Store {
+    /// How status and errors name it: `postgres/users`, `redis`, `kafka`.
+    pub component: String,
+    /// Component name in the rendered plan: the database name, `redis` or `kafka`.
+    pub name: String,
+    pub service: Service,
+    /// DB instance identifier, replication group id or MSK cluster name.
+    pub identifier: String,
+    /// The spec names an existing resource (`existingIdentifier`) that Panthera may take over.
+    pub adopt: bool,
+    pub deletion_policy: DeletionPolicy,
+    pub settings: Settings,
+    /// Master user name (PostgreSQL): the database name with `-` as `_`, like the cluster backend.
+    pub username: String,
+}
+
+impl Store {
+    /// Whether the store has a generated password (kept in Secrets Manager).
+    pub fn has_password(&self) -> bool {
+        !matches!(self.service, Service::Msk)
+    }
+}
+
+/// Subnets and security groups of the platform's stores.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Network {
+    pub region: Option<String>,
+    pub subnet_ids: Vec<String>,
+    pub security_group_ids: Vec<String>,
+}
+
+/// `spec.aws`, or nothing.
+pub fn network(platform: &PantheraPlatform) -> Network {
+    platform
+        .spec
+        .aws
+        .as_ref()
+        .map(|a| Network {
+            region: a.region.clone(),
+            subnet_ids: a.subnet_ids.clone(),
+            security_group_ids: a.security_group_ids.clone(),
+        })
+        .unwrap_or_default()
+}
+
+/// Every data store of `platform` with `backend: aws`, in apply order.
+pub fn stores(platform: &PantheraPlatform) -> Vec<Store> {
+    let owner = Owner::of(platform);
+    let spec = &platform.spec;
+    let mut out = Vec::new();
+    for db in spec.databases.iter().filter(|d| d.backend == Backend::Aws) {
+        out.push(Store {
+            component: format!("postgres/{}", db.name),
+            name: db.name.clone(),
+            service: Service::Rds,
+            identifier: db
+                .existing_identifier
+                .clone()
+                .unwrap_or_else(|| identifier(&format!("{}-{}", owner.platform, db.name), 63)),
+            adopt: db.existing_identifier.is_some(),
+            deletion_policy: db.deletion_policy,
+            settings: Settings::Postgres {
+                instance_class: db.instance_class.clone(),
+                version: db.version.as_str().to_string(),
+                storage_gib: storage_gib(&db.storage).max(RDS_MIN_STORAGE_GIB),
+            },
+            username: db.name.replace('-', "_"),
+        });
+    }
+    if let Some(redis) = spec.redis.as_ref().filter(|r| r.backend == Backend::Aws) {
+        out.push(Store {
+            component: "redis".into(),
+            name: "redis".into(),
+            service: Service::ElastiCache,
+            identifier: redis
+                .existing_identifier
+                .clone()
+                .unwrap_or_else(|| identifier(&format!("{}-redis", owner.platform), 40)),
+            adopt: redis.existing_identifier.is_some(),
+            deletion_policy: redis.deletion_policy,
+            settings: Settings::Redis {
+                node_type: redis.node_type.clone(),
+                version: redis.version.clone(),
+            },
+            username: String::new(),
+        });
+    }
+    if let Some(kafka) = spec.kafka.as_ref().filter(|k| k.backend == Backend::Aws) {
+        out.push(Store {
+            component: "kafka".into(),
+            name: "kafka".into(),
+            service: Service::Msk,
+            identifier: kafka
+                .existing_identifier
+                .clone()
+                .unwrap_or_else(|| identifier(&format!("{}-kafka", owner.platform), 64)),
+            adopt: kafka.existing_identifier.is_some(),
+            deletion_policy: kafka.deletion_policy,
+            settings: Settings::Kafka {
+                instance_type: kafka.instance_type.clone(),
+                version: kafka.version.clone(),
+                brokers: kafka.brokers,
+                storage_gib: storage_gib(&kafka.storage),
+            },
+            username: String::new(),
+        });
+    }
+    out
+}
+
+/// An AWS identifier from `raw`: lowercase letters, digits and single hyphens, starting with a
+/// letter, at most `max` characters, not ending with a hyphen (the strictest of RDS, ElastiCache
+/// and MSK's rules).
+pub fn identifier(raw: &str, max: usize) -> String {
+    let mut out = String::new();
+    for c in raw.chars().map(|c| c.to_ascii_lowercase()) {
+        let c = if c.is_ascii_alphanumeric() { c } else { '-' };
+        if c == '-' && (out.is_empty() || out.ends_with('-')) {
+            continue;
+        }
+        if out.is_empty() && !c.is_ascii_alphabetic() {
+            out.push('p');
+        }
+        out.push(c);
+    }
+    out.truncate(max);
+    while out.ends_with('-') {
+        out.pop();
+    }
+    out
+}
+
+/// A storage size of the spec (`20Gi`, `1Ti`, `512Mi`) in whole GiB, rounded up.
+pub fn storage_gib(size: &str) -> i32 {
+    let digits: String = size.chars().take_while(char::is_ascii_digit).collect();
+    let n: i64 = digits.parse().unwrap_or(0);
+    let gib = match &size[digits.len()..] {
+        "Ti" => n * 1024,
+        "Mi" => (n + 1023) / 1024,
+        _ => n,
+    };
+    i32::try_from(gib.max(1)).unwrap_or(i32::MAX)
+}
+/// What AWS has for a store.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Observed {
+    pub arn: String,
+    /// AWS's own status word (`available`, `creating`, `CREATING`, ...).
+    pub status: String,
+    /// `host:port`, or the bootstrap broker list for MSK, once AWS publishes it.
+    pub endpoint: Option<String>,
+    pub tags: BTreeMap<String, String>,
+    /// As it runs, with pending modifications counted as done (they will be).
+    pub settings: Option<Settings>,
+    /// Empty when AWS did not say.
+    pub subnet_ids: Vec<String>,
+    /// Empty when AWS did not say.
+    pub security_group_ids: Vec<String>,
+    /// Modifications AWS has accepted but not applied yet.
+    pub pending: Vec<String>,
+    /// Clients must use TLS (ElastiCache in-transit encryption).
+    pub tls: bool,
+    /// Password authentication is on (ElastiCache AUTH token).
+    pub auth: bool,
+    /// MSK cluster version, needed by every MSK update.
+    pub current_version: Option<String>,
+    /// DB subnet group (RDS).
+    pub subnet_group: Option<String>,
+}

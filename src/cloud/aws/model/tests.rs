@@ -1,0 +1,282 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+
+use super::*;
+use crate::api::{DeletionPolicy, PantheraPlatform};
+
+fn platform(yaml: &str) -> PantheraPlatform {
+    serde_yaml::from_str(yaml).unwrap()
+}
+
+fn aws_example() -> PantheraPlatform {
+    platform(include_str!("../../../../examples/aws.yaml"))
+}
+
+fn observed_like(store: &Store, network: &Network, owner: &Owner) -> Observed {
+    Observed {
+        arn: "arn:aws:rds:us-east-1:123456789012:db:x".into(),
+        status: "available".into(),
+        endpoint: Some("x.rds.amazonaws.com:5432".into()),
+        tags: tags(owner, store),
+        settings: Some(store.settings.clone()),
+        subnet_ids: network.subnet_ids.clone(),
+        security_group_ids: network.security_group_ids.clone(),
+        ..Observed::default()
+    }
+}
+
+#[test]
+fn the_aws_example_has_one_store_per_managed_service() {
+    let p = aws_example();
+    let stores = stores(&p);
+    let ids: Vec<(&str, &str, Service)> = stores
+        .iter()
+        .map(|s| (s.component.as_str(), s.identifier.as_str(), s.service))
+        .collect();
+    assert_eq!(
+        ids,
+        vec![
+            ("postgres/users", "shop-aws-users", Service::Rds),
+            ("postgres/orders", "shop-aws-orders", Service::Rds),
+            ("redis", "shop-aws-redis", Service::ElastiCache),
+            ("kafka", "shop-aws-kafka", Service::Msk),
+        ]
+    );
+    assert_eq!(
+        stores[0].settings,
+        Settings::Postgres {
+            instance_class: "db.t4g.medium".into(),
+            version: "16".into(),
+            storage_gib: 20
+        }
+    );
+    assert_eq!(network(&p).subnet_ids.len(), 3);
+}
+
+#[test]
+fn identifiers_follow_the_strictest_aws_rules() {
+    assert_eq!(identifier("shop--a-users", 63), "shop-a-users");
+    assert_eq!(identifier("Shop_A", 63), "shop-a");
+    assert_eq!(identifier("9lives", 63), "p9lives");
+    assert_eq!(identifier("abcdef-ghij", 7), "abcdef");
+    assert!(identifier(&"a".repeat(100), 40).len() <= 40);
+    let snap = final_snapshot_id("shop-users", "2026-11-25T01:02:03Z");
+    assert_eq!(snap, "shop-users-final-20261125010203");
+}
+
+#[test]
+fn storage_sizes_round_up_to_gib() {
+    assert_eq!(storage_gib("20Gi"), 20);
+    assert_eq!(storage_gib("1Ti"), 1024);
+    assert_eq!(storage_gib("512Mi"), 1);
+    assert_eq!(storage_gib("1025Mi"), 2);
+    // RDS has a floor.
+    let p = platform(
+        "apiVersion: panthera.dev/v1alpha1\nkind: PantheraPlatform\nmetadata: {name: p, namespace: n}\nspec:\n  aws: {subnetIds: [subnet-00000001, subnet-00000002]}\n  databases: [{name: d, backend: aws, storage: 5Gi}]\n",
+    );
+    assert!(matches!(
+        stores(&p)[0].settings,
+        Settings::Postgres {
+            storage_gib: 20,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn tags_name_the_owner_and_the_policy() {
+    let p = aws_example();
+    let owner = Owner::of(&p);
+    let t = tags(&owner, &stores(&p)[0]);
+    assert_eq!(t[TAG_PLATFORM], "shop-aws");
+    assert_eq!(t[TAG_NAMESPACE], "shop-aws");
+    assert_eq!(t[TAG_COMPONENT], "postgres/users");
+    assert_eq!(t[TAG_DELETION_POLICY], "Snapshot");
+    assert_eq!(t[TAG_MANAGED_BY], "panthera");
+    assert!(owner.owns(&t));
+    assert!(!Owner::new("shop-aws", "other").owns(&t));
+    assert_eq!(policy_of(&t), DeletionPolicy::Snapshot);
+    let mut extra = t.clone();
+    extra.insert("team".into(), "x".into());
+    assert!(tags_to_add(&t, &extra).is_empty(), "foreign tags are left");
+    assert_eq!(panthera_tags_on(&extra).len(), 5);
+    assert_eq!(
+        secret_name(&owner, "postgres/users"),
+        "panthera/shop-aws/shop-aws/postgres-users"
+    );
+}
+
+#[test]
+fn missing_resources_are_created_and_matching_ones_unchanged() {
+    let p = aws_example();
+    let (owner, net) = (Owner::of(&p), network(&p));
+    for store in stores(&p) {
+        let planned = plan(&owner, &store, &net, None).unwrap();
+        assert_eq!(planned.action, Action::Create);
+        assert!(
+            planned.summary.starts_with("create "),
+            "{}",
+            planned.summary
+        );
+        let o = observed_like(&store, &net, &owner);
+        let planned = plan(&owner, &store, &net, Some(&o)).unwrap();
+        assert_eq!(planned.action, Action::Unchanged, "{planned:?}");
+        assert!(!planned.writes());
+    }
+}
+
+#[test]
+fn changes_are_classified_by_how_aws_applies_them() {
+    let p = aws_example();
+    let (owner, net) = (Owner::of(&p), network(&p));
+    let stores = stores(&p);
+    let class_of = |store: &Store, observed: Settings| {
+        let mut o = observed_like(store, &net, &owner);
+        o.settings = Some(observed);
+        plan(&owner, store, &net, Some(&o)).unwrap()
+    };
+    let pg = |class: &str, version: &str, gib| Settings::Postgres {
+        instance_class: class.into(),
+        version: version.into(),
+        storage_gib: gib,
+    };
+    let planned = class_of(&stores[0], pg("db.t4g.micro", "16.4", 20));
+    assert_eq!(planned.action, Action::Reboot);
+    assert_eq!(
+        planned.summary,
+        "modify in place with reboot RDS instance shop-aws-users: instanceClass db.t4g.micro -> db.t4g.medium (reboot)"
+    );
+    assert_eq!(
+        class_of(&stores[0], pg("db.t4g.medium", "15.7", 20)).action,
+        Action::MaintenanceWindow
+    );
+    assert_eq!(
+        class_of(&stores[0], pg("db.t4g.medium", "17.1", 20)).action,
+        Action::Replace
+    );
+    assert_eq!(
+        class_of(&stores[0], pg("db.t4g.medium", "16", 10)).action,
+        Action::Modify
+    );
+    assert_eq!(
+        class_of(&stores[0], pg("db.t4g.medium", "16", 30)).action,
+        Action::Replace,
+        "storage never shrinks"
+    );
+    let redis = |node: &str, v: &str| Settings::Redis {
+        node_type: node.into(),
+        version: v.into(),
+    };
+    assert_eq!(
+        class_of(&stores[2], redis("cache.t4g.small", "7.1.0")).action,
+        Action::Unchanged
+    );
+    assert_eq!(
+        class_of(&stores[2], redis("cache.t4g.micro", "7.1")).action,
+        Action::Modify
+    );
+    assert_eq!(
+        class_of(&stores[2], redis("cache.t4g.small", "7.2")).action,
+        Action::Replace
+    );
+    let kafka = |brokers, gib| Settings::Kafka {
+        instance_type: "kafka.t3.small".into(),
+        version: "3.9.0".into(),
+        brokers,
+        storage_gib: gib,
+    };
+    assert_eq!(
+        class_of(&stores[3], kafka(3, 100)).action,
+        Action::Unchanged
+    );
+    assert_eq!(class_of(&stores[3], kafka(2, 100)).action, Action::Modify);
+    assert_eq!(class_of(&stores[3], kafka(6, 100)).action, Action::Replace);
+    assert_eq!(class_of(&stores[3], kafka(3, 200)).action, Action::Replace);
+}
+
+#[test]
+fn subnets_and_security_groups_are_compared_as_sets() {
+    let p = aws_example();
+    let (owner, net) = (Owner::of(&p), network(&p));
+    let stores = stores(&p);
+    let mut o = observed_like(&stores[0], &net, &owner);
+    o.subnet_ids.reverse();
+    assert!(differences(&stores[0], &net, &o).is_empty());
+    o.subnet_ids.pop();
+    let d = differences(&stores[0], &net, &o);
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].class, Class::InPlace);
+    let mut o = observed_like(&stores[3], &net, &owner);
+    o.subnet_ids.pop();
+    assert_eq!(differences(&stores[3], &net, &o)[0].class, Class::Replace);
+    // Unknown (empty) observed lists are not a difference.
+    let mut o = observed_like(&stores[2], &net, &owner);
+    o.security_group_ids.clear();
+    assert!(differences(&stores[2], &net, &o).is_empty());
+}
+
+#[test]
+fn foreign_resources_are_refused_unless_adopted() {
+    let p = aws_example();
+    let (owner, net) = (Owner::of(&p), network(&p));
+    let mut store = stores(&p).remove(0);
+    let mut o = observed_like(&store, &net, &owner);
+    o.tags = BTreeMap::from([("team".to_string(), "data".to_string())]);
+    let err = plan(&owner, &store, &net, Some(&o)).unwrap_err();
+    assert!(err.contains("not created by Panthera"), "{err}");
+    o.tags = tags(&Owner::new("other", "ns"), &store);
+    let err = plan(&owner, &store, &net, Some(&o)).unwrap_err();
+    assert!(
+        err.contains("belongs to platform other in namespace ns"),
+        "{err}"
+    );
+    // Adoption: only when the spec names it, and never from another platform.
+    store.adopt = true;
+    assert!(plan(&owner, &store, &net, Some(&o)).is_err());
+    o.tags = BTreeMap::new();
+    let planned = plan(&owner, &store, &net, Some(&o)).unwrap();
+    assert_eq!(planned.action, Action::Adopt);
+    assert_eq!(planned.tags.len(), 5);
+    assert!(
+        plan(&owner, &store, &net, None).is_err(),
+        "adopting nothing"
+    );
+}
+
+#[test]
+fn a_deleting_resource_is_waited_for() {
+    let p = aws_example();
+    let (owner, net) = (Owner::of(&p), network(&p));
+    let store = stores(&p).remove(0);
+    let mut o = observed_like(&store, &net, &owner);
+    o.status = "deleting".into();
+    let planned = plan(&owner, &store, &net, Some(&o)).unwrap();
+    assert_eq!(planned.action, Action::WaitDeleted);
+}
+
+#[test]
+fn progress_reads_each_services_status_words() {
+    let o = |status: &str, endpoint: Option<&str>| Observed {
+        status: status.into(),
+        endpoint: endpoint.map(String::from),
+        ..Observed::default()
+    };
+    assert_eq!(
+        progress(Service::Rds, &o("available", Some("h:5432"))),
+        (true, "available".into())
+    );
+    assert_eq!(
+        progress(Service::Rds, &o("creating", None)),
+        (false, "creating".into())
+    );
+    let (ready, msg) = progress(Service::Msk, &o("CREATING", None));
+    assert!(!ready);
+    assert!(msg.contains("provisioning"), "{msg}");
+    assert_eq!(phase(Service::Rds, "incompatible-network"), Phase::Failed);
+    assert_eq!(phase(Service::ElastiCache, "create-failed"), Phase::Failed);
+    assert_eq!(phase(Service::Msk, "UPDATING"), Phase::Modifying);
+    let (ready, msg) = progress(Service::Rds, &o("available", None));
+    assert!(!ready);
+    assert!(msg.contains("endpoint not published"), "{msg}");
+}
