@@ -56,8 +56,20 @@ pub const KINDS: &[Kind] = &[
         Role::Install,
     ),
     kind("v1", "ServiceAccount", "serviceaccounts", true, Role::Child),
-    kind("rbac.authorization.k8s.io/v1", "ClusterRole", "clusterroles", false, Role::Install),
-    kind("rbac.authorization.k8s.io/v1", "Role", "roles", true, Role::Install),
+    kind(
+        "rbac.authorization.k8s.io/v1",
+        "ClusterRole",
+        "clusterroles",
+        false,
+        Role::Install,
+    ),
+    kind(
+        "rbac.authorization.k8s.io/v1",
+        "Role",
+        "roles",
+        true,
+        Role::Install,
+    ),
     kind(
         "rbac.authorization.k8s.io/v1",
         "ClusterRoleBinding",
@@ -65,18 +77,54 @@ pub const KINDS: &[Kind] = &[
         false,
         Role::Install,
     ),
-    kind("rbac.authorization.k8s.io/v1", "RoleBinding", "rolebindings", true, Role::Install),
+    kind(
+        "rbac.authorization.k8s.io/v1",
+        "RoleBinding",
+        "rolebindings",
+        true,
+        Role::Install,
+    ),
     kind("v1", "Secret", "secrets", true, Role::Child),
     kind("v1", "ConfigMap", "configmaps", true, Role::Child),
-    kind("v1", "PersistentVolumeClaim", "persistentvolumeclaims", true, Role::Data),
-    kind("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies", true, Role::Child),
+    kind(
+        "v1",
+        "PersistentVolumeClaim",
+        "persistentvolumeclaims",
+        true,
+        Role::Data,
+    ),
+    kind(
+        "networking.k8s.io/v1",
+        "NetworkPolicy",
+        "networkpolicies",
+        true,
+        Role::Child,
+    ),
     kind("v1", "Service", "services", true, Role::Child),
     kind("apps/v1", "StatefulSet", "statefulsets", true, Role::Child),
     kind("apps/v1", "Deployment", "deployments", true, Role::Child),
     kind("batch/v1", "Job", "jobs", true, Role::Child),
-    kind("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", true, Role::Child),
-    kind("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets", true, Role::Child),
-    kind("networking.k8s.io/v1", "Ingress", "ingresses", true, Role::Child),
+    kind(
+        "autoscaling/v2",
+        "HorizontalPodAutoscaler",
+        "horizontalpodautoscalers",
+        true,
+        Role::Child,
+    ),
+    kind(
+        "policy/v1",
+        "PodDisruptionBudget",
+        "poddisruptionbudgets",
+        true,
+        Role::Child,
+    ),
+    kind(
+        "networking.k8s.io/v1",
+        "Ingress",
+        "ingresses",
+        true,
+        Role::Child,
+    ),
 ];
 
 /// Pods: read only to find one that cannot start.
@@ -158,6 +206,9 @@ mod tests {
         assert!(!children.contains(&"Namespace"));
         assert!(Kind::listed(true).any(|k| k.kind == "PersistentVolumeClaim"));
         assert_eq!(Kind::named("Deployment").map(|k| k.group()), Some("apps"));
-        assert_eq!(Kind::find("v1", "Secret").map(|k| k.plural), Some("secrets"));
+        assert_eq!(
+            Kind::find("v1", "Secret").map(|k| k.plural),
+            Some("secrets")
+        );
     }
 }

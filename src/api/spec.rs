@@ -9,8 +9,8 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{DatabaseSpec, GatewaySpec, KafkaSpec, PantheraPlatformStatus, RedisSpec};
 use super::rules::msg;
+use super::{DatabaseSpec, GatewaySpec, KafkaSpec, PantheraPlatformStatus, RedisSpec};
 
 /// Regex for a DNS-1123 label (Kubernetes object names built from it stay valid).
 pub const DNS_LABEL: &str = "^[a-z]([-a-z0-9]*[a-z0-9])?$";

@@ -115,8 +115,14 @@ mod tests {
 
     #[test]
     fn component_ids_name_the_kind_unless_the_name_says_it() {
-        assert_eq!(ComponentKind::Service.component_id("users"), "service/users");
-        assert_eq!(ComponentKind::Postgres.component_id("users"), "postgres/users");
+        assert_eq!(
+            ComponentKind::Service.component_id("users"),
+            "service/users"
+        );
+        assert_eq!(
+            ComponentKind::Postgres.component_id("users"),
+            "postgres/users"
+        );
         assert_eq!(ComponentKind::Redis.component_id("redis"), "redis");
         assert_eq!(ComponentKind::Gateway.component_id("edge"), "gateway");
     }

@@ -21,8 +21,6 @@ use crate::render::Names;
 pub(super) struct AwsOutcome {
     pub states: Vec<StoreState>,
     pub planned: Vec<Planned>,
-    pub calls: usize,
-    pub writes: usize,
     /// AWS published an endpoint (or Secrets Manager a password) the snapshot did not have:
     /// the connection Secrets rendered from the snapshot are out of date.
     pub learned: bool,
@@ -101,9 +99,7 @@ impl Engine {
         observations: &[Observation],
     ) -> Result<Vec<Planned>> {
         match &self.aws {
-            Some(aws) if !observations.is_empty() => {
-                Ok(aws.plan_observed(platform, observations)?)
-            }
+            Some(aws) if !observations.is_empty() => Ok(aws.plan_observed(platform, observations)?),
             _ => Ok(Vec::new()),
         }
     }
@@ -122,7 +118,6 @@ impl Engine {
         let Some(aws) = self.require_aws(platform)? else {
             return Ok(AwsOutcome::default());
         };
-        let (calls, writes) = (aws.calls(), aws.writes());
         let (name, namespace) = platform.ids();
         let names = Names {
             platform: name,
@@ -153,8 +148,15 @@ impl Engine {
             });
         }
         if options.wait && !options.dry_run {
-            self.wait_aws(aws, platform, &mut states, started, options.timeout, on_event)
-                .await?;
+            self.wait_aws(
+                aws,
+                platform,
+                &mut states,
+                started,
+                options.timeout,
+                on_event,
+            )
+            .await?;
         }
         let before: Vec<_> = observations
             .iter()
@@ -168,8 +170,6 @@ impl Engine {
         Ok(AwsOutcome {
             planned: states.iter().filter_map(|s| s.planned.clone()).collect(),
             states,
-            calls: aws.calls() - calls,
-            writes: aws.writes() - writes,
             learned,
         })
     }
@@ -241,15 +241,12 @@ impl Engine {
         if platform.spec.aws.is_none() {
             return Ok(());
         }
-        let (calls, writes) = (aws.calls(), aws.writes());
         let teardown = aws.prune(platform).await?;
         for id in teardown.deleted {
             on_event(Event::Pruned { id: id.clone() });
             report.pruned.push(id);
         }
         report.aws_waiting.extend(teardown.waiting);
-        report.aws_calls += aws.calls() - calls;
-        report.aws_writes += aws.writes() - writes;
         Ok(())
     }
 

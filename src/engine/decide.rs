@@ -9,9 +9,7 @@ use serde_json::Value;
 use super::diff::{prepare, unchanged};
 use super::report::{Action, component_of, plan_component_id};
 use super::snapshot::{Live, annotation, name_of, platform_of};
-use crate::api::{
-    ComponentKind, DELETION_POLICY, Kind, Phase,
-};
+use crate::api::{ComponentKind, DELETION_POLICY, Kind, Phase};
 use crate::render::{ComponentPlan, Object, Plan};
 
 /// An object of the plan exists and belongs to someone else: nothing may be written.
@@ -85,7 +83,11 @@ pub fn decide<'a>(
     prune: bool,
 ) -> Result<Decisions<'a>, Foreign> {
     for object in plan.objects() {
-        check_foreign(live.get(object.kind(), object.name()), &object.id(), platform)?;
+        check_foreign(
+            live.get(object.kind(), object.name()),
+            &object.id(),
+            platform,
+        )?;
     }
     let mut phases: Vec<(Phase, Vec<ComponentDecisions<'a>>)> = Vec::new();
     for phase in Phase::ALL {

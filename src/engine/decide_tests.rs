@@ -36,7 +36,8 @@ fn plan(components: Vec<ComponentPlan>) -> Plan {
 
 /// A live child of `platform` (None: unlabelled), as the server stores what was applied.
 fn live_of(kind: &str, name: &str, platform: Option<&str>, annotations: Value) -> Value {
-    let mut o = json!({"kind": kind, "metadata": {"name": name, "labels": {}, "annotations": annotations}});
+    let mut o =
+        json!({"kind": kind, "metadata": {"name": name, "labels": {}, "annotations": annotations}});
     if let Some(p) = platform {
         o["metadata"]["labels"][LABEL_PLATFORM] = json!(p);
         o["metadata"]["labels"][LABEL_COMPONENT] = json!("service");
@@ -144,7 +145,12 @@ fn prune_takes_stale_children_in_apply_order_and_keeps_data_and_the_unowned() {
         live_of("Deployment", "stale", Some("shop"), json!({})),
         live_of("ConfigMap", "stale", Some("shop"), json!({})),
         live_of("Ingress", "old", Some("shop"), json!({})),
-        live_of("Secret", "db", Some("shop"), json!({DELETION_POLICY: "Snapshot"})),
+        live_of(
+            "Secret",
+            "db",
+            Some("shop"),
+            json!({DELETION_POLICY: "Snapshot"}),
+        ),
         live_of("Secret", "aws-db", Some("shop"), delete.clone()),
         live_of("Secret", "cache", Some("shop"), delete),
         live_of("Service", "someone-elses", None, json!({})),
@@ -163,13 +169,27 @@ fn prune_takes_stale_children_in_apply_order_and_keeps_data_and_the_unowned() {
 
 #[test]
 fn data_goes_only_when_its_policy_deletes_it_and_data_is_not_kept() {
-    let pvc = |policy: &str| live_of("PersistentVolumeClaim", "d", Some("shop"), json!({DELETION_POLICY: policy}));
-    assert!(!may_delete("PersistentVolumeClaim", &pvc("Snapshot"), false));
+    let pvc = |policy: &str| {
+        live_of(
+            "PersistentVolumeClaim",
+            "d",
+            Some("shop"),
+            json!({DELETION_POLICY: policy}),
+        )
+    };
+    assert!(!may_delete(
+        "PersistentVolumeClaim",
+        &pvc("Snapshot"),
+        false
+    ));
     assert!(!may_delete("PersistentVolumeClaim", &pvc("Retain"), false));
     assert!(!may_delete("PersistentVolumeClaim", &pvc("Delete"), true));
     assert!(may_delete("PersistentVolumeClaim", &pvc("Delete"), false));
     let plain_secret = live_of("Secret", "s", Some("shop"), json!({}));
-    assert!(may_delete("Secret", &plain_secret, true), "generated, not data");
+    assert!(
+        may_delete("Secret", &plain_secret, true),
+        "generated, not data"
+    );
     assert!(may_delete("Deployment", &pvc("Retain"), true));
 }
 

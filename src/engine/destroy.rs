@@ -1,11 +1,11 @@
 //! Destroy: a platform's children in reverse order (gateway, services, then data stores), data
 //! kept unless asked and allowed by each store's deletion policy, then its AWS resources.
 
+use super::Engine;
 use super::decide::{may_delete, teardown_rank};
 use super::error::Result;
 use super::report::{DestroyReport, Event};
 use super::snapshot::{self, label, name_of};
-use super::Engine;
 use crate::api::{LABEL_COMPONENT, PantheraPlatform};
 
 impl Engine {
@@ -81,8 +81,15 @@ impl Engine {
             report.deleted.push(id);
         }
         if let Some(region) = aws {
-            self.destroy_aws(platform, namespace, region, keep_data, on_event, &mut report)
-                .await?;
+            self.destroy_aws(
+                platform,
+                namespace,
+                region,
+                keep_data,
+                on_event,
+                &mut report,
+            )
+            .await?;
         }
         Ok(report)
     }

@@ -38,8 +38,7 @@ pub use diff::{APPLIED_HASH, clean, is_subset, prepare, unchanged};
 pub use error::{Error, Result, api_message};
 pub use readiness::Readiness;
 pub use report::{
-    Action, ApplyReport, Change, ComponentState, DestroyReport, Diff, DiffLine, Event,
-    component_id,
+    Action, ApplyReport, Change, ComponentState, DestroyReport, Diff, DiffLine, Event, component_id,
 };
 pub use server_version::{MINIMUM_MINOR, check as check_server_version};
 pub use snapshot::{ChildCache, Live, Snapshot};
@@ -127,7 +126,11 @@ impl Engine {
     }
 
     /// Step 1: what is there. `aws_required`: AWS stores need an AWS client (apply, plan).
-    async fn dereference(&self, platform: &PantheraPlatform, aws_required: bool) -> Result<Snapshot> {
+    async fn dereference(
+        &self,
+        platform: &PantheraPlatform,
+        aws_required: bool,
+    ) -> Result<Snapshot> {
         let (_, namespace) = platform.ids();
         let live = snapshot::children(
             &self.client,
@@ -152,8 +155,7 @@ impl Engine {
         let snapshot = self.dereference(platform, true).await?;
         preflight::check(platform, |secret| snapshot.live.get("Secret", secret))?;
         let desired = render::desired(&self.renderer, platform, &snapshot)?;
-        let decisions =
-            decide::decide(&desired.plan, &desired.keep, &snapshot.live, &name, prune)?;
+        let decisions = decide::decide(&desired.plan, &desired.keep, &snapshot.live, &name, prune)?;
         let aws = self.decide_aws(platform, &snapshot.aws)?;
         let mut changes = Vec::new();
         for (component, decision) in decisions.objects() {
@@ -169,8 +171,11 @@ impl Engine {
             };
             if decision.action != Action::Unchanged {
                 // What the server would store (defaults, admission), not just what was sent.
-                let server = self.patch(&namespace, &decision.desired, true, false).await?;
-                change.diff = diff::unified(current.map(clean).as_ref(), Some(&clean(&server)), &id);
+                let server = self
+                    .patch(&namespace, &decision.desired, true, false)
+                    .await?;
+                change.diff =
+                    diff::unified(current.map(clean).as_ref(), Some(&clean(&server)), &id);
                 if change.diff.is_none() {
                     change.action = Action::Unchanged;
                 }
@@ -199,6 +204,9 @@ impl Engine {
         let started = Instant::now();
         let (name, namespace) = platform.ids();
         let mut report = ApplyReport::default();
+        // Every AWS call of the apply counts, the reads of dereference included.
+        let counted = |aws: &Aws| (aws.calls(), aws.writes());
+        let before = self.aws.as_ref().map(counted).unwrap_or_default();
         let mut first_pass = true;
         loop {
             let snapshot = self.dereference(platform, true).await?;
@@ -219,10 +227,15 @@ impl Engine {
             // AWS first: every store is planned (and a replace refused) before anything is
             // written, and the services need their stores' connection Secrets.
             let aws = self
-                .apply_aws(platform, &snapshot.aws, &snapshot.live, options, started, on_event)
+                .apply_aws(
+                    platform,
+                    &snapshot.aws,
+                    &snapshot.live,
+                    options,
+                    started,
+                    on_event,
+                )
                 .await?;
-            report.aws_calls += aws.calls;
-            report.aws_writes += aws.writes;
             if first_pass {
                 report.aws = aws.planned;
             }
@@ -233,17 +246,32 @@ impl Engine {
             let mut live = snapshot.live;
             for (_, components) in &decisions.phases {
                 for component in components {
-                    self.write_component(&namespace, component, options, &mut live, &mut report, on_event)
-                        .await?;
+                    self.write_component(
+                        &namespace,
+                        component,
+                        options,
+                        &mut live,
+                        &mut report,
+                        on_event,
+                    )
+                    .await?;
                 }
                 if options.wait && !options.dry_run {
-                    self.wait_ready(&namespace, &name, components, started, options.timeout, on_event)
-                        .await?;
+                    self.wait_ready(
+                        &namespace,
+                        &name,
+                        components,
+                        started,
+                        options.timeout,
+                        on_event,
+                    )
+                    .await?;
                 }
             }
             if options.prune {
                 for p in decisions.prune.iter().rev() {
-                    self.delete(&namespace, p.kind, &p.name, options.dry_run).await?;
+                    self.delete(&namespace, p.kind, &p.name, options.dry_run)
+                        .await?;
                     on_event(Event::Pruned { id: p.id() });
                     report.pruned.push(p.id());
                 }
@@ -256,6 +284,9 @@ impl Engine {
             } else if !options.dry_run {
                 report.components = report::observe(&desired.plan, &live, &name, &aws.states);
             }
+            let after = self.aws.as_ref().map(counted).unwrap_or_default();
+            report.aws_calls = after.0 - before.0;
+            report.aws_writes = after.1 - before.1;
             return Ok(report);
         }
     }
@@ -271,7 +302,12 @@ impl Engine {
             }
             _ => Vec::new(),
         };
-        Ok(report::observe(&desired.plan, &snapshot.live, &name, &stores))
+        Ok(report::observe(
+            &desired.plan,
+            &snapshot.live,
+            &name,
+            &stores,
+        ))
     }
 }
 

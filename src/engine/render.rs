@@ -63,9 +63,11 @@ pub fn desired(
             endpoint,
             state.tls,
         )?;
-        if let Some(component) = plan.components.iter_mut().find(|c| {
-            c.kind == Some(state.store.service.kind()) && c.name == state.store.name
-        }) {
+        if let Some(component) = plan
+            .components
+            .iter_mut()
+            .find(|c| c.kind == Some(state.store.service.kind()) && c.name == state.store.name)
+        {
             component.objects.push(object);
         }
     }
@@ -159,7 +161,11 @@ mod tests {
                 "{}: a store whose password is nowhere yet gets no Secret",
                 store.component
             );
-            assert!(desired.keep.contains(&("Secret".to_string(), secret_name(&names, store))));
+            assert!(
+                desired
+                    .keep
+                    .contains(&("Secret".to_string(), secret_name(&names, store)))
+            );
         }
         let without_aws = super::desired(&renderer, &platform, &Snapshot::default()).unwrap();
         assert!(secret(&without_aws, &secret_name(&names, &stores[0])).is_none());

@@ -182,7 +182,11 @@ mod tests {
         live.insert_listed(
             kind,
             [
-                secret("shop-db-users", Some("shop"), json!({"password": "c2VjcmV0"})),
+                secret(
+                    "shop-db-users",
+                    Some("shop"),
+                    json!({"password": "c2VjcmV0"}),
+                ),
                 secret("jwt", None, json!({"key": "a2V5"})),
                 secret("other-db", Some("other"), json!({"password": "eA=="})),
             ],

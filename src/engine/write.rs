@@ -27,7 +27,8 @@ impl Engine {
             Ok(None) => {
                 let mut ns = Namespace::default();
                 ns.metadata.name = Some(namespace.to_string());
-                ns.metadata.labels = Some([(LABEL_MANAGED_BY.to_string(), MANAGER.to_string())].into());
+                ns.metadata.labels =
+                    Some([(LABEL_MANAGED_BY.to_string(), MANAGER.to_string())].into());
                 let params = PostParams::default();
                 super::retry::call(&self.limiter, || api.create(&params, &ns))
                     .await

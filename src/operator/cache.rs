@@ -66,15 +66,18 @@ impl Children {
                 cache.synced = Some(fresh);
             }
             watcher::Event::Apply(o) => {
-                if let (Some((ns, name, text)), Some(synced)) = (compact(kind, o), &mut cache.synced)
+                if let (Some((ns, name, text)), Some(synced)) =
+                    (compact(kind, o), &mut cache.synced)
                 {
                     synced.entry(ns).or_default().insert(name, text);
                 }
             }
             watcher::Event::Delete(o) => {
-                if let (Some(ns), Some(name), Some(synced)) =
-                    (o.metadata.namespace.as_ref(), o.metadata.name.as_ref(), &mut cache.synced)
-                    && let Some(objects) = synced.get_mut(ns)
+                if let (Some(ns), Some(name), Some(synced)) = (
+                    o.metadata.namespace.as_ref(),
+                    o.metadata.name.as_ref(),
+                    &mut cache.synced,
+                ) && let Some(objects) = synced.get_mut(ns)
                 {
                     objects.remove(name);
                     if objects.is_empty() {
@@ -91,7 +94,11 @@ impl Children {
         self.kinds
             .values()
             .filter_map(|c| c.read().ok())
-            .filter_map(|c| c.synced.as_ref().map(|m| m.values().map(BTreeMap::len).sum::<usize>()))
+            .filter_map(|c| {
+                c.synced
+                    .as_ref()
+                    .map(|m| m.values().map(BTreeMap::len).sum::<usize>())
+            })
             .sum()
     }
 
@@ -198,7 +205,12 @@ mod tests {
         let secrets = Kind::named("Secret").unwrap();
         children.apply(secrets, &watcher::Event::Init);
         children.apply(secrets, &watcher::Event::InitDone);
-        let theirs = object("Secret", "jwt", None, json!({"key": "c2VjcmV0", "empty": ""}));
+        let theirs = object(
+            "Secret",
+            "jwt",
+            None,
+            json!({"key": "c2VjcmV0", "empty": ""}),
+        );
         children.apply(secrets, &watcher::Event::Apply(theirs.clone()));
         let cached = &children.objects(secrets, "shop").unwrap()[0];
         assert!(!cached.to_string().contains("c2VjcmV0"), "{cached}");

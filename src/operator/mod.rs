@@ -3,9 +3,9 @@
 
 mod cache;
 pub mod controller;
-mod outcome;
 pub mod install;
 pub mod metrics;
+mod outcome;
 pub mod status;
 mod watchers;
 

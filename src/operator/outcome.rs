@@ -25,7 +25,11 @@ pub(super) fn summarize<'a>(ids: impl Iterator<Item = &'a String>) -> String {
 
 /// Write the status only when it differs from what the object has: a no-op resync writes
 /// nothing. Transitions into Stalled are also published as Warning events.
-pub(super) async fn write_status(platform: &PantheraPlatform, outcome: &Outcome, ctx: &Context) -> Result<()> {
+pub(super) async fn write_status(
+    platform: &PantheraPlatform,
+    outcome: &Outcome,
+    ctx: &Context,
+) -> Result<()> {
     let (name, namespace) = platform.ids();
     let now = now_rfc3339();
     let previous = platform.status.as_ref();
@@ -110,7 +114,11 @@ fn stall_message(status: &PantheraPlatformStatus) -> &str {
 }
 
 /// A platform that does not match the operator's types: say so in its status, once.
-pub(super) async fn stall_undecodable(guarded: &Guarded, error: &str, ctx: &Context) -> Result<Action> {
+pub(super) async fn stall_undecodable(
+    guarded: &Guarded,
+    error: &str,
+    ctx: &Context,
+) -> Result<Action> {
     let meta = guarded.meta();
     let name = meta.name.clone().unwrap_or_default();
     let namespace = meta.namespace.clone().unwrap_or_else(|| "default".into());

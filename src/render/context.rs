@@ -14,8 +14,8 @@ use super::secrets::SecretValues;
 use crate::api::{
     Backend, ComponentKind, DatabaseSpec, DeletionPolicy, GATEWAY_ADMIN_PORT, GATEWAY_PORT,
     KAFKA_CONTROLLER_PORT, KAFKA_PORT, KafkaSpec, LABEL_COMPONENT, LABEL_INSTANCE,
-    LABEL_MANAGED_BY, LABEL_NAME, LABEL_PART_OF, LABEL_PLATFORM, LABEL_PLATFORM_COMPONENT,
-    MANAGER, POSTGRES_PORT, PantheraPlatform, REDIS_PORT, RedisSpec, ResourcesSpec, ServiceKind,
+    LABEL_MANAGED_BY, LABEL_NAME, LABEL_PART_OF, LABEL_PLATFORM, LABEL_PLATFORM_COMPONENT, MANAGER,
+    POSTGRES_PORT, PantheraPlatform, REDIS_PORT, RedisSpec, ResourcesSpec, ServiceKind,
     ServiceSpec,
 };
 
@@ -434,11 +434,8 @@ fn resources(spec: &ResourcesSpec, requests: (&str, &str), limits: (&str, &str))
     })
 }
 
-
 /// First 8 hex digits of SHA-256: names a Job by its content (Jobs are immutable).
 pub fn short_hash(text: &str) -> String {
     let digest = Sha256::digest(text.as_bytes());
     digest.iter().take(4).map(|b| format!("{b:02x}")).collect()
 }
-
-

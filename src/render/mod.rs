@@ -238,7 +238,9 @@ impl Renderer {
         };
         apply_overrides(&mut plan, platform)?;
         for component in &mut plan.components {
-            component.objects.sort_by_key(|o| crate::api::Kind::rank(o.kind()));
+            component
+                .objects
+                .sort_by_key(|o| crate::api::Kind::rank(o.kind()));
         }
         Ok(plan)
     }

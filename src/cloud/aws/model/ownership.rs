@@ -78,10 +78,7 @@ pub fn tags(owner: &Owner, store: &Store) -> BTreeMap<String, String> {
         (TAG_NAMESPACE.to_string(), owner.namespace.clone()),
         (TAG_COMPONENT.to_string(), store.component.clone()),
         (TAG_DELETION_POLICY.to_string(), policy.to_string()),
-        (
-            TAG_MANAGED_BY.to_string(),
-            crate::api::MANAGER.to_string(),
-        ),
+        (TAG_MANAGED_BY.to_string(), crate::api::MANAGER.to_string()),
     ])
 }
 
