@@ -135,9 +135,12 @@ PROPS
     set -e
     if [ ! -f "$data/log/meta.properties" ]; then
       # A cluster id is 16 random bytes in URL-safe base64 without padding (what
-      # `kafka-storage.sh random-uuid` prints), made here to save a JVM start.
-      local id
-      id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
+      # `kafka-storage.sh random-uuid` prints), made here to save a JVM start; like Kafka's own,
+      # never one starting with "-", which the tool would read as an option.
+      local id="-"
+      while [ "${id#-}" != "$id" ]; do
+        id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
+      done
       "${jvm[@]}" kafka.tools.StorageTool format -t "$id" -c "$data/server.properties" \
         --add-scram "SCRAM-SHA-512=[name=$KAFKA_SASL_USERNAME,password=$KAFKA_SASL_PASSWORD]" \
         >"$DIR/kafka-format.log" 2>&1
@@ -229,8 +232,16 @@ stop() {
   as_pg "$PG_BIN/pg_ctl" -D "$DIR/pg" -m fast stop >/dev/null 2>&1 || true
   as_pg "$PG_BIN/pg_ctl" -D "$DIR/pg-tls" -m fast stop >/dev/null 2>&1 || true
   for p in redis tansu moto kafka; do
-    if [ -f "$DIR/$p.pid" ]; then kill "$(cat "$DIR/$p.pid")" 2>/dev/null || true; rm -f "$DIR/$p.pid"; fi
+    if [ -f "$DIR/$p.pid" ]; then kill "$(cat "$DIR/$p.pid")" 2>/dev/null || true; fi
   done
+  # Kafka takes a few seconds to shut down; a next start on the same ports must not find it.
+  if [ -f "$DIR/kafka.pid" ]; then
+    local pid
+    pid="$(cat "$DIR/kafka.pid")"
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+  fi
+  rm -f "$DIR"/{redis,tansu,moto,kafka}.pid
 }
 
 case "${1:-start}" in
