@@ -151,7 +151,8 @@ PROPS
 }
 
 wait_kafka() {
-  for _ in $(seq 1 600); do
+  # Up to two minutes: two JVM starts take 10-25 s on two busy cores.
+  for _ in $(seq 1 1200); do
     if grep -q "Kafka Server started" "$DIR/kafka.log" 2>/dev/null; then return 0; fi
     if ! kill -0 "$(cat "$DIR/kafka.pid")" 2>/dev/null; then break; fi
     sleep 0.1
