@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Starts (or stops) the real services the tests use, on loopback with private ports and data dirs:
-# PostgreSQL, Redis, tansu (Kafka), moto (AWS) and a Kubernetes control plane (control-plane.sh),
-# and for the encryption-in-transit tests a second PostgreSQL that accepts only TLS and password
-# logins, and Apache Kafka with a SASL_SSL listener (SCRAM-SHA-512), both serving a certificate of
-# a CA made for the run (tansu cannot do TLS or SASL).
+# PostgreSQL, Redis, Apache Kafka, moto (AWS) and a Kubernetes control plane (control-plane.sh).
+# For the encryption-in-transit tests Kafka also has a SASL_SSL listener (SCRAM-SHA-512), and a
+# second PostgreSQL accepts only TLS and password logins; both serve a certificate of a CA made
+# for the run.
 #   scripts/test-services.sh start   -> writes $PANTHERA_TEST_DIR/env.sh to source
 #   scripts/test-services.sh stop
 set -euo pipefail
@@ -17,10 +17,9 @@ REDIS_PORT="${PANTHERA_REDIS_PORT:-26379}"
 KAFKA_PORT="${PANTHERA_KAFKA_PORT:-29092}"
 MOTO_PORT="${PANTHERA_MOTO_PORT:-25000}"
 PG_TLS_PORT="${PANTHERA_PG_TLS_PORT:-25433}"
-# Apache Kafka: the SASL_SSL listener the tests use, plus the plaintext listener the broker talks
-# to itself on and the KRaft controller's listener.
+# Apache Kafka: KAFKA_PORT is plaintext (the tests, and the broker to itself), KAFKA_TLS_PORT the
+# SASL_SSL listener, KAFKA_CONTROLLER_PORT the KRaft controller's.
 KAFKA_TLS_PORT="${PANTHERA_KAFKA_TLS_PORT:-29093}"
-KAFKA_INTERNAL_PORT="${PANTHERA_KAFKA_INTERNAL_PORT:-29094}"
 KAFKA_CONTROLLER_PORT="${PANTHERA_KAFKA_CONTROLLER_PORT:-29095}"
 KAFKA_VERSION="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$(dirname "$0")/kafka/pom.xml")"
 KAFKA_LIBS="$CACHE/kafka-$KAFKA_VERSION/libs"
@@ -94,8 +93,9 @@ start_pg_tls() {
 }
 
 # Apache Kafka in KRaft mode (one node, broker and controller), installed from Maven Central by
-# install-test-deps.sh. The SCRAM user is written into the metadata log at format time, so no
-# admin call is needed once the broker runs. Runs in the background: two JVM starts take seconds.
+# install-test-deps.sh; it replaced tansu, which cannot do TLS or SASL. The SCRAM user is written
+# into the metadata log at format time, so no admin call is needed once the broker runs. Runs in
+# the background: two JVM starts take seconds.
 start_kafka() {
   local data="$DIR/kafka"
   if [ ! -x "$(command -v java)" ] || [ ! -f "$CACHE/kafka-$KAFKA_VERSION/.complete" ]; then
@@ -108,10 +108,10 @@ process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
 controller.listener.names=CONTROLLER
-listeners=SASL_SSL://127.0.0.1:$KAFKA_TLS_PORT,INTERNAL://127.0.0.1:$KAFKA_INTERNAL_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
-advertised.listeners=SASL_SSL://127.0.0.1:$KAFKA_TLS_PORT,INTERNAL://127.0.0.1:$KAFKA_INTERNAL_PORT
-listener.security.protocol.map=SASL_SSL:SASL_SSL,INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT
-inter.broker.listener.name=INTERNAL
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,SASL_SSL://127.0.0.1:$KAFKA_TLS_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,SASL_SSL://127.0.0.1:$KAFKA_TLS_PORT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT
 sasl.enabled.mechanisms=SCRAM-SHA-512
 listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
 ssl.keystore.type=PEM
@@ -187,14 +187,6 @@ start() {
     redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no \
       --daemonize yes --pidfile "$DIR/redis.pid" --logfile "$DIR/redis.log" --dir "$DIR"
   fi
-  # tansu (Kafka protocol), in-memory storage
-  if ! (exec 3<>"/dev/tcp/127.0.0.1/$KAFKA_PORT") 2>/dev/null; then
-    nohup "$CACHE/tansu/bin/tansu" broker \
-      --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
-      --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
-      --storage-engine "memory://tansu/" >"$DIR/tansu.log" 2>&1 &
-    echo $! >"$DIR/tansu.pid"
-  fi
   # moto (AWS APIs)
   if ! (exec 3<>"/dev/tcp/127.0.0.1/$MOTO_PORT") 2>/dev/null; then
     nohup "$CACHE/venv/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" >"$DIR/moto.log" 2>&1 &
@@ -204,10 +196,10 @@ start() {
   bash "$(dirname "$0")/control-plane.sh" start "$DIR/k8s"
   wait_port "$PG_PORT" postgres
   wait_port "$REDIS_PORT" redis
-  wait_port "$KAFKA_PORT" tansu
   wait_port "$MOTO_PORT" moto
   wait_port "$PG_TLS_PORT" "postgres (TLS)"
   if [ "$started_kafka" = true ]; then wait_kafka; fi
+  wait_port "$KAFKA_PORT" "Apache Kafka"
   wait_port "$KAFKA_TLS_PORT" "Apache Kafka (SASL_SSL)"
   cat >"$DIR/env.sh" <<ENV
 export PANTHERA_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
@@ -232,7 +224,7 @@ stop() {
   bash "$(dirname "$0")/control-plane.sh" stop "$DIR/k8s"
   as_pg "$PG_BIN/pg_ctl" -D "$DIR/pg" -m fast stop >/dev/null 2>&1 || true
   as_pg "$PG_BIN/pg_ctl" -D "$DIR/pg-tls" -m fast stop >/dev/null 2>&1 || true
-  for p in redis tansu moto kafka; do
+  for p in redis moto kafka; do
     if [ -f "$DIR/$p.pid" ]; then kill "$(cat "$DIR/$p.pid")" 2>/dev/null || true; fi
   done
   # Kafka takes a few seconds to shut down; a next start on the same ports must not find it.
@@ -242,7 +234,7 @@ stop() {
     for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -9 "$pid" 2>/dev/null || true
   fi
-  rm -f "$DIR"/{redis,tansu,moto,kafka}.pid
+  rm -f "$DIR"/{redis,moto,kafka}.pid
 }
 
 case "${1:-start}" in
