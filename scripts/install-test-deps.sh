@@ -2,7 +2,7 @@
 # Installs everything the test suite needs on a fresh Debian machine (idempotent, cached).
 #   - Debian: PostgreSQL 15, Redis 7, nginx, wrk, Lua 5.4, hyperfine, openssl, curl
 #   - PyPI (venv under the cache): kubernetes-validate, moto[server]
-#   - crates.io: the tansu Kafka-protocol broker (cargo install, cached binary)
+#   - Maven Central: Apache Kafka (scripts/kafka/pom.xml; jars cached), run on Debian's Java 17
 #   - Go modules: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok (cached)
 set -euo pipefail
 
@@ -22,6 +22,9 @@ command -v python3 >/dev/null 2>&1 || need_apt+=(python3 python3-venv)
 # The control plane's certificates and readiness probes.
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+# Apache Kafka: Java 17 runs it, Maven fetches it.
+command -v java >/dev/null 2>&1 || need_apt+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null 2>&1 || need_apt+=(maven)
 if [ "${#need_apt[@]}" -gt 0 ]; then
   echo "install-test-deps: apt-get install ${need_apt[*]}"
   $SUDO apt-get update -qq
@@ -40,13 +43,20 @@ if [ ! -x "$VENV/bin/kubernetes-validate" ] || [ ! -x "$VENV/bin/moto_server" ];
   "$VENV/bin/pip" install -q kubernetes-validate 'moto[server]'
 fi
 
-TANSU="$CACHE/tansu/bin/tansu"
-if [ ! -x "$TANSU" ]; then
-  echo "install-test-deps: cargo install tansu (about 8 minutes, cached afterwards)"
-  cargo install tansu --locked --features dynostore --root "$CACHE/tansu" \
-    --target-dir "$CACHE/tansu-build" >"$CACHE/tansu-install.log" 2>&1 \
-    || { tail -40 "$CACHE/tansu-install.log"; exit 1; }
-  rm -rf "$CACHE/tansu-build"
+# Apache Kafka's jars from Maven Central, once per version (the version is in the pom). Maven's
+# own cache (~/.m2) makes a second copy cheap, but a finished libs dir skips Maven altogether.
+KAFKA_POM="$(dirname "$0")/kafka/pom.xml"
+KAFKA_VERSION="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$KAFKA_POM")"
+KAFKA_HOME="$CACHE/kafka-$KAFKA_VERSION"
+if [ ! -f "$KAFKA_HOME/.complete" ]; then
+  echo "install-test-deps: Apache Kafka $KAFKA_VERSION from Maven Central"
+  rm -rf "$KAFKA_HOME"
+  mkdir -p "$KAFKA_HOME"
+  mvn -B -q -f "$KAFKA_POM" dependency:copy-dependencies -DincludeScope=runtime \
+    -DoutputDirectory="$KAFKA_HOME/libs" >"$CACHE/kafka-install.log" 2>&1 \
+    || { tail -40 "$CACHE/kafka-install.log"; exit 1; }
+  # Written last: an interrupted copy leaves no marker and is done again next time.
+  touch "$KAFKA_HOME/.complete"
 fi
 # A real Kubernetes control plane, built from Go modules (about 20 CPU-minutes once, cached).
 bash "$(dirname "$0")/install-control-plane.sh" >/dev/null

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian machine: installs what the tests need (cached under
-# ~/.cache/panthera), starts PostgreSQL, Redis, tansu (Kafka) and moto on loopback, then checks
-# formatting and lints and runs every test. Exit code 0 means all green.
+# ~/.cache/panthera), starts PostgreSQL, Redis, Apache Kafka, moto, the control plane and the
+# TLS servers (scripts/test-services.sh) on loopback, then checks formatting and lints and runs
+# every test. Exit code 0 means all green.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

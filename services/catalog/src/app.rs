@@ -82,6 +82,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         let consumer_metrics = service.metrics.clone();
         let client = kafka::connect_in_background(
             brokers,
+            service.kafka_security.clone(),
             service.name.clone(),
             service.shutdown.clone(),
             move |client| {

@@ -20,6 +20,8 @@ use crate::{db, kafka, telemetry};
 pub enum Error {
     #[error("preparing the database")]
     Database(#[from] db::DbError),
+    #[error("Kafka settings")]
+    Kafka(#[from] kafka::SecurityError),
     #[error("listening on {address}")]
     Listen {
         address: std::net::SocketAddr,
@@ -37,6 +39,8 @@ pub struct Service {
     pub pool: PgPool,
     pub readiness: Readiness,
     pub metrics: Metrics,
+    /// TLS/SASL of the Kafka connection (`KAFKA_SECURITY_PROTOCOL` and the keys beside it).
+    pub kafka_security: kafka::Security,
 }
 
 impl Service {
@@ -49,6 +53,8 @@ impl Service {
         telemetry::init(common.log_format);
         telemetry::install_tls_provider();
         let name = common.service_name_or(default_name).to_owned();
+        // Checked before anything connects: a wrong setting stops the start with its name.
+        let kafka_security = common.kafka_security()?;
         let shutdown = CancellationToken::new();
         server::cancel_on_signal(shutdown.clone());
         let pool = db::connect(&common.database_url, common.database_max_connections).await?;
@@ -61,6 +67,7 @@ impl Service {
             pool,
             readiness,
             metrics,
+            kafka_security,
         })
     }
 
@@ -87,6 +94,7 @@ impl Service {
         );
         let client = kafka::connect_in_background(
             brokers,
+            self.kafka_security.clone(),
             self.name.clone(),
             self.shutdown.clone(),
             move |client| {

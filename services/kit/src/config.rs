@@ -2,8 +2,10 @@
 //! (`docs/contracts.md`). Each service flattens [`CommonConfig`] into its own clap parser.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::kafka::{self, SaslCredentials, SaslMechanism, SecurityProtocol};
 use crate::secret::Secret;
 
 /// Log output format; the renderer always sets `LOG_FORMAT=json`.
@@ -45,6 +47,37 @@ pub struct CommonConfig {
     #[arg(long, env = "KAFKA_TOPICS", value_delimiter = ',')]
     pub kafka_topics: Vec<String>,
 
+    /// How the brokers are reached, as Kafka's `security.protocol`.
+    #[arg(
+        long,
+        env = "KAFKA_SECURITY_PROTOCOL",
+        value_enum,
+        ignore_case = true,
+        default_value_t
+    )]
+    pub kafka_security_protocol: SecurityProtocol,
+
+    /// PEM bundle of the CAs that sign the brokers' certificates (SSL, SASL_SSL); the public web
+    /// PKI roots when unset.
+    #[arg(long, env = "KAFKA_CA_FILE", value_parser = any_path)]
+    pub kafka_ca_file: Option<PathBuf>,
+
+    /// SASL mechanism (SASL_SSL, SASL_PLAINTEXT).
+    #[arg(
+        long,
+        env = "KAFKA_SASL_MECHANISM",
+        value_enum,
+        ignore_case = true,
+        default_value_t
+    )]
+    pub kafka_sasl_mechanism: SaslMechanism,
+
+    #[arg(long, env = "KAFKA_SASL_USERNAME")]
+    pub kafka_sasl_username: Option<String>,
+
+    #[arg(long, env = "KAFKA_SASL_PASSWORD", hide_env_values = true)]
+    pub kafka_sasl_password: Option<Secret>,
+
     /// How long in-flight requests may take to finish after SIGTERM.
     #[arg(long, env = "SHUTDOWN_GRACE_SECONDS", default_value_t = 20)]
     pub shutdown_grace_seconds: u64,
@@ -72,6 +105,34 @@ impl CommonConfig {
         clean_list(&self.kafka_brokers)
     }
 
+    /// The checked Kafka transport settings, with the CA bundle loaded.
+    ///
+    /// Empty values count as unset: a Secret key the renderer maps to an empty variable must not
+    /// turn into an empty password or a CA path of "".
+    pub fn kafka_security(&self) -> Result<kafka::Security, kafka::SecurityError> {
+        let username = self
+            .kafka_sasl_username
+            .as_deref()
+            .filter(|u| !u.is_empty());
+        let password = self
+            .kafka_sasl_password
+            .as_ref()
+            .filter(|p| !p.expose().is_empty());
+        let credentials = match (username, password) {
+            (None, None) => None,
+            (username, password) => Some(SaslCredentials {
+                mechanism: self.kafka_sasl_mechanism,
+                username: username.unwrap_or_default().to_owned(),
+                password: password.cloned().unwrap_or_else(|| Secret::new("")),
+            }),
+        };
+        let ca_file = self
+            .kafka_ca_file
+            .as_deref()
+            .filter(|p| !p.as_os_str().is_empty());
+        kafka::Security::new(self.kafka_security_protocol, ca_file, credentials)
+    }
+
     /// Topic list with empty entries removed.
     pub fn topics(&self) -> Vec<String> {
         clean_list(&self.kafka_topics)
@@ -84,6 +145,11 @@ impl CommonConfig {
     pub fn request_timeout(&self) -> Duration {
         Duration::from_secs(self.request_timeout_seconds)
     }
+}
+
+/// A path, empty allowed (clap's own parser refuses ""): an empty variable counts as unset.
+fn any_path(value: &str) -> Result<PathBuf, std::convert::Infallible> {
+    Ok(PathBuf::from(value))
 }
 
 fn clean_list(items: &[String]) -> Vec<String> {
@@ -121,6 +187,62 @@ mod tests {
         assert_eq!(cli.common.brokers(), vec!["a:9092", "b:9092"]);
         assert!(cli.common.topics().is_empty());
         assert!(!format!("{:?}", cli.common).contains("u:p"));
+    }
+
+    #[test]
+    fn kafka_security_from_flags() {
+        let parse = |extra: &[&str]| {
+            let mut args = vec!["svc", "--database-url", "postgres://h/db"];
+            args.extend_from_slice(extra);
+            Cli::try_parse_from(args).unwrap().common
+        };
+        let plain = parse(&[]);
+        assert_eq!(plain.kafka_security_protocol, SecurityProtocol::Plaintext);
+        assert_eq!(
+            plain.kafka_security().unwrap().protocol(),
+            SecurityProtocol::Plaintext
+        );
+
+        // Kafka's own spelling, any case; the password stays out of Debug.
+        let sasl = parse(&[
+            "--kafka-security-protocol",
+            "sasl_ssl",
+            "--kafka-sasl-mechanism",
+            "SCRAM-SHA-256",
+            "--kafka-sasl-username",
+            "svc",
+            "--kafka-sasl-password",
+            "hunter2",
+        ]);
+        assert_eq!(sasl.kafka_security_protocol, SecurityProtocol::SaslSsl);
+        assert_eq!(sasl.kafka_sasl_mechanism, SaslMechanism::ScramSha256);
+        assert_eq!(
+            sasl.kafka_security().unwrap().protocol(),
+            SecurityProtocol::SaslSsl
+        );
+        assert!(!format!("{sasl:?}").contains("hunter2"));
+
+        // Empty values (a Secret key mapped to an empty variable) count as unset.
+        let empty = parse(&[
+            "--kafka-sasl-username",
+            "",
+            "--kafka-sasl-password",
+            "",
+            "--kafka-ca-file",
+            "",
+        ]);
+        assert!(empty.kafka_security().is_ok());
+        let half = parse(&[
+            "--kafka-security-protocol",
+            "SASL_SSL",
+            "--kafka-sasl-username",
+            "svc",
+        ]);
+        assert!(matches!(
+            half.kafka_security(),
+            Err(kafka::SecurityError::MissingCredentials { .. })
+        ));
+        assert!(Cli::try_parse_from(["svc", "--kafka-security-protocol", "TLS"]).is_err());
     }
 
     #[test]

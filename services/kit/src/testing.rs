@@ -1,7 +1,8 @@
 //! Helpers for tests that use the real services started by `scripts/test-services.sh`.
 //!
 //! A missing service skips the test with a notice, except when `CI` is set: then the test fails,
-//! so a misconfigured pipeline cannot pass by skipping everything.
+//! so a misconfigured pipeline cannot pass by skipping everything. The encryption-in-transit
+//! tests use [`required_env`] instead and always fail without their servers.
 
 use std::str::FromStr;
 
@@ -11,6 +12,18 @@ use sqlx::{ConnectOptions, Connection, PgPool};
 pub const DATABASE_URL_VAR: &str = "PANTHERA_TEST_DATABASE_URL";
 pub const REDIS_URL_VAR: &str = "PANTHERA_TEST_REDIS_URL";
 pub const KAFKA_BROKERS_VAR: &str = "PANTHERA_TEST_KAFKA_BROKERS";
+/// The CA that signed the certificate of the TLS servers below (PEM).
+pub const TLS_CA_FILE_VAR: &str = "PANTHERA_TEST_TLS_CA_FILE";
+/// A CA that signed nothing the servers present: a client trusting only it must be refused.
+pub const TLS_OTHER_CA_FILE_VAR: &str = "PANTHERA_TEST_TLS_OTHER_CA_FILE";
+/// PostgreSQL that accepts only TLS with a password; the URL carries
+/// `sslmode=verify-full&sslrootcert=<the CA>`.
+pub const TLS_DATABASE_URL_VAR: &str = "PANTHERA_TEST_TLS_DATABASE_URL";
+/// Apache Kafka's SASL_SSL listener and the SCRAM login it knows.
+pub const KAFKA_TLS_BROKERS_VAR: &str = "PANTHERA_TEST_KAFKA_TLS_BROKERS";
+pub const KAFKA_SASL_MECHANISM_VAR: &str = "PANTHERA_TEST_KAFKA_SASL_MECHANISM";
+pub const KAFKA_SASL_USERNAME_VAR: &str = "PANTHERA_TEST_KAFKA_SASL_USERNAME";
+pub const KAFKA_SASL_PASSWORD_VAR: &str = "PANTHERA_TEST_KAFKA_SASL_PASSWORD";
 
 /// The value of a test-service variable, or `None` (after a skip notice) when it is unset.
 ///
@@ -30,18 +43,34 @@ pub fn service_env(var: &str) -> Option<String> {
     }
 }
 
+/// The value of a test-service variable; a test that calls this fails without it, CI or not.
+///
+/// # Panics
+/// When the variable is unset or empty.
+pub fn required_env(var: &str) -> String {
+    match std::env::var(var) {
+        Ok(value) if !value.trim().is_empty() => value,
+        _ => panic!(
+            "{var} is not set: start the test services with `bash scripts/test-services.sh start` \
+             and source $PANTHERA_TEST_DIR/env.sh (default /tmp/panthera-test/env.sh)"
+        ),
+    }
+}
+
 /// A name that no parallel test will pick, e.g. `users_3f2a...`.
 pub fn unique_name(prefix: &str) -> String {
     format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
 }
 
-/// A fresh database created for one test, on the server of `PANTHERA_TEST_DATABASE_URL`.
+/// A fresh database created for one test, on the server of `PANTHERA_TEST_DATABASE_URL` (or of
+/// another URL variable, with [`TestDatabase::create_on`]).
 #[derive(Debug)]
 pub struct TestDatabase {
     pub pool: PgPool,
     pub name: String,
     pub options: PgConnectOptions,
     admin: PgConnectOptions,
+    admin_url: String,
 }
 
 impl TestDatabase {
@@ -50,7 +79,16 @@ impl TestDatabase {
         let Some(url) = service_env(DATABASE_URL_VAR) else {
             return Ok(None);
         };
-        let admin = PgConnectOptions::from_str(&url)?;
+        Self::create_at(&url, prefix).await.map(Some)
+    }
+
+    /// On the server of the URL in `var`, which the test requires (see [`required_env`]).
+    pub async fn create_on(var: &str, prefix: &str) -> Result<Self, sqlx::Error> {
+        Self::create_at(&required_env(var), prefix).await
+    }
+
+    async fn create_at(url: &str, prefix: &str) -> Result<Self, sqlx::Error> {
+        let admin = PgConnectOptions::from_str(url)?;
         let name = unique_name(prefix);
         let mut connection = admin.connect().await?;
         // The name is generated above from [a-z0-9_] only, so quoting it is enough.
@@ -62,20 +100,20 @@ impl TestDatabase {
         let pool = crate::db::pool_options(8)
             .connect_with(options.clone())
             .await?;
-        Ok(Some(Self {
+        Ok(Self {
             pool,
             name,
             options,
             admin,
-        }))
+            admin_url: url.to_owned(),
+        })
     }
 
-    /// A `postgres://` URL of the test database, for code that takes a URL.
+    /// A `postgres://` URL of the test database, for code that takes a URL: the server's URL
+    /// with the database replaced, so a password and TLS parameters (`sslmode`, `sslrootcert`)
+    /// carry over.
     pub fn url(&self) -> String {
-        let host = self.options.get_host();
-        let port = self.options.get_port();
-        let user = self.options.get_username();
-        format!("postgres://{user}@{host}:{port}/{}", self.name)
+        with_database(&self.admin_url, &self.name)
     }
 
     /// Drops the database; tests call it at the end so runs do not pile up databases.
@@ -89,6 +127,23 @@ impl TestDatabase {
         .execute(&mut connection)
         .await?;
         connection.close().await
+    }
+}
+
+/// `url` with its path (the database) replaced by `database`, query kept.
+fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let authority = base.find("://").map_or(0, |i| i + 3);
+    let base = match base[authority..].find('/') {
+        Some(slash) => &base[..authority + slash],
+        None => base,
+    };
+    match query {
+        Some(query) => format!("{base}/{database}?{query}"),
+        None => format!("{base}/{database}"),
     }
 }
 
@@ -141,4 +196,28 @@ pub fn assert_openapi_committed(
     );
     serde_json::from_str(generated)
         .unwrap_or_else(|e| panic!("the generated document is not JSON: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_database;
+
+    #[test]
+    fn with_database_keeps_credentials_and_parameters() {
+        assert_eq!(
+            with_database("postgres://postgres@127.0.0.1:25432/postgres", "t_1"),
+            "postgres://postgres@127.0.0.1:25432/t_1"
+        );
+        assert_eq!(
+            with_database(
+                "postgres://u:p@127.0.0.1:25433/postgres?sslmode=verify-full&sslrootcert=/tmp/ca.pem",
+                "t_2"
+            ),
+            "postgres://u:p@127.0.0.1:25433/t_2?sslmode=verify-full&sslrootcert=/tmp/ca.pem"
+        );
+        assert_eq!(
+            with_database("postgres://h:1?sslmode=require", "t_3"),
+            "postgres://h:1/t_3?sslmode=require"
+        );
+    }
 }
