@@ -78,11 +78,22 @@ fn chain(e: &dyn std::error::Error) -> String {
     parts.join(": ")
 }
 
+/// A service's error, as every SDK's `SdkError` carries it.
+pub(super) trait ServiceError:
+    ProvideErrorMetadata + std::error::Error + Send + Sync + 'static
+{
+}
+impl<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static> ServiceError for E {}
+
+/// The raw response an `SdkError` keeps.
+pub(super) trait RawResponse: std::fmt::Debug + Send + Sync + 'static {}
+impl<R: std::fmt::Debug + Send + Sync + 'static> RawResponse for R {}
+
 /// Turn an SDK error into what the user can act on, naming the failed action.
 pub(super) fn classify<E, R>(component: &str, action: &str, e: &SdkError<E, R>) -> Error
 where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
+    E: ServiceError,
+    R: RawResponse,
 {
     let code = e.code().map(str::to_string);
     let (message, terminal) = match (&code, e) {
