@@ -279,12 +279,11 @@ async fn apply(platform: &PantheraPlatform, ctx: &Context) -> Result<Action> {
                     .chain(&report.pruned)
             )
         );
+        let regarding = platform.object_ref(&());
         publish(
             ctx,
-            &platform.object_ref(&()),
-            EventType::Normal,
-            "Applied",
-            "Apply",
+            &regarding,
+            (EventType::Normal, "Applied", "Apply"),
             note,
         )
         .await;
@@ -335,12 +334,11 @@ async fn cleanup(platform: &PantheraPlatform, ctx: &Context) -> Result<Action> {
             report.deleted.len(),
             summarize(report.deleted.iter())
         );
+        let regarding = platform.object_ref(&());
         publish(
             ctx,
-            &platform.object_ref(&()),
-            EventType::Normal,
-            "Deleted",
-            "Delete",
+            &regarding,
+            (EventType::Normal, "Deleted", "Delete"),
             note,
         )
         .await;

@@ -31,7 +31,7 @@ pub(super) async fn write_status(
     ctx: &Context,
 ) -> Result<()> {
     let (name, namespace) = platform.ids();
-    let now = now_rfc3339();
+    let now = crate::api::now_rfc3339();
     let previous = platform.status.as_ref();
     let gateway_host = platform
         .spec
@@ -51,13 +51,13 @@ pub(super) async fn write_status(
     let was_stalled = previous.is_some_and(stalled);
     if stalled(&next) && (!was_stalled || previous.map(stall_message) != Some(stall_message(&next)))
     {
+        let regarding = platform.object_ref(&());
+        let note = stall_message(&next).to_string();
         publish(
             ctx,
-            &platform.object_ref(&()),
-            EventType::Warning,
-            "Stalled",
-            "Reconcile",
-            stall_message(&next).to_string(),
+            &regarding,
+            (EventType::Warning, "Stalled", "Reconcile"),
+            note,
         )
         .await;
     }
@@ -144,16 +144,15 @@ pub(super) async fn stall_undecodable(
         meta.generation,
         &outcome,
         None,
-        &now_rfc3339(),
+        &crate::api::now_rfc3339(),
     );
     if current.as_ref() != Some(&next) {
         patch_status(&ctx.client, &namespace, &name, &next).await?;
+        let regarding = guarded.object_ref(&());
         publish(
             ctx,
-            &guarded.object_ref(&()),
-            EventType::Warning,
-            "InvalidObject",
-            "Reconcile",
+            &regarding,
+            (EventType::Warning, "InvalidObject", "Reconcile"),
             message,
         )
         .await;
@@ -166,9 +165,7 @@ pub(super) async fn stall_undecodable(
 pub(super) async fn publish(
     ctx: &Context,
     regarding: &ObjectReference,
-    type_: EventType,
-    reason: &str,
-    action: &str,
+    (type_, reason, action): (EventType, &str, &str),
     note: String,
 ) {
     let event = KubeEvent {
@@ -182,13 +179,6 @@ pub(super) async fn publish(
     if let Err(e) = ctx.recorder.publish(&event, regarding).await {
         tracing::warn!(error = %e, reason, "cannot publish an event");
     }
-}
-
-pub(super) fn now_rfc3339() -> String {
-    k8s_openapi::jiff::Timestamp::now()
-        .round(k8s_openapi::jiff::Unit::Second)
-        .map(|t| t.to_string())
-        .unwrap_or_default()
 }
 
 #[cfg(test)]
