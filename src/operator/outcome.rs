@@ -53,13 +53,7 @@ pub(super) async fn write_status(
     {
         let regarding = platform.object_ref(&());
         let note = stall_message(&next).to_string();
-        publish(
-            ctx,
-            &regarding,
-            (EventType::Warning, "Stalled", "Reconcile"),
-            note,
-        )
-        .await;
+        publish(ctx, &regarding, Occurrence::Stalled, note).await;
     }
     patch_status(&ctx.client, &namespace, &name, &next).await
 }
@@ -149,15 +143,34 @@ pub(super) async fn stall_undecodable(
     if current.as_ref() != Some(&next) {
         patch_status(&ctx.client, &namespace, &name, &next).await?;
         let regarding = guarded.object_ref(&());
-        publish(
-            ctx,
-            &regarding,
-            (EventType::Warning, "InvalidObject", "Reconcile"),
-            message,
-        )
-        .await;
+        publish(ctx, &regarding, Occurrence::InvalidObject, message).await;
     }
     Ok(Action::await_change())
+}
+
+/// What the operator tells in events.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Occurrence {
+    /// An apply created, changed or pruned children.
+    Applied,
+    /// A teardown deleted children.
+    Deleted,
+    /// The platform cannot progress until it is changed.
+    Stalled,
+    /// The stored object cannot be read as a PantheraPlatform.
+    InvalidObject,
+}
+
+impl Occurrence {
+    /// The event's type, reason and action.
+    fn parts(self) -> (EventType, &'static str, &'static str) {
+        match self {
+            Self::Applied => (EventType::Normal, "Applied", "Apply"),
+            Self::Deleted => (EventType::Normal, "Deleted", "Delete"),
+            Self::Stalled => (EventType::Warning, "Stalled", "Reconcile"),
+            Self::InvalidObject => (EventType::Warning, "InvalidObject", "Reconcile"),
+        }
+    }
 }
 
 /// Record an event on `regarding`. Events are informational: failing to record one must not
@@ -165,9 +178,10 @@ pub(super) async fn stall_undecodable(
 pub(super) async fn publish(
     ctx: &Context,
     regarding: &ObjectReference,
-    (type_, reason, action): (EventType, &str, &str),
+    occurrence: Occurrence,
     note: String,
 ) {
+    let (type_, reason, action) = occurrence.parts();
     let event = KubeEvent {
         type_,
         reason: reason.into(),

@@ -247,13 +247,8 @@ mod tests {
 
     #[test]
     fn all_ready_is_ready_true_and_not_reconciling() {
-        let s = build(
-            None,
-            Some(3),
-            &Outcome::Applied(vec![state("users", true), state("gateway", true)]),
-            None,
-            "t1",
-        );
+        let outcome = Outcome::Applied(vec![state("users", true), state("gateway", true)]);
+        let s = build(None, Some(3), &outcome, None, "t1");
         assert_eq!(s.observed_generation, Some(3));
         assert_eq!(condition(&s, READY).status, ConditionStatus::True);
         assert_eq!(condition(&s, RECONCILING).status, ConditionStatus::False);
@@ -265,13 +260,8 @@ mod tests {
 
     #[test]
     fn a_waiting_component_is_named_in_reconciling() {
-        let s = build(
-            None,
-            Some(1),
-            &Outcome::Applied(vec![state("users", false), state("gateway", true)]),
-            Some("api.example.com"),
-            "t1",
-        );
+        let outcome = Outcome::Applied(vec![state("users", false), state("gateway", true)]);
+        let s = build(None, Some(1), &outcome, Some("api.example.com"), "t1");
         assert_eq!(condition(&s, READY).status, ConditionStatus::False);
         let r = condition(&s, RECONCILING);
         assert_eq!(r.status, ConditionStatus::True);
