@@ -2,6 +2,16 @@
 //! lists and prunes, and the order objects are applied in. Static, so an apply needs no
 //! discovery round trip.
 
+use k8s_openapi::api::{
+    apps::v1::{Deployment, StatefulSet},
+    autoscaling::v2::HorizontalPodAutoscaler,
+    batch::v1::Job,
+    core::v1::{ConfigMap, Namespace, PersistentVolumeClaim, Pod, Secret, Service, ServiceAccount},
+    networking::v1::{Ingress, NetworkPolicy},
+    policy::v1::PodDisruptionBudget,
+    rbac::v1::{ClusterRole, ClusterRoleBinding, Role as RbacRole, RoleBinding},
+};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::core::{ApiResource, GroupVersionKind};
 
 /// What Panthera does with objects of a kind in a platform's namespace.
@@ -28,18 +38,30 @@ pub struct Kind {
     pub role: Role,
 }
 
-const fn kind(
-    api_version: &'static str,
-    kind: &'static str,
-    plural: &'static str,
-    namespaced: bool,
-    role: Role,
-) -> Kind {
+/// Whether a k8s-openapi scope type is namespaced.
+trait Scope {
+    const NAMESPACED: bool;
+}
+
+impl Scope for k8s_openapi::NamespaceResourceScope {
+    const NAMESPACED: bool = true;
+}
+
+impl Scope for k8s_openapi::ClusterResourceScope {
+    const NAMESPACED: bool = false;
+}
+
+/// The kind of the k8s-openapi type `K`: its identity comes from the type itself.
+const fn kind<K>(role: Role) -> Kind
+where
+    K: k8s_openapi::Resource,
+    K::Scope: Scope,
+{
     Kind {
-        api_version,
-        kind,
-        plural,
-        namespaced,
+        api_version: K::API_VERSION,
+        kind: K::KIND,
+        plural: K::URL_PATH_SEGMENT,
+        namespaced: <K::Scope as Scope>::NAMESPACED,
         role,
     }
 }
@@ -47,88 +69,28 @@ const fn kind(
 /// Every kind, in apply order: identities and configuration first, workloads after what they
 /// mount, policies and exposure last. Deletion goes the other way.
 pub const KINDS: &[Kind] = &[
-    kind("v1", "Namespace", "namespaces", false, Role::Install),
-    kind(
-        "apiextensions.k8s.io/v1",
-        "CustomResourceDefinition",
-        "customresourcedefinitions",
-        false,
-        Role::Install,
-    ),
-    kind("v1", "ServiceAccount", "serviceaccounts", true, Role::Child),
-    kind(
-        "rbac.authorization.k8s.io/v1",
-        "ClusterRole",
-        "clusterroles",
-        false,
-        Role::Install,
-    ),
-    kind(
-        "rbac.authorization.k8s.io/v1",
-        "Role",
-        "roles",
-        true,
-        Role::Install,
-    ),
-    kind(
-        "rbac.authorization.k8s.io/v1",
-        "ClusterRoleBinding",
-        "clusterrolebindings",
-        false,
-        Role::Install,
-    ),
-    kind(
-        "rbac.authorization.k8s.io/v1",
-        "RoleBinding",
-        "rolebindings",
-        true,
-        Role::Install,
-    ),
-    kind("v1", "Secret", "secrets", true, Role::Child),
-    kind("v1", "ConfigMap", "configmaps", true, Role::Child),
-    kind(
-        "v1",
-        "PersistentVolumeClaim",
-        "persistentvolumeclaims",
-        true,
-        Role::Data,
-    ),
-    kind(
-        "networking.k8s.io/v1",
-        "NetworkPolicy",
-        "networkpolicies",
-        true,
-        Role::Child,
-    ),
-    kind("v1", "Service", "services", true, Role::Child),
-    kind("apps/v1", "StatefulSet", "statefulsets", true, Role::Child),
-    kind("apps/v1", "Deployment", "deployments", true, Role::Child),
-    kind("batch/v1", "Job", "jobs", true, Role::Child),
-    kind(
-        "autoscaling/v2",
-        "HorizontalPodAutoscaler",
-        "horizontalpodautoscalers",
-        true,
-        Role::Child,
-    ),
-    kind(
-        "policy/v1",
-        "PodDisruptionBudget",
-        "poddisruptionbudgets",
-        true,
-        Role::Child,
-    ),
-    kind(
-        "networking.k8s.io/v1",
-        "Ingress",
-        "ingresses",
-        true,
-        Role::Child,
-    ),
+    kind::<Namespace>(Role::Install),
+    kind::<CustomResourceDefinition>(Role::Install),
+    kind::<ServiceAccount>(Role::Child),
+    kind::<ClusterRole>(Role::Install),
+    kind::<RbacRole>(Role::Install),
+    kind::<ClusterRoleBinding>(Role::Install),
+    kind::<RoleBinding>(Role::Install),
+    kind::<Secret>(Role::Child),
+    kind::<ConfigMap>(Role::Child),
+    kind::<PersistentVolumeClaim>(Role::Data),
+    kind::<NetworkPolicy>(Role::Child),
+    kind::<Service>(Role::Child),
+    kind::<StatefulSet>(Role::Child),
+    kind::<Deployment>(Role::Child),
+    kind::<Job>(Role::Child),
+    kind::<HorizontalPodAutoscaler>(Role::Child),
+    kind::<PodDisruptionBudget>(Role::Child),
+    kind::<Ingress>(Role::Child),
 ];
 
 /// Pods: read only to find one that cannot start.
-pub const POD: Kind = kind("v1", "Pod", "pods", true, Role::Diagnostic);
+pub const POD: Kind = kind::<Pod>(Role::Diagnostic);
 
 impl Kind {
     /// The kind of `api_version`/`kind`, if Panthera renders it.

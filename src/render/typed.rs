@@ -2,6 +2,7 @@
 //! it does not know, so whatever the round trip drops is a typo or a field of another API version
 //! that the API server would silently discard: an error, named by its field path.
 
+use k8s_openapi::Resource;
 use k8s_openapi::api::{
     apps::v1::{Deployment, StatefulSet},
     autoscaling::v2::HorizontalPodAutoscaler,
@@ -26,42 +27,17 @@ pub fn check(value: &Value) -> Result<(), String> {
         .get("kind")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    let typed = match (api_version, kind) {
-        ("v1", "Namespace") => round_trip::<Namespace>(value),
-        ("v1", "ServiceAccount") => round_trip::<ServiceAccount>(value),
-        ("v1", "Secret") => round_trip::<Secret>(value),
-        ("v1", "ConfigMap") => round_trip::<ConfigMap>(value),
-        ("v1", "PersistentVolumeClaim") => round_trip::<PersistentVolumeClaim>(value),
-        ("v1", "Service") => round_trip::<Service>(value),
-        ("apps/v1", "Deployment") => round_trip::<Deployment>(value),
-        ("apps/v1", "StatefulSet") => round_trip::<StatefulSet>(value),
-        ("batch/v1", "Job") => round_trip::<Job>(value),
-        ("autoscaling/v2", "HorizontalPodAutoscaler") => {
-            round_trip::<HorizontalPodAutoscaler>(value)
-        }
-        ("policy/v1", "PodDisruptionBudget") => round_trip::<PodDisruptionBudget>(value),
-        ("networking.k8s.io/v1", "Ingress") => round_trip::<Ingress>(value),
-        ("networking.k8s.io/v1", "NetworkPolicy") => round_trip::<NetworkPolicy>(value),
-        ("rbac.authorization.k8s.io/v1", "Role") => round_trip::<Role>(value),
-        ("rbac.authorization.k8s.io/v1", "RoleBinding") => round_trip::<RoleBinding>(value),
-        ("rbac.authorization.k8s.io/v1", "ClusterRole") => round_trip::<ClusterRole>(value),
-        ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding") => {
-            round_trip::<ClusterRoleBinding>(value)
-        }
-        ("apiextensions.k8s.io/v1", "CustomResourceDefinition") => {
-            round_trip::<CustomResourceDefinition>(value)
-        }
-        _ => {
-            let known: Vec<String> = crate::api::KINDS
-                .iter()
-                .map(|k| format!("{}/{}", k.api_version, k.kind))
-                .collect();
-            return Err(format!(
-                "apiVersion {api_version:?} kind {kind:?} is not a kind Panthera renders (known: {})",
-                known.join(", ")
-            ));
-        }
-    }?;
+    let Some(typed) = typed_round_trip(api_version, kind, value) else {
+        let known: Vec<String> = crate::api::KINDS
+            .iter()
+            .map(|k| format!("{}/{}", k.api_version, k.kind))
+            .collect();
+        return Err(format!(
+            "apiVersion {api_version:?} kind {kind:?} is not a kind Panthera renders (known: {})",
+            known.join(", ")
+        ));
+    };
+    let typed = typed?;
     let mut dropped = Vec::new();
     find_dropped(value, &typed, "", &mut dropped);
     match dropped.first() {
@@ -71,6 +47,43 @@ pub fn check(value: &Value) -> Result<(), String> {
             dropped.join(", ")
         )),
     }
+}
+
+/// The round trip of `value` through the k8s-openapi type whose own `API_VERSION` and `KIND`
+/// are `api_version` and `kind`; `None` for a kind Panthera does not render.
+fn typed_round_trip(api_version: &str, kind: &str, value: &Value) -> Option<Result<Value, String>> {
+    macro_rules! first_of {
+        ($($type:ty),* $(,)?) => {
+            $(
+                if api_version == <$type as Resource>::API_VERSION
+                    && kind == <$type as Resource>::KIND
+                {
+                    return Some(round_trip::<$type>(value));
+                }
+            )*
+        };
+    }
+    first_of!(
+        Namespace,
+        ServiceAccount,
+        Secret,
+        ConfigMap,
+        PersistentVolumeClaim,
+        Service,
+        Deployment,
+        StatefulSet,
+        Job,
+        HorizontalPodAutoscaler,
+        PodDisruptionBudget,
+        Ingress,
+        NetworkPolicy,
+        Role,
+        RoleBinding,
+        ClusterRole,
+        ClusterRoleBinding,
+        CustomResourceDefinition,
+    );
+    None
 }
 
 fn round_trip<T: DeserializeOwned + Serialize>(value: &Value) -> Result<Value, String> {
