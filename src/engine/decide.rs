@@ -22,14 +22,34 @@ pub struct Foreign {
     pub owner: Option<String>,
 }
 
-/// What to do with one object of the plan.
+/// What to do with one object of the plan (pruning is decided apart, in [`Prune`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Not in the cluster: create it.
+    Add,
+    /// In the cluster and different: apply it.
+    Change,
+    /// In the cluster as planned: no request.
+    Unchanged,
+}
+
+impl From<Verdict> for Action {
+    fn from(verdict: Verdict) -> Self {
+        match verdict {
+            Verdict::Add => Action::Add,
+            Verdict::Change => Action::Change,
+            Verdict::Unchanged => Action::Unchanged,
+        }
+    }
+}
+
+/// One object of the plan and what to do with it.
 #[derive(Debug)]
 pub struct Decision<'a> {
     pub object: &'a Object,
     /// The object as it is sent (see [`prepare`]).
     pub desired: Value,
-    /// Add, Change or Unchanged.
-    pub action: Action,
+    pub verdict: Verdict,
 }
 
 /// The decisions of one component.
@@ -124,15 +144,15 @@ pub fn decide<'a>(
 
 fn object_decision<'a>(object: &'a Object, live: &Live) -> Decision<'a> {
     let desired = prepare(&object.value);
-    let action = match live.get(object.kind(), object.name()) {
-        Some(current) if unchanged(&desired, current) => Action::Unchanged,
-        Some(_) => Action::Change,
-        None => Action::Add,
+    let verdict = match live.get(object.kind(), object.name()) {
+        Some(current) if unchanged(&desired, current) => Verdict::Unchanged,
+        Some(_) => Verdict::Change,
+        None => Verdict::Add,
     };
     Decision {
         object,
         desired,
-        action,
+        verdict,
     }
 }
 

@@ -72,16 +72,16 @@ fn new_objects_are_added_applied_ones_unchanged_and_drift_is_a_change() {
     drifted_c["spec"]["port"] = json!(81);
     let live = live(vec![applied_b, drifted_c]);
     let d = decide(&p, &BTreeSet::new(), &live, "shop", false).unwrap();
-    let actions: Vec<(String, Action)> = d
+    let actions: Vec<(String, Verdict)> = d
         .objects()
-        .map(|(_, o)| (o.object.id(), o.action))
+        .map(|(_, o)| (o.object.id(), o.verdict))
         .collect();
     assert_eq!(
         actions,
         vec![
-            ("ConfigMap/a".to_string(), Action::Add),
-            ("Deployment/b".to_string(), Action::Unchanged),
-            ("Service/c".to_string(), Action::Change),
+            ("ConfigMap/a".to_string(), Verdict::Add),
+            ("Deployment/b".to_string(), Verdict::Unchanged),
+            ("Service/c".to_string(), Verdict::Change),
         ]
     );
     assert!(d.prune.is_empty(), "no prune unless asked");

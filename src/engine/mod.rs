@@ -43,6 +43,8 @@ pub use report::{
 pub use server_version::{MINIMUM_MINOR, check as check_server_version};
 pub use snapshot::{ChildCache, Live, Snapshot};
 
+use decide::Verdict;
+
 use crate::api::PantheraPlatform;
 use crate::cloud::aws::{Aws, Planned as AwsPlanned, StoreState};
 use crate::render::Renderer;
@@ -166,10 +168,10 @@ impl Engine {
             let mut change = Change {
                 component: component.id.clone(),
                 id: id.clone(),
-                action: decision.action,
+                action: decision.verdict.into(),
                 diff: None,
             };
-            if decision.action != Action::Unchanged {
+            if decision.verdict != Verdict::Unchanged {
                 // What the server would store (defaults, admission), not just what was sent.
                 let server = self
                     .patch(&namespace, &decision.desired, true, false)

@@ -4,9 +4,9 @@
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::Value;
 
-use super::decide::ComponentDecisions;
+use super::decide::{ComponentDecisions, Verdict};
 use super::error::{Error, Result, api_message, classify, is_code};
-use super::report::{Action, ApplyReport, Event};
+use super::report::{ApplyReport, Event};
 use super::snapshot::{Live, name_of};
 use super::{ApplyOptions, Engine};
 use crate::api::{Kind, LABEL_MANAGED_BY, MANAGER};
@@ -114,16 +114,16 @@ impl Engine {
         let (mut created, mut changed, mut same) = (0, 0, 0);
         for decision in &component.objects {
             let id = decision.object.id();
-            match decision.action {
-                Action::Unchanged | Action::Prune => {
+            match decision.verdict {
+                Verdict::Unchanged => {
                     same += 1;
                     continue;
                 }
-                Action::Add => {
+                Verdict::Add => {
                     created += 1;
                     report.created.push(id);
                 }
-                Action::Change => {
+                Verdict::Change => {
                     changed += 1;
                     report.changed.push(id);
                 }
