@@ -228,6 +228,9 @@ impl Engine {
             }
             // AWS first: every store is planned (and a replace refused) before anything is
             // written, and the services need their stores' connection Secrets.
+            // A second pass finds the stores the first one created and told of: it is silent.
+            let aws_events: &(dyn Fn(Event) + Send + Sync) =
+                if first_pass { on_event } else { &|_| {} };
             let aws = self
                 .apply_aws(
                     platform,
@@ -235,7 +238,7 @@ impl Engine {
                     &snapshot.live,
                     options,
                     started,
-                    on_event,
+                    aws_events,
                 )
                 .await?;
             if first_pass {
