@@ -258,14 +258,24 @@ async fn reconciles_to_ready_corrects_drift_pauses_and_tears_down_in_order() {
         .metric("panthera_operator_reconciles_total")
         .unwrap();
     sim.reset_counters();
+    // Two resyncs take 4 s; a loaded machine may take longer to run them, never forever.
+    let deadline = Instant::now() + Duration::from_secs(30);
     tokio::time::sleep(Duration::from_secs(5)).await;
+    while operator
+        .metric("panthera_operator_reconciles_total")
+        .unwrap()
+        < reconciles_before + 2.0
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
     let counts = sim.counters();
     assert!(
         operator
             .metric("panthera_operator_reconciles_total")
             .unwrap()
             >= reconciles_before + 2.0,
-        "no resync happened"
+        "no resync happened in 30 s"
     );
     assert_eq!(counts.writes(), 0, "a no-op resync wrote: {:#?}", counts.by);
 
