@@ -668,8 +668,9 @@ mod cel_equivalence {
                     v["spec"]["databases"][0] = yaml(
                         "{name: users, backend: aws, highAvailability: true, maxStorage: 100Gi, backup: {retentionDays: 14, window: '03:00-03:30'}, maintenanceWindow: 'sun:04:00-sun:04:30'}",
                     );
-                    v["spec"]["redis"] =
-                        yaml("{backend: aws, replicas: 2, snapshot: {retentionDays: 7, window: '05:00-06:00'}}");
+                    v["spec"]["redis"] = yaml(
+                        "{backend: aws, replicas: 2, snapshot: {retentionDays: 7, window: '05:00-06:00'}}",
+                    );
                     v["spec"]["kafka"]["backend"] = yaml("aws");
                     v["spec"]["kafka"]["scramKmsKey"] = yaml("alias/msk");
                 }),
