@@ -3,6 +3,7 @@
 //! ordered for apply. Pure and deterministic: no client, same input and secrets -> same bytes.
 
 mod context;
+mod endpoints;
 mod gateway_config;
 mod secrets;
 mod typed;
@@ -16,6 +17,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub use context::{Names, short_hash};
+pub use endpoints::{ENDPOINTS_ANNOTATION, annotate_store_endpoints};
 pub use secrets::{Generated, REDACTED, Redacted, SecretValues};
 
 use crate::api::{
