@@ -7,6 +7,7 @@ pub mod api;
 pub mod cli;
 pub mod cloud;
 pub mod engine;
+pub mod errors;
 pub mod load;
 pub mod operator;
 pub mod render;

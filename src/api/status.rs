@@ -5,6 +5,15 @@ use serde::{Deserialize, Serialize};
 
 use super::{Backend, ComponentKind};
 
+/// Now, as the status fields write a time: RFC 3339 in UTC, to the second (as Kubernetes
+/// writes `lastTransitionTime`).
+pub fn now_rfc3339() -> String {
+    k8s_openapi::jiff::Timestamp::now()
+        .round(k8s_openapi::jiff::Unit::Second)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}
+
 /// Observed state of a platform. Never carries a secret.
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]

@@ -43,13 +43,11 @@ pub struct Args {
     /// Take over fields that another field manager owns.
     #[arg(long)]
     pub force_conflicts: bool,
+    #[command(flatten)]
+    pub replace: super::aws::ReplaceArgs,
     /// Apply only the PantheraPlatform resource and follow the operator's status.
     #[arg(long)]
     pub via_operator: bool,
-    /// Let an AWS data store be replaced (deleted by its deletionPolicy, then created again) when
-    /// a change cannot be made in place (e.g. smaller storage); refused otherwise.
-    #[arg(long)]
-    pub allow_replace: bool,
     #[command(flatten)]
     pub cluster: ClusterArgs,
     #[command(flatten)]
@@ -87,7 +85,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
         timeout: args.timeout,
         force_conflicts: args.force_conflicts,
         create_namespace: true,
-        allow_replace: args.allow_replace,
+        allow_replace: args.replace.allow_replace,
     };
     let report = rt.block_on(async {
         let client = args.cluster.client().await?;

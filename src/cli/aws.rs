@@ -5,6 +5,16 @@ use crate::api::PantheraPlatform;
 use crate::cloud::aws::{Aws, Planned, model};
 use crate::engine::Engine;
 
+/// `--allow-replace`, of plan and apply.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct ReplaceArgs {
+    /// Let an AWS data store be replaced (deleted by its deletionPolicy, then created again) when
+    /// a change cannot be made in place (e.g. smaller storage); without it, apply refuses and
+    /// plan exits 1.
+    #[arg(long)]
+    pub allow_replace: bool,
+}
+
 /// Whether `platform` has data stores with `backend: aws`.
 pub fn needed(platform: &PantheraPlatform) -> bool {
     !model::stores(platform).is_empty()

@@ -6,6 +6,21 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 
 use super::{Error, Result};
 
+/// The platform a verb acts on: a PantheraPlatform in the cluster by name, or a platform file.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PlatformArgs {
+    /// Name of a PantheraPlatform in the cluster (namespace from -n).
+    pub name: Option<String>,
+    /// Or the platform file.
+    #[arg(
+        short = 'f',
+        long = "filename",
+        value_name = "FILE",
+        conflicts_with = "name"
+    )]
+    pub file: Option<PathBuf>,
+}
+
 #[derive(Debug, Clone, clap::Args)]
 pub struct ClusterArgs {
     /// Path to the kubeconfig file (default: $KUBECONFIG, then ~/.kube/config, then in-cluster).

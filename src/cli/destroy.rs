@@ -1,11 +1,10 @@
 //! `panthera destroy`: tear a platform down in reverse order, keeping data unless told otherwise.
 
 use std::io::{BufRead, IsTerminal, Write};
-use std::path::PathBuf;
 
 use kube::api::{Api, DeleteParams};
 
-use super::cluster::{ClusterArgs, runtime};
+use super::cluster::{ClusterArgs, PlatformArgs, runtime};
 use super::{Error, Result, TemplateArgs, io_err};
 use crate::api::PantheraPlatform;
 use crate::engine::Engine;
@@ -15,16 +14,8 @@ use crate::engine::Engine;
     after_help = "Examples:\n  panthera destroy -f shop.yaml\n  panthera destroy shop -n shop --yes\n  panthera destroy -f shop.yaml --yes --keep-data=false   # also data whose deletionPolicy is Delete"
 )]
 pub struct Args {
-    /// Name of the platform.
-    pub name: Option<String>,
-    /// Or the platform file.
-    #[arg(
-        short = 'f',
-        long = "filename",
-        value_name = "FILE",
-        conflicts_with = "name"
-    )]
-    pub file: Option<PathBuf>,
+    #[command(flatten)]
+    pub platform: PlatformArgs,
     /// Do not ask for confirmation.
     #[arg(short = 'y', long)]
     pub yes: bool,
@@ -39,7 +30,7 @@ pub struct Args {
 
 pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
     let mut from_file = None;
-    let (name, namespace) = match (&args.file, &args.name) {
+    let (name, namespace) = match (&args.platform.file, &args.platform.name) {
         (Some(file), _) => {
             let mut p = crate::load::load_file(file)?;
             args.cluster.reconcile_namespace(&mut p)?;

@@ -48,13 +48,11 @@ pub struct Args {
     /// Do not contact a cluster even if one is configured.
     #[arg(long)]
     pub offline: bool,
+    #[command(flatten)]
+    pub replace: super::aws::ReplaceArgs,
     /// Colour the diff.
     #[arg(long, value_enum, default_value_t = Color::Auto)]
     pub color: Color,
-    /// Accept replacing an AWS data store (deleted by its deletionPolicy, created again) when a
-    /// change cannot be made in place; without it such a plan exits 1.
-    #[arg(long)]
-    pub allow_replace: bool,
     #[command(flatten)]
     pub cluster: ClusterArgs,
     #[command(flatten)]
@@ -125,7 +123,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
             ));
             if !aws.is_empty() {
                 s.push_str("\nAWS data stores:\n");
-                s.push_str(&super::aws::plan_lines(&aws, args.allow_replace));
+                s.push_str(&super::aws::plan_lines(&aws, args.replace.allow_replace));
                 s.push_str(&format!("\n{}\n", super::aws::summary(&aws)));
             }
             s
@@ -141,7 +139,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
     };
     out.write_all(text.as_bytes())
         .map_err(io_err("write output"))?;
-    if !args.allow_replace
+    if !args.replace.allow_replace
         && let Some(refusal) = super::aws::refuse_replace(&aws)
     {
         return Err(Error::Usage(refusal));

@@ -1,13 +1,12 @@
 //! `panthera status`: components, backends, endpoints and conditions of a platform.
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use kube::api::Api;
 use serde_json::json;
 
-use super::cluster::{ClusterArgs, runtime};
+use super::cluster::{ClusterArgs, PlatformArgs, runtime};
 use super::operator_follow::crd_error;
 use super::{Error, Result, TemplateArgs, io_err};
 use crate::api::PantheraPlatform;
@@ -26,16 +25,8 @@ pub enum StatusFormat {
     after_help = "Examples:\n  panthera status -f shop.yaml\n  panthera status shop -n shop -o json\n  panthera status shop -n shop --watch"
 )]
 pub struct Args {
-    /// Name of a PantheraPlatform in the cluster.
-    pub name: Option<String>,
-    /// Or the platform file (no PantheraPlatform resource needed).
-    #[arg(
-        short = 'f',
-        long = "filename",
-        value_name = "FILE",
-        conflicts_with = "name"
-    )]
-    pub file: Option<PathBuf>,
+    #[command(flatten)]
+    pub platform: PlatformArgs,
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = StatusFormat::Table)]
     pub output: StatusFormat,
@@ -55,7 +46,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
         let mut engine = Engine::new(client.clone(), args.templates.renderer()?)
             .with_rate_limit(args.cluster.qps, args.cluster.burst);
         loop {
-            let (platform, conditions) = match (&args.file, &args.name) {
+            let (platform, conditions) = match (&args.platform.file, &args.platform.name) {
                 (Some(file), _) => {
                     let mut p = crate::load::load_file(file)?;
                     args.cluster.reconcile_namespace(&mut p)?;

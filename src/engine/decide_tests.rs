@@ -26,6 +26,11 @@ fn component(kind: Option<ComponentKind>, name: &str, objects: Vec<Object>) -> C
     }
 }
 
+/// The `users` service with `objects`.
+fn users(objects: Vec<Object>) -> ComponentPlan {
+    component(Some(ComponentKind::Service), "users", objects)
+}
+
 fn plan(components: Vec<ComponentPlan>) -> Plan {
     Plan {
         platform: "shop".into(),
@@ -57,15 +62,11 @@ fn live(objects: Vec<Value>) -> Live {
 
 #[test]
 fn new_objects_are_added_applied_ones_unchanged_and_drift_is_a_change() {
-    let p = plan(vec![component(
-        Some(ComponentKind::Service),
-        "users",
-        vec![
-            object("ConfigMap", "a", json!({"x": 1})),
-            object("Deployment", "b", json!({"replicas": 2})),
-            object("Service", "c", json!({"port": 80})),
-        ],
-    )]);
+    let p = plan(vec![users(vec![
+        object("ConfigMap", "a", json!({"x": 1})),
+        object("Deployment", "b", json!({"replicas": 2})),
+        object("Service", "c", json!({"port": 80})),
+    ])]);
     let applied_b = prepare(&p.components[0].objects[1].value);
     let mut drifted_c = prepare(&p.components[0].objects[2].value);
     drifted_c["spec"]["port"] = json!(81);
@@ -115,14 +116,10 @@ fn phases_put_data_stores_first_and_the_gateway_last() {
 
 #[test]
 fn an_object_of_another_owner_refuses_the_whole_plan() {
-    let p = plan(vec![component(
-        Some(ComponentKind::Service),
-        "users",
-        vec![
-            object("ConfigMap", "mine", json!({})),
-            object("Service", "taken", json!({})),
-        ],
-    )]);
+    let p = plan(vec![users(vec![
+        object("ConfigMap", "mine", json!({})),
+        object("Service", "taken", json!({})),
+    ])]);
     let theirs = live(vec![live_of("Service", "taken", None, json!({}))]);
     let e = decide(&p, &BTreeSet::new(), &theirs, "shop", true).unwrap_err();
     assert_eq!(e.id, "Service/taken");
@@ -134,11 +131,7 @@ fn an_object_of_another_owner_refuses_the_whole_plan() {
 
 #[test]
 fn prune_takes_stale_children_in_apply_order_and_keeps_data_and_the_unowned() {
-    let p = plan(vec![component(
-        Some(ComponentKind::Service),
-        "users",
-        vec![object("Deployment", "kept", json!({}))],
-    )]);
+    let p = plan(vec![users(vec![object("Deployment", "kept", json!({}))])]);
     let delete = json!({DELETION_POLICY: "Delete"});
     let snapshot = live(vec![
         live_of("Deployment", "kept", Some("shop"), json!({})),

@@ -154,18 +154,16 @@ pub(super) fn classify(
 mod tests {
     use super::*;
 
+    /// `classify` of a 404 answered to `verb` on `resource`.
+    fn not_found(message: &str, verb: &'static str, resource: &str, id: &str) -> Error {
+        let status = kube::core::Status::failure(message, "NotFound").with_code(404);
+        classify(kube::Error::Api(status.boxed()), verb, resource, "ns", id)
+    }
+
     #[test]
     fn api_errors_read_as_the_server_message_without_a_debug_dump() {
-        let status = kube::core::Status::failure("namespaces \"nowhere\" not found", "NotFound")
-            .with_code(404)
-            .boxed();
-        let e = classify(
-            kube::Error::Api(status),
-            "apply",
-            "deployments",
-            "nowhere",
-            "Deployment/web",
-        );
+        let message = "namespaces \"nowhere\" not found";
+        let e = not_found(message, "apply", "deployments", "Deployment/web");
         assert_eq!(
             e.to_string(),
             "cannot apply Deployment/web: namespaces \"nowhere\" not found"
@@ -174,19 +172,9 @@ mod tests {
 
     #[test]
     fn a_type_the_server_does_not_serve_is_named_with_the_minimum_version() {
-        let status = kube::core::Status::failure(
-            "the server could not find the requested resource",
-            "NotFound",
-        )
-        .with_code(404)
-        .boxed();
-        let e = classify(
-            kube::Error::Api(status),
-            "list",
-            "horizontalpodautoscalers",
-            "shop",
-            "autoscaling/v2 HorizontalPodAutoscaler",
-        );
+        let message = "the server could not find the requested resource";
+        let hpa = "autoscaling/v2 HorizontalPodAutoscaler";
+        let e = not_found(message, "list", "horizontalpodautoscalers", hpa);
         assert!(e.is_terminal());
         assert_eq!(
             e.to_string(),

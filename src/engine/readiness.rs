@@ -88,13 +88,10 @@ fn deployment(d: &Value) -> Readiness {
     {
         return Readiness::Stalled(r["message"].as_str().unwrap_or("replica failure").into());
     }
-    if let Some(p) = generation_observed(d) {
-        return p;
-    }
-    let want = d
-        .pointer("/spec/replicas")
-        .and_then(Value::as_i64)
-        .unwrap_or(1);
+    let want = match replicas_wanted(d) {
+        Ok(want) => want,
+        Err(progress) => return progress,
+    };
     let updated = int(d, "/status/updatedReplicas");
     let available = int(d, "/status/availableReplicas");
     let total = int(d, "/status/replicas");
@@ -112,14 +109,20 @@ fn deployment(d: &Value) -> Readiness {
     }
 }
 
-fn statefulset(s: &Value) -> Readiness {
-    if let Some(p) = generation_observed(s) {
-        return p;
+/// The replicas a workload wants, once its controller has seen its latest generation.
+fn replicas_wanted(workload: &Value) -> Result<i64, Readiness> {
+    if let Some(progress) = generation_observed(workload) {
+        return Err(progress);
     }
-    let want = s
-        .pointer("/spec/replicas")
-        .and_then(Value::as_i64)
-        .unwrap_or(1);
+    let replicas = workload.pointer("/spec/replicas").and_then(Value::as_i64);
+    Ok(replicas.unwrap_or(1))
+}
+
+fn statefulset(s: &Value) -> Readiness {
+    let want = match replicas_wanted(s) {
+        Ok(want) => want,
+        Err(progress) => return progress,
+    };
     let ready = int(s, "/status/readyReplicas");
     let updated = int(s, "/status/updatedReplicas");
     let current = s.pointer("/status/currentRevision");

@@ -190,25 +190,13 @@ impl Loader<'_> {
                 .and_then(serde_yaml::Value::as_str)
                 .map(str::to_string)
         };
-        match field("apiVersion") {
-            Some(v) if v == API_VERSION => {}
-            other => problems.push(self.diag(
-                Some("apiVersion".into()),
-                format!(
-                    "expected apiVersion {API_VERSION}, got {}",
-                    other.as_deref().unwrap_or("nothing")
-                ),
-            )),
-        }
-        match field("kind") {
-            Some(v) if v == KIND => {}
-            other => problems.push(self.diag(
-                Some("kind".into()),
-                format!(
-                    "expected kind {KIND}, got {}",
-                    other.as_deref().unwrap_or("nothing")
-                ),
-            )),
+        for (key, expected) in [("apiVersion", API_VERSION), ("kind", KIND)] {
+            let found = field(key);
+            if found.as_deref() != Some(expected) {
+                let found = found.as_deref().unwrap_or("nothing");
+                let message = format!("expected {key} {expected}, got {found}");
+                problems.push(self.diag(Some(key.into()), message));
+            }
         }
         for key in map.keys() {
             let name = key.as_str().unwrap_or_default();

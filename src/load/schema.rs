@@ -15,6 +15,40 @@ pub struct Violation {
     pub message: String,
 }
 
+impl Violation {
+    fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The bound of a size that a value breaks.
+enum Bound {
+    Min(u64),
+    Max(u64),
+}
+
+/// `size` against the `(minimum, maximum)` keywords of `schema`; `message` says what a broken
+/// bound expects.
+fn check_size(
+    schema: &Value,
+    (min_key, max_key): (&str, &str),
+    size: u64,
+    path: &str,
+    out: &mut Vec<Violation>,
+    message: impl Fn(Bound) -> String,
+) {
+    let bound = |key: &str| schema.get(key).and_then(Value::as_u64);
+    if let Some(min) = bound(min_key).filter(|min| size < *min) {
+        out.push(Violation::new(path, message(Bound::Min(min))));
+    }
+    if let Some(max) = bound(max_key).filter(|max| size > *max) {
+        out.push(Violation::new(path, message(Bound::Max(max))));
+    }
+}
+
 /// Checks values against one schema; compiled patterns are kept between calls.
 #[derive(Default)]
 pub struct SchemaChecker {
@@ -48,45 +82,40 @@ impl SchemaChecker {
             _ => true,
         };
         if !type_ok {
-            out.push(Violation {
-                path: path.to_string(),
-                message: format!(
+            out.push(Violation::new(
+                path,
+                format!(
                     "must be of type {}, got {}",
                     ty.unwrap_or("?"),
                     describe(value)
                 ),
-            });
+            ));
             return;
         }
         if let Some(allowed) = schema.get("enum").and_then(Value::as_array)
             && !allowed.contains(value)
         {
             let names: Vec<String> = allowed.iter().map(Value::to_string).collect();
-            out.push(Violation {
-                path: path.to_string(),
-                message: format!("must be one of {}, got {value}", names.join(", ")),
-            });
+            out.push(Violation::new(
+                path,
+                format!("must be one of {}, got {value}", names.join(", ")),
+            ));
         }
         match value {
             Value::String(s) => self.check_string(schema, s, path, out),
             Value::Number(n) => check_number(schema, n, path, out),
             Value::Array(items) => self.check_array(schema, items, path, out),
             Value::Object(map) => {
-                if let Some(max) = schema.get("maxProperties").and_then(Value::as_u64)
-                    && map.len() as u64 > max
-                {
-                    out.push(Violation {
-                        path: path.to_string(),
-                        message: format!("must have at most {max} entries, got {}", map.len()),
-                    });
-                }
+                let entries = map.len() as u64;
+                let keys = ("minProperties", "maxProperties");
+                check_size(schema, keys, entries, path, out, |bound| match bound {
+                    Bound::Min(min) => format!("must have at least {min} entries"),
+                    Bound::Max(max) => format!("must have at most {max} entries, got {entries}"),
+                });
                 if let Some(required) = schema.get("required").and_then(Value::as_array) {
                     for field in required.iter().filter_map(Value::as_str) {
                         if !map.contains_key(field) {
-                            out.push(Violation {
-                                path: join(path, field),
-                                message: "is required".to_string(),
-                            });
+                            out.push(Violation::new(join(path, field), "is required"));
                         }
                     }
                 }
@@ -99,10 +128,7 @@ impl SchemaChecker {
                     } else if let Some(additional) = additional.filter(|a| a.is_object()) {
                         self.walk(additional, child, &child_path, out);
                     } else if properties.is_some() && !preserve {
-                        out.push(Violation {
-                            path: child_path,
-                            message: "unknown field".to_string(),
-                        });
+                        out.push(Violation::new(child_path, "unknown field"));
                     }
                 }
             }
@@ -112,22 +138,17 @@ impl SchemaChecker {
 
     fn check_string(&mut self, schema: &Value, s: &str, path: &str, out: &mut Vec<Violation>) {
         let len = s.chars().count() as u64;
-        if let Some(min) = schema.get("minLength").and_then(Value::as_u64)
-            && len < min
-        {
-            out.push(Violation {
-                path: path.to_string(),
-                message: format!("must be at least {min} characters long"),
-            });
-        }
-        if let Some(max) = schema.get("maxLength").and_then(Value::as_u64)
-            && len > max
-        {
-            out.push(Violation {
-                path: path.to_string(),
-                message: format!("must be at most {max} characters long, got {len}"),
-            });
-        }
+        check_size(
+            schema,
+            ("minLength", "maxLength"),
+            len,
+            path,
+            out,
+            |bound| match bound {
+                Bound::Min(min) => format!("must be at least {min} characters long"),
+                Bound::Max(max) => format!("must be at most {max} characters long, got {len}"),
+            },
+        );
         if let Some(pattern) = schema.get("pattern").and_then(Value::as_str) {
             let compiled = self
                 .patterns
@@ -136,10 +157,7 @@ impl SchemaChecker {
             if let Some(re) = compiled
                 && !re.is_match(s)
             {
-                out.push(Violation {
-                    path: path.to_string(),
-                    message: format!("{s:?} must match {pattern}"),
-                });
+                out.push(Violation::new(path, format!("{s:?} must match {pattern}")));
             }
         }
     }
@@ -152,22 +170,17 @@ impl SchemaChecker {
         out: &mut Vec<Violation>,
     ) {
         let n = items.len() as u64;
-        if let Some(min) = schema.get("minItems").and_then(Value::as_u64)
-            && n < min
-        {
-            out.push(Violation {
-                path: path.to_string(),
-                message: format!("must have at least {min} item(s)"),
-            });
-        }
-        if let Some(max) = schema.get("maxItems").and_then(Value::as_u64)
-            && n > max
-        {
-            out.push(Violation {
-                path: path.to_string(),
-                message: format!("must have at most {max} items, got {n}"),
-            });
-        }
+        check_size(
+            schema,
+            ("minItems", "maxItems"),
+            n,
+            path,
+            out,
+            |bound| match bound {
+                Bound::Min(min) => format!("must have at least {min} item(s)"),
+                Bound::Max(max) => format!("must have at most {max} items, got {n}"),
+            },
+        );
         match schema.get("x-kubernetes-list-type").and_then(Value::as_str) {
             Some("map") => {
                 let keys: Vec<&str> = schema
@@ -182,14 +195,14 @@ impl SchemaChecker {
                         .map(|k| item.get(*k).map(Value::to_string).unwrap_or_default())
                         .collect();
                     if !seen.insert(key.clone()) {
-                        out.push(Violation {
-                            path: format!("{path}[{i}]"),
-                            message: format!(
+                        out.push(Violation::new(
+                            format!("{path}[{i}]"),
+                            format!(
                                 "duplicate entry: {} {} is already used",
                                 keys.join("/"),
                                 key.join("/")
                             ),
-                        });
+                        ));
                     }
                 }
             }
@@ -197,10 +210,10 @@ impl SchemaChecker {
                 let mut seen = BTreeSet::new();
                 for (i, item) in items.iter().enumerate() {
                     if !seen.insert(item.to_string()) {
-                        out.push(Violation {
-                            path: format!("{path}[{i}]"),
-                            message: format!("duplicate value {item}"),
-                        });
+                        out.push(Violation::new(
+                            format!("{path}[{i}]"),
+                            format!("duplicate value {item}"),
+                        ));
                     }
                 }
             }
@@ -219,18 +232,18 @@ fn check_number(schema: &Value, n: &serde_json::Number, path: &str, out: &mut Ve
     if let Some(min) = schema.get("minimum").and_then(Value::as_f64)
         && v < min
     {
-        out.push(Violation {
-            path: path.to_string(),
-            message: format!("must be greater than or equal to {min}, got {n}"),
-        });
+        out.push(Violation::new(
+            path,
+            format!("must be greater than or equal to {min}, got {n}"),
+        ));
     }
     if let Some(max) = schema.get("maximum").and_then(Value::as_f64)
         && v > max
     {
-        out.push(Violation {
-            path: path.to_string(),
-            message: format!("must be less than or equal to {max}, got {n}"),
-        });
+        out.push(Violation::new(
+            path,
+            format!("must be less than or equal to {max}, got {n}"),
+        ));
     }
 }
 

@@ -9,13 +9,13 @@ use std::time::Duration;
 use kube::api::Api;
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
-use kube::runtime::events::{EventType, Recorder};
+use kube::runtime::events::Recorder;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Client, Resource, ResourceExt};
 
 use super::metrics::Metrics;
-use super::outcome::{publish, stall_undecodable, summarize, write_status};
+use super::outcome::{Occurrence, publish, stall_undecodable, summarize, write_status};
 use super::status::{self, Outcome};
 use crate::api::PantheraPlatform;
 use crate::engine::{self, ApplyOptions, Engine};
@@ -279,15 +279,8 @@ async fn apply(platform: &PantheraPlatform, ctx: &Context) -> Result<Action> {
                     .chain(&report.pruned)
             )
         );
-        publish(
-            ctx,
-            &platform.object_ref(&()),
-            EventType::Normal,
-            "Applied",
-            "Apply",
-            note,
-        )
-        .await;
+        let regarding = platform.object_ref(&());
+        publish(ctx, &regarding, Occurrence::Applied, note).await;
     }
     let ready = report.components.iter().all(|c| c.ready);
     let stalled = report.components.iter().any(|c| c.stalled);
@@ -335,15 +328,8 @@ async fn cleanup(platform: &PantheraPlatform, ctx: &Context) -> Result<Action> {
             report.deleted.len(),
             summarize(report.deleted.iter())
         );
-        publish(
-            ctx,
-            &platform.object_ref(&()),
-            EventType::Normal,
-            "Deleted",
-            "Delete",
-            note,
-        )
-        .await;
+        let regarding = platform.object_ref(&());
+        publish(ctx, &regarding, Occurrence::Deleted, note).await;
     }
     if !report.waiting.is_empty() {
         // The finalizer stays until AWS reports every resource gone; the status says which and

@@ -31,7 +31,7 @@ pub(super) async fn write_status(
     ctx: &Context,
 ) -> Result<()> {
     let (name, namespace) = platform.ids();
-    let now = now_rfc3339();
+    let now = crate::api::now_rfc3339();
     let previous = platform.status.as_ref();
     let gateway_host = platform
         .spec
@@ -51,15 +51,9 @@ pub(super) async fn write_status(
     let was_stalled = previous.is_some_and(stalled);
     if stalled(&next) && (!was_stalled || previous.map(stall_message) != Some(stall_message(&next)))
     {
-        publish(
-            ctx,
-            &platform.object_ref(&()),
-            EventType::Warning,
-            "Stalled",
-            "Reconcile",
-            stall_message(&next).to_string(),
-        )
-        .await;
+        let regarding = platform.object_ref(&());
+        let note = stall_message(&next).to_string();
+        publish(ctx, &regarding, Occurrence::Stalled, note).await;
     }
     patch_status(&ctx.client, &namespace, &name, &next).await
 }
@@ -144,21 +138,39 @@ pub(super) async fn stall_undecodable(
         meta.generation,
         &outcome,
         None,
-        &now_rfc3339(),
+        &crate::api::now_rfc3339(),
     );
     if current.as_ref() != Some(&next) {
         patch_status(&ctx.client, &namespace, &name, &next).await?;
-        publish(
-            ctx,
-            &guarded.object_ref(&()),
-            EventType::Warning,
-            "InvalidObject",
-            "Reconcile",
-            message,
-        )
-        .await;
+        let regarding = guarded.object_ref(&());
+        publish(ctx, &regarding, Occurrence::InvalidObject, message).await;
     }
     Ok(Action::await_change())
+}
+
+/// What the operator tells in events.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Occurrence {
+    /// An apply created, changed or pruned children.
+    Applied,
+    /// A teardown deleted children.
+    Deleted,
+    /// The platform cannot progress until it is changed.
+    Stalled,
+    /// The stored object cannot be read as a PantheraPlatform.
+    InvalidObject,
+}
+
+impl Occurrence {
+    /// The event's type, reason and action.
+    fn parts(self) -> (EventType, &'static str, &'static str) {
+        match self {
+            Self::Applied => (EventType::Normal, "Applied", "Apply"),
+            Self::Deleted => (EventType::Normal, "Deleted", "Delete"),
+            Self::Stalled => (EventType::Warning, "Stalled", "Reconcile"),
+            Self::InvalidObject => (EventType::Warning, "InvalidObject", "Reconcile"),
+        }
+    }
 }
 
 /// Record an event on `regarding`. Events are informational: failing to record one must not
@@ -166,11 +178,10 @@ pub(super) async fn stall_undecodable(
 pub(super) async fn publish(
     ctx: &Context,
     regarding: &ObjectReference,
-    type_: EventType,
-    reason: &str,
-    action: &str,
+    occurrence: Occurrence,
     note: String,
 ) {
+    let (type_, reason, action) = occurrence.parts();
     let event = KubeEvent {
         type_,
         reason: reason.into(),
@@ -182,13 +193,6 @@ pub(super) async fn publish(
     if let Err(e) = ctx.recorder.publish(&event, regarding).await {
         tracing::warn!(error = %e, reason, "cannot publish an event");
     }
-}
-
-pub(super) fn now_rfc3339() -> String {
-    k8s_openapi::jiff::Timestamp::now()
-        .round(k8s_openapi::jiff::Unit::Second)
-        .map(|t| t.to_string())
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

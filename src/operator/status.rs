@@ -230,19 +230,25 @@ mod tests {
         }
     }
 
+    /// The status after `previous` of an apply at generation `generation` with only `users`.
+    fn users(
+        previous: Option<&PantheraPlatformStatus>,
+        generation: i64,
+        ready: bool,
+        now: &str,
+    ) -> PantheraPlatformStatus {
+        let outcome = Outcome::Applied(vec![state("users", ready)]);
+        build(previous, Some(generation), &outcome, None, now)
+    }
+
     fn condition<'a>(s: &'a PantheraPlatformStatus, t: &str) -> &'a Condition {
         s.conditions.iter().find(|c| c.type_ == t).unwrap()
     }
 
     #[test]
     fn all_ready_is_ready_true_and_not_reconciling() {
-        let s = build(
-            None,
-            Some(3),
-            &Outcome::Applied(vec![state("users", true), state("gateway", true)]),
-            None,
-            "t1",
-        );
+        let outcome = Outcome::Applied(vec![state("users", true), state("gateway", true)]);
+        let s = build(None, Some(3), &outcome, None, "t1");
         assert_eq!(s.observed_generation, Some(3));
         assert_eq!(condition(&s, READY).status, ConditionStatus::True);
         assert_eq!(condition(&s, RECONCILING).status, ConditionStatus::False);
@@ -254,13 +260,8 @@ mod tests {
 
     #[test]
     fn a_waiting_component_is_named_in_reconciling() {
-        let s = build(
-            None,
-            Some(1),
-            &Outcome::Applied(vec![state("users", false), state("gateway", true)]),
-            Some("api.example.com"),
-            "t1",
-        );
+        let outcome = Outcome::Applied(vec![state("users", false), state("gateway", true)]);
+        let s = build(None, Some(1), &outcome, Some("api.example.com"), "t1");
         assert_eq!(condition(&s, READY).status, ConditionStatus::False);
         let r = condition(&s, RECONCILING);
         assert_eq!(r.status, ConditionStatus::True);
@@ -282,20 +283,8 @@ mod tests {
 
     #[test]
     fn transition_time_moves_only_when_the_value_changes() {
-        let waiting = build(
-            None,
-            Some(1),
-            &Outcome::Applied(vec![state("users", false)]),
-            None,
-            "t1",
-        );
-        let ready = build(
-            Some(&waiting),
-            Some(1),
-            &Outcome::Applied(vec![state("users", true)]),
-            None,
-            "t2",
-        );
+        let waiting = users(None, 1, false, "t1");
+        let ready = users(Some(&waiting), 1, true, "t2");
         assert_eq!(
             condition(&ready, READY).last_transition_time.as_deref(),
             Some("t2")
@@ -309,13 +298,7 @@ mod tests {
 
     #[test]
     fn stalled_keeps_the_components_and_says_why() {
-        let ready = build(
-            None,
-            Some(1),
-            &Outcome::Applied(vec![state("users", true)]),
-            None,
-            "t1",
-        );
+        let ready = users(None, 1, true, "t1");
         let s = build(
             Some(&ready),
             Some(2),
@@ -353,13 +336,7 @@ mod tests {
 
     #[test]
     fn pause_keeps_readiness() {
-        let ready = build(
-            None,
-            Some(1),
-            &Outcome::Applied(vec![state("users", true)]),
-            None,
-            "t1",
-        );
+        let ready = users(None, 1, true, "t1");
         let paused = build(Some(&ready), Some(2), &Outcome::Paused, None, "t2");
         assert_eq!(condition(&paused, READY).status, ConditionStatus::True);
         assert_eq!(condition(&paused, RECONCILING).reason, "Paused");

@@ -188,7 +188,7 @@ impl Renderer {
         tera.add_raw_templates(templates.iter().map(|(n, t)| (n.as_str(), t.as_str())))
             .map_err(|e| Error::ParseTemplate {
                 template: template_of(&e),
-                message: error_chain(&e),
+                message: crate::errors::chain(&e),
             })?;
         Ok(Self { tera, folders })
     }
@@ -393,7 +393,7 @@ impl Renderer {
             .map_err(|e| Error::RenderTemplate {
                 template: template.to_string(),
                 component: component.to_string(),
-                message: error_chain(&e),
+                message: crate::errors::chain(&e),
             })?;
         for (index, document) in serde_yaml::Deserializer::from_str(&text).enumerate() {
             let value: Value =
@@ -523,17 +523,6 @@ fn template_of(e: &tera::Error) -> String {
         tera::ErrorKind::Msg(m) => m.split('\'').nth(1).unwrap_or_default().to_string(),
         _ => String::new(),
     }
-}
-
-/// Tera nests the useful part of an error in its sources.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut source = e.source();
-    while let Some(s) = source {
-        parts.push(s.to_string());
-        source = s.source();
-    }
-    parts.join(": ")
 }
 
 #[cfg(test)]

@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_rds::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_rds::error::SdkError;
 
+use super::error::{RawResponse, ServiceError};
 use super::model::{Network, Service};
 use super::service::Api;
 use super::{Error, Result, classify};
@@ -178,8 +179,8 @@ impl Ctx<'_> {
 
     pub(super) fn err<E, R>(&self, action: &str, e: &SdkError<E, R>) -> Error
     where
-        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-        R: std::fmt::Debug + Send + Sync + 'static,
+        E: ServiceError,
+        R: RawResponse,
     {
         classify(self.component, action, e)
     }
@@ -208,14 +209,74 @@ impl Ctx<'_> {
         action: &str,
     ) -> Result<Option<T>>
     where
-        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-        R: std::fmt::Debug + Send + Sync + 'static,
+        E: ServiceError,
+        R: RawResponse,
     {
         match result {
             Ok(out) => Ok(Some(out)),
             Err(e) if e.as_service_error().is_some_and(expected) => Ok(None),
             Err(e) => Err(self.err(action, &e)),
         }
+    }
+
+    /// Send one counted read; a failure names `action`.
+    pub(super) async fn read_call<T, E, R>(
+        &self,
+        action: &str,
+        request: impl Future<Output = Result<T, SdkError<E, R>>>,
+    ) -> Result<T>
+    where
+        E: ServiceError,
+        R: RawResponse,
+    {
+        self.read();
+        request.await.map_err(|e| self.err(action, &e))
+    }
+
+    /// Send one mutating request, counted as `operation` on `target`; a failure names `action`.
+    pub(super) async fn write_call<T, E, R>(
+        &self,
+        (operation, target): (&str, &str),
+        action: &str,
+        request: impl Future<Output = Result<T, SdkError<E, R>>>,
+    ) -> Result<T>
+    where
+        E: ServiceError,
+        R: RawResponse,
+    {
+        self.write(operation, target);
+        request.await.map_err(|e| self.err(action, &e))
+    }
+
+    /// [`Ctx::read_call`], with `None` for the one service error `expected` accepts.
+    pub(super) async fn read_tolerating<T, E, R>(
+        &self,
+        action: &str,
+        request: impl Future<Output = Result<T, SdkError<E, R>>>,
+        expected: impl FnOnce(&E) -> bool,
+    ) -> Result<Option<T>>
+    where
+        E: ServiceError,
+        R: RawResponse,
+    {
+        self.read();
+        self.tolerate(request.await, expected, action)
+    }
+
+    /// [`Ctx::write_call`], with `None` for the one service error `expected` accepts.
+    pub(super) async fn write_tolerating<T, E, R>(
+        &self,
+        (operation, target): (&str, &str),
+        action: &str,
+        request: impl Future<Output = Result<T, SdkError<E, R>>>,
+        expected: impl FnOnce(&E) -> bool,
+    ) -> Result<Option<T>>
+    where
+        E: ServiceError,
+        R: RawResponse,
+    {
+        self.write(operation, target);
+        self.tolerate(request.await, expected, action)
     }
 
     /// Every page of a listing, one counted read a page: `page` fetches the page after the
@@ -248,8 +309,8 @@ impl Ctx<'_> {
     ) -> Result<Vec<P>>
     where
         Fut: Future<Output = Result<P, SdkError<E, R>>>,
-        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-        R: std::fmt::Debug + Send + Sync + 'static,
+        E: ServiceError,
+        R: RawResponse,
     {
         self.paged(|marker| {
             let sent = send(marker);

@@ -17,13 +17,10 @@ key_value_tags!(Tag);
 
 /// Tags are not in the description of a group: one more call.
 async fn tags_of(ec: &Client, ctx: &Ctx<'_>, arn: &str) -> Result<Tags> {
-    ctx.read();
-    let out = ec
-        .list_tags_for_resource()
-        .resource_name(arn)
-        .send()
-        .await
-        .map_err(|e| ctx.err(&format!("list tags of {arn}"), &e))?;
+    let request = ec.list_tags_for_resource().resource_name(arn);
+    let out = ctx
+        .read_call(&format!("list tags of {arn}"), request.send())
+        .await?;
     Ok(tag_map(out.tag_list()))
 }
 
@@ -36,15 +33,13 @@ async fn member(
     let Some(id) = group.member_clusters().first() else {
         return Ok((String::new(), Vec::new()));
     };
-    ctx.read();
-    let out = ctx.tolerate(
-        ec.describe_cache_clusters()
-            .cache_cluster_id(id)
-            .send()
-            .await,
-        |e| e.is_cache_cluster_not_found_fault(),
-        &format!("describe cache cluster {id}"),
-    )?;
+    let out = ctx
+        .read_tolerating(
+            &format!("describe cache cluster {id}"),
+            ec.describe_cache_clusters().cache_cluster_id(id).send(),
+            |e| e.is_cache_cluster_not_found_fault(),
+        )
+        .await?;
     Ok(out
         .and_then(|out| {
             out.cache_clusters().first().map(|c| {
@@ -120,15 +115,14 @@ fn planned_security_groups(planned: &Planned) -> Option<Vec<String>> {
 
 impl ServiceApi for Client {
     async fn describe(&self, ctx: &Ctx<'_>, identifier: &str) -> Result<Option<Observed>> {
-        ctx.read();
-        let out = ctx.tolerate(
-            self.describe_replication_groups()
-                .replication_group_id(identifier)
-                .send()
-                .await,
-            |e| e.is_replication_group_not_found_fault(),
-            &format!("describe ElastiCache replication group {identifier}"),
-        )?;
+        let request = self.describe_replication_groups();
+        let out = ctx
+            .read_tolerating(
+                &format!("describe ElastiCache replication group {identifier}"),
+                request.replication_group_id(identifier).send(),
+                |e| e.is_replication_group_not_found_fault(),
+            )
+            .await?;
         match out
             .as_ref()
             .and_then(|out| out.replication_groups().first())
@@ -170,22 +164,22 @@ impl ServiceApi for Client {
         };
         let group = store.identifier.clone();
         if !network.subnet_ids.is_empty() {
-            ctx.write("CreateCacheSubnetGroup", &group);
             // One left by an interrupted apply is only referenced, never changed here.
-            ctx.tolerate(
-                self.create_cache_subnet_group()
-                    .cache_subnet_group_name(&group)
-                    .cache_subnet_group_description(format!("Panthera {}", store.component))
-                    .set_subnet_ids(Some(network.subnet_ids.clone()))
-                    .set_tags(Some(sdk_tags(tags)))
-                    .send()
-                    .await,
-                |e| e.is_cache_subnet_group_already_exists_fault(),
+            let request = self
+                .create_cache_subnet_group()
+                .cache_subnet_group_name(&group)
+                .cache_subnet_group_description(format!("Panthera {}", store.component))
+                .set_subnet_ids(Some(network.subnet_ids.clone()));
+            ctx.write_tolerating(
+                ("CreateCacheSubnetGroup", &group),
                 &format!("create cache subnet group {group}"),
-            )?;
+                request.set_tags(Some(sdk_tags(tags))).send(),
+                |e| e.is_cache_subnet_group_already_exists_fault(),
+            )
+            .await?;
         }
-        ctx.write("CreateReplicationGroup", &store.identifier);
-        self.create_replication_group()
+        let request = self
+            .create_replication_group()
             .replication_group_id(&store.identifier)
             .replication_group_description(format!("Panthera {}", store.component))
             .engine("redis")
@@ -200,15 +194,13 @@ impl ServiceApi for Client {
                 (!network.security_group_ids.is_empty())
                     .then(|| network.security_group_ids.clone()),
             )
-            .set_tags(Some(sdk_tags(tags)))
-            .send()
-            .await
-            .map_err(|e| {
-                ctx.err(
-                    &format!("create ElastiCache replication group {}", store.identifier),
-                    &e,
-                )
-            })?;
+            .set_tags(Some(sdk_tags(tags)));
+        ctx.write_call(
+            ("CreateReplicationGroup", &store.identifier),
+            &format!("create ElastiCache replication group {}", store.identifier),
+            request.send(),
+        )
+        .await?;
         Ok(())
     }
 
@@ -252,13 +244,12 @@ impl ServiceApi for Client {
                 .auth_token(p)
                 .auth_token_update_strategy(AuthTokenUpdateStrategyType::Rotate);
         }
-        ctx.write("ModifyReplicationGroup", &store.identifier);
-        request.send().await.map_err(|e| {
-            ctx.err(
-                &format!("modify ElastiCache replication group {}", store.identifier),
-                &e,
-            )
-        })?;
+        ctx.write_call(
+            ("ModifyReplicationGroup", &store.identifier),
+            &format!("modify ElastiCache replication group {}", store.identifier),
+            request.send(),
+        )
+        .await?;
         Ok(None)
     }
 
@@ -271,17 +262,18 @@ impl ServiceApi for Client {
         _arn: &str,
         final_snapshot: Option<&str>,
     ) -> Result<()> {
-        ctx.write("DeleteReplicationGroup", identifier);
-        ctx.tolerate(
-            self.delete_replication_group()
-                .replication_group_id(identifier)
-                .retain_primary_cluster(false)
-                .set_final_snapshot_identifier(final_snapshot.map(str::to_string))
-                .send()
-                .await,
-            |e| e.is_replication_group_not_found_fault(),
+        let request = self
+            .delete_replication_group()
+            .replication_group_id(identifier)
+            .retain_primary_cluster(false)
+            .set_final_snapshot_identifier(final_snapshot.map(str::to_string));
+        ctx.write_tolerating(
+            ("DeleteReplicationGroup", identifier),
             &format!("delete ElastiCache replication group {identifier}"),
-        )?;
+            request.send(),
+            |e| e.is_replication_group_not_found_fault(),
+        )
+        .await?;
         Ok(())
     }
 }
@@ -321,19 +313,16 @@ impl SubnetGroups for Client {
     }
 
     async fn delete_group(&self, ctx: &Ctx<'_>, name: &str) -> Result<GroupDeleted> {
-        ctx.write("DeleteCacheSubnetGroup", name);
-        match self
+        let request = self
             .delete_cache_subnet_group()
-            .cache_subnet_group_name(name)
-            .send()
-            .await
-        {
-            Ok(_) => Ok(GroupDeleted::Done),
-            Err(e) => match e.as_service_error() {
-                Some(s) if s.is_cache_subnet_group_in_use() => Ok(GroupDeleted::InUse),
-                Some(s) if s.is_cache_subnet_group_not_found_fault() => Ok(GroupDeleted::Done),
-                _ => Err(ctx.err(&format!("delete cache subnet group {name}"), &e)),
-            },
-        }
+            .cache_subnet_group_name(name);
+        GroupDeleted::send(
+            ctx,
+            ("DeleteCacheSubnetGroup", name),
+            request.send(),
+            |e| e.is_cache_subnet_group_in_use(),
+            |e| e.is_cache_subnet_group_not_found_fault(),
+        )
+        .await
     }
 }

@@ -63,26 +63,22 @@ pub fn is_terminal(code: Option<&str>) -> bool {
 
 const NO_CREDENTIALS: &str = "no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or run with a role (IRSA, ECS task role, EC2 instance profile)";
 
-/// An error and its causes, by their Display only: the Debug form of an SDK error carries the raw
-/// response, whose body may hold a secret (GetSecretValue).
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        source = s.source();
-    }
-    parts.join(": ")
+/// A service's error, as every SDK's `SdkError` carries it.
+pub(super) trait ServiceError:
+    ProvideErrorMetadata + std::error::Error + Send + Sync + 'static
+{
 }
+impl<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static> ServiceError for E {}
+
+/// The raw response an `SdkError` keeps.
+pub(super) trait RawResponse: std::fmt::Debug + Send + Sync + 'static {}
+impl<R: std::fmt::Debug + Send + Sync + 'static> RawResponse for R {}
 
 /// Turn an SDK error into what the user can act on, naming the failed action.
 pub(super) fn classify<E, R>(component: &str, action: &str, e: &SdkError<E, R>) -> Error
 where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
+    E: ServiceError,
+    R: RawResponse,
 {
     let code = e.code().map(str::to_string);
     let (message, terminal) = match (&code, e) {
@@ -93,11 +89,12 @@ where
             ),
             is_terminal(Some(code)),
         ),
-        (None, SdkError::ServiceError(_) | SdkError::ResponseError(_)) => {
-            (format!("cannot {action}: {}", chain(e)), false)
-        }
+        (None, SdkError::ServiceError(_) | SdkError::ResponseError(_)) => (
+            format!("cannot {action}: {}", crate::errors::chain(e)),
+            false,
+        ),
         (None, _) => {
-            let text = chain(e);
+            let text = crate::errors::chain(e);
             let lower = text.to_ascii_lowercase();
             if lower.contains("credential") {
                 (format!("cannot {action}: {NO_CREDENTIALS} ({text})"), true)

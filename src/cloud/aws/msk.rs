@@ -193,13 +193,9 @@ async fn list(kafka: &Client, ctx: &Ctx<'_>, prefix: &str) -> Result<Vec<Msk>> {
 
 /// The bootstrap brokers of an ACTIVE cluster (plaintext listener, else TLS).
 async fn bootstrap(kafka: &Client, ctx: &Ctx<'_>, arn: &str) -> Result<Option<String>> {
-    ctx.read();
-    let out = kafka
-        .get_bootstrap_brokers()
-        .cluster_arn(arn)
-        .send()
-        .await
-        .map_err(|e| ctx.err(&format!("get the bootstrap brokers of {arn}"), &e))?;
+    let request = kafka.get_bootstrap_brokers().cluster_arn(arn);
+    let action = format!("get the bootstrap brokers of {arn}");
+    let out = ctx.read_call(&action, request.send()).await?;
     Ok(out
         .bootstrap_broker_string()
         .or(out.bootstrap_broker_string_tls())
@@ -270,17 +266,20 @@ impl ServiceApi for Client {
                     .build(),
             )
             .build();
-        ctx.write("CreateCluster", &store.identifier);
-        self.create_cluster()
+        let request = self
+            .create_cluster()
             .cluster_name(&store.identifier)
             .kafka_version(version)
             .number_of_broker_nodes(*brokers)
             .broker_node_group_info(group)
             .encryption_info(encryption)
-            .set_tags(Some(hash_map(tags)))
-            .send()
-            .await
-            .map_err(|e| ctx.err(&format!("create MSK cluster {}", store.identifier), &e))?;
+            .set_tags(Some(hash_map(tags)));
+        ctx.write_call(
+            ("CreateCluster", &store.identifier),
+            &format!("create MSK cluster {}", store.identifier),
+            request.send(),
+        )
+        .await?;
         Ok(())
     }
 
@@ -318,51 +317,41 @@ impl ServiceApi for Client {
             "update {} of MSK cluster {}",
             change.field, store.identifier
         );
+        // Each update names the cluster and the version it applies to (MSK's optimistic lock).
+        let (arn, action) = (arn, action.as_str());
         match change.field {
             "instanceType" => {
-                ctx.write("UpdateBrokerType", arn);
-                self.update_broker_type()
-                    .cluster_arn(arn)
-                    .current_version(current)
-                    .target_instance_type(instance_type)
-                    .send()
-                    .await
-                    .map_err(|e| ctx.err(&action, &e))?;
+                let request = self
+                    .update_broker_type()
+                    .target_instance_type(instance_type);
+                let sent = request.cluster_arn(arn).current_version(current).send();
+                ctx.write_call(("UpdateBrokerType", arn), action, sent)
+                    .await?;
             }
             "storage" => {
-                ctx.write("UpdateBrokerStorage", arn);
-                self.update_broker_storage()
-                    .cluster_arn(arn)
-                    .current_version(current)
-                    .target_broker_ebs_volume_info(
-                        BrokerEbsVolumeInfo::builder()
-                            .kafka_broker_node_id("All")
-                            .volume_size_gb(*storage_gib)
-                            .build(),
-                    )
-                    .send()
-                    .await
-                    .map_err(|e| ctx.err(&action, &e))?;
+                let volumes = BrokerEbsVolumeInfo::builder().kafka_broker_node_id("All");
+                let request = self
+                    .update_broker_storage()
+                    .target_broker_ebs_volume_info(volumes.volume_size_gb(*storage_gib).build());
+                let sent = request.cluster_arn(arn).current_version(current).send();
+                ctx.write_call(("UpdateBrokerStorage", arn), action, sent)
+                    .await?;
             }
             "brokers" => {
-                ctx.write("UpdateBrokerCount", arn);
-                self.update_broker_count()
-                    .cluster_arn(arn)
-                    .current_version(current)
-                    .target_number_of_broker_nodes(*brokers)
-                    .send()
-                    .await
-                    .map_err(|e| ctx.err(&action, &e))?;
+                let request = self
+                    .update_broker_count()
+                    .target_number_of_broker_nodes(*brokers);
+                let sent = request.cluster_arn(arn).current_version(current).send();
+                ctx.write_call(("UpdateBrokerCount", arn), action, sent)
+                    .await?;
             }
             "version" => {
-                ctx.write("UpdateClusterKafkaVersion", arn);
-                self.update_cluster_kafka_version()
-                    .cluster_arn(arn)
-                    .current_version(current)
-                    .target_kafka_version(version)
-                    .send()
-                    .await
-                    .map_err(|e| ctx.err(&action, &e))?;
+                let request = self
+                    .update_cluster_kafka_version()
+                    .target_kafka_version(version);
+                let sent = request.cluster_arn(arn).current_version(current).send();
+                ctx.write_call(("UpdateClusterKafkaVersion", arn), action, sent)
+                    .await?;
             }
             _ => {}
         }
@@ -374,24 +363,18 @@ impl ServiceApi for Client {
     }
 
     async fn add_tags(&self, ctx: &Ctx<'_>, arn: &str, tags: &Tags) -> Result<()> {
-        ctx.write("TagResource", arn);
-        self.tag_resource()
-            .resource_arn(arn)
-            .set_tags(Some(hash_map(tags)))
-            .send()
-            .await
-            .map_err(|e| ctx.err(&format!("tag {arn}"), &e))?;
+        let request = self.tag_resource().set_tags(Some(hash_map(tags)));
+        let sent = request.resource_arn(arn).send();
+        ctx.write_call(("TagResource", arn), &format!("tag {arn}"), sent)
+            .await?;
         Ok(())
     }
 
     async fn remove_tags(&self, ctx: &Ctx<'_>, arn: &str, keys: &[String]) -> Result<()> {
-        ctx.write("UntagResource", arn);
-        self.untag_resource()
-            .resource_arn(arn)
-            .set_tag_keys(Some(keys.to_vec()))
-            .send()
-            .await
-            .map_err(|e| ctx.err(&format!("untag {arn}"), &e))?;
+        let request = self.untag_resource().set_tag_keys(Some(keys.to_vec()));
+        let sent = request.resource_arn(arn).send();
+        ctx.write_call(("UntagResource", arn), &format!("untag {arn}"), sent)
+            .await?;
         Ok(())
     }
 
@@ -403,12 +386,13 @@ impl ServiceApi for Client {
         arn: &str,
         _final_snapshot: Option<&str>,
     ) -> Result<()> {
-        ctx.write("DeleteCluster", arn);
-        ctx.tolerate(
-            self.delete_cluster().cluster_arn(arn).send().await,
-            |e| e.is_not_found_exception(),
+        ctx.write_tolerating(
+            ("DeleteCluster", arn),
             &format!("delete MSK cluster {arn}"),
-        )?;
+            self.delete_cluster().cluster_arn(arn).send(),
+            |e| e.is_not_found_exception(),
+        )
+        .await?;
         Ok(())
     }
 }

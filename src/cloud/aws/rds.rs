@@ -83,15 +83,14 @@ fn observed(db: &DbInstance) -> Observed {
 
 impl ServiceApi for Client {
     async fn describe(&self, ctx: &Ctx<'_>, identifier: &str) -> Result<Option<Observed>> {
-        ctx.read();
-        let out = ctx.tolerate(
-            self.describe_db_instances()
-                .db_instance_identifier(identifier)
-                .send()
-                .await,
-            |e| e.is_db_instance_not_found_fault(),
-            &format!("describe RDS instance {identifier}"),
-        )?;
+        let request = self.describe_db_instances();
+        let out = ctx
+            .read_tolerating(
+                &format!("describe RDS instance {identifier}"),
+                request.db_instance_identifier(identifier).send(),
+                |e| e.is_db_instance_not_found_fault(),
+            )
+            .await?;
         Ok(out.and_then(|out| out.db_instances().first().map(observed)))
     }
 
@@ -131,22 +130,22 @@ impl ServiceApi for Client {
         };
         let group = store.identifier.clone();
         if !network.subnet_ids.is_empty() {
-            ctx.write("CreateDBSubnetGroup", &group);
             // One left by an interrupted apply is only referenced, never changed here.
-            ctx.tolerate(
-                self.create_db_subnet_group()
-                    .db_subnet_group_name(&group)
-                    .db_subnet_group_description(format!("Panthera {}", store.component))
-                    .set_subnet_ids(Some(network.subnet_ids.clone()))
-                    .set_tags(Some(sdk_tags(tags)))
-                    .send()
-                    .await,
-                |e| e.is_db_subnet_group_already_exists_fault(),
+            let request = self
+                .create_db_subnet_group()
+                .db_subnet_group_name(&group)
+                .db_subnet_group_description(format!("Panthera {}", store.component))
+                .set_subnet_ids(Some(network.subnet_ids.clone()));
+            ctx.write_tolerating(
+                ("CreateDBSubnetGroup", &group),
                 &format!("create DB subnet group {group}"),
-            )?;
+                request.set_tags(Some(sdk_tags(tags))).send(),
+                |e| e.is_db_subnet_group_already_exists_fault(),
+            )
+            .await?;
         }
-        ctx.write("CreateDBInstance", &store.identifier);
-        self.create_db_instance()
+        let request = self
+            .create_db_instance()
             .db_instance_identifier(&store.identifier)
             .db_instance_class(instance_class)
             .engine("postgres")
@@ -164,10 +163,13 @@ impl ServiceApi for Client {
                 (!network.security_group_ids.is_empty())
                     .then(|| network.security_group_ids.clone()),
             )
-            .set_tags(Some(sdk_tags(tags)))
-            .send()
-            .await
-            .map_err(|e| ctx.err(&format!("create RDS instance {}", store.identifier), &e))?;
+            .set_tags(Some(sdk_tags(tags)));
+        ctx.write_call(
+            ("CreateDBInstance", &store.identifier),
+            &format!("create RDS instance {}", store.identifier),
+            request.send(),
+        )
+        .await?;
         Ok(())
     }
 
@@ -225,13 +227,15 @@ impl ServiceApi for Client {
                             "DB subnet group {group} was not created by Panthera: change its subnets yourself"
                         )));
                     }
-                    ctx.write("ModifyDBSubnetGroup", &group);
-                    self.modify_db_subnet_group()
-                        .db_subnet_group_name(&group)
-                        .set_subnet_ids(Some(network.subnet_ids.clone()))
-                        .send()
-                        .await
-                        .map_err(|e| ctx.err(&format!("modify DB subnet group {group}"), &e))?;
+                    let request = self.modify_db_subnet_group().db_subnet_group_name(&group);
+                    ctx.write_call(
+                        ("ModifyDBSubnetGroup", &group),
+                        &format!("modify DB subnet group {group}"),
+                        request
+                            .set_subnet_ids(Some(network.subnet_ids.clone()))
+                            .send(),
+                    )
+                    .await?;
                 }
                 ("instanceClass", _) => {
                     now = now.db_instance_class(instance_class);
@@ -258,20 +262,14 @@ impl ServiceApi for Client {
             now = now.master_user_password(p);
             now_any = true;
         }
+        let operation = ("ModifyDBInstance", store.identifier.as_str());
         if now_any {
-            ctx.write("ModifyDBInstance", &store.identifier);
-            now.send()
-                .await
-                .map_err(|e| ctx.err(&format!("modify RDS instance {}", store.identifier), &e))?;
+            let action = format!("modify RDS instance {}", store.identifier);
+            ctx.write_call(operation, &action, now.send()).await?;
         }
         if window_any {
-            ctx.write("ModifyDBInstance", &store.identifier);
-            window.send().await.map_err(|e| {
-                ctx.err(
-                    &format!("schedule the upgrade of RDS instance {}", store.identifier),
-                    &e,
-                )
-            })?;
+            let action = format!("schedule the upgrade of RDS instance {}", store.identifier);
+            ctx.write_call(operation, &action, window.send()).await?;
         }
         Ok(None)
     }
@@ -285,18 +283,19 @@ impl ServiceApi for Client {
         _arn: &str,
         final_snapshot: Option<&str>,
     ) -> Result<()> {
-        ctx.write("DeleteDBInstance", identifier);
-        ctx.tolerate(
-            self.delete_db_instance()
-                .db_instance_identifier(identifier)
-                .skip_final_snapshot(final_snapshot.is_none())
-                .set_final_db_snapshot_identifier(final_snapshot.map(str::to_string))
-                .delete_automated_backups(final_snapshot.is_none())
-                .send()
-                .await,
-            |e| e.is_db_instance_not_found_fault(),
+        let request = self
+            .delete_db_instance()
+            .db_instance_identifier(identifier)
+            .skip_final_snapshot(final_snapshot.is_none())
+            .set_final_db_snapshot_identifier(final_snapshot.map(str::to_string))
+            .delete_automated_backups(final_snapshot.is_none());
+        ctx.write_tolerating(
+            ("DeleteDBInstance", identifier),
             &format!("delete RDS instance {identifier}"),
-        )?;
+            request.send(),
+            |e| e.is_db_instance_not_found_fault(),
+        )
+        .await?;
         Ok(())
     }
 
@@ -358,37 +357,24 @@ impl SubnetGroups for Client {
     }
 
     async fn delete_group(&self, ctx: &Ctx<'_>, name: &str) -> Result<GroupDeleted> {
-        ctx.write("DeleteDBSubnetGroup", name);
-        match self
-            .delete_db_subnet_group()
-            .db_subnet_group_name(name)
-            .send()
-            .await
-        {
-            Ok(_) => Ok(GroupDeleted::Done),
-            Err(e) => match e.as_service_error() {
-                Some(s)
-                    if s.is_invalid_db_subnet_group_state_fault()
-                        || s.is_invalid_db_subnet_state_fault() =>
-                {
-                    Ok(GroupDeleted::InUse)
-                }
-                Some(s) if s.is_db_subnet_group_not_found_fault() => Ok(GroupDeleted::Done),
-                _ => Err(ctx.err(&format!("delete DB subnet group {name}"), &e)),
-            },
-        }
+        let request = self.delete_db_subnet_group().db_subnet_group_name(name);
+        GroupDeleted::send(
+            ctx,
+            ("DeleteDBSubnetGroup", name),
+            request.send(),
+            |e| e.is_invalid_db_subnet_group_state_fault() || e.is_invalid_db_subnet_state_fault(),
+            |e| e.is_db_subnet_group_not_found_fault(),
+        )
+        .await
     }
 }
 
 /// The tags of a DB subnet group (its description has none).
 async fn tags_of(rds: &Client, ctx: &Ctx<'_>, arn: &str) -> Result<Tags> {
-    ctx.read();
-    let out = rds
-        .list_tags_for_resource()
-        .resource_name(arn)
-        .send()
-        .await
-        .map_err(|e| ctx.err(&format!("list tags of {arn}"), &e))?;
+    let request = rds.list_tags_for_resource().resource_name(arn);
+    let out = ctx
+        .read_call(&format!("list tags of {arn}"), request.send())
+        .await?;
     Ok(tag_map(out.tag_list()))
 }
 
@@ -401,13 +387,9 @@ async fn subnet_group_owned(
     adding: &Tags,
     observed: &Observed,
 ) -> Result<bool> {
-    ctx.read();
-    let out = rds
-        .describe_db_subnet_groups()
-        .db_subnet_group_name(name)
-        .send()
-        .await
-        .map_err(|e| ctx.err(&format!("describe DB subnet group {name}"), &e))?;
+    let request = rds.describe_db_subnet_groups().db_subnet_group_name(name);
+    let action = format!("describe DB subnet group {name}");
+    let out = ctx.read_call(&action, request.send()).await?;
     let Some(arn) = out
         .db_subnet_groups()
         .first()

@@ -10,17 +10,14 @@ use super::{Ctx, Result};
 
 /// The password kept under `name`, if any.
 pub(super) async fn get(ctx: &Ctx<'_>, name: &str) -> Result<Option<String>> {
-    ctx.read();
-    let out = ctx.tolerate(
-        ctx.clients
-            .secrets
-            .get_secret_value()
-            .secret_id(name)
-            .send()
-            .await,
-        |e| e.is_resource_not_found_exception(),
-        &format!("read secret {name} from Secrets Manager"),
-    )?;
+    let request = ctx.clients.secrets.get_secret_value().secret_id(name);
+    let out = ctx
+        .read_tolerating(
+            &format!("read secret {name} from Secrets Manager"),
+            request.send(),
+            |e| e.is_resource_not_found_exception(),
+        )
+        .await?;
     Ok(out
         .as_ref()
         .and_then(|out| out.secret_string())
@@ -41,59 +38,48 @@ pub(super) async fn create(
     tags: &BTreeMap<String, String>,
 ) -> Result<()> {
     let value = serde_json::json!({"username": username, "password": password}).to_string();
-    ctx.write("CreateSecret", name);
-    ctx.tolerate(
-        ctx.clients
-            .secrets
-            .create_secret()
-            .name(name)
-            .description("Master credentials of a Panthera data store")
-            .secret_string(value)
-            .set_tags(Some(
-                tags.iter()
-                    .map(|(k, v)| Tag::builder().key(k).value(v).build())
-                    .collect(),
-            ))
-            .send()
-            .await,
-        |e| e.is_resource_exists_exception(),
+    let tags = tags
+        .iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build());
+    let request = ctx
+        .clients
+        .secrets
+        .create_secret()
+        .name(name)
+        .description("Master credentials of a Panthera data store")
+        .secret_string(value)
+        .set_tags(Some(tags.collect()));
+    ctx.write_tolerating(
+        ("CreateSecret", name),
         &format!("store secret {name} in Secrets Manager"),
-    )?;
+        request.send(),
+        |e| e.is_resource_exists_exception(),
+    )
+    .await?;
     Ok(())
 }
 
 /// Delete with the default 7-day recovery window: a mistake can still be undone.
 pub(super) async fn delete(ctx: &Ctx<'_>, name: &str) -> Result<()> {
-    ctx.write("DeleteSecret", name);
-    ctx.tolerate(
-        ctx.clients
-            .secrets
-            .delete_secret()
-            .secret_id(name)
-            .recovery_window_in_days(7)
-            .send()
-            .await,
-        |e| e.is_resource_not_found_exception(),
-        &format!("delete secret {name} from Secrets Manager"),
-    )?;
+    let request = ctx.clients.secrets.delete_secret().secret_id(name);
+    let action = format!("delete secret {name} from Secrets Manager");
+    let sent = request.recovery_window_in_days(7).send();
+    ctx.write_tolerating(("DeleteSecret", name), &action, sent, |e| {
+        e.is_resource_not_found_exception()
+    })
+    .await?;
     Ok(())
 }
 
 /// Remove Panthera's tags (Retain): the secret stays, with the retained store.
 pub(super) async fn untag(ctx: &Ctx<'_>, name: &str) -> Result<()> {
-    ctx.write("UntagResource", name);
-    ctx.tolerate(
-        ctx.clients
-            .secrets
-            .untag_resource()
-            .secret_id(name)
-            .set_tag_keys(Some(
-                model::PANTHERA_TAGS.iter().map(|k| k.to_string()).collect(),
-            ))
-            .send()
-            .await,
-        |e| e.is_resource_not_found_exception(),
-        &format!("untag secret {name} in Secrets Manager"),
-    )?;
+    let keys = model::PANTHERA_TAGS.iter().map(|k| k.to_string()).collect();
+    let request = ctx.clients.secrets.untag_resource().secret_id(name);
+    let action = format!("untag secret {name} in Secrets Manager");
+    let sent = request.set_tag_keys(Some(keys)).send();
+    ctx.write_tolerating(("UntagResource", name), &action, sent, |e| {
+        e.is_resource_not_found_exception()
+    })
+    .await?;
     Ok(())
 }

@@ -7,6 +7,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::model::{self, Network, Observed, Owner, Planned, Store};
+use aws_sdk_rds::error::SdkError;
+
+use super::error::{RawResponse, ServiceError};
 use super::{Ctx, Result};
 
 /// Tags as Panthera handles them, whatever shape each SDK gives them.
@@ -156,6 +159,28 @@ pub(super) enum GroupDeleted {
     InUse,
 }
 
+impl GroupDeleted {
+    /// Send the delete `request` of the subnet group `name`, counted as `operation`: `in_use`
+    /// and `gone` pick the service errors that mean a store still uses it, or it is gone.
+    pub(super) async fn send<T, E: ServiceError, R: RawResponse>(
+        ctx: &Ctx<'_>,
+        (operation, name): (&str, &str),
+        request: impl Future<Output = std::result::Result<T, SdkError<E, R>>>,
+        in_use: impl FnOnce(&E) -> bool,
+        gone: impl FnOnce(&E) -> bool,
+    ) -> Result<Self> {
+        ctx.write(operation, name);
+        let Err(e) = request.await else {
+            return Ok(Self::Done);
+        };
+        match e.as_service_error() {
+            Some(s) if in_use(s) => Ok(Self::InUse),
+            Some(s) if gone(s) => Ok(Self::Done),
+            _ => Err(ctx.err(&format!("delete subnet group {name}"), &e)),
+        }
+    }
+}
+
 /// The subnet groups Panthera creates for RDS instances and ElastiCache replication groups (one
 /// per store, named after it), which teardown deletes once their stores are gone.
 pub(super) trait SubnetGroups: ServiceApi {
@@ -254,24 +279,24 @@ pub(super) use key_value_tags;
 macro_rules! tags_by_resource_name {
     () => {
         async fn add_tags(&self, ctx: &Ctx<'_>, arn: &str, tags: &Tags) -> Result<()> {
-            ctx.write("AddTagsToResource", arn);
-            self.add_tags_to_resource()
-                .resource_name(arn)
-                .set_tags(Some(sdk_tags(tags)))
-                .send()
-                .await
-                .map_err(|e| ctx.err(&format!("tag {arn}"), &e))?;
+            let request = self.add_tags_to_resource().set_tags(Some(sdk_tags(tags)));
+            let sent = request.resource_name(arn).send();
+            ctx.write_call(("AddTagsToResource", arn), &format!("tag {arn}"), sent)
+                .await?;
             Ok(())
         }
 
         async fn remove_tags(&self, ctx: &Ctx<'_>, arn: &str, keys: &[String]) -> Result<()> {
-            ctx.write("RemoveTagsFromResource", arn);
-            self.remove_tags_from_resource()
-                .resource_name(arn)
-                .set_tag_keys(Some(keys.to_vec()))
-                .send()
-                .await
-                .map_err(|e| ctx.err(&format!("untag {arn}"), &e))?;
+            let request = self
+                .remove_tags_from_resource()
+                .set_tag_keys(Some(keys.to_vec()));
+            let sent = request.resource_name(arn).send();
+            ctx.write_call(
+                ("RemoveTagsFromResource", arn),
+                &format!("untag {arn}"),
+                sent,
+            )
+            .await?;
             Ok(())
         }
     };

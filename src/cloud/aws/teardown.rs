@@ -20,7 +20,7 @@ impl Aws {
         observed: &Observed,
         policy: DeletionPolicy,
     ) -> Result<String> {
-        let now = now_rfc3339();
+        let now = crate::api::now_rfc3339();
         let snapshot = (policy == DeletionPolicy::Snapshot && service != Service::Msk)
             .then(|| model::final_snapshot_id(identifier, &now));
         let mut marks = BTreeMap::from([(model::TAG_DELETION_REQUESTED.to_string(), now)]);
@@ -191,10 +191,6 @@ fn waiting_line(component: &str, resource: &str, identifier: &str, o: &Observed)
         "{component}: {resource} {identifier} {}{snapshot}{since}",
         o.status.to_ascii_lowercase()
     )
-}
-
-fn now_rfc3339() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 #[cfg(test)]
