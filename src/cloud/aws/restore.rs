@@ -120,49 +120,41 @@ impl Aws {
             (!network.security_group_ids.is_empty()).then(|| network.security_group_ids.clone());
         let rds_client = &ctx.clients.rds;
         let action = format!("restore RDS instance {current} {what} into {to}");
-        // The new instance runs as the store does (class, network, Multi-AZ, protection); the
-        // next apply brings the rest (backups, windows, autoscaling) in line with the spec.
+        // Both requests run the new instance as the store does (class, network, Multi-AZ,
+        // protection, tags); the next apply brings the rest (backups, windows, autoscaling) in
+        // line with the spec. Their builders are distinct types: one macro sets both.
+        macro_rules! as_the_store {
+            ($request:expr) => {
+                $request
+                    .set_db_instance_class(db.db_instance_class().map(str::to_string))
+                    .set_db_subnet_group_name(subnet_group)
+                    .set_vpc_security_group_ids(security_groups)
+                    .multi_az(rds.multi_az)
+                    .deletion_protection(rds.deletion_protection)
+                    .copy_tags_to_snapshot(true)
+                    .publicly_accessible(false)
+                    .set_tags(Some(tags))
+            };
+        }
         match source {
             RestoreSource::PointInTime(t) => {
                 let request = rds_client
                     .restore_db_instance_to_point_in_time()
                     .source_db_instance_identifier(&current)
                     .target_db_instance_identifier(&to)
-                    .restore_time(SdkTime::from_secs(t.timestamp()))
-                    .set_db_instance_class(db.db_instance_class().map(str::to_string))
-                    .set_db_subnet_group_name(subnet_group)
-                    .set_vpc_security_group_ids(security_groups)
-                    .multi_az(rds.multi_az)
-                    .deletion_protection(rds.deletion_protection)
-                    .copy_tags_to_snapshot(true)
-                    .publicly_accessible(false)
-                    .set_tags(Some(tags));
-                ctx.write_call(
-                    ("RestoreDBInstanceToPointInTime", &to),
-                    &action,
-                    request.send(),
-                )
-                .await?;
+                    .restore_time(SdkTime::from_secs(t.timestamp()));
+                let sent = as_the_store!(request).send();
+                ctx.write_call(("RestoreDBInstanceToPointInTime", &to), &action, sent)
+                    .await?;
             }
             RestoreSource::Snapshot(id) => {
                 let request = rds_client
                     .restore_db_instance_from_db_snapshot()
                     .db_snapshot_identifier(id)
-                    .db_instance_identifier(&to)
-                    .set_db_instance_class(db.db_instance_class().map(str::to_string))
-                    .set_db_subnet_group_name(subnet_group)
-                    .set_vpc_security_group_ids(security_groups)
-                    .multi_az(rds.multi_az)
-                    .deletion_protection(rds.deletion_protection)
-                    .copy_tags_to_snapshot(true)
-                    .publicly_accessible(false)
-                    .set_tags(Some(tags));
-                ctx.write_call(
-                    ("RestoreDBInstanceFromDBSnapshot", &to),
-                    &action,
-                    request.send(),
-                )
-                .await?;
+                    .db_instance_identifier(&to);
+                let sent = as_the_store!(request).send();
+                ctx.write_call(("RestoreDBInstanceFromDBSnapshot", &to), &action, sent)
+                    .await?;
             }
         }
         // Only now, with the new instance accepted, does the store move to it.
