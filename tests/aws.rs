@@ -9,6 +9,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code
 
 mod common;
+#[path = "aws/production.rs"]
+mod production;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -203,10 +205,18 @@ impl World {
                     .cluster_info_list()
                     .iter()
                     .map(|c| {
+                        let p = c.provisioned();
+                        let auth = p.and_then(|p| p.client_authentication());
                         serde_json::json!({
                             "clusterName": c.cluster_name(),
                             "state": c.state().map(|s| s.as_str()),
                             "tags": c.tags(),
+                            "scram": auth.and_then(|a| a.sasl()).and_then(|s| s.scram()).and_then(|s| s.enabled()),
+                            "unauthenticated": auth.and_then(|a| a.unauthenticated()).and_then(|u| u.enabled()),
+                            "clientBroker": p.and_then(|p| p.encryption_info())
+                                .and_then(|e| e.encryption_in_transit())
+                                .and_then(|t| t.client_broker())
+                                .map(|c| c.as_str()),
                         })
                     })
                     .collect();
@@ -214,7 +224,22 @@ impl World {
             Err(e) => e.raw_response().unwrap().body().bytes().unwrap().to_vec(),
         };
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        v["clusterInfoList"].as_array().unwrap().clone()
+        v["clusterInfoList"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                let p = &c["provisioned"];
+                serde_json::json!({
+                    "clusterName": c["clusterName"],
+                    "state": c["state"],
+                    "tags": c["tags"],
+                    "scram": p["clientAuthentication"]["sasl"]["scram"]["enabled"],
+                    "unauthenticated": p["clientAuthentication"]["unauthenticated"]["enabled"],
+                    "clientBroker": p["encryptionInfo"]["encryptionInTransit"]["clientBroker"],
+                })
+            })
+            .collect()
     }
 
     async fn rds_instance(&self, id: &str) -> Option<aws_sdk_rds::types::DbInstance> {
@@ -404,7 +429,7 @@ async fn apply_creates_exactly_the_expected_resources_and_a_reapply_writes_nothi
     assert_eq!(
         secret["url"],
         format!(
-            "postgres://users:{}@{address}:5432/users?sslmode=require",
+            "postgres://users:{}@{address}:5432/users?sslmode=verify-full&sslrootcert=/etc/panthera/ca/ca-bundle.pem",
             secret["password"]
         )
     );
@@ -850,6 +875,8 @@ async fn apply_wait_times_out_naming_the_msk_cluster_still_provisioning() {
             "  kafka:\n    backend: cluster",
             1,
         )
+        .replace("    clientAuthentication: scram\n", "")
+        .replace("    scramKmsKey: alias/shop-msk-scram\n", "")
     });
     let apply = w
         .panthera(&["apply", "-f", path(&file), "--wait", "--timeout", "60s"])
@@ -920,13 +947,15 @@ async fn the_engine_applies_observes_and_destroys_aws_stores_as_a_library() {
             format!("CreateDBSubnetGroup {name}-orders"),
             format!("CreateDBSubnetGroup {name}-users"),
             format!("CreateReplicationGroup {name}-redis"),
+            // MSK's SCRAM login, in the secret MSK requires.
+            format!("CreateSecret AmazonMSK_panthera_{ns}_{name}"),
             format!("CreateSecret panthera/{ns}/{name}/postgres-orders"),
             format!("CreateSecret panthera/{ns}/{name}/postgres-users"),
             format!("CreateSecret panthera/{ns}/{name}/redis"),
         ],
         "exactly the expected resources"
     );
-    assert_eq!(report.aws_writes, 10);
+    assert_eq!(report.aws_writes, 11);
     let kafka = report
         .components
         .iter()
@@ -1109,11 +1138,12 @@ async fn apply_prune_removes_a_store_dropped_from_the_spec_keeping_its_data() {
     let file = w.platform(&name, "p.yaml", |t| t);
     ok(&w.panthera(&["apply", "-f", path(&file)]).await);
     let without_orders = w.platform(&name, "without-orders.yaml", |t| {
-        t.replace("      database: orders\n", "      database: users\n").replacen(
-            "    - name: orders\n      backend: aws\n      version: \"16\"\n      storage: 50Gi\n      instanceClass: db.t4g.medium\n      deletionPolicy: Snapshot\n",
-            "",
-            1,
-        )
+        let t = t.replace("      database: orders\n", "      database: users\n");
+        let (start, end) = (
+            t.find("    - name: orders\n      backend: aws\n").unwrap(),
+            t.find("  redis:\n").unwrap(),
+        );
+        format!("{}{}", &t[..start], &t[end..])
     });
     // Without --prune nothing happens to it.
     let apply = w.panthera(&["apply", "-f", path(&without_orders)]).await;
@@ -1323,6 +1353,15 @@ async fn a_replace_whose_delete_finishes_during_the_wait_is_created_again() {
     // Where a replace leaves the wait: planned as one, and the delete done by AWS.
     orders.planned.as_mut().unwrap().action = Action::Replace;
     let identifier = format!("{name}-orders");
+    // Deleted behind Panthera's back: its protection first (as the replace would lift it).
+    w.rds()
+        .modify_db_instance()
+        .db_instance_identifier(&identifier)
+        .deletion_protection(false)
+        .apply_immediately(true)
+        .send()
+        .await
+        .unwrap();
     w.rds()
         .delete_db_instance()
         .db_instance_identifier(&identifier)
@@ -1359,6 +1398,14 @@ async fn a_replace_whose_delete_finishes_during_the_wait_is_created_again() {
     );
     // A store that is simply missing (not being replaced) is left to the next reconcile.
     orders.planned.as_mut().unwrap().action = Action::Create;
+    w.rds()
+        .modify_db_instance()
+        .db_instance_identifier(&identifier)
+        .deletion_protection(false)
+        .apply_immediately(true)
+        .send()
+        .await
+        .unwrap();
     w.rds()
         .delete_db_instance()
         .db_instance_identifier(&identifier)

@@ -38,6 +38,13 @@ pub mod msg {
     pub const METHOD_IN_ONE_RULE: &str = "a method may appear in one rule of a route only";
     pub const PUBLIC_RULE_NO_ROLES: &str = "a public rule cannot require roles or scopes";
     pub const ADMIN_SECRET_USERS_ONLY: &str = "adminSecret is for services of kind users";
+    pub const NO_BACKUPS_NEEDS_DELETE: &str = "backup.retentionDays 0 turns off the backups that restore and the final snapshot rely on; it needs deletionPolicy: Delete";
+    pub const DATABASE_AWS_ONLY: &str = "highAvailability, maxStorage, maintenanceWindow and backup.window are RDS settings and need backend: aws";
+    pub const REDIS_AWS_ONLY: &str =
+        "replicas and snapshot.window are ElastiCache settings and need backend: aws";
+    pub const KAFKA_AWS_ONLY: &str =
+        "clientAuthentication and scramKmsKey are MSK settings and need backend: aws";
+    pub const SCRAM_NEEDS_KMS_KEY: &str = "kafka with backend: aws and SCRAM authentication needs scramKmsKey: MSK refuses SCRAM secrets encrypted with the default key";
     pub const EXISTING_NEEDS_AWS: &str =
         "existingIdentifier names an AWS resource to adopt and needs backend: aws";
 }

@@ -53,6 +53,8 @@ pub enum DeletionPolicy {
     validation = Rule::new("self.backend != 'cluster' || self.storage == oldSelf.storage").message(msg::DATABASE_STORAGE_IMMUTABLE).field_path(".storage"),
     validation = Rule::new("self.backend != 'cluster' || self.version == oldSelf.version").message(msg::DATABASE_VERSION_IMMUTABLE).field_path(".version"),
     validation = Rule::new("!has(self.existingIdentifier) || self.backend == 'aws'").message(msg::EXISTING_NEEDS_AWS).field_path(".existingIdentifier"),
+    validation = Rule::new("!has(self.backup) || !has(self.backup.retentionDays) || self.backup.retentionDays != 0 || (has(self.deletionPolicy) && self.deletionPolicy == 'Delete')").message(msg::NO_BACKUPS_NEEDS_DELETE).field_path(".backup.retentionDays"),
+    validation = Rule::new("self.backend == 'aws' || ((!has(self.highAvailability) || !self.highAvailability) && !has(self.maxStorage) && !has(self.maintenanceWindow) && (!has(self.backup) || !has(self.backup.window)))").message(msg::DATABASE_AWS_ONLY).field_path(".backend"),
 )]
 pub struct DatabaseSpec {
     /// DNS-1123 label, unique in the platform; also the database name.
@@ -84,6 +86,126 @@ pub struct DatabaseSpec {
     /// Container resources (cluster backend).
     #[serde(default)]
     pub resources: ResourcesSpec,
+    /// Multi-AZ (aws backend): a synchronous standby in another availability zone that RDS fails
+    /// over to on its own.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub high_availability: bool,
+    /// Automated backups and point-in-time restore (aws backend).
+    #[serde(default, skip_serializing_if = "BackupSpec::is_default")]
+    pub backup: BackupSpec,
+    /// Weekly maintenance window (aws backend), `ddd:hh24:mi-ddd:hh24:mi` in UTC, at least 30
+    /// minutes, not overlapping `backup.window`. Unset: AWS picks one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = MAINTENANCE_WINDOW))]
+    pub maintenance_window: Option<String>,
+    /// Storage autoscaling (aws backend): RDS grows the storage up to this size, never beyond.
+    /// Unset: no autoscaling.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = STORAGE_SIZE), length(max = 8))]
+    pub max_storage: Option<String>,
+    /// RDS refuses to delete the instance while this is on (aws backend). `destroy` and prune
+    /// lift it only when the deletionPolicy deletes the instance.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub deletion_protection: bool,
+}
+
+/// `ddd:hh24:mi-ddd:hh24:mi`, as RDS and ElastiCache take a maintenance window.
+const MAINTENANCE_WINDOW: &str = "^(mon|tue|wed|thu|fri|sat|sun):([01][0-9]|2[0-3]):[0-5][0-9]-(mon|tue|wed|thu|fri|sat|sun):([01][0-9]|2[0-3]):[0-5][0-9]$";
+/// `hh24:mi-hh24:mi`, as RDS and ElastiCache take a daily backup window.
+const DAILY_WINDOW: &str = "^([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-3]):[0-5][0-9]$";
+
+// The skipped defaults keep a platform serialized as before when it does not use the new
+// fields (hashes and golden files of the cluster backend stay the same).
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Automated backups of an RDS instance.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BackupSpec {
+    /// Days RDS keeps automated backups, the span of point-in-time restore. 0 turns backups off
+    /// and needs `deletionPolicy: Delete`.
+    #[serde(default = "default_backup_retention")]
+    #[schemars(range(min = 0, max = 35))]
+    pub retention_days: i32,
+    /// Daily backup window, `hh24:mi-hh24:mi` in UTC, at least 30 minutes. Unset: AWS picks one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = DAILY_WINDOW))]
+    pub window: Option<String>,
+}
+
+impl Default for BackupSpec {
+    fn default() -> Self {
+        Self {
+            retention_days: default_backup_retention(),
+            window: None,
+        }
+    }
+}
+
+impl BackupSpec {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+fn default_backup_retention() -> i32 {
+    7
+}
+
+/// Automatic snapshots of an ElastiCache replication group.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SnapshotSpec {
+    /// Days ElastiCache keeps automatic snapshots; 0 turns them off.
+    #[serde(default = "default_snapshot_retention")]
+    #[schemars(range(min = 0, max = 35))]
+    pub retention_days: i32,
+    /// Daily snapshot window, `hh24:mi-hh24:mi` in UTC, at least 60 minutes. Unset: AWS picks one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = DAILY_WINDOW))]
+    pub window: Option<String>,
+}
+
+impl Default for SnapshotSpec {
+    fn default() -> Self {
+        Self {
+            retention_days: default_snapshot_retention(),
+            window: None,
+        }
+    }
+}
+
+impl SnapshotSpec {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+fn default_snapshot_retention() -> i32 {
+    1
+}
+
+/// How Kafka clients authenticate to MSK. Both go over TLS only: MSK keeps no plaintext
+/// listener open.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum KafkaClientAuthentication {
+    /// SASL/SCRAM-SHA-512 over TLS (port 9096), the login in a Secrets Manager secret
+    /// associated with the cluster.
+    #[default]
+    Scram,
+    /// TLS (port 9094) without client authentication: any client the security groups admit.
+    Unauthenticated,
 }
 
 /// Supported PostgreSQL major versions.
@@ -126,6 +248,7 @@ fn default_instance_class() -> String {
 #[x_kube(
     validation = Rule::new("self.backend == oldSelf.backend").message(msg::BACKEND_IMMUTABLE).field_path(".backend"),
     validation = Rule::new("!has(self.existingIdentifier) || self.backend == 'aws'").message(msg::EXISTING_NEEDS_AWS).field_path(".existingIdentifier"),
+    validation = Rule::new("self.backend == 'aws' || ((!has(self.replicas) || self.replicas == 0) && (!has(self.snapshot) || !has(self.snapshot.window)))").message(msg::REDIS_AWS_ONLY).field_path(".replicas"),
 )]
 pub struct RedisSpec {
     /// Where it runs.
@@ -155,6 +278,19 @@ pub struct RedisSpec {
     /// Container resources (cluster backend).
     #[serde(default)]
     pub resources: ResourcesSpec,
+    /// Read replicas next to the primary (aws backend), 0 to 5. With 1 or more, ElastiCache
+    /// fails over to a replica on its own (automatic failover) and spreads them over
+    /// availability zones (Multi-AZ).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    #[schemars(range(min = 0, max = 5))]
+    pub replicas: i32,
+    /// Automatic snapshots (aws backend).
+    #[serde(default, skip_serializing_if = "SnapshotSpec::is_default")]
+    pub snapshot: SnapshotSpec,
+}
+
+fn is_zero(n: &i32) -> bool {
+    *n == 0
 }
 
 fn default_redis_version() -> String {
@@ -176,6 +312,8 @@ fn default_redis_node_type() -> String {
     validation = Rule::new("self.topics.all(t, self.topics[t].replicationFactor <= self.brokers)").message(msg::REPLICATION_LE_BROKERS).field_path(".topics"),
     validation = Rule::new("self.backend == oldSelf.backend").message(msg::BACKEND_IMMUTABLE).field_path(".backend"),
     validation = Rule::new("!has(self.existingIdentifier) || self.backend == 'aws'").message(msg::EXISTING_NEEDS_AWS).field_path(".existingIdentifier"),
+    validation = Rule::new("self.backend == 'aws' || (!has(self.clientAuthentication) && !has(self.scramKmsKey))").message(msg::KAFKA_AWS_ONLY).field_path(".clientAuthentication"),
+    validation = Rule::new("self.backend != 'aws' || (has(self.clientAuthentication) && self.clientAuthentication == 'unauthenticated') || has(self.scramKmsKey)").message(msg::SCRAM_NEEDS_KMS_KEY).field_path(".scramKmsKey"),
 )]
 pub struct KafkaSpec {
     /// Where it runs.
@@ -219,6 +357,23 @@ pub struct KafkaSpec {
     /// Container resources (cluster backend).
     #[serde(default)]
     pub resources: ResourcesSpec,
+    /// How clients authenticate to MSK (aws backend); `scram` when unset. MSK listens over TLS
+    /// only either way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_authentication: Option<KafkaClientAuthentication>,
+    /// The customer managed KMS key (key id, ARN or `alias/...`) that encrypts the Secrets
+    /// Manager secret holding the SCRAM login: MSK refuses secrets under the default key.
+    /// Required with `scram` on the aws backend.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 256), regex(pattern = "^[a-zA-Z0-9:/_-]+$"))]
+    pub scram_kms_key: Option<String>,
+}
+
+impl KafkaSpec {
+    /// How clients authenticate to MSK, the default applied.
+    pub fn client_authentication(&self) -> KafkaClientAuthentication {
+        self.client_authentication.unwrap_or_default()
+    }
 }
 
 fn default_kafka_brokers() -> i32 {

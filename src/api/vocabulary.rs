@@ -25,6 +25,17 @@ pub const POSTGRES_PORT: u16 = 5432;
 pub const REDIS_PORT: u16 = 6379;
 pub const KAFKA_PORT: u16 = 9092;
 pub const KAFKA_CONTROLLER_PORT: u16 = 9093;
+/// MSK's TLS listener for clients without authentication.
+pub const MSK_TLS_PORT: u16 = 9094;
+/// MSK's SASL/SCRAM listener (over TLS).
+pub const MSK_SCRAM_PORT: u16 = 9096;
+/// The SCRAM user name Panthera gives the services on MSK (its password is generated and kept in
+/// the cluster's `AmazonMSK_` secret in Secrets Manager).
+pub const MSK_SCRAM_USERNAME: &str = "panthera";
+/// Where the services find the CA bundle that vouches for their AWS data stores (the RDS bundle),
+/// mounted from the ConfigMap `{platform}-ca-bundle`, key [`CA_BUNDLE_KEY`].
+pub const CA_BUNDLE_DIR: &str = "/etc/panthera/ca";
+pub const CA_BUNDLE_KEY: &str = "ca-bundle.pem";
 pub const GATEWAY_PORT: u16 = 8080;
 pub const GATEWAY_ADMIN_PORT: u16 = 9090;
 

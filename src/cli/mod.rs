@@ -13,6 +13,7 @@ mod operator_follow;
 mod output;
 mod plan;
 mod render;
+mod restore;
 mod status;
 mod validate;
 
@@ -57,6 +58,8 @@ pub enum Command {
     Status(status::Args),
     /// Delete a platform in reverse order, keeping its data by default.
     Destroy(destroy::Args),
+    /// Restore an RDS database to a point in time or from a snapshot, into a new instance.
+    Restore(restore::Args),
     /// Print the PantheraPlatform CustomResourceDefinition.
     Crd(crd::Args),
     /// Install the operator: CRD, RBAC, Deployment and metrics Service (or print them).
@@ -119,6 +122,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Apply(args) => apply::run(&args, &mut out),
         Command::Status(args) => status::run(&args, &mut out),
         Command::Destroy(args) => destroy::run(&args, &mut out),
+        Command::Restore(args) => restore::run(&args, &mut out),
         Command::Crd(args) => crd::run(&args, &mut out),
         Command::Install(args) => install::run(&args, &mut out),
         Command::Operator(args) => operator::run(&args, &mut out),

@@ -86,7 +86,7 @@ impl Engine {
             (false, _) => None,
         };
         match aws {
-            Some(aws) => Ok(aws.observe_stores(platform).await?),
+            Some(aws) => Ok(Box::pin(aws.observe_stores(platform)).await?),
             None => Ok(Vec::new()),
         }
     }
@@ -135,7 +135,9 @@ impl Engine {
             dry_run: options.dry_run,
             known_passwords,
         };
-        let mut states = aws.reconcile(platform, observations, &reconcile).await?;
+        // Boxed: the AWS step's future is large (debug builds especially) and the operator runs it
+        // on tokio worker threads, whose stacks are 2 MiB.
+        let mut states = Box::pin(aws.reconcile(platform, observations, &reconcile)).await?;
         for s in &states {
             let action = s.planned.as_ref().map(|p| p.action);
             on_event(Event::Applied {
@@ -241,7 +243,7 @@ impl Engine {
         if platform.spec.aws.is_none() {
             return Ok(());
         }
-        let teardown = aws.prune(platform).await?;
+        let teardown = Box::pin(aws.prune(platform)).await?;
         for id in teardown.deleted {
             on_event(Event::Pruned { id: id.clone() });
             report.pruned.push(id);

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::snapshot::{Live, Snapshot, decode};
 use crate::api::PantheraPlatform;
 use crate::cloud::aws::{Service, StoreState, model};
-use crate::render::{Error, Generated, Names, Plan, REDACTED, Renderer};
+use crate::render::{Error, Generated, Names, Plan, REDACTED, Renderer, annotate_store_endpoints};
 
 /// What the platform should look like.
 #[derive(Debug)]
@@ -34,10 +34,15 @@ pub fn desired(
         platform,
         &Generated::with_known(snapshot.live.generated_secrets(&name)),
     )?;
+    let mut endpoints = BTreeMap::new();
     for state in snapshot.aws.iter().map(StoreState::from_observation) {
         let Some(endpoint) = &state.endpoint else {
             continue;
         };
+        endpoints.insert(
+            (state.store.service.kind(), state.store.name.clone()),
+            endpoint.clone(),
+        );
         let secret = secret_name(&names, &state.store);
         // An adopted ElastiCache group without AUTH takes no password.
         let password = match state.auth {
@@ -71,6 +76,7 @@ pub fn desired(
             component.objects.push(object);
         }
     }
+    annotate_store_endpoints(&mut plan, platform, &endpoints);
     let keep = model::stores(platform)
         .iter()
         .map(|s| ("Secret".to_string(), secret_name(&names, s)))
@@ -167,7 +173,31 @@ mod tests {
                     .contains(&("Secret".to_string(), secret_name(&names, store)))
             );
         }
+        // The services of a published store roll when its endpoint moves (a restore).
+        let annotation = |desired: &Desired| {
+            desired
+                .plan
+                .objects()
+                .find(|o| o.kind() == "Deployment" && o.name().ends_with("-users"))
+                .and_then(|o| {
+                    o.value
+                        .pointer("/spec/template/metadata/annotations")
+                        .and_then(|a| a.get(crate::render::ENDPOINTS_ANNOTATION))
+                        .cloned()
+                })
+        };
+        let before = annotation(&desired).expect("the users service is annotated");
+        let mut moved = Snapshot {
+            live: Live::default(),
+            aws: snapshot.aws.clone(),
+        };
+        if let Some(o) = moved.aws[0].observed.as_mut() {
+            o.endpoint = Some("restored.example.internal:5432".into());
+        }
+        let after = annotation(&super::desired(&renderer, &platform, &moved).unwrap());
+        assert_ne!(Some(before), after);
         let without_aws = super::desired(&renderer, &platform, &Snapshot::default()).unwrap();
+        assert_eq!(annotation(&without_aws), None);
         assert!(secret(&without_aws, &secret_name(&names, &stores[0])).is_none());
     }
 }

@@ -6,7 +6,10 @@
 use std::collections::BTreeSet;
 
 use crate::api::rules::{RESERVED_ENV_NAMES, msg};
-use crate::api::{AutoscalingSpec, Backend, PantheraPlatform, ServiceKind};
+use crate::api::{
+    AutoscalingSpec, Backend, DeletionPolicy, KafkaClientAuthentication, PantheraPlatform,
+    ServiceKind,
+};
 
 /// (field path, message) for every broken rule.
 pub fn check(platform: &PantheraPlatform) -> Vec<(String, String)> {
@@ -135,21 +138,43 @@ pub fn check(platform: &PantheraPlatform) -> Vec<(String, String)> {
         push("spec.kafka.brokers".into(), msg::MSK_BROKERS_PER_SUBNET);
     }
     for (i, d) in spec.databases.iter().enumerate() {
+        let at = format!("spec.databases[{i}]");
         if d.existing_identifier.is_some() && d.backend != Backend::Aws {
+            push(format!("{at}.existingIdentifier"), msg::EXISTING_NEEDS_AWS);
+        }
+        if d.backup.retention_days == 0 && d.deletion_policy != DeletionPolicy::Delete {
             push(
-                format!("spec.databases[{i}].existingIdentifier"),
+                format!("{at}.backup.retentionDays"),
+                msg::NO_BACKUPS_NEEDS_DELETE,
+            );
+        }
+        if d.backend != Backend::Aws {
+            // The first RDS-only field set names the place; the message lists them all.
+            let set = [
+                (d.high_availability, "highAvailability"),
+                (d.max_storage.is_some(), "maxStorage"),
+                (d.maintenance_window.is_some(), "maintenanceWindow"),
+                (d.backup.window.is_some(), "backup.window"),
+            ];
+            if let Some((_, field)) = set.iter().find(|(on, _)| *on) {
+                push(format!("{at}.{field}"), msg::DATABASE_AWS_ONLY);
+            }
+        }
+    }
+    if let Some(r) = &spec.redis {
+        if r.existing_identifier.is_some() && r.backend != Backend::Aws {
+            push(
+                "spec.redis.existingIdentifier".into(),
                 msg::EXISTING_NEEDS_AWS,
             );
         }
-    }
-    if let Some(r) = &spec.redis
-        && r.existing_identifier.is_some()
-        && r.backend != Backend::Aws
-    {
-        push(
-            "spec.redis.existingIdentifier".into(),
-            msg::EXISTING_NEEDS_AWS,
-        );
+        if r.backend != Backend::Aws {
+            if r.replicas != 0 {
+                push("spec.redis.replicas".into(), msg::REDIS_AWS_ONLY);
+            } else if r.snapshot.window.is_some() {
+                push("spec.redis.snapshot.window".into(), msg::REDIS_AWS_ONLY);
+            }
+        }
     }
     if let Some(k) = &spec.kafka {
         if k.existing_identifier.is_some() && k.backend != Backend::Aws {
@@ -157,6 +182,20 @@ pub fn check(platform: &PantheraPlatform) -> Vec<(String, String)> {
                 "spec.kafka.existingIdentifier".into(),
                 msg::EXISTING_NEEDS_AWS,
             );
+        }
+        if k.backend != Backend::Aws {
+            if k.client_authentication.is_some() {
+                push(
+                    "spec.kafka.clientAuthentication".into(),
+                    msg::KAFKA_AWS_ONLY,
+                );
+            } else if k.scram_kms_key.is_some() {
+                push("spec.kafka.scramKmsKey".into(), msg::KAFKA_AWS_ONLY);
+            }
+        } else if k.client_authentication() == KafkaClientAuthentication::Scram
+            && k.scram_kms_key.is_none()
+        {
+            push("spec.kafka.scramKmsKey".into(), msg::SCRAM_NEEDS_KMS_KEY);
         }
         if k.topics.values().any(|t| t.replication_factor > k.brokers) {
             push("spec.kafka.topics".into(), msg::REPLICATION_LE_BROKERS);

@@ -633,6 +633,68 @@ mod cel_equivalence {
                 Box::new(|v| v["spec"]["databases"][0]["existingIdentifier"] = yaml("legacy-db")),
             ),
             (
+                "no backups without deletionPolicy Delete",
+                Box::new(|v| v["spec"]["databases"][0]["backup"] = yaml("{retentionDays: 0}")),
+            ),
+            (
+                "valid: no backups under deletionPolicy Delete",
+                Box::new(|v| {
+                    v["spec"]["databases"][0]["backup"] = yaml("{retentionDays: 0}");
+                    v["spec"]["databases"][0]["deletionPolicy"] = yaml("Delete");
+                }),
+            ),
+            (
+                "Multi-AZ on the cluster backend",
+                Box::new(|v| v["spec"]["databases"][0]["highAvailability"] = yaml("true")),
+            ),
+            (
+                "backup window on the cluster backend",
+                Box::new(|v| v["spec"]["databases"][0]["backup"] = yaml("{window: '03:00-03:30'}")),
+            ),
+            (
+                "redis replicas on the cluster backend",
+                Box::new(|v| v["spec"]["redis"]["replicas"] = yaml("1")),
+            ),
+            (
+                "scram on cluster kafka",
+                Box::new(|v| v["spec"]["kafka"]["clientAuthentication"] = yaml("scram")),
+            ),
+            (
+                "valid production aws stores",
+                Box::new(|v| {
+                    v["spec"]["aws"] = yaml(
+                        "{subnetIds: [subnet-0123456789abcdef0, subnet-0123456789abcdef1, subnet-0123456789abcdef2]}",
+                    );
+                    v["spec"]["databases"][0] = yaml(
+                        "{name: users, backend: aws, highAvailability: true, maxStorage: 100Gi, backup: {retentionDays: 14, window: '03:00-03:30'}, maintenanceWindow: 'sun:04:00-sun:04:30'}",
+                    );
+                    v["spec"]["redis"] = yaml(
+                        "{backend: aws, replicas: 2, snapshot: {retentionDays: 7, window: '05:00-06:00'}}",
+                    );
+                    v["spec"]["kafka"]["backend"] = yaml("aws");
+                    v["spec"]["kafka"]["scramKmsKey"] = yaml("alias/msk");
+                }),
+            ),
+            (
+                "scram on msk without a kms key",
+                Box::new(|v| {
+                    v["spec"]["aws"] = yaml(
+                        "{subnetIds: [subnet-0123456789abcdef0, subnet-0123456789abcdef1, subnet-0123456789abcdef2]}",
+                    );
+                    v["spec"]["kafka"]["backend"] = yaml("aws");
+                }),
+            ),
+            (
+                "valid: unauthenticated msk needs no kms key",
+                Box::new(|v| {
+                    v["spec"]["aws"] = yaml(
+                        "{subnetIds: [subnet-0123456789abcdef0, subnet-0123456789abcdef1, subnet-0123456789abcdef2]}",
+                    );
+                    v["spec"]["kafka"]["backend"] = yaml("aws");
+                    v["spec"]["kafka"]["clientAuthentication"] = yaml("unauthenticated");
+                }),
+            ),
+            (
                 "existingIdentifier on cluster redis and kafka",
                 Box::new(|v| {
                     v["spec"]["redis"]["existingIdentifier"] = yaml("legacy");
@@ -655,6 +717,49 @@ mod cel_equivalence {
             );
         }
     }
+}
+
+#[test]
+fn production_store_settings_are_checked_with_their_field_path() {
+    let p = problems_after(|v| v["spec"]["databases"][0]["backup"] = yaml("{retentionDays: 0}"));
+    assert_one(&p, "spec.databases[0].backup.retentionDays");
+    assert_one(&p, "needs deletionPolicy: Delete");
+    let p = problems_after(|v| v["spec"]["databases"][0]["backup"] = yaml("{retentionDays: 36}"));
+    assert_one(&p, "spec.databases[0].backup.retentionDays");
+    let p = problems_after(|v| v["spec"]["databases"][0]["maintenanceWindow"] = yaml("sunday 4am"));
+    assert_one(&p, "spec.databases[0].maintenanceWindow");
+    let p = problems_after(|v| v["spec"]["databases"][0]["maxStorage"] = yaml("100Gi"));
+    assert_one(&p, "spec.databases[0].maxStorage");
+    assert_one(&p, "need backend: aws");
+    let p = problems_after(|v| v["spec"]["redis"]["replicas"] = yaml("6"));
+    assert_one(&p, "spec.redis.replicas");
+    let p = problems_after(|v| v["spec"]["redis"]["snapshot"] = yaml("{window: '5-6'}"));
+    assert_one(&p, "spec.redis.snapshot.window");
+    let p = problems_after(|v| v["spec"]["kafka"]["clientAuthentication"] = yaml("plaintext"));
+    assert_one(&p, "spec.kafka.clientAuthentication");
+    let p = problems_after(|v| {
+        v["spec"]["aws"] = yaml("{subnetIds: [subnet-00000001, subnet-00000002, subnet-00000003]}");
+        v["spec"]["kafka"]["backend"] = yaml("aws");
+    });
+    assert_one(&p, "spec.kafka.scramKmsKey");
+    assert_one(&p, "MSK refuses SCRAM secrets");
+}
+
+#[test]
+fn the_aws_example_sets_the_production_settings() {
+    let path = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/aws.yaml"));
+    let platform = crate::load::load_file(path).unwrap();
+    let users = &platform.spec.databases[0];
+    assert!(users.high_availability && users.deletion_protection);
+    assert!(users.backup.retention_days >= 7 && users.max_storage.is_some());
+    let redis = platform.spec.redis.as_ref().unwrap();
+    assert!(redis.replicas >= 1);
+    let kafka = platform.spec.kafka.as_ref().unwrap();
+    assert_eq!(
+        kafka.client_authentication(),
+        crate::api::KafkaClientAuthentication::Scram
+    );
+    assert!(kafka.scram_kms_key.is_some());
 }
 
 #[test]

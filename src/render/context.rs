@@ -12,11 +12,11 @@ mod stores;
 use super::gateway_config;
 use super::secrets::SecretValues;
 use crate::api::{
-    Backend, ComponentKind, DatabaseSpec, DeletionPolicy, GATEWAY_ADMIN_PORT, GATEWAY_PORT,
-    KAFKA_CONTROLLER_PORT, KAFKA_PORT, KafkaSpec, LABEL_COMPONENT, LABEL_INSTANCE,
-    LABEL_MANAGED_BY, LABEL_NAME, LABEL_PART_OF, LABEL_PLATFORM, LABEL_PLATFORM_COMPONENT, MANAGER,
-    POSTGRES_PORT, PantheraPlatform, REDIS_PORT, RedisSpec, ResourcesSpec, ServiceKind,
-    ServiceSpec,
+    Backend, CA_BUNDLE_DIR, ComponentKind, DatabaseSpec, DeletionPolicy, GATEWAY_ADMIN_PORT,
+    GATEWAY_PORT, KAFKA_CONTROLLER_PORT, KAFKA_PORT, KafkaClientAuthentication, KafkaSpec,
+    LABEL_COMPONENT, LABEL_INSTANCE, LABEL_MANAGED_BY, LABEL_NAME, LABEL_PART_OF, LABEL_PLATFORM,
+    LABEL_PLATFORM_COMPONENT, MANAGER, MSK_SCRAM_PORT, MSK_TLS_PORT, POSTGRES_PORT,
+    PantheraPlatform, REDIS_PORT, RedisSpec, ResourcesSpec, ServiceKind, ServiceSpec,
 };
 
 /// UID of the distroless `nonroot` user the Panthera images run as.
@@ -68,6 +68,11 @@ impl Names {
     }
     pub fn kafka_secret(&self) -> String {
         self.kafka()
+    }
+    /// The ConfigMap with the CA bundle of the platform's AWS data stores (key `ca-bundle.pem`),
+    /// which the user provides.
+    pub fn ca_bundle(&self) -> String {
+        format!("{}-ca-bundle", self.platform)
     }
     fn svc_host(&self, service: &str) -> String {
         format!("{service}.{}.svc", self.namespace)
@@ -187,6 +192,8 @@ impl<'a> ContextBuilder<'a> {
             env.push(json!({"name": "RUST_LOG", "value": "info"}));
         }
         let mut egress = Vec::new();
+        // RDS URLs verify the server against the CA bundle mounted from this ConfigMap.
+        let mut aws_database = false;
         if let Some(db) = &svc.database {
             env.push(secret_env(
                 "DATABASE_URL",
@@ -195,6 +202,7 @@ impl<'a> ContextBuilder<'a> {
             ));
             if let Some(d) = spec.databases.iter().find(|d| &d.name == db) {
                 egress.push(self.egress_to(d.backend, ComponentKind::Postgres, db, POSTGRES_PORT));
+                aws_database |= d.backend == Backend::Aws;
             }
         }
         if svc.cache {
@@ -211,7 +219,24 @@ impl<'a> ContextBuilder<'a> {
             ));
             env.push(json!({"name": "KAFKA_TOPICS", "value": svc.topics.join(",")}));
             if let Some(k) = &spec.kafka {
-                egress.push(self.egress_to(k.backend, ComponentKind::Kafka, "kafka", KAFKA_PORT));
+                let port = match (k.backend, k.client_authentication()) {
+                    (Backend::Cluster, _) => KAFKA_PORT,
+                    (Backend::Aws, KafkaClientAuthentication::Scram) => MSK_SCRAM_PORT,
+                    (Backend::Aws, KafkaClientAuthentication::Unauthenticated) => MSK_TLS_PORT,
+                };
+                egress.push(self.egress_to(k.backend, ComponentKind::Kafka, "kafka", port));
+                if k.backend == Backend::Aws {
+                    // MSK's listeners are TLS only; the Secret says which one and the login.
+                    let secret = self.names.kafka_secret();
+                    for (var, key) in [
+                        ("KAFKA_SECURITY_PROTOCOL", "securityProtocol"),
+                        ("KAFKA_SASL_MECHANISM", "saslMechanism"),
+                        ("KAFKA_SASL_USERNAME", "username"),
+                        ("KAFKA_SASL_PASSWORD", "password"),
+                    ] {
+                        env.push(secret_env(var, &secret, key));
+                    }
+                }
             }
         }
         if let Some(jwt) = spec
@@ -282,6 +307,11 @@ impl<'a> ContextBuilder<'a> {
             "port": port,
             "uid": PANTHERA_UID,
             "env": env,
+            "caBundle": if aws_database {
+                json!({"name": self.names.ca_bundle(), "dir": CA_BUNDLE_DIR})
+            } else {
+                json!(false)
+            },
             "resources": resources(&svc.resources, ("100m", "128Mi"), ("1", "512Mi")),
             "ingress": ingress,
             "egress": egress,

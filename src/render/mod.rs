@@ -3,6 +3,7 @@
 //! ordered for apply. Pure and deterministic: no client, same input and secrets -> same bytes.
 
 mod context;
+mod endpoints;
 mod gateway_config;
 mod secrets;
 mod typed;
@@ -16,9 +17,13 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub use context::{Names, short_hash};
+pub use endpoints::{ENDPOINTS_ANNOTATION, annotate_store_endpoints};
 pub use secrets::{Generated, REDACTED, Redacted, SecretValues};
 
-use crate::api::{Backend, ComponentKind, PantheraPlatform};
+use crate::api::{
+    Backend, CA_BUNDLE_DIR, CA_BUNDLE_KEY, ComponentKind, KafkaClientAuthentication,
+    MSK_SCRAM_USERNAME, PantheraPlatform,
+};
 
 static EMBEDDED: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/templates");
 
@@ -277,6 +282,10 @@ impl Renderer {
             .find(|c| c.kind == kind && c.name == name)
             .ok_or_else(|| Error::Spec(format!("no {} component {name}", kind.as_str())))?;
         let mut values = component.values;
+        let secret_name = values["secret"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         let data = &mut values["secret"]["data"];
         let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
         let (host, port) = endpoint.rsplit_once(':').unwrap_or((endpoint, ""));
@@ -289,9 +298,11 @@ impl Renderer {
                 );
                 data["host"] = Value::from(host);
                 data["port"] = Value::from(port);
-                // RDS for PostgreSQL 15+ refuses connections without TLS (rds.force_ssl).
+                // RDS for PostgreSQL 15+ refuses connections without TLS (rds.force_ssl), and
+                // only a verified certificate (chained to the RDS bundle the platform mounts,
+                // naming this host) keeps a man in the middle out.
                 data["url"] = Value::from(format!(
-                    "postgres://{user}:{password}@{host}:{port}/{database}?sslmode=require"
+                    "postgres://{user}:{password}@{host}:{port}/{database}?sslmode=verify-full&sslrootcert={CA_BUNDLE_DIR}/{CA_BUNDLE_KEY}"
                 ));
             }
             ComponentKind::Redis => {
@@ -309,6 +320,26 @@ impl Renderer {
             ComponentKind::Kafka => {
                 data["bootstrapServers"] = Value::from(endpoint);
                 data["url"] = Value::from(endpoint);
+                // Every key is written (empty when it does not apply) so the services' env
+                // references always resolve; the services treat an empty value as unset.
+                let scram = tls
+                    && platform.spec.kafka.as_ref().is_some_and(|k| {
+                        k.client_authentication() == KafkaClientAuthentication::Scram
+                    });
+                let (protocol, mechanism, user, password) = match (tls, scram) {
+                    (true, true) => (
+                        "SASL_SSL",
+                        "SCRAM-SHA-512",
+                        MSK_SCRAM_USERNAME.to_string(),
+                        secrets.value(&secret_name, "password"),
+                    ),
+                    (true, false) => ("SSL", "", String::new(), String::new()),
+                    (false, _) => ("PLAINTEXT", "", String::new(), String::new()),
+                };
+                data["securityProtocol"] = Value::from(protocol);
+                data["saslMechanism"] = Value::from(mechanism);
+                data["username"] = Value::from(user);
+                data["password"] = Value::from(password);
             }
             ComponentKind::Gateway | ComponentKind::Service => {
                 return Err(Error::Spec(format!(

@@ -431,6 +431,51 @@ fn control_characters_in_user_strings_render_and_survive_unchanged() {
 }
 
 #[test]
+fn services_of_aws_stores_verify_rds_and_log_in_to_msk() {
+    let plan = Renderer::embedded()
+        .unwrap()
+        .render(&example("aws"), &Redacted)
+        .unwrap();
+    let users = plan
+        .objects()
+        .find(|o| o.kind() == "Deployment" && o.name() == "shop-aws-users")
+        .unwrap();
+    let pod = &users.value["spec"]["template"]["spec"];
+    assert_eq!(
+        pod["volumes"][1],
+        serde_json::json!({"name": "ca-bundle", "configMap": {"name": "shop-aws-ca-bundle"}})
+    );
+    assert_eq!(
+        pod["containers"][0]["volumeMounts"][1]["mountPath"],
+        "/etc/panthera/ca"
+    );
+    let env = pod["containers"][0]["env"].as_array().unwrap();
+    for (var, key) in [
+        ("KAFKA_SECURITY_PROTOCOL", "securityProtocol"),
+        ("KAFKA_SASL_PASSWORD", "password"),
+    ] {
+        assert!(
+            env.iter().any(|e| e["name"] == var
+                && e["valueFrom"]["secretKeyRef"]["key"] == key
+                && e["valueFrom"]["secretKeyRef"]["name"] == "shop-aws-kafka"),
+            "{var}: {env:?}"
+        );
+    }
+    // The cluster backend's services mount nothing and get no login.
+    let shop = Renderer::embedded()
+        .unwrap()
+        .render(&example("shop"), &Redacted)
+        .unwrap();
+    for o in shop.objects().filter(|o| o.kind() == "Deployment") {
+        let text = o.value.to_string();
+        assert!(
+            !text.contains("ca-bundle") && !text.contains("KAFKA_SASL"),
+            "{text}"
+        );
+    }
+}
+
+#[test]
 fn aws_connection_secrets_have_the_cluster_keys_pointing_at_aws() {
     let platform = example("aws");
     let renderer = Renderer::embedded().unwrap();
@@ -442,6 +487,10 @@ fn aws_connection_secrets_have_the_cluster_keys_pointing_at_aws() {
         (
             ("shop-aws-redis".to_string(), "password".to_string()),
             "tok".to_string(),
+        ),
+        (
+            ("shop-aws-kafka".to_string(), "password".to_string()),
+            "scram-pw".to_string(),
         ),
     ]));
     let data = |kind, name, endpoint, tls| {
@@ -462,16 +511,30 @@ fn aws_connection_secrets_have_the_cluster_keys_pointing_at_aws() {
         pg,
         serde_json::json!({
             "host": "db.example", "port": "5432", "username": "users", "password": "pw",
-            "database": "users", "url": "postgres://users:pw@db.example:5432/users?sslmode=require",
+            "database": "users",
+            "url": "postgres://users:pw@db.example:5432/users?sslmode=verify-full&sslrootcert=/etc/panthera/ca/ca-bundle.pem",
         })
     );
     let (_, redis) = data(ComponentKind::Redis, "redis", "cache.example:6379", true);
     assert_eq!(redis["url"], "rediss://:tok@cache.example:6379/0");
     assert_eq!(redis["host"], "cache.example");
+    // A cluster created before TLS only (plaintext listener): no login.
     let (name, kafka) = data(ComponentKind::Kafka, "kafka", "b-1:9092,b-2:9092", false);
     assert_eq!(name, "shop-aws-kafka");
     assert_eq!(kafka["bootstrapServers"], "b-1:9092,b-2:9092");
     assert_eq!(kafka["url"], "b-1:9092,b-2:9092");
+    assert_eq!(kafka["securityProtocol"], "PLAINTEXT");
+    assert_eq!(kafka["password"], "");
+    // The example asks for SCRAM: MSK's SASL_SSL listener and the login the services use.
+    let (_, kafka) = data(ComponentKind::Kafka, "kafka", "b-1:9096,b-2:9096", true);
+    assert_eq!(
+        kafka,
+        serde_json::json!({
+            "bootstrapServers": "b-1:9096,b-2:9096", "url": "b-1:9096,b-2:9096",
+            "securityProtocol": "SASL_SSL", "saslMechanism": "SCRAM-SHA-512",
+            "username": "panthera", "password": "scram-pw",
+        })
+    );
     assert!(
         renderer
             .aws_secret(

@@ -4,9 +4,11 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_elasticache::Client;
-use aws_sdk_elasticache::types::{AuthTokenUpdateStrategyType, ReplicationGroup, Tag};
+use aws_sdk_elasticache::types::{
+    AuthTokenUpdateStrategyType, AutomaticFailoverStatus, ReplicationGroup, Tag,
+};
 
-use super::model::{self, Observed, Owner, Planned, Settings};
+use super::model::{self, Observed, Owner, Planned, RedisCopies, Settings};
 use super::service::{
     Create, GroupDeleted, Modify, ServiceApi, SubnetGroups, Tags, key_value_tags,
     tags_by_resource_name,
@@ -80,6 +82,17 @@ async fn observed(ec: &Client, ctx: &Ctx<'_>, group: &ReplicationGroup) -> Resul
         .and_then(|p| p.auth_token_status())
         .map(|s| vec![format!("auth token {}", s.as_str().to_ascii_lowercase())])
         .unwrap_or_default();
+    let failover = matches!(
+        group.automatic_failover(),
+        Some(AutomaticFailoverStatus::Enabled | AutomaticFailoverStatus::Enabling)
+    );
+    let copies = RedisCopies {
+        // Cluster mode disabled: the member clusters are the primary and its replicas.
+        replicas: i32::try_from(group.member_clusters().len().saturating_sub(1)).unwrap_or(0),
+        failover,
+        snapshot_retention_days: group.snapshot_retention_limit().unwrap_or_default(),
+        snapshot_window: group.snapshot_window().map(str::to_string),
+    };
     Ok(Observed {
         arn,
         status: group.status().unwrap_or_default().to_string(),
@@ -88,6 +101,7 @@ async fn observed(ec: &Client, ctx: &Ctx<'_>, group: &ReplicationGroup) -> Resul
         settings: Some(Settings::Redis {
             node_type: group.cache_node_type().unwrap_or_default().to_string(),
             version,
+            copies,
         }),
         subnet_ids: Vec::new(),
         security_group_ids,
@@ -111,6 +125,51 @@ fn planned_security_groups(planned: &Planned) -> Option<Vec<String>> {
                 .map(str::to_string)
                 .collect()
         })
+}
+
+fn observed_replicas(observed: &Observed) -> i32 {
+    match &observed.settings {
+        Some(Settings::Redis { copies, .. }) => copies.replicas,
+        _ => 0,
+    }
+}
+
+/// `IncreaseReplicaCount` or `DecreaseReplicaCount` to `replicas`, applied now; what else the
+/// plan holds waits for the next apply.
+async fn replicas(
+    ec: &Client,
+    ctx: &Ctx<'_>,
+    store: &model::Store,
+    replicas: i32,
+    adding: bool,
+    planned: &Planned,
+) -> Result<Option<String>> {
+    let id = &store.identifier;
+    let action = format!("change the replicas of ElastiCache replication group {id} to {replicas}");
+    if adding {
+        let request = ec.increase_replica_count().replication_group_id(id);
+        let sent = request
+            .new_replica_count(replicas)
+            .apply_immediately(true)
+            .send();
+        ctx.write_call(("IncreaseReplicaCount", id), &action, sent)
+            .await?;
+    } else {
+        let request = ec.decrease_replica_count().replication_group_id(id);
+        let sent = request
+            .new_replica_count(replicas)
+            .apply_immediately(true)
+            .send();
+        ctx.write_call(("DecreaseReplicaCount", id), &action, sent)
+            .await?;
+    }
+    let rest: Vec<String> = planned
+        .changes
+        .iter()
+        .filter(|c| c.field != "replicas")
+        .map(ToString::to_string)
+        .collect();
+    Ok((!rest.is_empty()).then(|| format!("next apply: {}", rest.join("; "))))
 }
 
 impl ServiceApi for Client {
@@ -159,7 +218,12 @@ impl ServiceApi for Client {
             tags,
             password,
         } = new;
-        let Settings::Redis { node_type, version } = &store.settings else {
+        let Settings::Redis {
+            node_type,
+            version,
+            copies,
+        } = &store.settings
+        else {
             return Ok(());
         };
         let group = store.identifier.clone();
@@ -185,7 +249,12 @@ impl ServiceApi for Client {
             .engine("redis")
             .engine_version(version)
             .cache_node_type(node_type)
-            .num_cache_clusters(1)
+            // One shard (cluster mode disabled) with its replicas.
+            .replicas_per_node_group(copies.replicas)
+            .automatic_failover_enabled(copies.failover)
+            .multi_az_enabled(copies.failover)
+            .snapshot_retention_limit(copies.snapshot_retention_days)
+            .set_snapshot_window(copies.snapshot_window.clone())
             .transit_encryption_enabled(true)
             .at_rest_encryption_enabled(true)
             .auth_token(password)
@@ -222,9 +291,27 @@ impl ServiceApi for Client {
                 "waiting for the replication group to be available before modifying".into(),
             ));
         }
-        let Settings::Redis { node_type, version } = &store.settings else {
+        let Settings::Redis {
+            node_type,
+            version,
+            copies,
+        } = &store.settings
+        else {
             return Ok(None);
         };
+        // A replica count is its own request. AWS wants a replica before failover is turned
+        // on and failover off before the last replica goes: the other half waits for the next
+        // apply (the group is modifying until then).
+        if planned.changes.iter().any(|c| c.field == "replicas") {
+            let adding = copies.replicas > observed_replicas(observed);
+            let failover_later = planned
+                .changes
+                .iter()
+                .any(|c| c.field == "automaticFailover");
+            if adding || !failover_later {
+                return replicas(self, ctx, store, copies.replicas, adding, planned).await;
+            }
+        }
         let mut request = self
             .modify_replication_group()
             .replication_group_id(&store.identifier)
@@ -236,6 +323,13 @@ impl ServiceApi for Client {
                 "securityGroupIds" => request.set_security_group_ids(Some(
                     planned_security_groups(planned).unwrap_or_default(),
                 )),
+                "automaticFailover" => request
+                    .automatic_failover_enabled(copies.failover)
+                    .multi_az_enabled(copies.failover),
+                "snapshotRetentionDays" => {
+                    request.snapshot_retention_limit(copies.snapshot_retention_days)
+                }
+                "snapshotWindow" => request.set_snapshot_window(copies.snapshot_window.clone()),
                 _ => request,
             };
         }

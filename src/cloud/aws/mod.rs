@@ -16,6 +16,7 @@ pub mod model;
 mod msk;
 mod rds;
 mod reconcile;
+mod restore;
 mod secrets;
 mod service;
 mod teardown;
@@ -27,6 +28,7 @@ pub use client::{Aws, http_client, retry_config};
 use error::classify;
 pub use error::{Error, Result, is_terminal};
 pub use model::{Action, Observed, Owner, Planned, Service, Store};
+pub use restore::{RestoreSource, Restored};
 
 /// How to reconcile.
 #[derive(Clone, Debug, Default)]

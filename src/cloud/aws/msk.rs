@@ -7,13 +7,13 @@ use std::collections::{BTreeMap, HashMap};
 use aws_sdk_kafka::Client;
 
 use aws_sdk_kafka::types::{
-    BrokerEbsVolumeInfo, BrokerNodeGroupInfo, ClientBroker, Cluster, EbsStorageInfo,
-    EncryptionInTransit, EncryptionInfo, StorageInfo,
+    BrokerEbsVolumeInfo, BrokerNodeGroupInfo, ClientAuthentication, ClientBroker, Cluster,
+    EbsStorageInfo, EncryptionInTransit, EncryptionInfo, Sasl, Scram, StorageInfo, Unauthenticated,
 };
 
-use super::model::{self, Observed, Owner, Settings};
-use super::service::{Create, Modify, ServiceApi, Tags};
-use super::{Ctx, Result};
+use super::model::{self, MskAccess, Observed, Owner, Settings};
+use super::service::{Create, Modify, ServiceApi, Settle, Tags};
+use super::{Ctx, Result, secrets};
 
 /// What Panthera reads of an MSK cluster.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -29,6 +29,17 @@ struct Msk {
     storage_gib: i32,
     subnets: Vec<String>,
     security_groups: Vec<String>,
+    access: MskAccess,
+}
+
+/// How clients reach a cluster, from its client-broker encryption and SCRAM switch.
+fn access(client_broker: Option<&str>, scram: bool) -> MskAccess {
+    match (client_broker, scram) {
+        (Some("TLS"), true) => MskAccess::Scram,
+        (Some("TLS"), false) => MskAccess::Tls,
+        // MSK's default, and how Panthera created clusters before TLS only.
+        _ => MskAccess::TlsPlaintext,
+    }
 }
 
 impl Msk {
@@ -70,6 +81,19 @@ impl Msk {
             security_groups: group
                 .map(|g| g.security_groups().to_vec())
                 .unwrap_or_default(),
+            access: access(
+                provisioned
+                    .and_then(|p| p.encryption_info())
+                    .and_then(|e| e.encryption_in_transit())
+                    .and_then(|t| t.client_broker())
+                    .map(ClientBroker::as_str),
+                provisioned
+                    .and_then(|p| p.client_authentication())
+                    .and_then(|a| a.sasl())
+                    .and_then(|s| s.scram())
+                    .and_then(|s| s.enabled())
+                    .unwrap_or(false),
+            ),
         }
     }
 
@@ -123,6 +147,13 @@ impl Msk {
             ),
             subnets: list("/provisioned/brokerNodeGroupInfo/clientSubnets"),
             security_groups: list("/provisioned/brokerNodeGroupInfo/securityGroups"),
+            access: access(
+                v.pointer("/provisioned/encryptionInfo/encryptionInTransit/clientBroker")
+                    .and_then(serde_json::Value::as_str),
+                v.pointer("/provisioned/clientAuthentication/sasl/scram/enabled")
+                    .and_then(serde_json::Value::as_bool)
+                    .unwrap_or(false),
+            ),
         }
     }
 }
@@ -138,6 +169,7 @@ fn observed(cluster: &Msk) -> Observed {
             version: cluster.version.clone(),
             brokers: cluster.brokers,
             storage_gib: cluster.storage_gib,
+            access: cluster.access,
         }),
         subnet_ids: cluster.subnets.clone(),
         security_group_ids: cluster.security_groups.clone(),
@@ -191,15 +223,42 @@ async fn list(kafka: &Client, ctx: &Ctx<'_>, prefix: &str) -> Result<Vec<Msk>> {
     Ok(pages.into_iter().flatten().collect())
 }
 
-/// The bootstrap brokers of an ACTIVE cluster (plaintext listener, else TLS).
-async fn bootstrap(kafka: &Client, ctx: &Ctx<'_>, arn: &str) -> Result<Option<String>> {
+/// The bootstrap brokers of an ACTIVE cluster, of the listener its access opens (SCRAM, TLS,
+/// or plaintext on a cluster created before TLS only), and whether it is a TLS one.
+async fn bootstrap(
+    kafka: &Client,
+    ctx: &Ctx<'_>,
+    arn: &str,
+    access: MskAccess,
+) -> Result<(Option<String>, bool)> {
     let request = kafka.get_bootstrap_brokers().cluster_arn(arn);
     let action = format!("get the bootstrap brokers of {arn}");
     let out = ctx.read_call(&action, request.send()).await?;
-    Ok(out
-        .bootstrap_broker_string()
-        .or(out.bootstrap_broker_string_tls())
-        .map(str::to_string))
+    let (brokers, tls) = match access {
+        MskAccess::Scram => (out.bootstrap_broker_string_sasl_scram(), true),
+        MskAccess::Tls => (out.bootstrap_broker_string_tls(), true),
+        MskAccess::TlsPlaintext => (out.bootstrap_broker_string(), false),
+    };
+    Ok((brokers.map(str::to_string), tls))
+}
+
+/// Client authentication and encryption in transit as the spec wants them: TLS only, SCRAM or
+/// no authentication.
+fn security(access: MskAccess) -> (ClientAuthentication, EncryptionInTransit) {
+    let scram = access == MskAccess::Scram;
+    let auth = ClientAuthentication::builder()
+        .sasl(
+            Sasl::builder()
+                .scram(Scram::builder().enabled(scram).build())
+                .build(),
+        )
+        .unauthenticated(Unauthenticated::builder().enabled(!scram).build())
+        .build();
+    let transit = EncryptionInTransit::builder()
+        .client_broker(ClientBroker::Tls)
+        .in_cluster(true)
+        .build();
+    (auth, transit)
 }
 
 impl ServiceApi for Client {
@@ -213,7 +272,7 @@ impl ServiceApi for Client {
         };
         let mut o = observed(&cluster);
         if model::phase(model::Service::Msk, &o.status) == model::Phase::Available {
-            o.endpoint = bootstrap(self, ctx, &o.arn).await?;
+            (o.endpoint, o.tls) = bootstrap(self, ctx, &o.arn, cluster.access).await?;
         }
         Ok(Some(o))
     }
@@ -228,7 +287,7 @@ impl ServiceApi for Client {
             .collect())
     }
 
-    /// MSK takes no password (clients authenticate by network, TLS optional).
+    /// TLS only; the SCRAM login is associated once the cluster is ACTIVE ([`Self::settle`]).
     async fn create(&self, ctx: &Ctx<'_>, new: Create<'_>) -> Result<()> {
         let Create {
             store,
@@ -241,6 +300,7 @@ impl ServiceApi for Client {
             version,
             brokers,
             storage_gib,
+            access,
         } = &store.settings
         else {
             return Ok(());
@@ -258,13 +318,9 @@ impl ServiceApi for Client {
                     .build(),
             )
             .build();
+        let (auth, transit) = security(*access);
         let encryption = EncryptionInfo::builder()
-            .encryption_in_transit(
-                EncryptionInTransit::builder()
-                    .client_broker(ClientBroker::TlsPlaintext)
-                    .in_cluster(true)
-                    .build(),
-            )
+            .encryption_in_transit(transit)
             .build();
         let request = self
             .create_cluster()
@@ -273,6 +329,7 @@ impl ServiceApi for Client {
             .number_of_broker_nodes(*brokers)
             .broker_node_group_info(group)
             .encryption_info(encryption)
+            .client_authentication(auth)
             .set_tags(Some(hash_map(tags)));
         ctx.write_call(
             ("CreateCluster", &store.identifier),
@@ -308,6 +365,7 @@ impl ServiceApi for Client {
             version,
             brokers,
             storage_gib,
+            access,
         } = &store.settings
         else {
             return Ok(None);
@@ -345,6 +403,18 @@ impl ServiceApi for Client {
                 ctx.write_call(("UpdateBrokerCount", arn), action, sent)
                     .await?;
             }
+            "clientAuthentication" => {
+                let (auth, transit) = security(*access);
+                let encryption = EncryptionInfo::builder().encryption_in_transit(transit);
+                let request = self
+                    .update_security()
+                    .cluster_arn(arn)
+                    .current_version(current)
+                    .client_authentication(auth)
+                    .encryption_info(encryption.build());
+                ctx.write_call(("UpdateSecurity", arn), action, request.send())
+                    .await?;
+            }
             "version" => {
                 let request = self
                     .update_cluster_kafka_version()
@@ -360,6 +430,48 @@ impl ServiceApi for Client {
             .map(ToString::to_string)
             .collect();
         Ok((!rest.is_empty()).then(|| format!("next updates: {}", rest.join("; "))))
+    }
+
+    /// The SCRAM secret is associated once the cluster is ACTIVE (MSK refuses it before), and
+    /// once only: the associated secrets are read first.
+    async fn settle(&self, ctx: &Ctx<'_>, settle: Settle<'_>) -> Result<Option<String>> {
+        let Settle {
+            store,
+            observed,
+            secret,
+        } = settle;
+        if !matches!(
+            &store.settings,
+            Settings::Kafka {
+                access: MskAccess::Scram,
+                ..
+            }
+        ) {
+            return Ok(None);
+        }
+        if model::phase(store.service, &observed.status) != model::Phase::Available {
+            return Ok(Some(
+                "SCRAM secret associated once the cluster is active".into(),
+            ));
+        }
+        let arn = observed.arn.as_str();
+        let request = self.list_scram_secrets().cluster_arn(arn);
+        let action = format!("list the SCRAM secrets of {arn}");
+        let listed = ctx.read_call(&action, request.send()).await?;
+        let Some(secret_arn) = secrets::arn(ctx, secret).await? else {
+            return Ok(Some(format!(
+                "SCRAM secret {secret} not in Secrets Manager yet"
+            )));
+        };
+        if listed.secret_arn_list().contains(&secret_arn) {
+            return Ok(None);
+        }
+        let request = self.batch_associate_scram_secret().cluster_arn(arn);
+        let action = format!("associate SCRAM secret {secret} with {arn}");
+        let sent = request.secret_arn_list(&secret_arn).send();
+        ctx.write_call(("BatchAssociateScramSecret", arn), &action, sent)
+            .await?;
+        Ok(None)
     }
 
     async fn add_tags(&self, ctx: &Ctx<'_>, arn: &str, tags: &Tags) -> Result<()> {
@@ -431,7 +543,8 @@ mod tests {
                 instance_type: "kafka.t3.small".into(),
                 version: "3.9.0".into(),
                 brokers: 3,
-                storage_gib: 100
+                storage_gib: 100,
+                access: MskAccess::TlsPlaintext,
             })
         );
         assert_eq!(o.subnet_ids, vec!["subnet-1".to_string()]);

@@ -3,7 +3,7 @@
 use aws_sdk_rds::Client;
 use aws_sdk_rds::types::{DbInstance, Tag};
 
-use super::model::{self, Class, Observed, Owner, Settings};
+use super::model::{self, Class, Observed, Owner, RdsOptions, Settings};
 use super::service::{
     Create, GroupDeleted, Modify, ServiceApi, SubnetGroups, Tags, key_value_tags,
     tags_by_resource_name,
@@ -28,6 +28,20 @@ fn observed(db: &DbInstance) -> Observed {
         .and_then(|p| p.allocated_storage())
         .or(db.allocated_storage())
         .unwrap_or_default();
+    let rds = RdsOptions {
+        multi_az: pending
+            .and_then(|p| p.multi_az())
+            .or(db.multi_az())
+            .unwrap_or_default(),
+        backup_retention_days: pending
+            .and_then(|p| p.backup_retention_period())
+            .or(db.backup_retention_period())
+            .unwrap_or_default(),
+        backup_window: db.preferred_backup_window().map(str::to_string),
+        maintenance_window: db.preferred_maintenance_window().map(str::to_string),
+        max_storage_gib: db.max_allocated_storage(),
+        deletion_protection: db.deletion_protection().unwrap_or_default(),
+    };
     let mut waiting = Vec::new();
     if let Some(p) = pending {
         if let Some(c) = p.db_instance_class() {
@@ -38,6 +52,12 @@ fn observed(db: &DbInstance) -> Observed {
         }
         if let Some(s) = p.allocated_storage() {
             waiting.push(format!("storage {s} GiB"));
+        }
+        if let Some(m) = p.multi_az() {
+            waiting.push(format!("highAvailability {m}"));
+        }
+        if let Some(r) = p.backup_retention_period() {
+            waiting.push(format!("backupRetentionDays {r}"));
         }
     }
     Observed {
@@ -55,6 +75,7 @@ fn observed(db: &DbInstance) -> Observed {
             instance_class,
             version,
             storage_gib,
+            rds,
         }),
         subnet_ids: db
             .db_subnet_group()
@@ -124,6 +145,7 @@ impl ServiceApi for Client {
             instance_class,
             version,
             storage_gib,
+            rds,
         } = &store.settings
         else {
             return Ok(());
@@ -155,6 +177,12 @@ impl ServiceApi for Client {
             .storage_encrypted(true)
             .publicly_accessible(false)
             .copy_tags_to_snapshot(true)
+            .multi_az(rds.multi_az)
+            .backup_retention_period(rds.backup_retention_days)
+            .set_preferred_backup_window(rds.backup_window.clone())
+            .set_preferred_maintenance_window(rds.maintenance_window.clone())
+            .set_max_allocated_storage(rds.max_storage_gib.filter(|m| m > storage_gib))
+            .deletion_protection(rds.deletion_protection)
             .master_username(&store.username)
             .master_user_password(password)
             .db_name(&store.username)
@@ -201,6 +229,7 @@ impl ServiceApi for Client {
             instance_class,
             version,
             storage_gib,
+            rds,
         } = &store.settings
         else {
             return Ok(None);
@@ -249,6 +278,37 @@ impl ServiceApi for Client {
                     now = now.set_vpc_security_group_ids(Some(network.security_group_ids.clone()));
                     now_any = true;
                 }
+                // Availability, backups and protection go with the other changes of this apply
+                // in the one request that applies now.
+                ("highAvailability", _) => {
+                    now = now.multi_az(rds.multi_az);
+                    now_any = true;
+                }
+                ("backupRetentionDays", _) => {
+                    now = now.backup_retention_period(rds.backup_retention_days);
+                    now_any = true;
+                }
+                ("backupWindow", _) => {
+                    now = now.set_preferred_backup_window(rds.backup_window.clone());
+                    now_any = true;
+                }
+                ("maintenanceWindow", _) => {
+                    now = now.set_preferred_maintenance_window(rds.maintenance_window.clone());
+                    now_any = true;
+                }
+                ("maxStorage", _) => {
+                    // The size itself turns autoscaling off.
+                    now = now.max_allocated_storage(
+                        rds.max_storage_gib
+                            .filter(|m| m > storage_gib)
+                            .unwrap_or(*storage_gib),
+                    );
+                    now_any = true;
+                }
+                ("deletionProtection", _) => {
+                    now = now.deletion_protection(rds.deletion_protection);
+                    now_any = true;
+                }
                 ("version", Class::MaintenanceWindow) => {
                     window = window
                         .engine_version(version)
@@ -275,6 +335,18 @@ impl ServiceApi for Client {
     }
 
     tags_by_resource_name!();
+
+    async fn lift_protection(&self, ctx: &Ctx<'_>, identifier: &str) -> Result<()> {
+        let request = self
+            .modify_db_instance()
+            .db_instance_identifier(identifier)
+            .deletion_protection(false)
+            .apply_immediately(true);
+        let action = format!("lift the deletion protection of RDS instance {identifier}");
+        ctx.write_call(("ModifyDBInstance", identifier), &action, request.send())
+            .await?;
+        Ok(())
+    }
 
     async fn delete(
         &self,

@@ -9,7 +9,7 @@ use crate::api::{DeletionPolicy, PantheraPlatform};
 
 use super::client::Ctx;
 use super::model::{self, Action, Network, Observed, Owner, Phase, Planned, Store};
-use super::service::{Create, Modify, ServiceApi};
+use super::service::{Create, Modify, ServiceApi, Settle};
 use super::{Aws, Error, Observation, ReconcileOptions, Result, StoreState, secrets};
 
 impl Aws {
@@ -35,10 +35,33 @@ impl Aws {
         let owner = Owner::of(platform);
         let network = model::network(platform);
         let mut out = Vec::new();
-        for store in model::stores(platform) {
+        for mut store in model::stores(platform) {
             self.check_region(&network, &store.component)?;
             let ctx = self.ctx(network.region.as_deref(), &store.component);
-            let observed = self.describe(&ctx, &store).await?;
+            let mut observed = self.describe(&ctx, &store).await?;
+            // After a restore the store runs on the restored instance: follow the marks the
+            // restores left on this platform's instances (a bounded chain).
+            for _ in 0..16 {
+                let Some(next) = observed
+                    .as_ref()
+                    .filter(|o| owner.owns(&o.tags))
+                    .and_then(|o| o.tags.get(model::TAG_SUPERSEDED_BY))
+                    .cloned()
+                else {
+                    break;
+                };
+                let moved = Store {
+                    identifier: next,
+                    ..store.clone()
+                };
+                match self.describe(&ctx, &moved).await? {
+                    Some(o) => {
+                        observed = Some(o);
+                        store.identifier = moved.identifier;
+                    }
+                    None => break,
+                }
+            }
             let password = if passwords && store.has_password() {
                 secrets::get(&ctx, &model::secret_name(&owner, &store.component)).await?
             } else {
@@ -167,16 +190,15 @@ impl Aws {
             };
             let mut deferred = None;
             if !options.dry_run {
-                deferred = self
-                    .execute(
-                        &ctx,
-                        store,
-                        &network,
-                        observed,
-                        &planned,
-                        password.as_deref(),
-                    )
-                    .await?;
+                deferred = Box::pin(self.execute(
+                    &ctx,
+                    store,
+                    &network,
+                    observed,
+                    &planned,
+                    password.as_deref(),
+                ))
+                .await?;
             }
             let mut fresh = if planned.writes() && !options.dry_run {
                 self.describe(&ctx, store).await?
@@ -190,6 +212,18 @@ impl Aws {
                 self.create_store(&ctx, store, &network, &tags, password.as_deref())
                     .await?;
                 fresh = self.describe(&ctx, store).await?;
+            }
+            if let (Some(o), false) = (fresh.as_ref(), options.dry_run) {
+                let settle = Settle {
+                    store,
+                    observed: o,
+                    secret: &model::secret_name(&owner, &store.component),
+                };
+                let waits = Box::pin(ctx.api(store.service).settle(&ctx, settle)).await?;
+                deferred = match (deferred, waits) {
+                    (Some(a), Some(b)) => Some(format!("{a}; {b}")),
+                    (a, b) => a.or(b),
+                };
             }
             let mut state = StoreState::from_observed(store, fresh.as_ref());
             if let Some(why) = deferred {
@@ -241,6 +275,7 @@ impl Aws {
                 &name,
                 &store.username,
                 &password,
+                store.kms_key.as_deref(),
                 &model::tags(owner, store),
             )
             .await?;

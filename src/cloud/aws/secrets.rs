@@ -29,12 +29,27 @@ pub(super) async fn get(ctx: &Ctx<'_>, name: &str) -> Result<Option<String>> {
         }))
 }
 
-/// Store the credentials under `name`; one already there (an interrupted apply) is kept.
+/// The ARN of the secret `name`, if there is one.
+pub(super) async fn arn(ctx: &Ctx<'_>, name: &str) -> Result<Option<String>> {
+    let request = ctx.clients.secrets.describe_secret().secret_id(name);
+    let out = ctx
+        .read_tolerating(
+            &format!("describe secret {name} in Secrets Manager"),
+            request.send(),
+            |e| e.is_resource_not_found_exception(),
+        )
+        .await?;
+    Ok(out.and_then(|o| o.arn().map(str::to_string)))
+}
+
+/// Store the credentials under `name`, encrypted with `kms_key` when given (MSK's SCRAM secrets
+/// must not use the default key); one already there (an interrupted apply) is kept.
 pub(super) async fn create(
     ctx: &Ctx<'_>,
     name: &str,
     username: &str,
     password: &str,
+    kms_key: Option<&str>,
     tags: &BTreeMap<String, String>,
 ) -> Result<()> {
     let value = serde_json::json!({"username": username, "password": password}).to_string();
@@ -46,8 +61,9 @@ pub(super) async fn create(
         .secrets
         .create_secret()
         .name(name)
-        .description("Master credentials of a Panthera data store")
+        .description("Credentials of a Panthera data store")
         .secret_string(value)
+        .set_kms_key_id(kms_key.map(str::to_string))
         .set_tags(Some(tags.collect()));
     ctx.write_tolerating(
         ("CreateSecret", name),

@@ -4,7 +4,7 @@
 //! which order, is written once (reconcile.rs, teardown.rs), through [`Api`]: the one place that
 //! chooses the service of a store.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use super::model::{self, Network, Observed, Owner, Planned, Store};
 use aws_sdk_rds::error::SdkError;
@@ -12,8 +12,7 @@ use aws_sdk_rds::error::SdkError;
 use super::error::{RawResponse, ServiceError};
 use super::{Ctx, Result};
 
-/// Tags as Panthera handles them, whatever shape each SDK gives them.
-pub(super) type Tags = BTreeMap<String, String>;
+pub(super) use super::model::Tags;
 
 /// What a create writes: the store as the spec wants it, where it runs, its tags, and its master
 /// password (AUTH token) for the services that take one.
@@ -34,6 +33,14 @@ pub(super) struct Modify<'a> {
     pub observed: &'a Observed,
     pub planned: &'a Planned,
     pub adopt_password: Option<&'a str>,
+}
+
+/// A store that exists, with the credentials secret it uses (by name).
+#[derive(Clone, Copy)]
+pub(super) struct Settle<'a> {
+    pub store: &'a Store,
+    pub observed: &'a Observed,
+    pub secret: &'a str,
 }
 
 /// The calls of one managed service. Implementations count each call on the [`Ctx`] (a read, or a
@@ -67,6 +74,18 @@ pub(super) trait ServiceApi {
         arn: &str,
         snapshot: Option<&str>,
     ) -> Result<()>;
+
+    /// Lift what keeps AWS from deleting the resource (RDS deletion protection); called only
+    /// when the deletion policy deletes it. Nothing for the others.
+    async fn lift_protection(&self, _ctx: &Ctx<'_>, _identifier: &str) -> Result<()> {
+        Ok(())
+    }
+
+    /// What a store needs once it exists, whatever the plan (MSK: its SCRAM secret associated).
+    /// Returns what still waits.
+    async fn settle(&self, _ctx: &Ctx<'_>, _settle: Settle<'_>) -> Result<Option<String>> {
+        Ok(None)
+    }
 
     /// Retain hands the resource back to its owner: remove Panthera's tags from what it still
     /// uses as well (RDS: its DB subnet group). Nothing for the others.
@@ -148,6 +167,14 @@ impl ServiceApi for Api<'_> {
 
     async fn release(&self, ctx: &Ctx<'_>, observed: &Observed, owner: &Owner) -> Result<()> {
         each!(self, c => c.release(ctx, observed, owner).await)
+    }
+
+    async fn lift_protection(&self, ctx: &Ctx<'_>, identifier: &str) -> Result<()> {
+        each!(self, c => c.lift_protection(ctx, identifier).await)
+    }
+
+    async fn settle(&self, ctx: &Ctx<'_>, settle: Settle<'_>) -> Result<Option<String>> {
+        each!(self, c => c.settle(ctx, settle).await)
     }
 }
 

@@ -30,11 +30,22 @@ impl Aws {
         // Marked first, so that a later destroy can say since when and into which snapshot.
         let api = ctx.api(service);
         api.tag(ctx, &observed.arn, &marks).await?;
+        // The policy deletes this instance: only now is its protection lifted, right before the
+        // delete (which, under Snapshot, AWS carries out only after the final snapshot).
+        let protected = observed.deletion_protection();
+        if protected {
+            api.lift_protection(ctx, identifier).await?;
+        }
         api.delete(ctx, identifier, &observed.arn, snapshot.as_deref())
             .await?;
-        Ok(match snapshot {
+        let what = match snapshot {
             Some(s) => format!("final snapshot {s}"),
             None => "no final snapshot".into(),
+        };
+        Ok(if protected {
+            format!("{what}; deletion protection lifted first")
+        } else {
+            what
         })
     }
 
@@ -48,7 +59,7 @@ impl Aws {
         region: Option<&str>,
         keep_data: bool,
     ) -> Result<Teardown> {
-        self.teardown(owner, region, keep_data, &BTreeSet::new())
+        self.teardown(owner, region, keep_data, &BTreeSet::new(), &BTreeSet::new())
             .await
     }
 
@@ -58,21 +69,24 @@ impl Aws {
     pub async fn prune(&self, platform: &PantheraPlatform) -> Result<Teardown> {
         let owner = Owner::of(platform);
         let network = model::network(platform);
-        let keep: BTreeSet<String> = model::stores(platform)
-            .into_iter()
-            .map(|s| s.identifier)
-            .collect();
-        self.teardown(&owner, network.region.as_deref(), true, &keep)
+        let stores = model::stores(platform);
+        let keep: BTreeSet<String> = stores.iter().map(|s| s.identifier.clone()).collect();
+        // A store that moved to a restored instance keeps both: the restored one runs it, the
+        // one it was restored from holds the data from before.
+        let components: BTreeSet<String> = stores.into_iter().map(|s| s.component).collect();
+        self.teardown(&owner, network.region.as_deref(), true, &keep, &components)
             .await
     }
 
-    /// Delete or retain every resource of `owner` except the identifiers in `keep`.
+    /// Delete or retain every resource of `owner` except the identifiers in `keep` and the
+    /// resources of the components in `keep_components`.
     async fn teardown(
         &self,
         owner: &Owner,
         region: Option<&str>,
         keep_data: bool,
         keep: &BTreeSet<String>,
+        keep_components: &BTreeSet<String>,
     ) -> Result<Teardown> {
         let mut out = Teardown::default();
         let found = {
@@ -83,7 +97,12 @@ impl Aws {
                     found.push((service, id, o));
                 }
             }
-            found.retain(|(_, id, _)| !keep.contains(id));
+            found.retain(|(_, id, o)| {
+                !keep.contains(id)
+                    && o.tags
+                        .get(model::TAG_COMPONENT)
+                        .is_none_or(|c| !keep_components.contains(c))
+            });
             found
         };
         for (service, identifier, observed) in found {
@@ -107,11 +126,14 @@ impl Aws {
                 let api = ctx.api(service);
                 api.untag(&ctx, &observed.arn, &keys).await?;
                 api.release(&ctx, &observed, owner).await?;
-                if service != Service::Msk {
-                    secrets::untag(&ctx, &model::secret_name(owner, &component)).await?;
-                }
+                secrets::untag(&ctx, &model::secret_name(owner, &component)).await?;
                 out.deleted.push(format!(
-                    "{component}: {resource} {identifier} retained (Panthera's tags removed)"
+                    "{component}: {resource} {identifier} retained (Panthera's tags removed{})",
+                    if observed.deletion_protection() {
+                        "; deletion protection kept"
+                    } else {
+                        ""
+                    }
                 ));
                 continue;
             }

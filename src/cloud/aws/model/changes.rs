@@ -104,11 +104,13 @@ pub fn differences(store: &Store, network: &Network, observed: &Observed) -> Vec
                 instance_class,
                 version,
                 storage_gib,
+                rds,
             },
             Some(Settings::Postgres {
                 instance_class: ai,
                 version: av,
                 storage_gib: asg,
+                rds: ar,
             }),
         ) => {
             if instance_class != ai {
@@ -120,12 +122,68 @@ pub fn differences(store: &Store, network: &Network, observed: &Observed) -> Vec
             if storage_gib != asg {
                 push("storage", asg, storage_gib, grow(*storage_gib, *asg));
             }
+            if rds.multi_az != ar.multi_az {
+                push(
+                    "highAvailability",
+                    &ar.multi_az,
+                    &rds.multi_az,
+                    Class::InPlace,
+                );
+            }
+            if rds.backup_retention_days != ar.backup_retention_days {
+                // Turning backups on or off restarts the instance; other values do not.
+                let restart = (rds.backup_retention_days == 0) != (ar.backup_retention_days == 0);
+                push(
+                    "backupRetentionDays",
+                    &ar.backup_retention_days,
+                    &rds.backup_retention_days,
+                    if restart {
+                        Class::Reboot
+                    } else {
+                        Class::InPlace
+                    },
+                );
+            }
+            let window = |d: &Option<String>, a: &Option<String>| {
+                d.as_ref()
+                    .filter(|d| Some(*d) != a.as_ref())
+                    .map(|d| (a.clone().unwrap_or_else(|| "none".into()), d.clone()))
+            };
+            if let Some((from, to)) = window(&rds.backup_window, &ar.backup_window) {
+                push("backupWindow", &from, &to, Class::InPlace);
+            }
+            if let Some((from, to)) = window(&rds.maintenance_window, &ar.maintenance_window) {
+                push("maintenanceWindow", &from, &to, Class::InPlace);
+            }
+            // AWS reports no ceiling when autoscaling is off (or the ceiling is the size).
+            let ceiling = |c: Option<i32>, size: i32| c.filter(|c| *c > size);
+            let (dm, am) = (
+                ceiling(rds.max_storage_gib, *storage_gib),
+                ceiling(ar.max_storage_gib, *asg),
+            );
+            if dm != am {
+                let show = |c: Option<i32>| c.map_or("off".to_string(), |c| c.to_string());
+                push("maxStorage", &show(am), &show(dm), Class::InPlace);
+            }
+            if rds.deletion_protection != ar.deletion_protection {
+                push(
+                    "deletionProtection",
+                    &ar.deletion_protection,
+                    &rds.deletion_protection,
+                    Class::InPlace,
+                );
+            }
         }
         (
-            Settings::Redis { node_type, version },
+            Settings::Redis {
+                node_type,
+                version,
+                copies,
+            },
             Some(Settings::Redis {
                 node_type: an,
                 version: av,
+                copies: ac,
             }),
         ) => {
             if node_type != an {
@@ -134,6 +192,33 @@ pub fn differences(store: &Store, network: &Network, observed: &Observed) -> Vec
             if let Some(class) = version_change(version, av, Class::InPlace) {
                 push("version", av, version, class);
             }
+            if copies.replicas != ac.replicas {
+                push("replicas", &ac.replicas, &copies.replicas, Class::InPlace);
+            }
+            if copies.failover != ac.failover {
+                push(
+                    "automaticFailover",
+                    &ac.failover,
+                    &copies.failover,
+                    Class::InPlace,
+                );
+            }
+            if copies.snapshot_retention_days != ac.snapshot_retention_days {
+                push(
+                    "snapshotRetentionDays",
+                    &ac.snapshot_retention_days,
+                    &copies.snapshot_retention_days,
+                    Class::InPlace,
+                );
+            }
+            if let Some(w) = copies
+                .snapshot_window
+                .as_ref()
+                .filter(|w| Some(*w) != ac.snapshot_window.as_ref())
+            {
+                let from = ac.snapshot_window.clone().unwrap_or_else(|| "none".into());
+                push("snapshotWindow", &from, w, Class::InPlace);
+            }
         }
         (
             Settings::Kafka {
@@ -141,12 +226,14 @@ pub fn differences(store: &Store, network: &Network, observed: &Observed) -> Vec
                 version,
                 brokers,
                 storage_gib,
+                access,
             },
             Some(Settings::Kafka {
                 instance_type: ai,
                 version: av,
                 brokers: ab,
                 storage_gib: asg,
+                access: aa,
             }),
         ) => {
             if instance_type != ai {
@@ -160,6 +247,9 @@ pub fn differences(store: &Store, network: &Network, observed: &Observed) -> Vec
             }
             if storage_gib != asg {
                 push("storage", asg, storage_gib, grow(*storage_gib, *asg));
+            }
+            if access != aa {
+                push("clientAuthentication", aa, access, Class::InPlace);
             }
         }
         _ => {}

@@ -17,13 +17,16 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::api::{Backend, ComponentKind, DeletionPolicy, PantheraPlatform};
+use crate::api::{
+    Backend, ComponentKind, DeletionPolicy, KafkaClientAuthentication, PantheraPlatform,
+};
 
 pub use changes::{Action, Class, Difference, Planned, differences, plan};
 pub use ownership::{
     Owner, PANTHERA_TAGS, TAG_COMPONENT, TAG_DELETION_POLICY, TAG_DELETION_REQUESTED,
-    TAG_FINAL_SNAPSHOT, TAG_MANAGED_BY, TAG_NAMESPACE, TAG_PLATFORM, final_snapshot_id, owner_of,
-    panthera_tags_on, policy_of, secret_name, tags, tags_to_add,
+    TAG_FINAL_SNAPSHOT, TAG_MANAGED_BY, TAG_NAMESPACE, TAG_PLATFORM, TAG_RESTORED_FROM,
+    TAG_SUPERSEDED_BY, Tags, final_snapshot_id, owner_of, panthera_tags_on, policy_of, secret_name,
+    tags, tags_to_add,
 };
 pub use status::{Phase, is_deleting, phase, progress};
 
@@ -72,17 +75,66 @@ pub enum Settings {
         instance_class: String,
         version: String,
         storage_gib: i32,
+        rds: RdsOptions,
     },
     Redis {
         node_type: String,
         version: String,
+        copies: RedisCopies,
     },
     Kafka {
         instance_type: String,
         version: String,
         brokers: i32,
         storage_gib: i32,
+        access: MskAccess,
     },
+}
+
+/// An RDS instance's availability, backups and protection.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RdsOptions {
+    pub multi_az: bool,
+    pub backup_retention_days: i32,
+    /// `None` in the spec: whatever AWS chose is fine.
+    pub backup_window: Option<String>,
+    pub maintenance_window: Option<String>,
+    /// Storage autoscaling ceiling; `None`: no autoscaling.
+    pub max_storage_gib: Option<i32>,
+    pub deletion_protection: bool,
+}
+
+/// An ElastiCache group's replicas and snapshots.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RedisCopies {
+    pub replicas: i32,
+    /// Automatic failover and Multi-AZ, which AWS allows only with a replica.
+    pub failover: bool,
+    pub snapshot_retention_days: i32,
+    /// `None` in the spec: whatever AWS chose is fine.
+    pub snapshot_window: Option<String>,
+}
+
+/// How clients reach an MSK cluster.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MskAccess {
+    /// A plaintext listener next to TLS (how Panthera created clusters before TLS only).
+    TlsPlaintext,
+    /// TLS only, without client authentication.
+    Tls,
+    /// TLS only, SASL/SCRAM.
+    #[default]
+    Scram,
+}
+
+impl fmt::Display for MskAccess {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::TlsPlaintext => "tls+plaintext",
+            Self::Tls => "tls",
+            Self::Scram => "scram",
+        })
+    }
 }
 
 impl fmt::Display for Settings {
@@ -92,19 +144,42 @@ impl fmt::Display for Settings {
                 instance_class,
                 version,
                 storage_gib,
+                rds,
             } => write!(
                 f,
-                "{instance_class}, PostgreSQL {version}, {storage_gib} GiB"
+                "{instance_class}, PostgreSQL {version}, {storage_gib} GiB{}, backups {} days{}",
+                if rds.multi_az { ", Multi-AZ" } else { "" },
+                rds.backup_retention_days,
+                if rds.deletion_protection {
+                    ", deletion protection"
+                } else {
+                    ""
+                }
             ),
-            Self::Redis { node_type, version } => write!(f, "{node_type}, Redis {version}"),
+            Self::Redis {
+                node_type,
+                version,
+                copies,
+            } => write!(
+                f,
+                "{node_type}, Redis {version}, {} replica(s){}, snapshots {} days",
+                copies.replicas,
+                if copies.failover {
+                    ", automatic failover, Multi-AZ"
+                } else {
+                    ""
+                },
+                copies.snapshot_retention_days
+            ),
             Self::Kafka {
                 instance_type,
                 version,
                 brokers,
                 storage_gib,
+                access,
             } => write!(
                 f,
-                "{brokers} x {instance_type}, Kafka {version}, {storage_gib} GiB per broker"
+                "{brokers} x {instance_type}, Kafka {version}, {storage_gib} GiB per broker, {access}"
             ),
         }
     }
@@ -124,14 +199,21 @@ pub struct Store {
     pub adopt: bool,
     pub deletion_policy: DeletionPolicy,
     pub settings: Settings,
-    /// Master user name (PostgreSQL): the database name with `-` as `_`, like the cluster backend.
+    /// Master user name (PostgreSQL): the database name with `-` as `_`, like the cluster
+    /// backend; the SCRAM user of MSK.
     pub username: String,
+    /// The KMS key of MSK's SCRAM secret.
+    pub kms_key: Option<String>,
 }
 
 impl Store {
-    /// Whether the store has a generated password (kept in Secrets Manager).
+    /// Whether the store has a generated password (kept in Secrets Manager): the master
+    /// password, the AUTH token, MSK's SCRAM login.
     pub fn has_password(&self) -> bool {
-        !matches!(self.service, Service::Msk)
+        match &self.settings {
+            Settings::Kafka { access, .. } => *access == MskAccess::Scram,
+            _ => true,
+        }
     }
 }
 
@@ -177,8 +259,17 @@ pub fn stores(platform: &PantheraPlatform) -> Vec<Store> {
                 instance_class: db.instance_class.clone(),
                 version: db.version.as_str().to_string(),
                 storage_gib: storage_gib(&db.storage).max(RDS_MIN_STORAGE_GIB),
+                rds: RdsOptions {
+                    multi_az: db.high_availability,
+                    backup_retention_days: db.backup.retention_days,
+                    backup_window: db.backup.window.clone(),
+                    maintenance_window: db.maintenance_window.clone(),
+                    max_storage_gib: db.max_storage.as_deref().map(storage_gib),
+                    deletion_protection: db.deletion_protection,
+                },
             },
             username: db.name.replace('-', "_"),
+            kms_key: None,
         });
     }
     if let Some(redis) = spec.redis.as_ref().filter(|r| r.backend == Backend::Aws) {
@@ -195,8 +286,15 @@ pub fn stores(platform: &PantheraPlatform) -> Vec<Store> {
             settings: Settings::Redis {
                 node_type: redis.node_type.clone(),
                 version: redis.version.clone(),
+                copies: RedisCopies {
+                    replicas: redis.replicas,
+                    failover: redis.replicas > 0,
+                    snapshot_retention_days: redis.snapshot.retention_days,
+                    snapshot_window: redis.snapshot.window.clone(),
+                },
             },
             username: String::new(),
+            kms_key: None,
         });
     }
     if let Some(kafka) = spec.kafka.as_ref().filter(|k| k.backend == Backend::Aws) {
@@ -215,8 +313,13 @@ pub fn stores(platform: &PantheraPlatform) -> Vec<Store> {
                 version: kafka.version.clone(),
                 brokers: kafka.brokers,
                 storage_gib: storage_gib(&kafka.storage),
+                access: match kafka.client_authentication() {
+                    KafkaClientAuthentication::Scram => MskAccess::Scram,
+                    KafkaClientAuthentication::Unauthenticated => MskAccess::Tls,
+                },
             },
-            username: String::new(),
+            username: crate::api::MSK_SCRAM_USERNAME.to_string(),
+            kms_key: kafka.scram_kms_key.clone(),
         });
     }
     out
@@ -280,4 +383,11 @@ pub struct Observed {
     pub current_version: Option<String>,
     /// DB subnet group (RDS).
     pub subnet_group: Option<String>,
+}
+
+impl Observed {
+    /// AWS refuses to delete the resource until this is lifted (RDS deletion protection).
+    pub fn deletion_protection(&self) -> bool {
+        matches!(&self.settings, Some(Settings::Postgres { rds, .. }) if rds.deletion_protection)
+    }
 }

@@ -21,6 +21,11 @@ pub const TAG_MANAGED_BY: &str = crate::api::LABEL_MANAGED_BY;
 pub const TAG_DELETION_REQUESTED: &str = "panthera.dev/deletion-requested";
 /// Final snapshot destroy asked for.
 pub const TAG_FINAL_SNAPSHOT: &str = "panthera.dev/final-snapshot";
+/// On an instance a restore replaced: the instance the store runs on now. Dereference follows
+/// it, so the store moves to the restored instance while the old one is kept.
+pub const TAG_SUPERSEDED_BY: &str = "panthera.dev/superseded-by";
+/// On a restored instance: the instance it was restored from.
+pub const TAG_RESTORED_FROM: &str = "panthera.dev/restored-from";
 /// Every tag Panthera sets; Retain removes them all, so the resource is no longer Panthera's.
 pub const PANTHERA_TAGS: &[&str] = &[
     TAG_PLATFORM,
@@ -30,7 +35,12 @@ pub const PANTHERA_TAGS: &[&str] = &[
     TAG_MANAGED_BY,
     TAG_DELETION_REQUESTED,
     TAG_FINAL_SNAPSHOT,
+    TAG_SUPERSEDED_BY,
+    TAG_RESTORED_FROM,
 ];
+
+/// Tags as Panthera handles them, whatever shape each SDK gives them.
+pub type Tags = BTreeMap<String, String>;
 /// The platform a resource belongs to.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Owner {
@@ -112,8 +122,12 @@ pub fn panthera_tags_on(actual: &BTreeMap<String, String>) -> Vec<String> {
         .collect()
 }
 
-/// Secrets Manager name of a store's master credentials.
+/// Secrets Manager name of a store's credentials. MSK takes SCRAM logins only from secrets
+/// whose name starts with `AmazonMSK_`.
 pub fn secret_name(owner: &Owner, component: &str) -> String {
+    if component == "kafka" {
+        return format!("AmazonMSK_panthera_{}_{}", owner.namespace, owner.platform);
+    }
     format!(
         "panthera/{}/{}/{}",
         owner.namespace,

@@ -48,9 +48,23 @@ fn the_aws_example_has_one_store_per_managed_service() {
         Settings::Postgres {
             instance_class: "db.t4g.medium".into(),
             version: "16".into(),
-            storage_gib: 20
+            storage_gib: 20,
+            rds: RdsOptions {
+                multi_az: true,
+                backup_retention_days: 14,
+                backup_window: Some("03:00-03:30".into()),
+                maintenance_window: Some("sun:04:00-sun:04:30".into()),
+                max_storage_gib: Some(100),
+                deletion_protection: true,
+            },
         }
     );
+    assert!(matches!(
+        &stores[2].settings,
+        Settings::Redis { copies, .. } if copies.replicas == 1 && copies.failover
+    ));
+    assert!(stores[3].has_password(), "MSK's SCRAM login");
+    assert_eq!(stores[3].kms_key.as_deref(), Some("alias/shop-msk-scram"));
     assert_eq!(network(&p).subnet_ids.len(), 3);
 }
 
@@ -136,10 +150,14 @@ fn changes_are_classified_by_how_aws_applies_them() {
         o.settings = Some(observed);
         plan(&owner, store, &net, Some(&o)).unwrap()
     };
+    let Settings::Postgres { rds, .. } = stores[0].settings.clone() else {
+        panic!("a database")
+    };
     let pg = |class: &str, version: &str, gib| Settings::Postgres {
         instance_class: class.into(),
         version: version.into(),
         storage_gib: gib,
+        rds: rds.clone(),
     };
     let planned = class_of(&stores[0], pg("db.t4g.micro", "16.4", 20));
     assert_eq!(planned.action, Action::Reboot);
@@ -164,9 +182,13 @@ fn changes_are_classified_by_how_aws_applies_them() {
         Action::Replace,
         "storage never shrinks"
     );
+    let Settings::Redis { copies, .. } = stores[2].settings.clone() else {
+        panic!("redis")
+    };
     let redis = |node: &str, v: &str| Settings::Redis {
         node_type: node.into(),
         version: v.into(),
+        copies: copies.clone(),
     };
     assert_eq!(
         class_of(&stores[2], redis("cache.t4g.small", "7.1.0")).action,
@@ -185,6 +207,7 @@ fn changes_are_classified_by_how_aws_applies_them() {
         version: "3.9.0".into(),
         brokers,
         storage_gib: gib,
+        access: MskAccess::Scram,
     };
     assert_eq!(
         class_of(&stores[3], kafka(3, 100)).action,
@@ -193,6 +216,83 @@ fn changes_are_classified_by_how_aws_applies_them() {
     assert_eq!(class_of(&stores[3], kafka(2, 100)).action, Action::Modify);
     assert_eq!(class_of(&stores[3], kafka(6, 100)).action, Action::Replace);
     assert_eq!(class_of(&stores[3], kafka(3, 200)).action, Action::Replace);
+}
+
+#[test]
+fn production_settings_are_classified_by_how_aws_applies_them() {
+    let p = aws_example();
+    let (owner, net) = (Owner::of(&p), network(&p));
+    let stores = stores(&p);
+    let planned = |store: &Store, edit: &dyn Fn(&mut Settings)| {
+        let mut o = observed_like(store, &net, &owner);
+        let mut settings = store.settings.clone();
+        edit(&mut settings);
+        o.settings = Some(settings);
+        plan(&owner, store, &net, Some(&o)).unwrap()
+    };
+    let rds_planned = |edit: &dyn Fn(&mut RdsOptions)| {
+        planned(&stores[0], &|s: &mut Settings| {
+            if let Settings::Postgres { rds, .. } = s {
+                edit(rds)
+            }
+        })
+    };
+    let single_az = rds_planned(&|r| r.multi_az = false);
+    assert_eq!(single_az.action, Action::Modify);
+    assert_eq!(
+        single_az.summary,
+        "modify in place RDS instance shop-aws-users: highAvailability false -> true"
+    );
+    let no_backups = rds_planned(&|r| r.backup_retention_days = 0);
+    assert_eq!(no_backups.action, Action::Reboot, "backups on restart RDS");
+    let shorter = rds_planned(&|r| r.backup_retention_days = 7);
+    assert_eq!(shorter.action, Action::Modify);
+    for edit in [
+        &(|r: &mut RdsOptions| r.deletion_protection = false) as &dyn Fn(&mut RdsOptions),
+        &|r| r.maintenance_window = Some("mon:01:00-mon:01:30".into()),
+        &|r| r.backup_window = Some("01:00-01:30".into()),
+        &|r| r.max_storage_gib = None,
+    ] {
+        let p = rds_planned(edit);
+        assert_eq!(p.action, Action::Modify, "{}", p.summary);
+        assert_eq!(p.changes.len(), 1, "{}", p.summary);
+    }
+    // A window the spec leaves to AWS is whatever AWS chose.
+    let mut unset = stores[0].clone();
+    if let Settings::Postgres { rds, .. } = &mut unset.settings {
+        rds.backup_window = None;
+        rds.maintenance_window = None;
+    }
+    let o = observed_like(&stores[0], &net, &owner);
+    assert_eq!(
+        plan(&owner, &unset, &net, Some(&o)).unwrap().action,
+        Action::Unchanged
+    );
+    let no_replica = planned(&stores[2], &|s| {
+        if let Settings::Redis { copies, .. } = s {
+            copies.replicas = 0;
+            copies.failover = false;
+        }
+    });
+    assert_eq!(no_replica.action, Action::Modify);
+    assert_eq!(
+        no_replica
+            .changes
+            .iter()
+            .map(|c| c.field)
+            .collect::<Vec<_>>(),
+        ["replicas", "automaticFailover"]
+    );
+    let plaintext = planned(&stores[3], &|s| {
+        if let Settings::Kafka { access, .. } = s {
+            *access = MskAccess::TlsPlaintext;
+        }
+    });
+    assert_eq!(plaintext.action, Action::Modify);
+    assert_eq!(
+        plaintext.changes[0].to_string(),
+        "clientAuthentication tls+plaintext -> scram"
+    );
 }
 
 #[test]
