@@ -91,6 +91,26 @@ struct World {
 }
 
 impl World {
+    /// Every RDS instance, over all pages.
+    async fn rds_all(&self) -> Vec<aws_sdk_rds::types::DbInstance> {
+        let mut all = Vec::new();
+        let mut marker = None;
+        loop {
+            let page = self
+                .rds()
+                .describe_db_instances()
+                .set_marker(marker)
+                .send()
+                .await
+                .unwrap();
+            all.extend(page.db_instances().iter().cloned());
+            marker = page.marker().map(str::to_string);
+            if marker.is_none() {
+                return all;
+            }
+        }
+    }
+
     async fn new() -> Option<Self> {
         let endpoint = endpoint()?;
         let sim = KubeSim::builder()
@@ -317,22 +337,7 @@ async fn apply_creates_exactly_the_expected_resources_and_a_reapply_writes_nothi
 
     // RDS: exactly the two databases, tagged as this platform's.
     let mut dbs: Vec<(String, BTreeMap<String, String>, String, i32)> = Vec::new();
-    let mut all = Vec::new();
-    let mut marker = None;
-    loop {
-        let page = w
-            .rds()
-            .describe_db_instances()
-            .set_marker(marker)
-            .send()
-            .await
-            .unwrap();
-        all.extend(page.db_instances().iter().cloned());
-        marker = page.marker().map(str::to_string);
-        if marker.is_none() {
-            break;
-        }
-    }
+    let all = w.rds_all().await;
     for db in &all {
         let tags = rds_tags(db);
         if tags.get("panthera.dev/platform") == Some(&name) {

@@ -34,25 +34,6 @@ impl World {
             .cloned()
     }
 
-    async fn rds_all(&self) -> Vec<aws_sdk_rds::types::DbInstance> {
-        let mut all = Vec::new();
-        let mut marker = None;
-        loop {
-            let page = self
-                .rds()
-                .describe_db_instances()
-                .set_marker(marker)
-                .send()
-                .await
-                .unwrap();
-            all.extend(page.db_instances().iter().cloned());
-            marker = page.marker().map(str::to_string);
-            if marker.is_none() {
-                return all;
-            }
-        }
-    }
-
     async fn redis_group(&self, id: &str) -> aws_sdk_elasticache::types::ReplicationGroup {
         self.elasticache()
             .describe_replication_groups()
