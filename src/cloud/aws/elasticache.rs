@@ -10,7 +10,7 @@ use aws_sdk_elasticache::types::{
 
 use super::model::{self, Observed, Owner, Planned, RedisCopies, Settings};
 use super::service::{
-    Create, GroupDeleted, Modify, ServiceApi, SubnetGroups, Tags, key_value_tags,
+    Create, Delete, GroupDeleted, Modify, ServiceApi, SubnetGroups, Tags, key_value_tags,
     tags_by_resource_name,
 };
 use super::{Ctx, Result};
@@ -349,13 +349,12 @@ impl ServiceApi for Client {
 
     tags_by_resource_name!();
 
-    async fn delete(
-        &self,
-        ctx: &Ctx<'_>,
-        identifier: &str,
-        _arn: &str,
-        final_snapshot: Option<&str>,
-    ) -> Result<()> {
+    async fn delete(&self, ctx: &Ctx<'_>, gone: Delete<'_>) -> Result<()> {
+        let Delete {
+            identifier,
+            final_snapshot,
+            ..
+        } = gone;
         let request = self
             .delete_replication_group()
             .replication_group_id(identifier)

@@ -12,7 +12,7 @@ use aws_sdk_kafka::types::{
 };
 
 use super::model::{self, MskAccess, Observed, Owner, Settings};
-use super::service::{Create, Modify, ServiceApi, Settle, Tags};
+use super::service::{Create, Delete, Modify, ServiceApi, Settle, Tags};
 use super::{Ctx, Result, secrets};
 
 /// What Panthera reads of an MSK cluster.
@@ -491,13 +491,8 @@ impl ServiceApi for Client {
     }
 
     /// MSK keeps no snapshots: the cluster goes with its data.
-    async fn delete(
-        &self,
-        ctx: &Ctx<'_>,
-        _identifier: &str,
-        arn: &str,
-        _final_snapshot: Option<&str>,
-    ) -> Result<()> {
+    async fn delete(&self, ctx: &Ctx<'_>, gone: Delete<'_>) -> Result<()> {
+        let arn = gone.arn;
         ctx.write_tolerating(
             ("DeleteCluster", arn),
             &format!("delete MSK cluster {arn}"),

@@ -5,7 +5,7 @@ use aws_sdk_rds::types::{DbInstance, Tag};
 
 use super::model::{self, Class, Observed, Owner, RdsOptions, Settings};
 use super::service::{
-    Create, GroupDeleted, Modify, ServiceApi, SubnetGroups, Tags, key_value_tags,
+    Create, Delete, GroupDeleted, Modify, ServiceApi, SubnetGroups, Tags, key_value_tags,
     tags_by_resource_name,
 };
 use super::{Ctx, Result};
@@ -348,13 +348,12 @@ impl ServiceApi for Client {
         Ok(())
     }
 
-    async fn delete(
-        &self,
-        ctx: &Ctx<'_>,
-        identifier: &str,
-        _arn: &str,
-        final_snapshot: Option<&str>,
-    ) -> Result<()> {
+    async fn delete(&self, ctx: &Ctx<'_>, gone: Delete<'_>) -> Result<()> {
+        let Delete {
+            identifier,
+            final_snapshot,
+            ..
+        } = gone;
         let request = self
             .delete_db_instance()
             .db_instance_identifier(identifier)

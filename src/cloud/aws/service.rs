@@ -35,6 +35,15 @@ pub(super) struct Modify<'a> {
     pub adopt_password: Option<&'a str>,
 }
 
+/// What a delete names: the resource (by its identifier or its ARN, as the service wants) and
+/// the final snapshot to take first, when one is named.
+#[derive(Clone, Copy)]
+pub(super) struct Delete<'a> {
+    pub identifier: &'a str,
+    pub arn: &'a str,
+    pub final_snapshot: Option<&'a str>,
+}
+
 /// A store that exists, with the credentials secret it uses (by name).
 #[derive(Clone, Copy)]
 pub(super) struct Settle<'a> {
@@ -67,13 +76,7 @@ pub(super) trait ServiceApi {
 
     /// Delete the resource (by its identifier or its ARN, as the service wants), after a final
     /// snapshot when one is named; one already gone is no error.
-    async fn delete(
-        &self,
-        ctx: &Ctx<'_>,
-        id: &str,
-        arn: &str,
-        snapshot: Option<&str>,
-    ) -> Result<()>;
+    async fn delete(&self, ctx: &Ctx<'_>, gone: Delete<'_>) -> Result<()>;
 
     /// Lift what keeps AWS from deleting the resource (RDS deletion protection); called only
     /// when the deletion policy deletes it. Nothing for the others.
@@ -155,14 +158,8 @@ impl ServiceApi for Api<'_> {
         each!(self, c => c.remove_tags(ctx, arn, keys).await)
     }
 
-    async fn delete(
-        &self,
-        ctx: &Ctx<'_>,
-        id: &str,
-        arn: &str,
-        snapshot: Option<&str>,
-    ) -> Result<()> {
-        each!(self, c => c.delete(ctx, id, arn, snapshot).await)
+    async fn delete(&self, ctx: &Ctx<'_>, gone: Delete<'_>) -> Result<()> {
+        each!(self, c => c.delete(ctx, gone).await)
     }
 
     async fn release(&self, ctx: &Ctx<'_>, observed: &Observed, owner: &Owner) -> Result<()> {

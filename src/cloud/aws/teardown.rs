@@ -7,7 +7,7 @@ use crate::api::{DeletionPolicy, PantheraPlatform};
 
 use super::client::Ctx;
 use super::model::{self, Observed, Owner, Service};
-use super::service::{ServiceApi, SubnetGroups};
+use super::service::{Delete, ServiceApi, SubnetGroups};
 use super::{Aws, Result, Teardown, secrets};
 
 impl Aws {
@@ -36,8 +36,12 @@ impl Aws {
         if protected {
             api.lift_protection(ctx, identifier).await?;
         }
-        api.delete(ctx, identifier, &observed.arn, snapshot.as_deref())
-            .await?;
+        let gone = Delete {
+            identifier,
+            arn: &observed.arn,
+            final_snapshot: snapshot.as_deref(),
+        };
+        api.delete(ctx, gone).await?;
         let what = match snapshot {
             Some(s) => format!("final snapshot {s}"),
             None => "no final snapshot".into(),
