@@ -14,7 +14,9 @@ use crate::api::PantheraPlatform;
 
 use super::client::Ctx;
 use super::model::{self, Owner, Phase, Service, Settings, Store};
-use super::service::ServiceApi;
+use super::service::{ServiceApi, key_value_tags};
+
+key_value_tags!(Tag);
 use super::{Aws, Error, Result};
 
 /// What a restore starts from.
@@ -105,10 +107,7 @@ impl Aws {
         }
         let mut tags = model::tags(&owner, &store);
         tags.insert(model::TAG_RESTORED_FROM.to_string(), current.clone());
-        let tags: Vec<Tag> = tags
-            .iter()
-            .map(|(k, v)| Tag::builder().key(k).value(v).build())
-            .collect();
+        let tags = sdk_tags(&tags);
         let Settings::Postgres { rds, .. } = &store.settings else {
             return Err(ctx.terminal("restore: not a PostgreSQL store"));
         };
@@ -159,20 +158,8 @@ impl Aws {
         }
         // Only now, with the new instance accepted, does the store move to it.
         let arn = db.db_instance_arn().unwrap_or_default();
-        let mark = Tag::builder()
-            .key(model::TAG_SUPERSEDED_BY)
-            .value(&to)
-            .build();
-        let request = rds_client
-            .add_tags_to_resource()
-            .resource_name(arn)
-            .tags(mark);
-        ctx.write_call(
-            ("AddTagsToResource", arn),
-            &format!("mark RDS instance {current} as superseded by {to}"),
-            request.send(),
-        )
-        .await?;
+        let mark = model::Tags::from([(model::TAG_SUPERSEDED_BY.to_string(), to.clone())]);
+        ctx.api(Service::Rds).tag(&ctx, arn, &mark).await?;
         Ok(restored)
     }
 }
@@ -246,16 +233,7 @@ async fn current_instance(
                 "RDS instance {id} does not exist: there is nothing to restore (apply the platform first)"
             )));
         };
-        let tags: model::Tags = db
-            .tag_list()
-            .iter()
-            .filter_map(|t| {
-                Some((
-                    t.key()?.to_string(),
-                    t.value().unwrap_or_default().to_string(),
-                ))
-            })
-            .collect();
+        let tags = tag_map(db.tag_list());
         if !owner.owns(&tags) {
             return Err(ctx.terminal(match model::owner_of(&tags) {
                 Some(other) => format!(
