@@ -31,6 +31,8 @@ pub fn platforms(
     let (reader, writer) = reflector::store();
     let stream = watcher(api, watcher::Config::default())
         .backoff(WatchBackoff::default())
+        // Who owns which field is the API server's business, and most of a platform's size.
+        .modify(|platform| platform.managed_fields_mut().clear())
         .reflect(writer)
         .applied_objects()
         // Status writes (ours included) do not need a reconcile; spec, pause, finalizers and
