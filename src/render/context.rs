@@ -26,13 +26,28 @@ const DATA_UID: i64 = 999;
 /// UID of `appuser` in the apache/kafka image.
 const KAFKA_UID: i64 = 1000;
 
-/// A component to render: which templates folder, and the values for it.
+/// A component to render: its kind (which names its templates folder) and the values for it.
 pub struct ComponentContext {
     pub name: String,
     pub kind: ComponentKind,
     pub backend: Backend,
-    pub folder: &'static str,
     pub values: Value,
+}
+
+impl ComponentContext {
+    fn new(kind: ComponentKind, name: impl Into<String>, backend: Backend, values: Value) -> Self {
+        Self {
+            name: name.into(),
+            kind,
+            backend,
+            values,
+        }
+    }
+
+    /// The templates folder: each kind's is named after it.
+    pub fn folder(&self) -> &'static str {
+        self.kind.as_str()
+    }
 }
 
 /// Names of things derived from the platform name; one place so the renderer, the engine and the
@@ -317,13 +332,7 @@ impl<'a> ContextBuilder<'a> {
             "egress": egress,
             "podSelector": self.pod_selector(ComponentKind::Service, &svc.name),
         });
-        ComponentContext {
-            name: svc.name.clone(),
-            kind: ComponentKind::Service,
-            backend: Backend::Cluster,
-            folder: "service",
-            values,
-        }
+        ComponentContext::new(ComponentKind::Service, &svc.name, Backend::Cluster, values)
     }
 
     fn gateway_uses_redis(&self) -> bool {
@@ -400,13 +409,12 @@ impl<'a> ContextBuilder<'a> {
             "egress": egress,
             "podSelector": self.pod_selector(ComponentKind::Gateway, "gateway"),
         });
-        Ok(ComponentContext {
-            name: "gateway".into(),
-            kind: ComponentKind::Gateway,
-            backend: Backend::Cluster,
-            folder: "gateway",
+        Ok(ComponentContext::new(
+            ComponentKind::Gateway,
+            "gateway",
+            Backend::Cluster,
             values,
-        })
+        ))
     }
 
     /// Ingress rule admitting `clients` (services) on `port`; empty when there are none.

@@ -219,7 +219,7 @@ impl Renderer {
             let (objects, external) = match component.backend {
                 Backend::Cluster => (
                     self.render_folder(
-                        component.folder,
+                        component.folder(),
                         &component.name,
                         &platform_values,
                         &component.values,
@@ -281,6 +281,7 @@ impl Renderer {
             .into_iter()
             .find(|c| c.kind == kind && c.name == name)
             .ok_or_else(|| Error::Spec(format!("no {} component {name}", kind.as_str())))?;
+        let folder = component.folder();
         let mut values = component.values;
         let secret_name = values["secret"]["name"]
             .as_str()
@@ -348,7 +349,7 @@ impl Renderer {
                 )));
             }
         }
-        let template = format!("{}/secret.yaml", component.folder);
+        let template = format!("{folder}/secret.yaml");
         let objects = self.render_template(&template, name, &platform_values, &values)?;
         objects
             .into_iter()

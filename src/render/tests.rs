@@ -278,18 +278,28 @@ fn network_policies_follow_the_switch() {
     assert!(!render(&shop).objects().any(|o| o.kind() == "NetworkPolicy"));
 }
 
-#[test]
-fn overrides_patch_the_named_object() {
+/// The shop example rendered with one `spec.overrides` entry.
+fn render_overridden(kind: &str, name: &str, patch: &str) -> Result<Plan, String> {
     let mut shop = example("shop");
     shop.spec.overrides.push(crate::api::OverrideSpec {
-        kind: "Deployment".into(),
-        name: "shop-users".into(),
-        patch: serde_json::from_str(
-            r#"{"spec": {"template": {"spec": {"priorityClassName": "critical"}}}}"#,
-        )
-        .unwrap(),
+        kind: kind.into(),
+        name: name.into(),
+        patch: serde_json::from_str(patch).unwrap(),
     });
-    let plan = render(&shop);
+    Renderer::embedded()
+        .unwrap()
+        .render(&shop, &Redacted)
+        .map_err(|e| e.to_string())
+}
+
+#[test]
+fn overrides_patch_the_named_object() {
+    let plan = render_overridden(
+        "Deployment",
+        "shop-users",
+        r#"{"spec": {"template": {"spec": {"priorityClassName": "critical"}}}}"#,
+    )
+    .unwrap();
     let users = plan.get("Deployment/shop-users").unwrap();
     assert_eq!(
         users.value["spec"]["template"]["spec"]["priorityClassName"],
@@ -299,17 +309,7 @@ fn overrides_patch_the_named_object() {
 
 #[test]
 fn an_override_of_a_missing_object_is_an_error() {
-    let mut shop = example("shop");
-    shop.spec.overrides.push(crate::api::OverrideSpec {
-        kind: "Deployment".into(),
-        name: "shop-ghost".into(),
-        patch: serde_json::Map::new(),
-    });
-    let err = Renderer::embedded()
-        .unwrap()
-        .render(&shop, &Redacted)
-        .unwrap_err()
-        .to_string();
+    let err = render_overridden("Deployment", "shop-ghost", "{}").unwrap_err();
     assert!(
         err.starts_with("spec.overrides[0]: no rendered Deployment named \"shop-ghost\""),
         "{err}"
@@ -319,17 +319,12 @@ fn an_override_of_a_missing_object_is_an_error() {
 
 #[test]
 fn an_override_adding_an_unknown_field_is_an_error() {
-    let mut shop = example("shop");
-    shop.spec.overrides.push(crate::api::OverrideSpec {
-        kind: "Service".into(),
-        name: "shop-users".into(),
-        patch: serde_json::from_str(r#"{"spec": {"tyype": "NodePort"}}"#).unwrap(),
-    });
-    let err = Renderer::embedded()
-        .unwrap()
-        .render(&shop, &Redacted)
-        .unwrap_err()
-        .to_string();
+    let err = render_overridden(
+        "Service",
+        "shop-users",
+        r#"{"spec": {"tyype": "NodePort"}}"#,
+    )
+    .unwrap_err();
     assert!(
         err.contains("spec.overrides[0]") && err.contains("spec.tyype"),
         "{err}"

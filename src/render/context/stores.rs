@@ -5,10 +5,45 @@ use serde_json::{Value, json};
 
 use super::*;
 
+/// What the StatefulSet templates of every data store read alike.
+struct Workload<'a> {
+    kind: ComponentKind,
+    /// Its name in the spec: the database's, or `redis`, `kafka`.
+    component: &'a str,
+    /// The StatefulSet's name.
+    name: &'a str,
+    image: String,
+    /// The user the image runs as.
+    uid: i64,
+    port: u16,
+    deletion_policy: DeletionPolicy,
+    resources: Value,
+}
+
 impl ContextBuilder<'_> {
+    /// A data store's values: what all of them have, then its own.
+    fn workload(&self, base: Workload<'_>, own: Value) -> Value {
+        let app = base.kind.as_str();
+        let mut values = json!({
+            "name": base.name,
+            "labels": self.labels(Some((base.kind, base.component, base.name, app))),
+            "selector": self.selector(base.name, app),
+            "image": base.image,
+            "uid": base.uid,
+            "port": base.port,
+            "pvcRetention": pvc_retention(base.deletion_policy),
+            "deletionPolicy": base.deletion_policy,
+            "resources": base.resources,
+            "podSelector": self.pod_selector(base.kind, base.component),
+        });
+        if let (Some(values), Value::Object(own)) = (values.as_object_mut(), own) {
+            values.extend(own);
+        }
+        values
+    }
+
     pub(super) fn postgres(&self, db: &DatabaseSpec) -> ComponentContext {
         let name = self.names.database(&db.name);
-        let app = "postgres";
         let secret = self.names.database_secret(&db.name);
         let username = db.name.replace('-', "_");
         let host = match db.backend {
@@ -26,41 +61,37 @@ impl ContextBuilder<'_> {
             .iter()
             .filter(|s| s.database.as_deref() == Some(&db.name))
             .collect();
-        let values = json!({
-            "name": name,
-            "database": db.name,
-            "headless": format!("{name}-headless"),
-            "labels": self.labels(Some((ComponentKind::Postgres, &db.name, &name, app))),
-            "selector": self.selector(&name, app),
-            "image": format!("docker.io/library/postgres:{}", db.version.as_str()),
-            "storage": db.storage,
-            "uid": DATA_UID,
-            "port": POSTGRES_PORT,
-            "pvcRetention": pvc_retention(db.deletion_policy),
-            "deletionPolicy": db.deletion_policy,
-            "resources": resources(&db.resources, ("250m", "256Mi"), ("2", "1Gi")),
-            "secret": {
-                "name": secret,
-                "data": {
-                    "host": host, "port": POSTGRES_PORT.to_string(), "username": username,
-                    "password": password, "database": username, "url": url,
-                },
-            },
-            "ingress": self.allow_from_services(&clients, POSTGRES_PORT),
-            "podSelector": self.pod_selector(ComponentKind::Postgres, &db.name),
-        });
-        ComponentContext {
-            name: db.name.clone(),
+        let base = Workload {
             kind: ComponentKind::Postgres,
-            backend: db.backend,
-            folder: "postgres",
-            values,
-        }
+            component: &db.name,
+            name: &name,
+            image: format!("docker.io/library/postgres:{}", db.version.as_str()),
+            uid: DATA_UID,
+            port: POSTGRES_PORT,
+            deletion_policy: db.deletion_policy,
+            resources: resources(&db.resources, ("250m", "256Mi"), ("2", "1Gi")),
+        };
+        let values = self.workload(
+            base,
+            json!({
+                "database": db.name,
+                "headless": format!("{name}-headless"),
+                "storage": db.storage,
+                "secret": {
+                    "name": secret,
+                    "data": {
+                        "host": host, "port": POSTGRES_PORT.to_string(), "username": username,
+                        "password": password, "database": username, "url": url,
+                    },
+                },
+                "ingress": self.allow_from_services(&clients, POSTGRES_PORT),
+            }),
+        );
+        ComponentContext::new(ComponentKind::Postgres, &db.name, db.backend, values)
     }
 
     pub(super) fn redis(&self, redis: &RedisSpec) -> ComponentContext {
         let name = self.names.redis();
-        let app = "redis";
         let secret = self.names.redis_secret();
         let password = self.secrets.value(&secret, "password");
         let host = match redis.backend {
@@ -75,39 +106,35 @@ impl ContextBuilder<'_> {
                 "ports": [{"protocol": "TCP", "port": REDIS_PORT}],
             }));
         }
-        let values = json!({
-            "name": name,
-            "labels": self.labels(Some((ComponentKind::Redis, "redis", &name, app))),
-            "selector": self.selector(&name, app),
-            "image": format!("docker.io/library/redis:{}", redis.version),
-            "storage": redis.storage,
-            "uid": DATA_UID,
-            "port": REDIS_PORT,
-            "pvcRetention": pvc_retention(redis.deletion_policy),
-            "deletionPolicy": redis.deletion_policy,
-            "resources": resources(&redis.resources, ("100m", "128Mi"), ("1", "512Mi")),
-            "secret": {
-                "name": secret,
-                "data": {
-                    "host": host, "port": REDIS_PORT.to_string(), "password": password,
-                    "url": format!("redis://:{password}@{host}:{REDIS_PORT}/0"),
-                },
-            },
-            "ingress": ingress,
-            "podSelector": self.pod_selector(ComponentKind::Redis, "redis"),
-        });
-        ComponentContext {
-            name: "redis".into(),
+        let base = Workload {
             kind: ComponentKind::Redis,
-            backend: redis.backend,
-            folder: "redis",
-            values,
-        }
+            component: "redis",
+            name: &name,
+            image: format!("docker.io/library/redis:{}", redis.version),
+            uid: DATA_UID,
+            port: REDIS_PORT,
+            deletion_policy: redis.deletion_policy,
+            resources: resources(&redis.resources, ("100m", "128Mi"), ("1", "512Mi")),
+        };
+        let values = self.workload(
+            base,
+            json!({
+                "storage": redis.storage,
+                "secret": {
+                    "name": secret,
+                    "data": {
+                        "host": host, "port": REDIS_PORT.to_string(), "password": password,
+                        "url": format!("redis://:{password}@{host}:{REDIS_PORT}/0"),
+                    },
+                },
+                "ingress": ingress,
+            }),
+        );
+        ComponentContext::new(ComponentKind::Redis, "redis", redis.backend, values)
     }
 
     pub(super) fn kafka(&self, kafka: &KafkaSpec) -> ComponentContext {
         let name = self.names.kafka();
-        let app = "kafka";
         let headless = format!("{name}-headless");
         let ns = &self.names.namespace;
         let voters: Vec<String> = (0..kafka.brokers)
@@ -138,24 +165,25 @@ impl ContextBuilder<'_> {
         let mut job_labels =
             self.labels(Some((ComponentKind::Kafka, "kafka", &name, "kafka-topics")));
         job_labels.insert(LABEL_COMPONENT.to_string(), "kafka-topics".to_string());
-        let values = json!({
-            "name": name,
+        let base = Workload {
+            kind: ComponentKind::Kafka,
+            component: "kafka",
+            name: &name,
+            image: format!("docker.io/apache/kafka:{}", kafka.version),
+            uid: KAFKA_UID,
+            port: KAFKA_PORT,
+            deletion_policy: kafka.deletion_policy,
+            resources: resources(&kafka.resources, ("500m", "1Gi"), ("2", "2Gi")),
+        };
+        let values = self.workload(base, json!({
             "headless": headless,
-            "labels": self.labels(Some((ComponentKind::Kafka, "kafka", &name, app))),
-            "selector": self.selector(&name, app),
-            "image": format!("docker.io/apache/kafka:{}", kafka.version),
             "brokers": kafka.brokers,
             "storage": kafka.storage,
-            "uid": KAFKA_UID,
-            "port": KAFKA_PORT,
             "controllerPort": KAFKA_CONTROLLER_PORT,
             "clusterId": cluster_id(&self.names),
             "voters": voters.join(","),
             "replication": replication,
             "minIsr": kafka.brokers.min(2),
-            "pvcRetention": pvc_retention(kafka.deletion_policy),
-            "deletionPolicy": kafka.deletion_policy,
-            "resources": resources(&kafka.resources, ("500m", "1Gi"), ("2", "2Gi")),
             "secret": {
                 "name": self.names.kafka_secret(),
                 "data": { "bootstrapServers": bootstrap, "url": bootstrap },
@@ -167,16 +195,9 @@ impl ContextBuilder<'_> {
                 "script": script,
             },
             "ingress": ingress,
-            "podSelector": self.pod_selector(ComponentKind::Kafka, "kafka"),
             "topicsPodSelector": {LABEL_PLATFORM: self.names.platform, LABEL_COMPONENT: "kafka-topics"},
-        });
-        ComponentContext {
-            name: "kafka".into(),
-            kind: ComponentKind::Kafka,
-            backend: kafka.backend,
-            folder: "kafka",
-            values,
-        }
+        }));
+        ComponentContext::new(ComponentKind::Kafka, "kafka", kafka.backend, values)
     }
 }
 
