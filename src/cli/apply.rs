@@ -2,14 +2,13 @@
 //! prunes, and exits non-zero naming what did not become ready.
 
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
-use super::cluster::{ClusterArgs, runtime};
-use super::{Error, Result, TemplateArgs, io_err};
+use super::cluster::{FileArgs, runtime};
+use super::{Error, Result, io_err};
 use crate::engine::{ApplyOptions, Engine, Event};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -25,9 +24,8 @@ pub enum DryRun {
     after_help = "Examples:\n  panthera apply -f shop.yaml --wait\n  panthera apply -f shop.yaml --prune --wait --timeout 10m\n  panthera apply -f shop.yaml --dry-run=server\n  panthera apply -f shop.yaml --via-operator --wait"
 )]
 pub struct Args {
-    /// PantheraPlatform file.
-    #[arg(short = 'f', long = "filename", value_name = "FILE")]
-    pub file: PathBuf,
+    #[command(flatten)]
+    pub target: FileArgs,
     /// Wait for every component to be ready, data stores before services before the gateway.
     #[arg(long)]
     pub wait: bool,
@@ -48,10 +46,6 @@ pub struct Args {
     /// Apply only the PantheraPlatform resource and follow the operator's status.
     #[arg(long)]
     pub via_operator: bool,
-    #[command(flatten)]
-    pub cluster: ClusterArgs,
-    #[command(flatten)]
-    pub templates: TemplateArgs,
 }
 
 pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
@@ -69,9 +63,8 @@ pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
 }
 
 pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
-    let mut platform = crate::load::load_file(&args.file)?;
-    args.cluster.reconcile_namespace(&mut platform)?;
-    let renderer = args.templates.renderer()?;
+    let platform = args.target.platform()?;
+    let renderer = args.target.templates.renderer()?;
     let rt = runtime()?;
     if args.via_operator {
         return rt.block_on(super::operator_follow::apply_and_follow(
@@ -88,9 +81,9 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
         allow_replace: args.replace.allow_replace,
     };
     let report = rt.block_on(async {
-        let client = args.cluster.client().await?;
-        let engine =
-            Engine::new(client, renderer).with_rate_limit(args.cluster.qps, args.cluster.burst);
+        let client = args.target.cluster.client().await?;
+        let engine = Engine::new(client, renderer)
+            .with_rate_limit(args.target.cluster.qps, args.target.cluster.burst);
         let engine = super::aws::attach(engine, &platform).await;
         let progress = Progress::new();
         let result = engine

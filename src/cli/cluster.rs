@@ -21,6 +21,26 @@ pub struct PlatformArgs {
     pub file: Option<PathBuf>,
 }
 
+/// A platform file, the cluster to reconcile it in and the templates to render it with: what
+/// every verb that renders a file against a cluster takes.
+#[derive(Debug, clap::Args)]
+pub struct FileArgs {
+    /// PantheraPlatform file.
+    #[arg(short = 'f', long = "filename", value_name = "FILE")]
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    #[command(flatten)]
+    pub templates: super::TemplateArgs,
+}
+
+impl FileArgs {
+    /// The platform of the file (see [`ClusterArgs::load`]).
+    pub fn platform(&self) -> Result<crate::api::PantheraPlatform> {
+        self.cluster.load(&self.file)
+    }
+}
+
 #[derive(Debug, Clone, clap::Args)]
 pub struct ClusterArgs {
     /// Path to the kubeconfig file (default: $KUBECONFIG, then ~/.kube/config, then in-cluster).
@@ -102,18 +122,20 @@ impl ClusterArgs {
         Ok(config)
     }
 
-    /// The platform's namespace: the file's, unless -n says otherwise (then they must agree).
-    pub fn reconcile_namespace(&self, platform: &mut crate::api::PantheraPlatform) -> Result<()> {
+    /// The platform of `file`, in the file's namespace unless -n says otherwise (then they
+    /// must agree).
+    pub fn load(&self, file: &std::path::Path) -> Result<crate::api::PantheraPlatform> {
+        let mut platform = crate::load::load_file(file)?;
         match (&self.namespace, &platform.metadata.namespace) {
-            (Some(flag), Some(file)) if flag != file => Err(Error::Usage(format!(
-                "the file says namespace {file} but -n says {flag}; remove one of them"
-            ))),
-            (Some(flag), None) => {
-                platform.metadata.namespace = Some(flag.clone());
-                Ok(())
+            (Some(flag), Some(file)) if flag != file => {
+                return Err(Error::Usage(format!(
+                    "the file says namespace {file} but -n says {flag}; remove one of them"
+                )));
             }
-            _ => Ok(()),
+            (Some(flag), None) => platform.metadata.namespace = Some(flag.clone()),
+            _ => {}
         }
+        Ok(platform)
     }
 }
 

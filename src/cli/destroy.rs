@@ -32,8 +32,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
     let mut from_file = None;
     let (name, namespace) = match (&args.platform.file, &args.platform.name) {
         (Some(file), _) => {
-            let mut p = crate::load::load_file(file)?;
-            args.cluster.reconcile_namespace(&mut p)?;
+            let p = args.cluster.load(file)?;
             let ids = p.ids();
             from_file = Some(p);
             ids

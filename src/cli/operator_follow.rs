@@ -16,7 +16,7 @@ pub async fn apply_and_follow(
     platform: &PantheraPlatform,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let client = args.cluster.client().await?;
+    let client = args.target.cluster.client().await?;
     let (name, namespace) = platform.ids();
     let api: Api<PantheraPlatform> = Api::namespaced(client, &namespace);
     let mut object = platform.clone();

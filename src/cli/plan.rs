@@ -3,13 +3,12 @@
 //! would create, per component, in apply order.
 
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
 
 use clap::ValueEnum;
 use serde_json::json;
 
-use super::cluster::{ClusterArgs, runtime};
-use super::{Error, Result, TemplateArgs, io_err};
+use super::cluster::{FileArgs, runtime};
+use super::{Error, Result, io_err};
 use crate::engine::{Action, Change, Diff, DiffLine, Engine};
 use crate::render::{Plan, Redacted};
 
@@ -33,9 +32,8 @@ pub enum Color {
     after_help = "Examples:\n  panthera plan -f examples/shop.yaml\n  panthera plan -f shop.yaml --prune --exit-code   # CI: exit 2 when there are changes\n  panthera plan -f shop.yaml -o json | jq '.summary'\n  panthera plan -f shop.yaml --offline"
 )]
 pub struct Args {
-    /// PantheraPlatform file.
-    #[arg(short = 'f', long = "filename", value_name = "FILE")]
-    pub file: PathBuf,
+    #[command(flatten)]
+    pub target: FileArgs,
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = PlanFormat::Text)]
     pub output: PlanFormat,
@@ -53,17 +51,12 @@ pub struct Args {
     /// Colour the diff.
     #[arg(long, value_enum, default_value_t = Color::Auto)]
     pub color: Color,
-    #[command(flatten)]
-    pub cluster: ClusterArgs,
-    #[command(flatten)]
-    pub templates: TemplateArgs,
 }
 
 pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
-    let mut platform = crate::load::load_file(&args.file)?;
-    args.cluster.reconcile_namespace(&mut platform)?;
-    let renderer = args.templates.renderer()?;
-    if args.offline || !args.cluster.configured() {
+    let platform = args.target.platform()?;
+    let renderer = args.target.templates.renderer()?;
+    if args.offline || !args.target.cluster.configured() {
         let plan = renderer.render(&platform, &Redacted)?;
         let text = match args.output {
             PlanFormat::Text => offline_text(
@@ -87,9 +80,9 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
         Color::Auto => std::io::stdout().is_terminal() && args.output == PlanFormat::Text,
     };
     let (changes, aws) = runtime()?.block_on(async {
-        let client = args.cluster.client().await?;
-        let engine =
-            Engine::new(client, renderer).with_rate_limit(args.cluster.qps, args.cluster.burst);
+        let client = args.target.cluster.client().await?;
+        let engine = Engine::new(client, renderer)
+            .with_rate_limit(args.target.cluster.qps, args.target.cluster.burst);
         let engine = super::aws::attach(engine, &platform).await;
         let plan = engine.plan(&platform, args.prune).await?;
         Ok::<_, Error>((plan.changes, plan.aws))

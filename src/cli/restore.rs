@@ -3,11 +3,10 @@
 //! the commands that remove it once the restored data has been checked.
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::time::Duration;
 
-use super::cluster::{ClusterArgs, runtime};
-use super::{Error, Result, TemplateArgs, io_err};
+use super::cluster::{FileArgs, runtime};
+use super::{Error, Result, io_err};
 use crate::api::Backend;
 use crate::cloud::aws::RestoreSource;
 use crate::engine::{ApplyOptions, Engine};
@@ -17,9 +16,8 @@ use crate::engine::{ApplyOptions, Engine};
     after_help = "Examples:\n  panthera restore -f shop.yaml users --to-time 2026-12-02T09:55:00Z --dry-run\n  panthera restore -f shop.yaml users --to-time 2026-12-02T09:55:00Z\n  panthera restore -f shop.yaml users --from-snapshot shop-users-final-20261202093000"
 )]
 pub struct Args {
-    /// PantheraPlatform file.
-    #[arg(short = 'f', long = "filename", value_name = "FILE")]
-    pub file: PathBuf,
+    #[command(flatten)]
+    pub target: FileArgs,
     /// The database (an entry of spec.databases with backend: aws).
     pub database: String,
     /// Restore to this time (RFC 3339, e.g. 2026-12-02T09:55:00Z), within the backup retention.
@@ -39,15 +37,10 @@ pub struct Args {
     /// Time budget for the new instance to become available.
     #[arg(long, default_value = "60m", value_parser = super::apply::parse_duration)]
     pub timeout: Duration,
-    #[command(flatten)]
-    pub cluster: ClusterArgs,
-    #[command(flatten)]
-    pub templates: TemplateArgs,
 }
 
 pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
-    let mut platform = crate::load::load_file(&args.file)?;
-    args.cluster.reconcile_namespace(&mut platform)?;
+    let platform = args.target.platform()?;
     let database = platform
         .spec
         .databases
@@ -97,9 +90,9 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
             .map_err(|e| Error::Engine(e.into()))?;
         // The store now runs on the new instance, which is available: an apply points the
         // connection Secret at it, and the services that use it roll onto it.
-        let client = args.cluster.client().await?;
-        let engine = Engine::new(client, args.templates.renderer()?)
-            .with_rate_limit(args.cluster.qps, args.cluster.burst)
+        let client = args.target.cluster.client().await?;
+        let engine = Engine::new(client, args.target.templates.renderer()?)
+            .with_rate_limit(args.target.cluster.qps, args.target.cluster.burst)
             .with_aws(aws);
         let options = ApplyOptions::default();
         let report = engine

@@ -47,11 +47,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
             .with_rate_limit(args.cluster.qps, args.cluster.burst);
         loop {
             let (platform, conditions) = match (&args.platform.file, &args.platform.name) {
-                (Some(file), _) => {
-                    let mut p = crate::load::load_file(file)?;
-                    args.cluster.reconcile_namespace(&mut p)?;
-                    (p, Vec::new())
-                }
+                (Some(file), _) => (args.cluster.load(file)?, Vec::new()),
                 (None, Some(name)) => {
                     let ns = args.cluster.namespace.clone().unwrap_or_else(|| client.default_namespace().to_string());
                     let api: Api<PantheraPlatform> = Api::namespaced(client.clone(), &ns);
