@@ -139,60 +139,44 @@ pub fn check(platform: &PantheraPlatform) -> Vec<(String, String)> {
     }
     for (i, d) in spec.databases.iter().enumerate() {
         let at = format!("spec.databases[{i}]");
-        if d.existing_identifier.is_some() && d.backend != Backend::Aws {
-            push(format!("{at}.existingIdentifier"), msg::EXISTING_NEEDS_AWS);
-        }
         if d.backup.retention_days == 0 && d.deletion_policy != DeletionPolicy::Delete {
             push(
                 format!("{at}.backup.retentionDays"),
                 msg::NO_BACKUPS_NEEDS_DELETE,
             );
         }
-        if d.backend != Backend::Aws {
-            // The first RDS-only field set names the place; the message lists them all.
-            let set = [
-                (d.high_availability, "highAvailability"),
-                (d.max_storage.is_some(), "maxStorage"),
-                (d.maintenance_window.is_some(), "maintenanceWindow"),
-                (d.backup.window.is_some(), "backup.window"),
-            ];
-            if let Some((_, field)) = set.iter().find(|(on, _)| *on) {
-                push(format!("{at}.{field}"), msg::DATABASE_AWS_ONLY);
-            }
-        }
+        let rds_only = [
+            (d.high_availability, "highAvailability"),
+            (d.max_storage.is_some(), "maxStorage"),
+            (d.maintenance_window.is_some(), "maintenanceWindow"),
+            (d.backup.window.is_some(), "backup.window"),
+        ];
+        let aws = (d.backend, d.existing_identifier.is_some());
+        aws_only(&at, aws, &rds_only, msg::DATABASE_AWS_ONLY, &mut push);
     }
     if let Some(r) = &spec.redis {
-        if r.existing_identifier.is_some() && r.backend != Backend::Aws {
-            push(
-                "spec.redis.existingIdentifier".into(),
-                msg::EXISTING_NEEDS_AWS,
-            );
-        }
-        if r.backend != Backend::Aws {
-            if r.replicas != 0 {
-                push("spec.redis.replicas".into(), msg::REDIS_AWS_ONLY);
-            } else if r.snapshot.window.is_some() {
-                push("spec.redis.snapshot.window".into(), msg::REDIS_AWS_ONLY);
-            }
-        }
+        let elasticache_only = [
+            (r.replicas != 0, "replicas"),
+            (r.snapshot.window.is_some(), "snapshot.window"),
+        ];
+        let aws = (r.backend, r.existing_identifier.is_some());
+        aws_only(
+            "spec.redis",
+            aws,
+            &elasticache_only,
+            msg::REDIS_AWS_ONLY,
+            &mut push,
+        );
     }
     if let Some(k) = &spec.kafka {
-        if k.existing_identifier.is_some() && k.backend != Backend::Aws {
-            push(
-                "spec.kafka.existingIdentifier".into(),
-                msg::EXISTING_NEEDS_AWS,
-            );
-        }
-        if k.backend != Backend::Aws {
-            if k.client_authentication.is_some() {
-                push(
-                    "spec.kafka.clientAuthentication".into(),
-                    msg::KAFKA_AWS_ONLY,
-                );
-            } else if k.scram_kms_key.is_some() {
-                push("spec.kafka.scramKmsKey".into(), msg::KAFKA_AWS_ONLY);
-            }
-        } else if k.client_authentication() == KafkaClientAuthentication::Scram
+        let msk_only = [
+            (k.client_authentication.is_some(), "clientAuthentication"),
+            (k.scram_kms_key.is_some(), "scramKmsKey"),
+        ];
+        let aws = (k.backend, k.existing_identifier.is_some());
+        aws_only("spec.kafka", aws, &msk_only, msg::KAFKA_AWS_ONLY, &mut push);
+        if k.backend == Backend::Aws
+            && k.client_authentication() == KafkaClientAuthentication::Scram
             && k.scram_kms_key.is_none()
         {
             push("spec.kafka.scramKmsKey".into(), msg::SCRAM_NEEDS_KMS_KEY);
@@ -210,6 +194,26 @@ pub fn check(platform: &PantheraPlatform) -> Vec<(String, String)> {
         }
     }
     out
+}
+
+/// Settings of an AWS service on a store that is not on AWS: `existingIdentifier`, and the
+/// first of `settings` that is set (it names the place; the message lists them all).
+fn aws_only(
+    at: &str,
+    (backend, existing): (Backend, bool),
+    settings: &[(bool, &str)],
+    message: &str,
+    push: &mut impl FnMut(String, &str),
+) {
+    if backend == Backend::Aws {
+        return;
+    }
+    if existing {
+        push(format!("{at}.existingIdentifier"), msg::EXISTING_NEEDS_AWS);
+    }
+    if let Some((_, field)) = settings.iter().find(|(set, _)| *set) {
+        push(format!("{at}.{field}"), message);
+    }
 }
 
 fn autoscaling(a: Option<&AutoscalingSpec>, path: &str, push: &mut impl FnMut(String, &str)) {
