@@ -403,26 +403,19 @@ fn control_characters_in_user_strings_render_and_survive_unchanged() {
     jwt.issuer = "iss\u{7f}\u{85}".to_string();
     shop.spec.services[2].env[0].value = "info\u{9f}".to_string();
     let plan = render(&shop);
-    let env = |id: &str| {
-        plan.get(id).unwrap().value["spec"]["template"]["spec"]["containers"][0]["env"]
-            .as_array()
-            .unwrap()
-            .clone()
+    // The first container of `id` has `name` set to `value`.
+    let assert_env = |id: &str, name: &str, value: &str| {
+        let env = &plan.get(id).unwrap().value["spec"]["template"]["spec"]["containers"][0]["env"];
+        assert!(
+            env.as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["name"] == name && e["value"] == value),
+            "{id}: {name} is not {value:?} in {env}"
+        );
     };
-    let users = env("Deployment/shop-users");
-    assert!(
-        users
-            .iter()
-            .any(|e| e["name"] == "JWT_ISSUER" && e["value"] == "iss\u{7f}\u{85}"),
-        "{users:?}"
-    );
-    let orders = env("Deployment/shop-orders");
-    assert!(
-        orders
-            .iter()
-            .any(|e| e["name"] == "RUST_LOG" && e["value"] == "info\u{9f}"),
-        "{orders:?}"
-    );
+    assert_env("Deployment/shop-users", "JWT_ISSUER", "iss\u{7f}\u{85}");
+    assert_env("Deployment/shop-orders", "RUST_LOG", "info\u{9f}");
 }
 
 #[test]
