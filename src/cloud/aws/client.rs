@@ -164,16 +164,21 @@ pub(super) struct Ctx<'a> {
     pub(super) component: &'a str,
 }
 
-impl Ctx<'_> {
-    pub(super) fn read(&self) {
-        self.aws.inner.calls.fetch_add(1, Ordering::Relaxed);
-    }
+/// How a request is counted: a read, or a write of `operation` on `target` (kept in the write log).
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Counted<'a> {
+    Read,
+    Write(&'a str, &'a str),
+}
 
-    pub(super) fn write(&self, operation: &str, target: &str) {
+impl Ctx<'_> {
+    pub(super) fn count(&self, counted: Counted<'_>) {
         self.aws.inner.calls.fetch_add(1, Ordering::Relaxed);
-        self.aws.inner.writes.fetch_add(1, Ordering::Relaxed);
-        if let Ok(mut log) = self.aws.inner.write_log.lock() {
-            log.push(format!("{operation} {target}"));
+        if let Counted::Write(operation, target) = counted {
+            self.aws.inner.writes.fetch_add(1, Ordering::Relaxed);
+            if let Ok(mut log) = self.aws.inner.write_log.lock() {
+                log.push(format!("{operation} {target}"));
+            }
         }
     }
 
@@ -199,84 +204,47 @@ impl Ctx<'_> {
         }
     }
 
-    /// The output of a request, or `None` when it failed with the one service error `expected`
+    /// Send one request, counted as `counted`; a failure names `action`. The request runs boxed:
+    /// an SDK request future is large, and every caller's state machine would otherwise hold it
+    /// inline (in debug builds the engine's reconcile outgrew a 2 MiB thread stack).
+    pub(super) fn call<'a, T, E, R>(
+        &'a self,
+        counted: Counted<'_>,
+        action: &'a str,
+        request: impl Future<Output = Result<T, SdkError<E, R>>> + Send + 'a,
+    ) -> impl Future<Output = Result<T>> + Send + 'a
+    where
+        E: ServiceError + Send + 'a,
+        R: RawResponse + Send + 'a,
+    {
+        self.count(counted);
+        let request = Box::pin(request);
+        async move { request.await.map_err(|e| self.err(action, &e)) }
+    }
+
+    /// [`Ctx::call`], with `None` when the request failed with the one service error `expected`
     /// accepts: deleting what is already gone, describing what does not exist, creating what an
-    /// interrupted apply left. Any other failure names `action`.
-    pub(super) fn tolerate<T, E, R>(
-        &self,
-        result: Result<T, SdkError<E, R>>,
-        expected: impl FnOnce(&E) -> bool,
-        action: &str,
-    ) -> Result<Option<T>>
+    /// interrupted apply left.
+    pub(super) fn call_or_none<'a, T, E, R>(
+        &'a self,
+        counted: Counted<'_>,
+        action: &'a str,
+        request: impl Future<Output = Result<T, SdkError<E, R>>> + Send + 'a,
+        expected: impl FnOnce(&E) -> bool + Send + 'a,
+    ) -> impl Future<Output = Result<Option<T>>> + Send + 'a
     where
-        E: ServiceError,
-        R: RawResponse,
+        E: ServiceError + Send + 'a,
+        R: RawResponse + Send + 'a,
     {
-        match result {
-            Ok(out) => Ok(Some(out)),
-            Err(e) if e.as_service_error().is_some_and(expected) => Ok(None),
-            Err(e) => Err(self.err(action, &e)),
+        self.count(counted);
+        let request = Box::pin(request);
+        async move {
+            match request.await {
+                Ok(out) => Ok(Some(out)),
+                Err(e) if e.as_service_error().is_some_and(expected) => Ok(None),
+                Err(e) => Err(self.err(action, &e)),
+            }
         }
-    }
-
-    /// Send one counted read; a failure names `action`.
-    pub(super) async fn read_call<T, E, R>(
-        &self,
-        action: &str,
-        request: impl Future<Output = Result<T, SdkError<E, R>>>,
-    ) -> Result<T>
-    where
-        E: ServiceError,
-        R: RawResponse,
-    {
-        self.read();
-        request.await.map_err(|e| self.err(action, &e))
-    }
-
-    /// Send one mutating request, counted as `operation` on `target`; a failure names `action`.
-    pub(super) async fn write_call<T, E, R>(
-        &self,
-        (operation, target): (&str, &str),
-        action: &str,
-        request: impl Future<Output = Result<T, SdkError<E, R>>>,
-    ) -> Result<T>
-    where
-        E: ServiceError,
-        R: RawResponse,
-    {
-        self.write(operation, target);
-        request.await.map_err(|e| self.err(action, &e))
-    }
-
-    /// [`Ctx::read_call`], with `None` for the one service error `expected` accepts.
-    pub(super) async fn read_tolerating<T, E, R>(
-        &self,
-        action: &str,
-        request: impl Future<Output = Result<T, SdkError<E, R>>>,
-        expected: impl FnOnce(&E) -> bool,
-    ) -> Result<Option<T>>
-    where
-        E: ServiceError,
-        R: RawResponse,
-    {
-        self.read();
-        self.tolerate(request.await, expected, action)
-    }
-
-    /// [`Ctx::write_call`], with `None` for the one service error `expected` accepts.
-    pub(super) async fn write_tolerating<T, E, R>(
-        &self,
-        (operation, target): (&str, &str),
-        action: &str,
-        request: impl Future<Output = Result<T, SdkError<E, R>>>,
-        expected: impl FnOnce(&E) -> bool,
-    ) -> Result<Option<T>>
-    where
-        E: ServiceError,
-        R: RawResponse,
-    {
-        self.write(operation, target);
-        self.tolerate(request.await, expected, action)
     }
 
     /// Every page of a listing, one counted read a page: `page` fetches the page after the
@@ -289,7 +257,7 @@ impl Ctx<'_> {
         let mut pages = Vec::new();
         let mut marker = None;
         loop {
-            self.read();
+            self.count(Counted::Read);
             let (out, next) = page(marker).await?;
             pages.push(out);
             marker = next;

@@ -4,27 +4,25 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_elasticache::Client;
+use aws_sdk_elasticache::operation::create_cache_subnet_group::CreateCacheSubnetGroupError;
+use aws_sdk_elasticache::operation::delete_replication_group::DeleteReplicationGroupError;
+use aws_sdk_elasticache::operation::describe_cache_clusters::DescribeCacheClustersError;
+use aws_sdk_elasticache::operation::describe_replication_groups::DescribeReplicationGroupsError;
 use aws_sdk_elasticache::types::{
     AuthTokenUpdateStrategyType, AutomaticFailoverStatus, ReplicationGroup, Tag,
 };
 
-use super::model::{self, Observed, Owner, Planned, RedisCopies, Settings};
+use super::Counted::{Read, Write};
+use super::model::{self, Observed, Owner, Planned, RedisCopies, RedisSettings, Service, Settings};
 use super::service::{
     Create, Delete, GroupDeleted, Modify, ServiceApi, SubnetGroups, Tags, key_value_tags,
-    tags_by_resource_name,
+    tagging_calls, tags_of_resource,
 };
 use super::{Ctx, Result};
 
 key_value_tags!(Tag);
-
-/// Tags are not in the description of a group: one more call.
-async fn tags_of(ec: &Client, ctx: &Ctx<'_>, arn: &str) -> Result<Tags> {
-    let request = ec.list_tags_for_resource().resource_name(arn);
-    let out = ctx
-        .read_call(&format!("list tags of {arn}"), request.send())
-        .await?;
-    Ok(tag_map(out.tag_list()))
-}
+// Tags are not in the description of a group: one more call.
+tags_of_resource!();
 
 /// Engine version and security groups live on the member clusters.
 async fn member(
@@ -35,26 +33,17 @@ async fn member(
     let Some(id) = group.member_clusters().first() else {
         return Ok((String::new(), Vec::new()));
     };
-    let out = ctx
-        .read_tolerating(
-            &format!("describe cache cluster {id}"),
-            ec.describe_cache_clusters().cache_cluster_id(id).send(),
-            |e| e.is_cache_cluster_not_found_fault(),
-        )
-        .await?;
-    Ok(out
-        .and_then(|out| {
-            out.cache_clusters().first().map(|c| {
-                (
-                    c.engine_version().unwrap_or_default().to_string(),
-                    c.security_groups()
-                        .iter()
-                        .filter_map(|g| g.security_group_id().map(str::to_string))
-                        .collect(),
-                )
-            })
-        })
-        .unwrap_or_default())
+    let sent = ec.describe_cache_clusters().cache_cluster_id(id).send();
+    let action = format!("describe cache cluster {id}");
+    let not_found = |e: &DescribeCacheClustersError| e.is_cache_cluster_not_found_fault();
+    let out = ctx.call_or_none(Read, &action, sent, not_found).await?;
+    let Some(cluster) = out.as_ref().and_then(|out| out.cache_clusters().first()) else {
+        return Ok((String::new(), Vec::new()));
+    };
+    let groups = cluster.security_groups().iter();
+    let groups = groups.filter_map(|g| g.security_group_id().map(str::to_string));
+    let version = cluster.engine_version().unwrap_or_default();
+    Ok((version.to_string(), groups.collect()))
 }
 
 async fn observed(ec: &Client, ctx: &Ctx<'_>, group: &ReplicationGroup) -> Result<Observed> {
@@ -98,11 +87,11 @@ async fn observed(ec: &Client, ctx: &Ctx<'_>, group: &ReplicationGroup) -> Resul
         status: group.status().unwrap_or_default().to_string(),
         endpoint,
         tags,
-        settings: Some(Settings::Redis {
+        settings: Some(Settings::Redis(RedisSettings {
             node_type: group.cache_node_type().unwrap_or_default().to_string(),
             version,
             copies,
-        }),
+        })),
         subnet_ids: Vec::new(),
         security_group_ids,
         pending,
@@ -129,7 +118,7 @@ fn planned_security_groups(planned: &Planned) -> Option<Vec<String>> {
 
 fn observed_replicas(observed: &Observed) -> i32 {
     match &observed.settings {
-        Some(Settings::Redis { copies, .. }) => copies.replicas,
+        Some(Settings::Redis(RedisSettings { copies, .. })) => copies.replicas,
         _ => 0,
     }
 }
@@ -146,22 +135,21 @@ async fn replicas(
 ) -> Result<Option<String>> {
     let id = &store.identifier;
     let action = format!("change the replicas of ElastiCache replication group {id} to {replicas}");
+    // The two requests are distinct types of the same shape.
+    macro_rules! send {
+        ($request:ident, $operation:literal) => {{
+            let request = ec
+                .$request()
+                .replication_group_id(id)
+                .new_replica_count(replicas);
+            let sent = request.apply_immediately(true).send();
+            ctx.call(Write($operation, id), &action, sent).await?;
+        }};
+    }
     if adding {
-        let request = ec.increase_replica_count().replication_group_id(id);
-        let sent = request
-            .new_replica_count(replicas)
-            .apply_immediately(true)
-            .send();
-        ctx.write_call(("IncreaseReplicaCount", id), &action, sent)
-            .await?;
+        send!(increase_replica_count, "IncreaseReplicaCount");
     } else {
-        let request = ec.decrease_replica_count().replication_group_id(id);
-        let sent = request
-            .new_replica_count(replicas)
-            .apply_immediately(true)
-            .send();
-        ctx.write_call(("DecreaseReplicaCount", id), &action, sent)
-            .await?;
+        send!(decrease_replica_count, "DecreaseReplicaCount");
     }
     let rest: Vec<String> = planned
         .changes
@@ -174,32 +162,29 @@ async fn replicas(
 
 impl ServiceApi for Client {
     async fn describe(&self, ctx: &Ctx<'_>, identifier: &str) -> Result<Option<Observed>> {
-        let request = self.describe_replication_groups();
+        let request = self
+            .describe_replication_groups()
+            .replication_group_id(identifier);
+        let action = format!("describe ElastiCache replication group {identifier}");
+        let not_found =
+            |e: &DescribeReplicationGroupsError| e.is_replication_group_not_found_fault();
         let out = ctx
-            .read_tolerating(
-                &format!("describe ElastiCache replication group {identifier}"),
-                request.replication_group_id(identifier).send(),
-                |e| e.is_replication_group_not_found_fault(),
-            )
+            .call_or_none(Read, &action, request.send(), not_found)
             .await?;
-        match out
+        let Some(group) = out
             .as_ref()
             .and_then(|out| out.replication_groups().first())
-        {
-            Some(g) => Ok(Some(observed(self, ctx, g).await?)),
-            None => Ok(None),
-        }
+        else {
+            return Ok(None);
+        };
+        Ok(Some(observed(self, ctx, group).await?))
     }
 
     /// Tags are one call per group: the description of the others is not read.
     async fn list_owned(&self, ctx: &Ctx<'_>, owner: &Owner) -> Result<Vec<(String, Observed)>> {
-        let pages = ctx
-            .pages(
-                "list ElastiCache replication groups",
-                |marker| self.describe_replication_groups().set_marker(marker).send(),
-                |page| page.marker(),
-            )
-            .await?;
+        let send = |marker| self.describe_replication_groups().set_marker(marker).send();
+        let action = "list ElastiCache replication groups";
+        let pages = ctx.pages(action, send, |p| p.marker()).await?;
         let mut out = Vec::new();
         for group in pages.iter().flat_map(|page| page.replication_groups()) {
             let Some(arn) = group.arn() else { continue };
@@ -212,43 +197,35 @@ impl ServiceApi for Client {
     }
 
     async fn create(&self, ctx: &Ctx<'_>, new: Create<'_>) -> Result<()> {
-        let Create {
-            store,
-            network,
-            tags,
-            password,
-        } = new;
-        let Settings::Redis {
-            node_type,
-            version,
-            copies,
-        } = &store.settings
-        else {
+        let (store, network, tags) = (new.store, new.network, new.tags);
+        let Settings::Redis(redis) = &store.settings else {
             return Ok(());
         };
-        let group = store.identifier.clone();
-        if !network.subnet_ids.is_empty() {
+        let copies = &redis.copies;
+        let group = network.subnet_group(&store.identifier);
+        if let Some(group) = &group {
             // One left by an interrupted apply is only referenced, never changed here.
             let request = self
                 .create_cache_subnet_group()
-                .cache_subnet_group_name(&group)
+                .cache_subnet_group_name(group);
+            let sent = request
                 .cache_subnet_group_description(format!("Panthera {}", store.component))
-                .set_subnet_ids(Some(network.subnet_ids.clone()));
-            ctx.write_tolerating(
-                ("CreateCacheSubnetGroup", &group),
-                &format!("create cache subnet group {group}"),
-                request.set_tags(Some(sdk_tags(tags))).send(),
-                |e| e.is_cache_subnet_group_already_exists_fault(),
-            )
-            .await?;
+                .set_subnet_ids(Some(network.subnet_ids.clone()))
+                .set_tags(Some(sdk_tags(tags)))
+                .send();
+            let exists =
+                |e: &CreateCacheSubnetGroupError| e.is_cache_subnet_group_already_exists_fault();
+            let action = format!("create cache subnet group {group}");
+            let counted = Write("CreateCacheSubnetGroup", group);
+            ctx.call_or_none(counted, &action, sent, exists).await?;
         }
         let request = self
             .create_replication_group()
             .replication_group_id(&store.identifier)
             .replication_group_description(format!("Panthera {}", store.component))
             .engine("redis")
-            .engine_version(version)
-            .cache_node_type(node_type)
+            .engine_version(&redis.version)
+            .cache_node_type(&redis.node_type)
             // One shard (cluster mode disabled) with its replicas.
             .replicas_per_node_group(copies.replicas)
             .automatic_failover_enabled(copies.failover)
@@ -257,32 +234,20 @@ impl ServiceApi for Client {
             .set_snapshot_window(copies.snapshot_window.clone())
             .transit_encryption_enabled(true)
             .at_rest_encryption_enabled(true)
-            .auth_token(password)
-            .set_cache_subnet_group_name((!network.subnet_ids.is_empty()).then_some(group))
-            .set_security_group_ids(
-                (!network.security_group_ids.is_empty())
-                    .then(|| network.security_group_ids.clone()),
-            )
+            .auth_token(new.password)
+            .set_cache_subnet_group_name(group)
+            .set_security_group_ids(network.security_groups())
             .set_tags(Some(sdk_tags(tags)));
-        ctx.write_call(
-            ("CreateReplicationGroup", &store.identifier),
-            &format!("create ElastiCache replication group {}", store.identifier),
-            request.send(),
-        )
-        .await?;
-        Ok(())
+        let what = ("CreateReplicationGroup", "ElastiCache replication group");
+        new.send(ctx, what, request.send()).await
     }
 
     /// An adopted group keeps working with its old token while Panthera's is added (ROTATE).
     async fn modify(&self, ctx: &Ctx<'_>, change: Modify<'_>) -> Result<Option<String>> {
-        let Modify {
-            store,
-            observed,
-            planned,
-            adopt_password,
-            ..
-        } = change;
-        let rotate = adopt_password.filter(|_| observed.auth && observed.tls);
+        let (store, observed, planned) = (change.store, change.observed, change.planned);
+        let rotate = change
+            .adopt_password
+            .filter(|_| observed.auth && observed.tls);
         if planned.changes.is_empty() && rotate.is_none() {
             return Ok(None);
         }
@@ -291,14 +256,10 @@ impl ServiceApi for Client {
                 "waiting for the replication group to be available before modifying".into(),
             ));
         }
-        let Settings::Redis {
-            node_type,
-            version,
-            copies,
-        } = &store.settings
-        else {
+        let Settings::Redis(redis) = &store.settings else {
             return Ok(None);
         };
+        let copies = &redis.copies;
         // A replica count is its own request. AWS wants a replica before failover is turned
         // on and failover off before the last replica goes: the other half waits for the next
         // apply (the group is modifying until then).
@@ -318,8 +279,8 @@ impl ServiceApi for Client {
             .apply_immediately(true);
         for change in &planned.changes {
             request = match change.field {
-                "nodeType" => request.cache_node_type(node_type),
-                "version" => request.engine_version(version),
+                "nodeType" => request.cache_node_type(&redis.node_type),
+                "version" => request.engine_version(&redis.version),
                 "securityGroupIds" => request.set_security_group_ids(Some(
                     planned_security_groups(planned).unwrap_or_default(),
                 )),
@@ -338,35 +299,31 @@ impl ServiceApi for Client {
                 .auth_token(p)
                 .auth_token_update_strategy(AuthTokenUpdateStrategyType::Rotate);
         }
-        ctx.write_call(
-            ("ModifyReplicationGroup", &store.identifier),
-            &format!("modify ElastiCache replication group {}", store.identifier),
-            request.send(),
-        )
-        .await?;
+        let action = format!("modify ElastiCache replication group {}", store.identifier);
+        let counted = Write("ModifyReplicationGroup", &store.identifier);
+        ctx.call(counted, &action, request.send()).await?;
         Ok(None)
     }
 
-    tags_by_resource_name!();
+    tagging_calls!(
+        add_tags_to_resource = "AddTagsToResource",
+        remove_tags_from_resource = "RemoveTagsFromResource",
+        resource_name,
+        sdk_tags
+    );
 
     async fn delete(&self, ctx: &Ctx<'_>, gone: Delete<'_>) -> Result<()> {
-        let Delete {
-            identifier,
-            final_snapshot,
-            ..
-        } = gone;
+        let (identifier, final_snapshot) = (gone.identifier, gone.final_snapshot);
         let request = self
             .delete_replication_group()
             .replication_group_id(identifier)
             .retain_primary_cluster(false)
             .set_final_snapshot_identifier(final_snapshot.map(str::to_string));
-        ctx.write_tolerating(
-            ("DeleteReplicationGroup", identifier),
-            &format!("delete ElastiCache replication group {identifier}"),
-            request.send(),
-            |e| e.is_replication_group_not_found_fault(),
-        )
-        .await?;
+        let action = format!("delete ElastiCache replication group {identifier}");
+        let not_found = |e: &DeleteReplicationGroupError| e.is_replication_group_not_found_fault();
+        let counted = Write("DeleteReplicationGroup", identifier);
+        ctx.call_or_none(counted, &action, request.send(), not_found)
+            .await?;
         Ok(())
     }
 }
@@ -374,30 +331,25 @@ impl ServiceApi for Client {
 impl SubnetGroups for Client {
     const KIND: &str = "cache subnet group";
     const USER: &str = "replication group";
-    const MAX_IDENTIFIER: usize = 40;
+    const SERVICE: Service = Service::ElastiCache;
 
     async fn list_groups(&self, ctx: &Ctx<'_>) -> Result<Vec<(String, String)>> {
+        let send = |marker| {
+            self.describe_cache_subnet_groups()
+                .set_marker(marker)
+                .send()
+        };
         let pages = ctx
-            .pages(
-                "list cache subnet groups",
-                |marker| {
-                    self.describe_cache_subnet_groups()
-                        .set_marker(marker)
-                        .send()
-                },
-                |page| page.marker(),
-            )
+            .pages("list cache subnet groups", send, |p| p.marker())
             .await?;
-        Ok(pages
-            .iter()
-            .flat_map(|page| page.cache_subnet_groups())
-            .filter_map(|g| {
-                Some((
-                    g.cache_subnet_group_name()?.to_string(),
-                    g.arn()?.to_string(),
-                ))
-            })
-            .collect())
+        let groups = pages.iter().flat_map(|page| page.cache_subnet_groups());
+        let named = groups.filter_map(|g| {
+            Some((
+                g.cache_subnet_group_name()?.to_string(),
+                g.arn()?.to_string(),
+            ))
+        });
+        Ok(named.collect())
     }
 
     /// A group whose tags cannot be read is passed over: teardown goes on with the others.

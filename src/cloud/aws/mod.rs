@@ -23,8 +23,8 @@ mod teardown;
 
 use std::collections::BTreeMap;
 
-use client::Ctx;
 pub use client::{Aws, http_client, retry_config};
+use client::{Counted, Ctx};
 use error::classify;
 pub use error::{Error, Result, is_terminal};
 pub use model::{Action, Observed, Owner, Planned, Service, Store};

@@ -5,14 +5,16 @@
 use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_kafka::Client;
+use aws_sdk_kafka::operation::delete_cluster::DeleteClusterError;
 
 use aws_sdk_kafka::types::{
     BrokerEbsVolumeInfo, BrokerNodeGroupInfo, ClientAuthentication, ClientBroker, Cluster,
     EbsStorageInfo, EncryptionInTransit, EncryptionInfo, Sasl, Scram, StorageInfo, Unauthenticated,
 };
 
-use super::model::{self, MskAccess, Observed, Owner, Settings};
-use super::service::{Create, Delete, Modify, ServiceApi, Settle, Tags};
+use super::Counted::{Read, Write};
+use super::model::{self, KafkaSettings, MskAccess, Observed, Owner, Settings};
+use super::service::{Create, Delete, Modify, ServiceApi, Settle, Tags, tagging_calls};
 use super::{Ctx, Result, secrets};
 
 /// What Panthera reads of an MSK cluster.
@@ -164,13 +166,13 @@ fn observed(cluster: &Msk) -> Observed {
         status: cluster.state.clone(),
         endpoint: None,
         tags: cluster.tags.clone(),
-        settings: Some(Settings::Kafka {
+        settings: Some(Settings::Kafka(KafkaSettings {
             instance_type: cluster.instance_type.clone(),
             version: cluster.version.clone(),
             brokers: cluster.brokers,
             storage_gib: cluster.storage_gib,
             access: cluster.access,
-        }),
+        })),
         subnet_ids: cluster.subnets.clone(),
         security_group_ids: cluster.security_groups.clone(),
         pending: Vec::new(),
@@ -233,7 +235,7 @@ async fn bootstrap(
 ) -> Result<(Option<String>, bool)> {
     let request = kafka.get_bootstrap_brokers().cluster_arn(arn);
     let action = format!("get the bootstrap brokers of {arn}");
-    let out = ctx.read_call(&action, request.send()).await?;
+    let out = ctx.call(Read, &action, request.send()).await?;
     let (brokers, tls) = match access {
         MskAccess::Scram => (out.bootstrap_broker_string_sasl_scram(), true),
         MskAccess::Tls => (out.bootstrap_broker_string_tls(), true),
@@ -278,7 +280,7 @@ impl ServiceApi for Client {
     }
 
     async fn list_owned(&self, ctx: &Ctx<'_>, owner: &Owner) -> Result<Vec<(String, Observed)>> {
-        let prefix = model::identifier(&owner.platform, 64);
+        let prefix = model::identifier(&owner.platform, model::Service::Msk.max_identifier());
         Ok(list(self, ctx, &prefix)
             .await?
             .iter()
@@ -289,65 +291,44 @@ impl ServiceApi for Client {
 
     /// TLS only; the SCRAM login is associated once the cluster is ACTIVE ([`Self::settle`]).
     async fn create(&self, ctx: &Ctx<'_>, new: Create<'_>) -> Result<()> {
-        let Create {
-            store,
-            network,
-            tags,
-            ..
-        } = new;
-        let Settings::Kafka {
-            instance_type,
-            version,
-            brokers,
-            storage_gib,
-            access,
-        } = &store.settings
-        else {
+        let (store, network, tags) = (new.store, new.network, new.tags);
+        let Settings::Kafka(kafka) = &store.settings else {
             return Ok(());
         };
         let group = BrokerNodeGroupInfo::builder()
-            .instance_type(instance_type)
+            .instance_type(&kafka.instance_type)
             .set_client_subnets(Some(network.subnet_ids.clone()))
-            .set_security_groups(
-                (!network.security_group_ids.is_empty())
-                    .then(|| network.security_group_ids.clone()),
-            )
+            .set_security_groups(network.security_groups())
             .storage_info(
                 StorageInfo::builder()
-                    .ebs_storage_info(EbsStorageInfo::builder().volume_size(*storage_gib).build())
+                    .ebs_storage_info(
+                        EbsStorageInfo::builder()
+                            .volume_size(kafka.storage_gib)
+                            .build(),
+                    )
                     .build(),
             )
             .build();
-        let (auth, transit) = security(*access);
+        let (auth, transit) = security(kafka.access);
         let encryption = EncryptionInfo::builder()
             .encryption_in_transit(transit)
             .build();
         let request = self
             .create_cluster()
             .cluster_name(&store.identifier)
-            .kafka_version(version)
-            .number_of_broker_nodes(*brokers)
+            .kafka_version(&kafka.version)
+            .number_of_broker_nodes(kafka.brokers)
             .broker_node_group_info(group)
             .encryption_info(encryption)
             .client_authentication(auth)
             .set_tags(Some(hash_map(tags)));
-        ctx.write_call(
-            ("CreateCluster", &store.identifier),
-            &format!("create MSK cluster {}", store.identifier),
-            request.send(),
-        )
-        .await?;
-        Ok(())
+        new.send(ctx, ("CreateCluster", "MSK cluster"), request.send())
+            .await
     }
 
     /// One MSK update per call (MSK runs one at a time); the rest follow on later reconciles.
     async fn modify(&self, ctx: &Ctx<'_>, change: Modify<'_>) -> Result<Option<String>> {
-        let Modify {
-            store,
-            observed,
-            planned,
-            ..
-        } = change;
+        let (store, observed, planned) = (change.store, change.observed, change.planned);
         let Some(change) = planned.changes.first() else {
             return Ok(None);
         };
@@ -360,69 +341,55 @@ impl ServiceApi for Client {
                 change.field
             )));
         };
-        let Settings::Kafka {
-            instance_type,
-            version,
-            brokers,
-            storage_gib,
-            access,
-        } = &store.settings
-        else {
-            return Ok(None);
-        };
         let arn = observed.arn.as_str();
         let action = format!(
             "update {} of MSK cluster {}",
             change.field, store.identifier
         );
         // Each update names the cluster and the version it applies to (MSK's optimistic lock).
-        let (arn, action) = (arn, action.as_str());
+        macro_rules! update {
+            ($operation:literal, $request:expr) => {{
+                let sent = $request.cluster_arn(arn).current_version(current).send();
+                ctx.call(Write($operation, arn), &action, sent).await?;
+            }};
+        }
+        let Settings::Kafka(kafka) = &store.settings else {
+            return Ok(None);
+        };
         match change.field {
-            "instanceType" => {
-                let request = self
-                    .update_broker_type()
-                    .target_instance_type(instance_type);
-                let sent = request.cluster_arn(arn).current_version(current).send();
-                ctx.write_call(("UpdateBrokerType", arn), action, sent)
-                    .await?;
-            }
+            "instanceType" => update!(
+                "UpdateBrokerType",
+                self.update_broker_type()
+                    .target_instance_type(&kafka.instance_type)
+            ),
             "storage" => {
                 let volumes = BrokerEbsVolumeInfo::builder().kafka_broker_node_id("All");
-                let request = self
-                    .update_broker_storage()
-                    .target_broker_ebs_volume_info(volumes.volume_size_gb(*storage_gib).build());
-                let sent = request.cluster_arn(arn).current_version(current).send();
-                ctx.write_call(("UpdateBrokerStorage", arn), action, sent)
-                    .await?;
+                let volumes = volumes.volume_size_gb(kafka.storage_gib).build();
+                let request = self.update_broker_storage();
+                update!(
+                    "UpdateBrokerStorage",
+                    request.target_broker_ebs_volume_info(volumes)
+                )
             }
-            "brokers" => {
-                let request = self
-                    .update_broker_count()
-                    .target_number_of_broker_nodes(*brokers);
-                let sent = request.cluster_arn(arn).current_version(current).send();
-                ctx.write_call(("UpdateBrokerCount", arn), action, sent)
-                    .await?;
-            }
+            "brokers" => update!(
+                "UpdateBrokerCount",
+                self.update_broker_count()
+                    .target_number_of_broker_nodes(kafka.brokers)
+            ),
             "clientAuthentication" => {
-                let (auth, transit) = security(*access);
+                let (auth, transit) = security(kafka.access);
                 let encryption = EncryptionInfo::builder().encryption_in_transit(transit);
-                let request = self
-                    .update_security()
-                    .cluster_arn(arn)
-                    .current_version(current)
-                    .client_authentication(auth)
-                    .encryption_info(encryption.build());
-                ctx.write_call(("UpdateSecurity", arn), action, request.send())
-                    .await?;
+                let request = self.update_security().client_authentication(auth);
+                update!(
+                    "UpdateSecurity",
+                    request.encryption_info(encryption.build())
+                )
             }
-            "version" => {
-                let request = self
-                    .update_cluster_kafka_version()
-                    .target_kafka_version(version);
-                let sent = request.cluster_arn(arn).current_version(current).send();
-                ctx.write_call(("UpdateClusterKafkaVersion", arn), action, sent)
-                    .await?;
-            }
+            "version" => update!(
+                "UpdateClusterKafkaVersion",
+                self.update_cluster_kafka_version()
+                    .target_kafka_version(&kafka.version)
+            ),
             _ => {}
         }
         let rest: Vec<String> = planned.changes[1..]
@@ -435,18 +402,8 @@ impl ServiceApi for Client {
     /// The SCRAM secret is associated once the cluster is ACTIVE (MSK refuses it before), and
     /// once only: the associated secrets are read first.
     async fn settle(&self, ctx: &Ctx<'_>, settle: Settle<'_>) -> Result<Option<String>> {
-        let Settle {
-            store,
-            observed,
-            secret,
-        } = settle;
-        if !matches!(
-            &store.settings,
-            Settings::Kafka {
-                access: MskAccess::Scram,
-                ..
-            }
-        ) {
+        let (store, observed, secret) = (settle.store, settle.observed, settle.secret);
+        if !matches!(&store.settings, Settings::Kafka(k) if k.access == MskAccess::Scram) {
             return Ok(None);
         }
         if model::phase(store.service, &observed.status) != model::Phase::Available {
@@ -457,7 +414,7 @@ impl ServiceApi for Client {
         let arn = observed.arn.as_str();
         let request = self.list_scram_secrets().cluster_arn(arn);
         let action = format!("list the SCRAM secrets of {arn}");
-        let listed = ctx.read_call(&action, request.send()).await?;
+        let listed = ctx.call(Read, &action, request.send()).await?;
         let Some(secret_arn) = secrets::arn(ctx, secret).await? else {
             return Ok(Some(format!(
                 "SCRAM secret {secret} not in Secrets Manager yet"
@@ -469,37 +426,26 @@ impl ServiceApi for Client {
         let request = self.batch_associate_scram_secret().cluster_arn(arn);
         let action = format!("associate SCRAM secret {secret} with {arn}");
         let sent = request.secret_arn_list(&secret_arn).send();
-        ctx.write_call(("BatchAssociateScramSecret", arn), &action, sent)
+        ctx.call(Write("BatchAssociateScramSecret", arn), &action, sent)
             .await?;
         Ok(None)
     }
 
-    async fn add_tags(&self, ctx: &Ctx<'_>, arn: &str, tags: &Tags) -> Result<()> {
-        let request = self.tag_resource().set_tags(Some(hash_map(tags)));
-        let sent = request.resource_arn(arn).send();
-        ctx.write_call(("TagResource", arn), &format!("tag {arn}"), sent)
-            .await?;
-        Ok(())
-    }
-
-    async fn remove_tags(&self, ctx: &Ctx<'_>, arn: &str, keys: &[String]) -> Result<()> {
-        let request = self.untag_resource().set_tag_keys(Some(keys.to_vec()));
-        let sent = request.resource_arn(arn).send();
-        ctx.write_call(("UntagResource", arn), &format!("untag {arn}"), sent)
-            .await?;
-        Ok(())
-    }
+    tagging_calls!(
+        tag_resource = "TagResource",
+        untag_resource = "UntagResource",
+        resource_arn,
+        hash_map
+    );
 
     /// MSK keeps no snapshots: the cluster goes with its data.
     async fn delete(&self, ctx: &Ctx<'_>, gone: Delete<'_>) -> Result<()> {
         let arn = gone.arn;
-        ctx.write_tolerating(
-            ("DeleteCluster", arn),
-            &format!("delete MSK cluster {arn}"),
-            self.delete_cluster().cluster_arn(arn).send(),
-            |e| e.is_not_found_exception(),
-        )
-        .await?;
+        let sent = self.delete_cluster().cluster_arn(arn).send();
+        let action = format!("delete MSK cluster {arn}");
+        let not_found = |e: &DeleteClusterError| e.is_not_found_exception();
+        ctx.call_or_none(Write("DeleteCluster", arn), &action, sent, not_found)
+            .await?;
         Ok(())
     }
 }
@@ -534,13 +480,13 @@ mod tests {
         assert_eq!(o.tags["panthera.dev/platform"], "p");
         assert_eq!(
             o.settings,
-            Some(Settings::Kafka {
+            Some(Settings::Kafka(KafkaSettings {
                 instance_type: "kafka.t3.small".into(),
                 version: "3.9.0".into(),
                 brokers: 3,
                 storage_gib: 100,
                 access: MskAccess::TlsPlaintext,
-            })
+            }))
         );
         assert_eq!(o.subnet_ids, vec!["subnet-1".to_string()]);
     }

@@ -1,16 +1,21 @@
 //! PostgreSQL on RDS: a DB instance in a DB subnet group of `spec.aws.subnetIds`.
 
 use aws_sdk_rds::Client;
+use aws_sdk_rds::operation::create_db_subnet_group::CreateDBSubnetGroupError;
+use aws_sdk_rds::operation::delete_db_instance::DeleteDBInstanceError;
+use aws_sdk_rds::operation::describe_db_instances::DescribeDBInstancesError;
 use aws_sdk_rds::types::{DbInstance, Tag};
 
-use super::model::{self, Class, Observed, Owner, RdsOptions, Settings};
+use super::Counted::{Read, Write};
+use super::model::{self, Class, Observed, Owner, PostgresSettings, RdsOptions, Service, Settings};
 use super::service::{
     Create, Delete, GroupDeleted, Modify, ServiceApi, SubnetGroups, Tags, key_value_tags,
-    tags_by_resource_name,
+    tagging_calls, tags_of_resource,
 };
 use super::{Ctx, Result};
 
 key_value_tags!(Tag);
+tags_of_resource!();
 
 fn observed(db: &DbInstance) -> Observed {
     let pending = db.pending_modified_values();
@@ -71,12 +76,12 @@ fn observed(db: &DbInstance) -> Observed {
             ))
         }),
         tags: tag_map(db.tag_list()),
-        settings: Some(Settings::Postgres {
+        settings: Some(Settings::Postgres(PostgresSettings {
             instance_class,
             version,
             storage_gib,
             rds,
-        }),
+        })),
         subnet_ids: db
             .db_subnet_group()
             .map(|g| {
@@ -102,77 +107,66 @@ fn observed(db: &DbInstance) -> Observed {
     }
 }
 
+/// The DB instance `id` as RDS describes it, `None` when there is none.
+pub(super) async fn instance(rds: &Client, ctx: &Ctx<'_>, id: &str) -> Result<Option<DbInstance>> {
+    let request = rds.describe_db_instances().db_instance_identifier(id);
+    let action = format!("describe RDS instance {id}");
+    let not_found = |e: &DescribeDBInstancesError| e.is_db_instance_not_found_fault();
+    let out = ctx.call_or_none(Read, &action, request.send(), not_found);
+    Ok(out
+        .await?
+        .and_then(|out| out.db_instances().first().cloned()))
+}
+
 impl ServiceApi for Client {
     async fn describe(&self, ctx: &Ctx<'_>, identifier: &str) -> Result<Option<Observed>> {
-        let request = self.describe_db_instances();
-        let out = ctx
-            .read_tolerating(
-                &format!("describe RDS instance {identifier}"),
-                request.db_instance_identifier(identifier).send(),
-                |e| e.is_db_instance_not_found_fault(),
-            )
-            .await?;
-        Ok(out.and_then(|out| out.db_instances().first().map(observed)))
+        Ok(instance(self, ctx, identifier)
+            .await?
+            .as_ref()
+            .map(observed))
     }
 
     async fn list_owned(&self, ctx: &Ctx<'_>, owner: &Owner) -> Result<Vec<(String, Observed)>> {
-        let pages = ctx
-            .pages(
-                "list RDS instances",
-                |marker| self.describe_db_instances().set_marker(marker).send(),
-                |page| page.marker(),
-            )
-            .await?;
-        Ok(pages
-            .iter()
-            .flat_map(|page| page.db_instances())
-            .map(|db| {
+        let send = |marker| self.describe_db_instances().set_marker(marker).send();
+        let pages = ctx.pages("list RDS instances", send, |p| p.marker());
+        let mut owned = Vec::new();
+        for db in pages.await?.iter().flat_map(|page| page.db_instances()) {
+            let observed = observed(db);
+            if owner.owns(&observed.tags) {
                 let id = db.db_instance_identifier().unwrap_or_default();
-                (id.to_string(), observed(db))
-            })
-            .filter(|(_, o)| owner.owns(&o.tags))
-            .collect())
+                owned.push((id.to_string(), observed));
+            }
+        }
+        Ok(owned)
     }
 
     async fn create(&self, ctx: &Ctx<'_>, new: Create<'_>) -> Result<()> {
-        let Create {
-            store,
-            network,
-            tags,
-            password,
-        } = new;
-        let Settings::Postgres {
-            instance_class,
-            version,
-            storage_gib,
-            rds,
-        } = &store.settings
-        else {
+        let (store, network, tags) = (new.store, new.network, new.tags);
+        let Settings::Postgres(pg) = &store.settings else {
             return Ok(());
         };
-        let group = store.identifier.clone();
-        if !network.subnet_ids.is_empty() {
+        let rds = &pg.rds;
+        let group = network.subnet_group(&store.identifier);
+        if let Some(group) = &group {
             // One left by an interrupted apply is only referenced, never changed here.
-            let request = self
-                .create_db_subnet_group()
-                .db_subnet_group_name(&group)
+            let request = self.create_db_subnet_group().db_subnet_group_name(group);
+            let sent = request
                 .db_subnet_group_description(format!("Panthera {}", store.component))
-                .set_subnet_ids(Some(network.subnet_ids.clone()));
-            ctx.write_tolerating(
-                ("CreateDBSubnetGroup", &group),
-                &format!("create DB subnet group {group}"),
-                request.set_tags(Some(sdk_tags(tags))).send(),
-                |e| e.is_db_subnet_group_already_exists_fault(),
-            )
-            .await?;
+                .set_subnet_ids(Some(network.subnet_ids.clone()))
+                .set_tags(Some(sdk_tags(tags)))
+                .send();
+            let exists = |e: &CreateDBSubnetGroupError| e.is_db_subnet_group_already_exists_fault();
+            let action = format!("create DB subnet group {group}");
+            let counted = Write("CreateDBSubnetGroup", group);
+            ctx.call_or_none(counted, &action, sent, exists).await?;
         }
         let request = self
             .create_db_instance()
             .db_instance_identifier(&store.identifier)
-            .db_instance_class(instance_class)
+            .db_instance_class(&pg.instance_class)
             .engine("postgres")
-            .engine_version(version)
-            .allocated_storage(*storage_gib)
+            .engine_version(&pg.version)
+            .allocated_storage(pg.storage_gib)
             .storage_type("gp3")
             .storage_encrypted(true)
             .publicly_accessible(false)
@@ -181,36 +175,23 @@ impl ServiceApi for Client {
             .backup_retention_period(rds.backup_retention_days)
             .set_preferred_backup_window(rds.backup_window.clone())
             .set_preferred_maintenance_window(rds.maintenance_window.clone())
-            .set_max_allocated_storage(rds.max_storage_gib.filter(|m| m > storage_gib))
+            .set_max_allocated_storage(rds.max_storage_gib.filter(|m| *m > pg.storage_gib))
             .deletion_protection(rds.deletion_protection)
             .master_username(&store.username)
-            .master_user_password(password)
+            .master_user_password(new.password)
             .db_name(&store.username)
-            .set_db_subnet_group_name((!network.subnet_ids.is_empty()).then_some(group))
-            .set_vpc_security_group_ids(
-                (!network.security_group_ids.is_empty())
-                    .then(|| network.security_group_ids.clone()),
-            )
+            .set_db_subnet_group_name(group)
+            .set_vpc_security_group_ids(network.security_groups())
             .set_tags(Some(sdk_tags(tags)));
-        ctx.write_call(
-            ("CreateDBInstance", &store.identifier),
-            &format!("create RDS instance {}", store.identifier),
-            request.send(),
-        )
-        .await?;
-        Ok(())
+        new.send(ctx, ("CreateDBInstance", "RDS instance"), request.send())
+            .await
     }
 
     /// What can change now, then what waits for the maintenance window; nothing until the
     /// instance is available. An adopted instance's master password is reset to Panthera's.
     async fn modify(&self, ctx: &Ctx<'_>, change: Modify<'_>) -> Result<Option<String>> {
-        let Modify {
-            store,
-            network,
-            observed,
-            planned,
-            adopt_password: reset_password,
-        } = change;
+        let (store, network, observed) = (change.store, change.network, change.observed);
+        let (planned, reset_password) = (change.planned, change.adopt_password);
         if planned.changes.is_empty() && reset_password.is_none() {
             return Ok(None);
         }
@@ -225,15 +206,10 @@ impl ServiceApi for Client {
                     .join("; ")
             )));
         }
-        let Settings::Postgres {
-            instance_class,
-            version,
-            storage_gib,
-            rds,
-        } = &store.settings
-        else {
+        let Settings::Postgres(pg) = &store.settings else {
             return Ok(None);
         };
+        let rds = &pg.rds;
         let mut now = self
             .modify_db_instance()
             .db_instance_identifier(&store.identifier)
@@ -257,21 +233,19 @@ impl ServiceApi for Client {
                         )));
                     }
                     let request = self.modify_db_subnet_group().db_subnet_group_name(&group);
-                    ctx.write_call(
-                        ("ModifyDBSubnetGroup", &group),
-                        &format!("modify DB subnet group {group}"),
-                        request
-                            .set_subnet_ids(Some(network.subnet_ids.clone()))
-                            .send(),
-                    )
-                    .await?;
+                    let sent = request
+                        .set_subnet_ids(Some(network.subnet_ids.clone()))
+                        .send();
+                    let action = format!("modify DB subnet group {group}");
+                    ctx.call(Write("ModifyDBSubnetGroup", &group), &action, sent)
+                        .await?;
                 }
                 ("instanceClass", _) => {
-                    now = now.db_instance_class(instance_class);
+                    now = now.db_instance_class(&pg.instance_class);
                     now_any = true;
                 }
                 ("storage", _) => {
-                    now = now.allocated_storage(*storage_gib);
+                    now = now.allocated_storage(pg.storage_gib);
                     now_any = true;
                 }
                 ("securityGroupIds", _) => {
@@ -300,8 +274,8 @@ impl ServiceApi for Client {
                     // The size itself turns autoscaling off.
                     now = now.max_allocated_storage(
                         rds.max_storage_gib
-                            .filter(|m| m > storage_gib)
-                            .unwrap_or(*storage_gib),
+                            .filter(|m| *m > pg.storage_gib)
+                            .unwrap_or(pg.storage_gib),
                     );
                     now_any = true;
                 }
@@ -311,7 +285,7 @@ impl ServiceApi for Client {
                 }
                 ("version", Class::MaintenanceWindow) => {
                     window = window
-                        .engine_version(version)
+                        .engine_version(&pg.version)
                         .allow_major_version_upgrade(true);
                     window_any = true;
                 }
@@ -322,19 +296,24 @@ impl ServiceApi for Client {
             now = now.master_user_password(p);
             now_any = true;
         }
-        let operation = ("ModifyDBInstance", store.identifier.as_str());
+        let counted = Write("ModifyDBInstance", &store.identifier);
         if now_any {
             let action = format!("modify RDS instance {}", store.identifier);
-            ctx.write_call(operation, &action, now.send()).await?;
+            ctx.call(counted, &action, now.send()).await?;
         }
         if window_any {
             let action = format!("schedule the upgrade of RDS instance {}", store.identifier);
-            ctx.write_call(operation, &action, window.send()).await?;
+            ctx.call(counted, &action, window.send()).await?;
         }
         Ok(None)
     }
 
-    tags_by_resource_name!();
+    tagging_calls!(
+        add_tags_to_resource = "AddTagsToResource",
+        remove_tags_from_resource = "RemoveTagsFromResource",
+        resource_name,
+        sdk_tags
+    );
 
     async fn lift_protection(&self, ctx: &Ctx<'_>, identifier: &str) -> Result<()> {
         let request = self
@@ -343,30 +322,24 @@ impl ServiceApi for Client {
             .deletion_protection(false)
             .apply_immediately(true);
         let action = format!("lift the deletion protection of RDS instance {identifier}");
-        ctx.write_call(("ModifyDBInstance", identifier), &action, request.send())
-            .await?;
+        let counted = Write("ModifyDBInstance", identifier);
+        ctx.call(counted, &action, request.send()).await?;
         Ok(())
     }
 
     async fn delete(&self, ctx: &Ctx<'_>, gone: Delete<'_>) -> Result<()> {
-        let Delete {
-            identifier,
-            final_snapshot,
-            ..
-        } = gone;
+        let (identifier, final_snapshot) = (gone.identifier, gone.final_snapshot);
         let request = self
             .delete_db_instance()
             .db_instance_identifier(identifier)
             .skip_final_snapshot(final_snapshot.is_none())
             .set_final_db_snapshot_identifier(final_snapshot.map(str::to_string))
             .delete_automated_backups(final_snapshot.is_none());
-        ctx.write_tolerating(
-            ("DeleteDBInstance", identifier),
-            &format!("delete RDS instance {identifier}"),
-            request.send(),
-            |e| e.is_db_instance_not_found_fault(),
-        )
-        .await?;
+        let action = format!("delete RDS instance {identifier}");
+        let not_found = |e: &DeleteDBInstanceError| e.is_db_instance_not_found_fault();
+        let counted = Write("DeleteDBInstance", identifier);
+        ctx.call_or_none(counted, &action, request.send(), not_found)
+            .await?;
         Ok(())
     }
 
@@ -375,7 +348,7 @@ impl ServiceApi for Client {
         let Some(name) = &observed.subnet_group else {
             return Ok(());
         };
-        ctx.read();
+        ctx.count(Read);
         let Ok(out) = self
             .describe_db_subnet_groups()
             .db_subnet_group_name(name)
@@ -401,26 +374,19 @@ impl ServiceApi for Client {
 impl SubnetGroups for Client {
     const KIND: &str = "DB subnet group";
     const USER: &str = "instance";
-    const MAX_IDENTIFIER: usize = 63;
+    const SERVICE: Service = Service::Rds;
 
     async fn list_groups(&self, ctx: &Ctx<'_>) -> Result<Vec<(String, String)>> {
+        let send = |marker| self.describe_db_subnet_groups().set_marker(marker).send();
         let pages = ctx
-            .pages(
-                "list DB subnet groups",
-                |marker| self.describe_db_subnet_groups().set_marker(marker).send(),
-                |page| page.marker(),
-            )
+            .pages("list DB subnet groups", send, |p| p.marker())
             .await?;
-        Ok(pages
-            .iter()
-            .flat_map(|page| page.db_subnet_groups())
-            .filter_map(|g| {
-                Some((
-                    g.db_subnet_group_name()?.to_string(),
-                    g.db_subnet_group_arn()?.to_string(),
-                ))
-            })
-            .collect())
+        let groups = pages.iter().flat_map(|page| page.db_subnet_groups());
+        let named = groups.filter_map(|g| {
+            let (name, arn) = (g.db_subnet_group_name()?, g.db_subnet_group_arn()?);
+            Some((name.to_string(), arn.to_string()))
+        });
+        Ok(named.collect())
     }
 
     async fn group_tags(&self, ctx: &Ctx<'_>, arn: &str) -> Result<Option<Tags>> {
@@ -440,15 +406,6 @@ impl SubnetGroups for Client {
     }
 }
 
-/// The tags of a DB subnet group (its description has none).
-async fn tags_of(rds: &Client, ctx: &Ctx<'_>, arn: &str) -> Result<Tags> {
-    let request = rds.list_tags_for_resource().resource_name(arn);
-    let out = ctx
-        .read_call(&format!("list tags of {arn}"), request.send())
-        .await?;
-    Ok(tag_map(out.tag_list()))
-}
-
 /// Whether the DB subnet group `name` carries the same ownership tags as its instance (with the
 /// tags `adding` gives it).
 async fn subnet_group_owned(
@@ -460,7 +417,7 @@ async fn subnet_group_owned(
 ) -> Result<bool> {
     let request = rds.describe_db_subnet_groups().db_subnet_group_name(name);
     let action = format!("describe DB subnet group {name}");
-    let out = ctx.read_call(&action, request.send()).await?;
+    let out = ctx.call(Read, &action, request.send()).await?;
     let Some(arn) = out
         .db_subnet_groups()
         .first()

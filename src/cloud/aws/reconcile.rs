@@ -489,10 +489,9 @@ mod tests {
         let p = platform();
         let mut obs = observations(&p, true);
         // Kafka's brokers cannot shrink in place.
-        if let Some(model::Settings::Kafka { brokers, .. }) =
-            &mut obs[3].observed.as_mut().unwrap().settings
+        if let Some(model::Settings::Kafka(kafka)) = &mut obs[3].observed.as_mut().unwrap().settings
         {
-            *brokers += 3;
+            kafka.brokers += 3;
         }
         let planned = aws().plan_observed(&p, &obs).unwrap();
         assert_eq!(planned[3].action, Action::Replace);

@@ -7,17 +7,19 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
+use aws_sdk_rds::operation::describe_db_snapshots::DescribeDBSnapshotsError;
 use aws_sdk_rds::primitives::DateTime as SdkTime;
 use aws_sdk_rds::types::{DbInstance, Tag};
 
 use crate::api::PantheraPlatform;
 
+use super::client::Counted::{Read, Write};
 use super::client::Ctx;
 use super::model::{self, Owner, Phase, Service, Settings, Store};
 use super::service::{ServiceApi, key_value_tags};
 
 key_value_tags!(Tag);
-use super::{Aws, Error, Result};
+use super::{Aws, Error, Result, rds};
 
 /// What a restore starts from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -108,7 +110,7 @@ impl Aws {
         let mut tags = model::tags(&owner, &store);
         tags.insert(model::TAG_RESTORED_FROM.to_string(), current.clone());
         let tags = sdk_tags(&tags);
-        let Settings::Postgres { rds, .. } = &store.settings else {
+        let Settings::Postgres(pg) = &store.settings else {
             return Err(ctx.terminal("restore: not a PostgreSQL store"));
         };
         let subnet_group = db
@@ -128,8 +130,8 @@ impl Aws {
                     .set_db_instance_class(db.db_instance_class().map(str::to_string))
                     .set_db_subnet_group_name(subnet_group)
                     .set_vpc_security_group_ids(security_groups)
-                    .multi_az(rds.multi_az)
-                    .deletion_protection(rds.deletion_protection)
+                    .multi_az(pg.rds.multi_az)
+                    .deletion_protection(pg.rds.deletion_protection)
                     .copy_tags_to_snapshot(true)
                     .publicly_accessible(false)
                     .set_tags(Some(tags))
@@ -143,8 +145,8 @@ impl Aws {
                     .target_db_instance_identifier(&to)
                     .restore_time(SdkTime::from_secs(t.timestamp()));
                 let sent = as_the_store!(request).send();
-                ctx.write_call(("RestoreDBInstanceToPointInTime", &to), &action, sent)
-                    .await?;
+                let counted = Write("RestoreDBInstanceToPointInTime", &to);
+                ctx.call(counted, &action, sent).await?;
             }
             RestoreSource::Snapshot(id) => {
                 let request = rds_client
@@ -152,8 +154,8 @@ impl Aws {
                     .db_snapshot_identifier(id)
                     .db_instance_identifier(&to);
                 let sent = as_the_store!(request).send();
-                ctx.write_call(("RestoreDBInstanceFromDBSnapshot", &to), &action, sent)
-                    .await?;
+                let counted = Write("RestoreDBInstanceFromDBSnapshot", &to);
+                ctx.call(counted, &action, sent).await?;
             }
         }
         // Only now, with the new instance accepted, does the store move to it.
@@ -220,15 +222,7 @@ async fn current_instance(
     let mut id = store.identifier.clone();
     // A chain longer than this is not one restores make by hand.
     for _ in 0..16 {
-        let request = ctx.clients.rds.describe_db_instances();
-        let out = ctx
-            .read_tolerating(
-                &format!("describe RDS instance {id}"),
-                request.db_instance_identifier(&id).send(),
-                |e| e.is_db_instance_not_found_fault(),
-            )
-            .await?;
-        let Some(db) = out.and_then(|o| o.db_instances().first().cloned()) else {
+        let Some(db) = rds::instance(&ctx.clients.rds, ctx, &id).await? else {
             return Err(ctx.terminal(format!(
                 "RDS instance {id} does not exist: there is nothing to restore (apply the platform first)"
             )));
@@ -288,14 +282,15 @@ fn check_window(ctx: &Ctx<'_>, id: &str, db: &DbInstance, t: DateTime<Utc>) -> R
 /// The snapshot must exist and be of this database: of the instance it runs on, or of one of
 /// the instances it ran on before (its identifier, or a restore of it).
 async fn check_snapshot(ctx: &Ctx<'_>, store: &Store, current: &str, id: &str) -> Result<()> {
-    let request = ctx.clients.rds.describe_db_snapshots();
-    let out = ctx
-        .read_tolerating(
-            &format!("describe DB snapshot {id}"),
-            request.db_snapshot_identifier(id).send(),
-            |e| e.is_db_snapshot_not_found_fault(),
-        )
-        .await?;
+    let sent = ctx
+        .clients
+        .rds
+        .describe_db_snapshots()
+        .db_snapshot_identifier(id)
+        .send();
+    let action = format!("describe DB snapshot {id}");
+    let not_found = |e: &DescribeDBSnapshotsError| e.is_db_snapshot_not_found_fault();
+    let out = ctx.call_or_none(Read, &action, sent, not_found).await?;
     let Some(snapshot) = out.and_then(|o| o.db_snapshots().first().cloned()) else {
         return Err(ctx.terminal(format!("DB snapshot {id} does not exist")));
     };

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeSet;
 
-use super::model::{self, Network, Observed, Owner, Planned, Store};
+use super::model::{self, Network, Observed, Owner, Planned, Service, Store};
 use aws_sdk_rds::error::SdkError;
 
 use super::error::{RawResponse, ServiceError};
@@ -14,14 +14,37 @@ use super::{Ctx, Result};
 
 pub(super) use super::model::Tags;
 
-/// What a create writes: the store as the spec wants it, where it runs, its tags, and its master
-/// password (AUTH token) for the services that take one.
+/// What a create writes: the store as the spec wants it, where it runs, its tags, and its
+/// password.
 #[derive(Clone, Copy)]
 pub(super) struct Create<'a> {
     pub store: &'a Store,
     pub network: &'a Network,
     pub tags: &'a Tags,
+    /// The master password (RDS) or AUTH token (ElastiCache); MSK's SCRAM login is associated
+    /// from Secrets Manager instead ([`ServiceApi::settle`]).
     pub password: &'a str,
+}
+
+impl Create<'_> {
+    /// Send the `request` creating the store, counted as `operation`; a failure names the store
+    /// as a `what` (`RDS instance`).
+    pub(super) async fn send<T, E, R>(
+        &self,
+        ctx: &Ctx<'_>,
+        (operation, what): (&str, &str),
+        request: impl Future<Output = std::result::Result<T, SdkError<E, R>>> + Send,
+    ) -> Result<()>
+    where
+        E: ServiceError + Send,
+        R: RawResponse + Send,
+    {
+        let id = &self.store.identifier;
+        let counted = super::Counted::Write(operation, id);
+        ctx.call(counted, &format!("create {what} {id}"), request)
+            .await?;
+        Ok(())
+    }
 }
 
 /// What a modification needs: the store as the spec wants it, where it runs, what AWS has, the
@@ -193,7 +216,7 @@ impl GroupDeleted {
         in_use: impl FnOnce(&E) -> bool,
         gone: impl FnOnce(&E) -> bool,
     ) -> Result<Self> {
-        ctx.write(operation, name);
+        ctx.count(super::Counted::Write(operation, name));
         let Err(e) = request.await else {
             return Ok(Self::Done);
         };
@@ -212,9 +235,9 @@ pub(super) trait SubnetGroups: ServiceApi {
     const KIND: &str;
     /// What uses one: `instance`, `replication group`.
     const USER: &str;
-    /// Longest identifier of the service: the group names of a platform start with its name cut
-    /// to this.
-    const MAX_IDENTIFIER: usize;
+    /// The service: the group names of a platform start with its name cut to the service's
+    /// longest identifier.
+    const SERVICE: Service;
 
     /// `(name, arn)` of every subnet group, over all pages.
     async fn list_groups(&self, ctx: &Ctx<'_>) -> Result<Vec<(String, String)>>;
@@ -237,7 +260,7 @@ pub(super) trait SubnetGroups: ServiceApi {
         keep: &BTreeSet<String>,
     ) -> Result<Vec<String>> {
         let (kind, user) = (Self::KIND, Self::USER);
-        let prefix = model::identifier(&owner.platform, Self::MAX_IDENTIFIER);
+        let prefix = model::identifier(&owner.platform, Self::SERVICE.max_identifier());
         let mut waiting = Vec::new();
         for (name, arn) in self.list_groups(ctx).await? {
             if !name.starts_with(&prefix) || keep.contains(&name) {
@@ -297,32 +320,42 @@ macro_rules! key_value_tags {
 }
 pub(super) use key_value_tags;
 
-/// `add_tags` and `remove_tags` of RDS and ElastiCache, whose SDKs have the same tagging requests
-/// (`AddTagsToResource`, `RemoveTagsFromResource`, the ARN as `ResourceName`) on types of their
-/// own. Expanded inside `impl ServiceApi`, next to [`key_value_tags`]'s `sdk_tags`.
-macro_rules! tags_by_resource_name {
-    () => {
+/// `add_tags` and `remove_tags`, expanded inside `impl ServiceApi`: the services tag a resource
+/// named by its ARN with requests of the same shape on types of their own. Given the requests'
+/// builder methods and operation names, the builder setting the ARN, and the conversion of a tag
+/// map to the SDK's tags.
+macro_rules! tagging_calls {
+    ($add:ident = $add_op:literal, $remove:ident = $remove_op:literal, $arn:ident, $convert:ident) => {
         async fn add_tags(&self, ctx: &Ctx<'_>, arn: &str, tags: &Tags) -> Result<()> {
-            let request = self.add_tags_to_resource().set_tags(Some(sdk_tags(tags)));
-            let sent = request.resource_name(arn).send();
-            ctx.write_call(("AddTagsToResource", arn), &format!("tag {arn}"), sent)
-                .await?;
+            let sent = self.$add().$arn(arn).set_tags(Some($convert(tags))).send();
+            let counted = super::Counted::Write($add_op, arn);
+            ctx.call(counted, &format!("tag {arn}"), sent).await?;
             Ok(())
         }
 
         async fn remove_tags(&self, ctx: &Ctx<'_>, arn: &str, keys: &[String]) -> Result<()> {
-            let request = self
-                .remove_tags_from_resource()
-                .set_tag_keys(Some(keys.to_vec()));
-            let sent = request.resource_name(arn).send();
-            ctx.write_call(
-                ("RemoveTagsFromResource", arn),
-                &format!("untag {arn}"),
-                sent,
-            )
-            .await?;
+            let sent = self.$remove().$arn(arn).set_tag_keys(Some(keys.to_vec()));
+            let counted = super::Counted::Write($remove_op, arn);
+            ctx.call(counted, &format!("untag {arn}"), sent.send())
+                .await?;
             Ok(())
         }
     };
 }
-pub(super) use tags_by_resource_name;
+pub(super) use tagging_calls;
+
+/// The tags of a resource by its ARN (`ListTagsForResource`, the ARN as `ResourceName`), for RDS
+/// and ElastiCache, whose descriptions lack them.
+macro_rules! tags_of_resource {
+    () => {
+        async fn tags_of(client: &Client, ctx: &Ctx<'_>, arn: &str) -> Result<Tags> {
+            let request = client.list_tags_for_resource().resource_name(arn);
+            let action = format!("list tags of {arn}");
+            let out = ctx
+                .call(super::Counted::Read, &action, request.send())
+                .await?;
+            Ok(tag_map(out.tag_list()))
+        }
+    };
+}
+pub(super) use tags_of_resource;

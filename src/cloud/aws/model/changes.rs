@@ -83,13 +83,17 @@ fn same_set(a: &[String], b: &[String]) -> bool {
 /// The settings of `store` that `observed` does not have, each classified.
 pub fn differences(store: &Store, network: &Network, observed: &Observed) -> Vec<Difference> {
     let mut out = Vec::new();
+    // A setting differs when it reads differently (numbers, switches and names alike).
     let mut push = |field: &'static str, from: &dyn fmt::Display, to: &dyn fmt::Display, class| {
-        out.push(Difference {
-            field,
-            from: from.to_string(),
-            to: to.to_string(),
-            class,
-        })
+        let (from, to) = (from.to_string(), to.to_string());
+        if from != to {
+            out.push(Difference {
+                field,
+                from,
+                to,
+                class,
+            })
+        }
     };
     let grow = |d: i32, a: i32| {
         if d > a {
@@ -98,55 +102,35 @@ pub fn differences(store: &Store, network: &Network, observed: &Observed) -> Vec
             Class::Replace
         }
     };
+    // `push` each setting named by its path in both settings (the running one first), with its
+    // class: a `Class`, or an `Option<Class>` where `None` is no change (a version that matches).
+    macro_rules! compare {
+        ($has:ident -> $want:ident: $($name:literal $($field:ident).+ => $class:expr),+ $(,)?) => {
+            $(if let Some(class) = Option::<Class>::from($class) {
+                push($name, &$has.$($field).+, &$want.$($field).+, class);
+            })+
+        };
+    }
     match (&store.settings, &observed.settings) {
-        (
-            Settings::Postgres {
-                instance_class,
-                version,
-                storage_gib,
-                rds,
-            },
-            Some(Settings::Postgres {
-                instance_class: ai,
-                version: av,
-                storage_gib: asg,
-                rds: ar,
-            }),
-        ) => {
-            if instance_class != ai {
-                push("instanceClass", ai, instance_class, Class::Reboot);
-            }
-            if let Some(class) = version_change(version, av, Class::MaintenanceWindow) {
-                push("version", av, version, class);
-            }
-            if storage_gib != asg {
-                push("storage", asg, storage_gib, grow(*storage_gib, *asg));
-            }
-            if rds.multi_az != ar.multi_az {
-                push(
-                    "highAvailability",
-                    &ar.multi_az,
-                    &rds.multi_az,
-                    Class::InPlace,
-                );
-            }
-            if rds.backup_retention_days != ar.backup_retention_days {
-                // Turning backups on or off restarts the instance; other values do not.
-                let restart = (rds.backup_retention_days == 0) != (ar.backup_retention_days == 0);
-                push(
-                    "backupRetentionDays",
-                    &ar.backup_retention_days,
-                    &rds.backup_retention_days,
-                    if restart {
-                        Class::Reboot
-                    } else {
-                        Class::InPlace
-                    },
-                );
-            }
+        (Settings::Postgres(want), Some(Settings::Postgres(has))) => {
+            let (rds, ar) = (&want.rds, &has.rds);
+            // Turning backups on or off restarts the instance; other values do not.
+            let restart = (rds.backup_retention_days == 0) != (ar.backup_retention_days == 0);
+            let backups = if restart {
+                Class::Reboot
+            } else {
+                Class::InPlace
+            };
+            compare!(has -> want:
+                "instanceClass" instance_class => Class::Reboot,
+                "version" version => version_change(&want.version, &has.version, Class::MaintenanceWindow),
+                "storage" storage_gib => grow(want.storage_gib, has.storage_gib),
+                "highAvailability" rds.multi_az => Class::InPlace,
+                "backupRetentionDays" rds.backup_retention_days => backups,
+            );
+            // A window the spec leaves to AWS is whatever AWS chose.
             let window = |d: &Option<String>, a: &Option<String>| {
                 d.as_ref()
-                    .filter(|d| Some(*d) != a.as_ref())
                     .map(|d| (a.clone().unwrap_or_else(|| "none".into()), d.clone()))
             };
             if let Some((from, to)) = window(&rds.backup_window, &ar.backup_window) {
@@ -156,135 +140,64 @@ pub fn differences(store: &Store, network: &Network, observed: &Observed) -> Vec
                 push("maintenanceWindow", &from, &to, Class::InPlace);
             }
             // AWS reports no ceiling when autoscaling is off (or the ceiling is the size).
-            let ceiling = |c: Option<i32>, size: i32| c.filter(|c| *c > size);
-            let (dm, am) = (
-                ceiling(rds.max_storage_gib, *storage_gib),
-                ceiling(ar.max_storage_gib, *asg),
+            let ceiling = |c: Option<i32>, size: i32| {
+                c.filter(|c| *c > size)
+                    .map_or("off".to_string(), |c| c.to_string())
+            };
+            let wanted = ceiling(rds.max_storage_gib, want.storage_gib);
+            let had = ceiling(ar.max_storage_gib, has.storage_gib);
+            push("maxStorage", &had, &wanted, Class::InPlace);
+            compare!(has -> want: "deletionProtection" rds.deletion_protection => Class::InPlace);
+        }
+        (Settings::Redis(want), Some(Settings::Redis(has))) => {
+            compare!(has -> want:
+                "nodeType" node_type => Class::InPlace,
+                "version" version => version_change(&want.version, &has.version, Class::InPlace),
+                "replicas" copies.replicas => Class::InPlace,
+                "automaticFailover" copies.failover => Class::InPlace,
+                "snapshotRetentionDays" copies.snapshot_retention_days => Class::InPlace,
             );
-            if dm != am {
-                let show = |c: Option<i32>| c.map_or("off".to_string(), |c| c.to_string());
-                push("maxStorage", &show(am), &show(dm), Class::InPlace);
-            }
-            if rds.deletion_protection != ar.deletion_protection {
+            if let Some(w) = &want.copies.snapshot_window {
+                let from = has.copies.snapshot_window.clone();
                 push(
-                    "deletionProtection",
-                    &ar.deletion_protection,
-                    &rds.deletion_protection,
+                    "snapshotWindow",
+                    &from.unwrap_or_else(|| "none".into()),
+                    w,
                     Class::InPlace,
                 );
             }
         }
-        (
-            Settings::Redis {
-                node_type,
-                version,
-                copies,
-            },
-            Some(Settings::Redis {
-                node_type: an,
-                version: av,
-                copies: ac,
-            }),
-        ) => {
-            if node_type != an {
-                push("nodeType", an, node_type, Class::InPlace);
-            }
-            if let Some(class) = version_change(version, av, Class::InPlace) {
-                push("version", av, version, class);
-            }
-            if copies.replicas != ac.replicas {
-                push("replicas", &ac.replicas, &copies.replicas, Class::InPlace);
-            }
-            if copies.failover != ac.failover {
-                push(
-                    "automaticFailover",
-                    &ac.failover,
-                    &copies.failover,
-                    Class::InPlace,
-                );
-            }
-            if copies.snapshot_retention_days != ac.snapshot_retention_days {
-                push(
-                    "snapshotRetentionDays",
-                    &ac.snapshot_retention_days,
-                    &copies.snapshot_retention_days,
-                    Class::InPlace,
-                );
-            }
-            if let Some(w) = copies
-                .snapshot_window
-                .as_ref()
-                .filter(|w| Some(*w) != ac.snapshot_window.as_ref())
-            {
-                let from = ac.snapshot_window.clone().unwrap_or_else(|| "none".into());
-                push("snapshotWindow", &from, w, Class::InPlace);
-            }
-        }
-        (
-            Settings::Kafka {
-                instance_type,
-                version,
-                brokers,
-                storage_gib,
-                access,
-            },
-            Some(Settings::Kafka {
-                instance_type: ai,
-                version: av,
-                brokers: ab,
-                storage_gib: asg,
-                access: aa,
-            }),
-        ) => {
-            if instance_type != ai {
-                push("instanceType", ai, instance_type, Class::InPlace);
-            }
-            if let Some(class) = version_change(version, av, Class::InPlace) {
-                push("version", av, version, class);
-            }
-            if brokers != ab {
-                push("brokers", ab, brokers, grow(*brokers, *ab));
-            }
-            if storage_gib != asg {
-                push("storage", asg, storage_gib, grow(*storage_gib, *asg));
-            }
-            if access != aa {
-                push("clientAuthentication", aa, access, Class::InPlace);
-            }
+        (Settings::Kafka(want), Some(Settings::Kafka(has))) => {
+            compare!(has -> want:
+                "instanceType" instance_type => Class::InPlace,
+                "version" version => version_change(&want.version, &has.version, Class::InPlace),
+                "brokers" brokers => grow(want.brokers, has.brokers),
+                "storage" storage_gib => grow(want.storage_gib, has.storage_gib),
+                "clientAuthentication" access => Class::InPlace,
+            );
         }
         _ => {}
     }
     let list = |v: &[String]| format!("[{}]", v.join(", "));
-    if !network.subnet_ids.is_empty()
-        && !observed.subnet_ids.is_empty()
-        && !same_set(&network.subnet_ids, &observed.subnet_ids)
-    {
-        // MSK brokers cannot move subnets; an RDS subnet group can be edited.
-        let class = match store.service {
-            Service::Msk => Class::Replace,
-            _ => Class::InPlace,
-        };
-        push(
-            "subnetIds",
-            &list(&observed.subnet_ids),
-            &list(&network.subnet_ids),
-            class,
-        );
-    }
-    if !network.security_group_ids.is_empty()
-        && !observed.security_group_ids.is_empty()
-        && !same_set(&network.security_group_ids, &observed.security_group_ids)
-    {
-        let class = match store.service {
-            Service::Msk => Class::Replace,
-            _ => Class::InPlace,
-        };
-        push(
+    // MSK brokers cannot move subnets or security groups; an RDS subnet group can be edited,
+    // and the security groups of an instance or replication group changed in place.
+    let class = match store.service {
+        Service::Msk => Class::Replace,
+        _ => Class::InPlace,
+    };
+    let placement = [
+        ("subnetIds", &network.subnet_ids, &observed.subnet_ids),
+        (
             "securityGroupIds",
-            &list(&observed.security_group_ids),
-            &list(&network.security_group_ids),
-            class,
-        );
+            &network.security_group_ids,
+            &observed.security_group_ids,
+        ),
+    ];
+    for (field, wanted, has) in placement {
+        // Empty on either side: the spec leaves it to AWS, or AWS did not say.
+        if !wanted.is_empty() && !has.is_empty() && !same_set(wanted, has) {
+            push(field, &list(has), &list(wanted), class);
+        }
     }
     out
 }

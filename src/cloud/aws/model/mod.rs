@@ -50,6 +50,15 @@ impl Service {
     /// Every service, in the order teardown goes through them.
     pub const ALL: [Self; 3] = [Self::Rds, Self::ElastiCache, Self::Msk];
 
+    /// The longest identifier the service takes (RDS 63, ElastiCache 40, MSK 64 characters).
+    pub const fn max_identifier(self) -> usize {
+        match self {
+            Self::Rds => 63,
+            Self::ElastiCache => 40,
+            Self::Msk => 64,
+        }
+    }
+
     /// What the resource is called in output.
     pub fn resource(self) -> &'static str {
         match self {
@@ -71,24 +80,36 @@ impl Service {
 /// The settings Panthera manages, as the spec wants them or as AWS runs them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Settings {
-    Postgres {
-        instance_class: String,
-        version: String,
-        storage_gib: i32,
-        rds: RdsOptions,
-    },
-    Redis {
-        node_type: String,
-        version: String,
-        copies: RedisCopies,
-    },
-    Kafka {
-        instance_type: String,
-        version: String,
-        brokers: i32,
-        storage_gib: i32,
-        access: MskAccess,
-    },
+    Postgres(PostgresSettings),
+    Redis(RedisSettings),
+    Kafka(KafkaSettings),
+}
+
+/// An RDS instance.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PostgresSettings {
+    pub instance_class: String,
+    pub version: String,
+    pub storage_gib: i32,
+    pub rds: RdsOptions,
+}
+
+/// An ElastiCache replication group.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RedisSettings {
+    pub node_type: String,
+    pub version: String,
+    pub copies: RedisCopies,
+}
+
+/// An MSK cluster.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KafkaSettings {
+    pub instance_type: String,
+    pub version: String,
+    pub brokers: i32,
+    pub storage_gib: i32,
+    pub access: MskAccess,
 }
 
 /// An RDS instance's availability, backups and protection.
@@ -137,49 +158,51 @@ impl fmt::Display for MskAccess {
     }
 }
 
+impl Settings {
+    /// The service that runs a store of these settings.
+    pub fn service(&self) -> Service {
+        match self {
+            Self::Postgres(_) => Service::Rds,
+            Self::Redis(_) => Service::ElastiCache,
+            Self::Kafka(_) => Service::Msk,
+        }
+    }
+}
+
 impl fmt::Display for Settings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Postgres {
-                instance_class,
-                version,
-                storage_gib,
-                rds,
-            } => write!(
+            Self::Postgres(pg) => write!(
                 f,
-                "{instance_class}, PostgreSQL {version}, {storage_gib} GiB{}, backups {} days{}",
-                if rds.multi_az { ", Multi-AZ" } else { "" },
-                rds.backup_retention_days,
-                if rds.deletion_protection {
+                "{}, PostgreSQL {}, {} GiB{}, backups {} days{}",
+                pg.instance_class,
+                pg.version,
+                pg.storage_gib,
+                if pg.rds.multi_az { ", Multi-AZ" } else { "" },
+                pg.rds.backup_retention_days,
+                if pg.rds.deletion_protection {
                     ", deletion protection"
                 } else {
                     ""
                 }
             ),
-            Self::Redis {
-                node_type,
-                version,
-                copies,
-            } => write!(
+            Self::Redis(redis) => write!(
                 f,
-                "{node_type}, Redis {version}, {} replica(s){}, snapshots {} days",
-                copies.replicas,
-                if copies.failover {
+                "{}, Redis {}, {} replica(s){}, snapshots {} days",
+                redis.node_type,
+                redis.version,
+                redis.copies.replicas,
+                if redis.copies.failover {
                     ", automatic failover, Multi-AZ"
                 } else {
                     ""
                 },
-                copies.snapshot_retention_days
+                redis.copies.snapshot_retention_days
             ),
-            Self::Kafka {
-                instance_type,
-                version,
-                brokers,
-                storage_gib,
-                access,
-            } => write!(
+            Self::Kafka(kafka) => write!(
                 f,
-                "{brokers} x {instance_type}, Kafka {version}, {storage_gib} GiB per broker, {access}"
+                "{} x {}, Kafka {}, {} GiB per broker, {}",
+                kafka.brokers, kafka.instance_type, kafka.version, kafka.storage_gib, kafka.access
             ),
         }
     }
@@ -211,7 +234,7 @@ impl Store {
     /// password, the AUTH token, MSK's SCRAM login.
     pub fn has_password(&self) -> bool {
         match &self.settings {
-            Settings::Kafka { access, .. } => *access == MskAccess::Scram,
+            Settings::Kafka(KafkaSettings { access, .. }) => *access == MskAccess::Scram,
             _ => true,
         }
     }
@@ -223,6 +246,19 @@ pub struct Network {
     pub region: Option<String>,
     pub subnet_ids: Vec<String>,
     pub security_group_ids: Vec<String>,
+}
+
+impl Network {
+    /// The subnet group a store named `name` is created in: its own, when there are subnets.
+    pub fn subnet_group(&self, name: &str) -> Option<String> {
+        (!self.subnet_ids.is_empty()).then(|| name.to_string())
+    }
+
+    /// The security groups a store is created with, when the spec names any (else the VPC's
+    /// default).
+    pub fn security_groups(&self) -> Option<Vec<String>> {
+        (!self.security_group_ids.is_empty()).then(|| self.security_group_ids.clone())
+    }
 }
 
 /// `spec.aws`, or nothing.
@@ -243,83 +279,92 @@ pub fn network(platform: &PantheraPlatform) -> Network {
 pub fn stores(platform: &PantheraPlatform) -> Vec<Store> {
     let owner = Owner::of(platform);
     let spec = &platform.spec;
+    // A store of the service its settings are for, on the resource it adopts or on one named
+    // after the platform and the store.
+    let store = |name: &str, existing: &Option<String>, deletion_policy, settings: Settings| {
+        let service = settings.service();
+        let (identifier, adopt) = match existing {
+            Some(id) => (id.clone(), true),
+            None => {
+                let own = format!("{}-{name}", owner.platform);
+                (identifier(&own, service.max_identifier()), false)
+            }
+        };
+        Store {
+            component: match service {
+                Service::Rds => format!("postgres/{name}"),
+                _ => name.to_string(),
+            },
+            name: name.to_string(),
+            service,
+            identifier,
+            adopt,
+            deletion_policy,
+            settings,
+            username: String::new(),
+            kms_key: None,
+        }
+    };
     let mut out = Vec::new();
     for db in spec.databases.iter().filter(|d| d.backend == Backend::Aws) {
-        out.push(Store {
-            component: format!("postgres/{}", db.name),
-            name: db.name.clone(),
-            service: Service::Rds,
-            identifier: db
-                .existing_identifier
-                .clone()
-                .unwrap_or_else(|| identifier(&format!("{}-{}", owner.platform, db.name), 63)),
-            adopt: db.existing_identifier.is_some(),
-            deletion_policy: db.deletion_policy,
-            settings: Settings::Postgres {
-                instance_class: db.instance_class.clone(),
-                version: db.version.as_str().to_string(),
-                storage_gib: storage_gib(&db.storage).max(RDS_MIN_STORAGE_GIB),
-                rds: RdsOptions {
-                    multi_az: db.high_availability,
-                    backup_retention_days: db.backup.retention_days,
-                    backup_window: db.backup.window.clone(),
-                    maintenance_window: db.maintenance_window.clone(),
-                    max_storage_gib: db.max_storage.as_deref().map(storage_gib),
-                    deletion_protection: db.deletion_protection,
-                },
+        let settings = Settings::Postgres(PostgresSettings {
+            instance_class: db.instance_class.clone(),
+            version: db.version.as_str().to_string(),
+            storage_gib: storage_gib(&db.storage).max(RDS_MIN_STORAGE_GIB),
+            rds: RdsOptions {
+                multi_az: db.high_availability,
+                backup_retention_days: db.backup.retention_days,
+                backup_window: db.backup.window.clone(),
+                maintenance_window: db.maintenance_window.clone(),
+                max_storage_gib: db.max_storage.as_deref().map(storage_gib),
+                deletion_protection: db.deletion_protection,
             },
+        });
+        out.push(Store {
+            // The master user: the database name with `-` as `_`.
             username: db.name.replace('-', "_"),
-            kms_key: None,
+            ..store(
+                &db.name,
+                &db.existing_identifier,
+                db.deletion_policy,
+                settings,
+            )
         });
     }
     if let Some(redis) = spec.redis.as_ref().filter(|r| r.backend == Backend::Aws) {
-        out.push(Store {
-            component: "redis".into(),
-            name: "redis".into(),
-            service: Service::ElastiCache,
-            identifier: redis
-                .existing_identifier
-                .clone()
-                .unwrap_or_else(|| identifier(&format!("{}-redis", owner.platform), 40)),
-            adopt: redis.existing_identifier.is_some(),
-            deletion_policy: redis.deletion_policy,
-            settings: Settings::Redis {
-                node_type: redis.node_type.clone(),
-                version: redis.version.clone(),
-                copies: RedisCopies {
-                    replicas: redis.replicas,
-                    failover: redis.replicas > 0,
-                    snapshot_retention_days: redis.snapshot.retention_days,
-                    snapshot_window: redis.snapshot.window.clone(),
-                },
+        let settings = Settings::Redis(RedisSettings {
+            node_type: redis.node_type.clone(),
+            version: redis.version.clone(),
+            copies: RedisCopies {
+                replicas: redis.replicas,
+                failover: redis.replicas > 0,
+                snapshot_retention_days: redis.snapshot.retention_days,
+                snapshot_window: redis.snapshot.window.clone(),
             },
-            username: String::new(),
-            kms_key: None,
         });
+        let existing = &redis.existing_identifier;
+        out.push(store("redis", existing, redis.deletion_policy, settings));
     }
     if let Some(kafka) = spec.kafka.as_ref().filter(|k| k.backend == Backend::Aws) {
-        out.push(Store {
-            component: "kafka".into(),
-            name: "kafka".into(),
-            service: Service::Msk,
-            identifier: kafka
-                .existing_identifier
-                .clone()
-                .unwrap_or_else(|| identifier(&format!("{}-kafka", owner.platform), 64)),
-            adopt: kafka.existing_identifier.is_some(),
-            deletion_policy: kafka.deletion_policy,
-            settings: Settings::Kafka {
-                instance_type: kafka.instance_type.clone(),
-                version: kafka.version.clone(),
-                brokers: kafka.brokers,
-                storage_gib: storage_gib(&kafka.storage),
-                access: match kafka.client_authentication() {
-                    KafkaClientAuthentication::Scram => MskAccess::Scram,
-                    KafkaClientAuthentication::Unauthenticated => MskAccess::Tls,
-                },
+        let settings = Settings::Kafka(KafkaSettings {
+            instance_type: kafka.instance_type.clone(),
+            version: kafka.version.clone(),
+            brokers: kafka.brokers,
+            storage_gib: storage_gib(&kafka.storage),
+            access: match kafka.client_authentication() {
+                KafkaClientAuthentication::Scram => MskAccess::Scram,
+                KafkaClientAuthentication::Unauthenticated => MskAccess::Tls,
             },
+        });
+        out.push(Store {
             username: crate::api::MSK_SCRAM_USERNAME.to_string(),
             kms_key: kafka.scram_kms_key.clone(),
+            ..store(
+                "kafka",
+                &kafka.existing_identifier,
+                kafka.deletion_policy,
+                settings,
+            )
         });
     }
     out
@@ -388,6 +433,6 @@ pub struct Observed {
 impl Observed {
     /// AWS refuses to delete the resource until this is lifted (RDS deletion protection).
     pub fn deletion_protection(&self) -> bool {
-        matches!(&self.settings, Some(Settings::Postgres { rds, .. }) if rds.deletion_protection)
+        matches!(&self.settings, Some(Settings::Postgres(PostgresSettings { rds, .. })) if rds.deletion_protection)
     }
 }

@@ -45,7 +45,7 @@ fn the_aws_example_has_one_store_per_managed_service() {
     );
     assert_eq!(
         stores[0].settings,
-        Settings::Postgres {
+        Settings::Postgres(PostgresSettings {
             instance_class: "db.t4g.medium".into(),
             version: "16".into(),
             storage_gib: 20,
@@ -57,11 +57,11 @@ fn the_aws_example_has_one_store_per_managed_service() {
                 max_storage_gib: Some(100),
                 deletion_protection: true,
             },
-        }
+        })
     );
     assert!(matches!(
         &stores[2].settings,
-        Settings::Redis { copies, .. } if copies.replicas == 1 && copies.failover
+        Settings::Redis(RedisSettings { copies, .. }) if copies.replicas == 1 && copies.failover
     ));
     assert!(stores[3].has_password(), "MSK's SCRAM login");
     assert_eq!(stores[3].kms_key.as_deref(), Some("alias/shop-msk-scram"));
@@ -91,10 +91,10 @@ fn storage_sizes_round_up_to_gib() {
     );
     assert!(matches!(
         stores(&p)[0].settings,
-        Settings::Postgres {
+        Settings::Postgres(PostgresSettings {
             storage_gib: 20,
             ..
-        }
+        })
     ));
 }
 
@@ -150,14 +150,16 @@ fn changes_are_classified_by_how_aws_applies_them() {
         o.settings = Some(observed);
         plan(&owner, store, &net, Some(&o)).unwrap()
     };
-    let Settings::Postgres { rds, .. } = stores[0].settings.clone() else {
+    let Settings::Postgres(PostgresSettings { rds, .. }) = stores[0].settings.clone() else {
         panic!("a database")
     };
-    let pg = |class: &str, version: &str, gib| Settings::Postgres {
-        instance_class: class.into(),
-        version: version.into(),
-        storage_gib: gib,
-        rds: rds.clone(),
+    let pg = |class: &str, version: &str, gib| {
+        Settings::Postgres(PostgresSettings {
+            instance_class: class.into(),
+            version: version.into(),
+            storage_gib: gib,
+            rds: rds.clone(),
+        })
     };
     let planned = class_of(&stores[0], pg("db.t4g.micro", "16.4", 20));
     assert_eq!(planned.action, Action::Reboot);
@@ -182,13 +184,15 @@ fn changes_are_classified_by_how_aws_applies_them() {
         Action::Replace,
         "storage never shrinks"
     );
-    let Settings::Redis { copies, .. } = stores[2].settings.clone() else {
+    let Settings::Redis(RedisSettings { copies, .. }) = stores[2].settings.clone() else {
         panic!("redis")
     };
-    let redis = |node: &str, v: &str| Settings::Redis {
-        node_type: node.into(),
-        version: v.into(),
-        copies: copies.clone(),
+    let redis = |node: &str, v: &str| {
+        Settings::Redis(RedisSettings {
+            node_type: node.into(),
+            version: v.into(),
+            copies: copies.clone(),
+        })
     };
     assert_eq!(
         class_of(&stores[2], redis("cache.t4g.small", "7.1.0")).action,
@@ -202,12 +206,14 @@ fn changes_are_classified_by_how_aws_applies_them() {
         class_of(&stores[2], redis("cache.t4g.small", "7.2")).action,
         Action::Replace
     );
-    let kafka = |brokers, gib| Settings::Kafka {
-        instance_type: "kafka.t3.small".into(),
-        version: "3.9.0".into(),
-        brokers,
-        storage_gib: gib,
-        access: MskAccess::Scram,
+    let kafka = |brokers, gib| {
+        Settings::Kafka(KafkaSettings {
+            instance_type: "kafka.t3.small".into(),
+            version: "3.9.0".into(),
+            brokers,
+            storage_gib: gib,
+            access: MskAccess::Scram,
+        })
     };
     assert_eq!(
         class_of(&stores[3], kafka(3, 100)).action,
@@ -232,7 +238,7 @@ fn production_settings_are_classified_by_how_aws_applies_them() {
     };
     let rds_planned = |edit: &dyn Fn(&mut RdsOptions)| {
         planned(&stores[0], &|s: &mut Settings| {
-            if let Settings::Postgres { rds, .. } = s {
+            if let Settings::Postgres(PostgresSettings { rds, .. }) = s {
                 edit(rds)
             }
         })
@@ -259,7 +265,7 @@ fn production_settings_are_classified_by_how_aws_applies_them() {
     }
     // A window the spec leaves to AWS is whatever AWS chose.
     let mut unset = stores[0].clone();
-    if let Settings::Postgres { rds, .. } = &mut unset.settings {
+    if let Settings::Postgres(PostgresSettings { rds, .. }) = &mut unset.settings {
         rds.backup_window = None;
         rds.maintenance_window = None;
     }
@@ -269,7 +275,7 @@ fn production_settings_are_classified_by_how_aws_applies_them() {
         Action::Unchanged
     );
     let no_replica = planned(&stores[2], &|s| {
-        if let Settings::Redis { copies, .. } = s {
+        if let Settings::Redis(RedisSettings { copies, .. }) = s {
             copies.replicas = 0;
             copies.failover = false;
         }
@@ -284,7 +290,7 @@ fn production_settings_are_classified_by_how_aws_applies_them() {
         ["replicas", "automaticFailover"]
     );
     let plaintext = planned(&stores[3], &|s| {
-        if let Settings::Kafka { access, .. } = s {
+        if let Settings::Kafka(KafkaSettings { access, .. }) = s {
             *access = MskAccess::TlsPlaintext;
         }
     });
