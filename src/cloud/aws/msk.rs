@@ -25,13 +25,9 @@ struct Msk {
     state: String,
     current_version: Option<String>,
     tags: BTreeMap<String, String>,
-    instance_type: String,
-    version: String,
-    brokers: i32,
-    storage_gib: i32,
+    settings: KafkaSettings,
     subnets: Vec<String>,
     security_groups: Vec<String>,
-    access: MskAccess,
 }
 
 /// How clients reach a cluster, from its client-broker encryption and SCRAM switch.
@@ -60,42 +56,44 @@ impl Msk {
                 .tags()
                 .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
                 .unwrap_or_default(),
-            instance_type: group
-                .and_then(|g| g.instance_type())
-                .unwrap_or_default()
-                .to_string(),
-            version: provisioned
-                .and_then(|p| p.current_broker_software_info())
-                .and_then(|s| s.kafka_version())
-                .unwrap_or_default()
-                .to_string(),
-            brokers: provisioned
-                .and_then(|p| p.number_of_broker_nodes())
-                .unwrap_or_default(),
-            storage_gib: group
-                .and_then(|g| g.storage_info())
-                .and_then(|s| s.ebs_storage_info())
-                .and_then(|e| e.volume_size())
-                .unwrap_or_default(),
+            settings: KafkaSettings {
+                instance_type: group
+                    .and_then(|g| g.instance_type())
+                    .unwrap_or_default()
+                    .to_string(),
+                version: provisioned
+                    .and_then(|p| p.current_broker_software_info())
+                    .and_then(|s| s.kafka_version())
+                    .unwrap_or_default()
+                    .to_string(),
+                brokers: provisioned
+                    .and_then(|p| p.number_of_broker_nodes())
+                    .unwrap_or_default(),
+                storage_gib: group
+                    .and_then(|g| g.storage_info())
+                    .and_then(|s| s.ebs_storage_info())
+                    .and_then(|e| e.volume_size())
+                    .unwrap_or_default(),
+                access: access(
+                    provisioned
+                        .and_then(|p| p.encryption_info())
+                        .and_then(|e| e.encryption_in_transit())
+                        .and_then(|t| t.client_broker())
+                        .map(ClientBroker::as_str),
+                    provisioned
+                        .and_then(|p| p.client_authentication())
+                        .and_then(|a| a.sasl())
+                        .and_then(|s| s.scram())
+                        .and_then(|s| s.enabled())
+                        .unwrap_or(false),
+                ),
+            },
             subnets: group
                 .map(|g| g.client_subnets().to_vec())
                 .unwrap_or_default(),
             security_groups: group
                 .map(|g| g.security_groups().to_vec())
                 .unwrap_or_default(),
-            access: access(
-                provisioned
-                    .and_then(|p| p.encryption_info())
-                    .and_then(|e| e.encryption_in_transit())
-                    .and_then(|t| t.client_broker())
-                    .map(ClientBroker::as_str),
-                provisioned
-                    .and_then(|p| p.client_authentication())
-                    .and_then(|a| a.sasl())
-                    .and_then(|s| s.scram())
-                    .and_then(|s| s.enabled())
-                    .unwrap_or(false),
-            ),
         }
     }
 
@@ -141,21 +139,23 @@ impl Msk {
                         .collect()
                 })
                 .unwrap_or_default(),
-            instance_type: s("/provisioned/brokerNodeGroupInfo/instanceType"),
-            version: s("/provisioned/currentBrokerSoftwareInfo/kafkaVersion"),
-            brokers: n("/provisioned/numberOfBrokerNodes"),
-            storage_gib: n(
-                "/provisioned/brokerNodeGroupInfo/storageInfo/ebsStorageInfo/volumeSize",
-            ),
+            settings: KafkaSettings {
+                instance_type: s("/provisioned/brokerNodeGroupInfo/instanceType"),
+                version: s("/provisioned/currentBrokerSoftwareInfo/kafkaVersion"),
+                brokers: n("/provisioned/numberOfBrokerNodes"),
+                storage_gib: n(
+                    "/provisioned/brokerNodeGroupInfo/storageInfo/ebsStorageInfo/volumeSize",
+                ),
+                access: access(
+                    v.pointer("/provisioned/encryptionInfo/encryptionInTransit/clientBroker")
+                        .and_then(serde_json::Value::as_str),
+                    v.pointer("/provisioned/clientAuthentication/sasl/scram/enabled")
+                        .and_then(serde_json::Value::as_bool)
+                        .unwrap_or(false),
+                ),
+            },
             subnets: list("/provisioned/brokerNodeGroupInfo/clientSubnets"),
             security_groups: list("/provisioned/brokerNodeGroupInfo/securityGroups"),
-            access: access(
-                v.pointer("/provisioned/encryptionInfo/encryptionInTransit/clientBroker")
-                    .and_then(serde_json::Value::as_str),
-                v.pointer("/provisioned/clientAuthentication/sasl/scram/enabled")
-                    .and_then(serde_json::Value::as_bool)
-                    .unwrap_or(false),
-            ),
         }
     }
 }
@@ -166,13 +166,7 @@ fn observed(cluster: &Msk) -> Observed {
         status: cluster.state.clone(),
         endpoint: None,
         tags: cluster.tags.clone(),
-        settings: Some(Settings::Kafka(KafkaSettings {
-            instance_type: cluster.instance_type.clone(),
-            version: cluster.version.clone(),
-            brokers: cluster.brokers,
-            storage_gib: cluster.storage_gib,
-            access: cluster.access,
-        })),
+        settings: Some(Settings::Kafka(cluster.settings.clone())),
         subnet_ids: cluster.subnets.clone(),
         security_group_ids: cluster.security_groups.clone(),
         pending: Vec::new(),
@@ -274,7 +268,7 @@ impl ServiceApi for Client {
         };
         let mut o = observed(&cluster);
         if model::phase(model::Service::Msk, &o.status) == model::Phase::Available {
-            (o.endpoint, o.tls) = bootstrap(self, ctx, &o.arn, cluster.access).await?;
+            (o.endpoint, o.tls) = bootstrap(self, ctx, &o.arn, cluster.settings.access).await?;
         }
         Ok(Some(o))
     }

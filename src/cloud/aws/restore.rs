@@ -169,7 +169,7 @@ impl Aws {
 /// What restored instances are named after: the store's identifier, cut so that `-r` and a
 /// 14-digit time fit in RDS's 63 characters.
 fn restored_base(store: &Store) -> String {
-    model::identifier(&store.identifier, 63 - 16)
+    model::identifier(&store.identifier, Service::Rds.max_identifier() - 16)
 }
 
 impl Aws {
