@@ -20,6 +20,8 @@ use crate::{db, kafka, telemetry};
 pub enum Error {
     #[error("preparing the database")]
     Database(#[from] db::DbError),
+    #[error("the database schema (DATABASE_SCHEMA or SERVICE_NAME): {0}")]
+    Schema(String),
     #[error("Kafka settings")]
     Kafka(#[from] kafka::SecurityError),
     #[error("listening on {address}")]
@@ -55,10 +57,19 @@ impl Service {
         let name = common.service_name_or(default_name).to_owned();
         // Checked before anything connects: a wrong setting stops the start with its name.
         let kafka_security = common.kafka_security()?;
+        let schema = common
+            .database_schema_or(default_name)
+            .map_err(Error::Schema)?;
         let shutdown = CancellationToken::new();
         server::cancel_on_signal(shutdown.clone());
-        let pool = db::connect(&common.database_url, common.database_max_connections).await?;
-        db::migrate(&pool, migrator).await?;
+        let (pool, schema) = db::open(
+            &common.database_url,
+            common.database_max_connections,
+            &schema,
+            migrator,
+        )
+        .await?;
+        tracing::info!(%schema, "database migrated");
         let readiness = Readiness::new().with_postgres(pool.clone());
         let metrics = Metrics::new(&name);
         Ok(Self {

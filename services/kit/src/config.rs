@@ -36,6 +36,11 @@ pub struct CommonConfig {
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Secret,
 
+    /// Schema that holds the service's tables (created when missing), so that services can share
+    /// a database; defaults to the service's name.
+    #[arg(long, env = "DATABASE_SCHEMA")]
+    pub database_schema: Option<crate::db::SchemaName>,
+
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 16)]
     pub database_max_connections: u32,
 
@@ -98,6 +103,14 @@ impl CommonConfig {
 
     pub fn service_name_or<'a>(&'a self, default: &'a str) -> &'a str {
         self.service_name.as_deref().unwrap_or(default)
+    }
+
+    /// `DATABASE_SCHEMA`, else the service's name.
+    pub fn database_schema_or(&self, default_name: &str) -> Result<crate::db::SchemaName, String> {
+        match &self.database_schema {
+            Some(schema) => Ok(schema.clone()),
+            None => self.service_name_or(default_name).parse(),
+        }
     }
 
     /// Broker list with empty entries removed (an empty env var gives one empty entry).
