@@ -211,7 +211,12 @@ pub async fn order_journey(gateway: &Gateway, admin: &Admin<'_>, tag: &str) -> J
     let order_path = format!("/v1/orders/{order_id}");
     let refusals = [
         (Method::GET, order_path.clone(), None, StatusCode::NOT_FOUND),
-        (Method::GET, "/v1/users".to_owned(), None, StatusCode::FORBIDDEN),
+        (
+            Method::GET,
+            "/v1/users".to_owned(),
+            None,
+            StatusCode::FORBIDDEN,
+        ),
         (
             Method::POST,
             "/v1/products".to_owned(),
@@ -254,7 +259,12 @@ pub async fn order_journey(gateway: &Gateway, admin: &Admin<'_>, tag: &str) -> J
         (status, shipped["status"].clone()),
         (StatusCode::OK, json!("shipped"))
     );
-    wait_for_stock(gateway, &product_path, json!({"available": 8, "reserved": 0})).await;
+    wait_for_stock(
+        gateway,
+        &product_path,
+        json!({"available": 8, "reserved": 0}),
+    )
+    .await;
 
     Journey {
         customer_email,

@@ -125,17 +125,19 @@ impl Service {
             max_body_bytes: common.max_body_bytes,
             request_timeout: common.request_timeout(),
         };
+        let readiness = self.readiness.clone();
         let app = server::app(api, self.metrics, self.readiness, limits);
         let address = common.listen_address();
         let listener = tokio::net::TcpListener::bind(address)
             .await
             .map_err(|source| Error::Listen { address, source })?;
         tracing::info!(%address, service = self.name, "listening");
-        let served = server::serve(
+        let served = server::serve_draining(
             listener,
             app,
             self.shutdown.clone(),
-            common.shutdown_grace(),
+            readiness,
+            common.drain(),
         )
         .await;
         self.shutdown.cancel();

@@ -83,7 +83,12 @@ pub struct CommonConfig {
     #[arg(long, env = "KAFKA_SASL_PASSWORD", hide_env_values = true)]
     pub kafka_sasl_password: Option<Secret>,
 
-    /// How long in-flight requests may take to finish after SIGTERM.
+    /// After SIGTERM, how long the service stays up but unready, so that the Service stops
+    /// routing to it before its listener closes (endpoints and kube-proxy take a few seconds).
+    #[arg(long, env = "SHUTDOWN_DELAY_SECONDS", default_value_t = 5)]
+    pub shutdown_delay_seconds: u64,
+
+    /// Then, how long in-flight requests may take to finish.
     #[arg(long, env = "SHUTDOWN_GRACE_SECONDS", default_value_t = 20)]
     pub shutdown_grace_seconds: u64,
 
@@ -153,6 +158,14 @@ impl CommonConfig {
 
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace_seconds)
+    }
+
+    /// The SIGTERM sequence: unready for the delay, then the grace for in-flight requests.
+    pub fn drain(&self) -> crate::server::Drain {
+        crate::server::Drain {
+            delay: Duration::from_secs(self.shutdown_delay_seconds),
+            grace: self.shutdown_grace(),
+        }
     }
 
     pub fn request_timeout(&self) -> Duration {

@@ -111,8 +111,11 @@ impl std::str::FromStr for SchemaName {
 
     fn from_str(name: &str) -> Result<Self, Self::Err> {
         let mut chars = name.chars();
-        let valid_start = chars.next().is_some_and(|c| c.is_ascii_lowercase() || c == '_');
-        let valid_rest = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+        let valid_start = chars
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c == '_');
+        let valid_rest =
+            chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
         // 63 bytes is PostgreSQL's identifier limit; longer names are silently truncated.
         if valid_start && valid_rest && name.len() <= 63 && !name.starts_with("pg_") {
             Ok(Self(name.to_owned()))

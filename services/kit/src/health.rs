@@ -2,6 +2,7 @@
 //! probes of `docs/contracts.md` expect.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Json;
@@ -11,14 +12,19 @@ use axum::response::{IntoResponse, Response};
 use futures::future::BoxFuture;
 use serde_json::{Map, Value, json};
 
-const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long one dependency check may take. The rendered readiness probe's `timeoutSeconds` is
+/// longer, so a slow dependency fails the check instead of the probe timing out.
+pub const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 type CheckFn = dyn Fn() -> BoxFuture<'static, Result<(), String>> + Send + Sync;
 
-/// Named checks run on each `/readyz`.
+/// Named checks run on each `/readyz`, and whether the service is draining (shutting down:
+/// unready whatever the checks say, so the endpoints move away before the listener closes).
+/// Clones share the draining flag.
 #[derive(Clone, Default)]
 pub struct Readiness {
     checks: Vec<(&'static str, Arc<CheckFn>)>,
+    draining: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for Readiness {
@@ -40,6 +46,15 @@ impl Readiness {
     {
         self.checks.push((name, Arc::new(check)));
         self
+    }
+
+    /// From now on `/readyz` answers 503 `draining` and responses close their connection.
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::Release);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
     }
 
     pub fn with_postgres(self, pool: sqlx::PgPool) -> Self {
@@ -92,6 +107,13 @@ pub async fn healthz() -> Response {
 
 /// `GET /readyz`
 pub async fn readyz(State(readiness): State<Readiness>) -> Response {
+    if readiness.is_draining() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "draining"})),
+        )
+            .into_response();
+    }
     let (ready, checks) = readiness.check().await;
     let (status, word) = if ready {
         (StatusCode::OK, "ready")

@@ -33,8 +33,9 @@ impl Default for HttpLimits {
 }
 
 /// `api` plus `/metrics`, `/healthz`, `/readyz`, problem+json 404s, request metrics, tracing,
-/// body limit and timeout.
+/// body limit and timeout; while draining, every response closes its connection.
 pub fn app(api: Router, metrics: Metrics, readiness: Readiness, limits: HttpLimits) -> Router {
+    let draining = readiness.clone();
     let ops = Router::new()
         .route(
             "/metrics",
@@ -55,6 +56,60 @@ pub fn app(api: Router, metrics: Metrics, readiness: Readiness, limits: HttpLimi
             limits.request_timeout,
         ))
         .layer(axum::middleware::map_response(problem_for_bare_errors))
+        .layer(axum::middleware::map_response(
+            move |response: axum::response::Response| {
+                let draining = draining.is_draining();
+                async move { close_while_draining(draining, response) }
+            },
+        ))
+}
+
+/// A client that keeps a connection alive (the gateway's pool) would go on sending requests to
+/// a terminating replica over it: `Connection: close` makes it open a new one, which the Service
+/// routes to a replica that stays.
+fn close_while_draining(
+    draining: bool,
+    mut response: axum::response::Response,
+) -> axum::response::Response {
+    if draining {
+        response.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+    }
+    response
+}
+
+/// How a service stops on SIGTERM without losing a request.
+#[derive(Debug, Clone, Copy)]
+pub struct Drain {
+    /// Unready but still serving, while the endpoints controller and every kube-proxy take the
+    /// replica out of the Service.
+    pub delay: Duration,
+    /// Then: no new connections, and in-flight requests get at most this long.
+    pub grace: Duration,
+}
+
+/// Serves `app` until `shutdown` is cancelled; then drains: `readiness` fails and responses close
+/// their connections for `drain.delay`, then the listener closes and in-flight requests get
+/// `drain.grace`.
+pub async fn serve_draining(
+    listener: TcpListener,
+    app: Router,
+    shutdown: CancellationToken,
+    readiness: Readiness,
+    drain: Drain,
+) -> std::io::Result<()> {
+    let stop_accepting = CancellationToken::new();
+    let delayed = stop_accepting.clone();
+    tokio::spawn(async move {
+        shutdown.cancelled().await;
+        readiness.start_draining();
+        tracing::info!(delay = ?drain.delay, "draining: unready, still serving");
+        tokio::time::sleep(drain.delay).await;
+        delayed.cancel();
+    });
+    serve(listener, app, stop_accepting, drain.grace).await
 }
 
 /// Cancels `token` on SIGTERM (Kubernetes) or Ctrl-C.
@@ -175,6 +230,64 @@ mod tests {
         )
         .unwrap();
         assert!(text.contains("route=\"/v1/ping\""), "{text}");
+    }
+
+    /// One HTTP/1.1 request on a fresh connection: the status line and headers, lower-cased.
+    async fn get_head(address: std::net::SocketAddr, path: &str) -> std::io::Result<String> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(address).await?;
+        stream
+            .write_all(format!("GET {path} HTTP/1.1\r\nhost: test\r\n\r\n").as_bytes())
+            .await?;
+        let mut buffer = vec![0; 4096];
+        let n = stream.read(&mut buffer).await?;
+        Ok(String::from_utf8_lossy(&buffer[..n]).to_lowercase())
+    }
+
+    #[tokio::test]
+    async fn sigterm_keeps_serving_unready_for_the_delay_then_closes_the_listener() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let readiness = Readiness::new();
+        let api = Router::new().route("/v1/ping", get(|| async { "pong" }));
+        let app = app(
+            api,
+            Metrics::new("test"),
+            readiness.clone(),
+            HttpLimits::default(),
+        );
+        let shutdown = CancellationToken::new();
+        let drain = Drain {
+            delay: Duration::from_millis(600),
+            grace: Duration::from_secs(1),
+        };
+        let server = tokio::spawn(serve_draining(
+            listener,
+            app,
+            shutdown.clone(),
+            readiness,
+            drain,
+        ));
+        let before = get_head(address, "/readyz").await.unwrap();
+        assert!(before.starts_with("http/1.1 200"), "{before}");
+        assert!(!before.contains("connection: close"), "{before}");
+
+        shutdown.cancel();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        // Within the delay: unready, but requests are still served, on connections that close.
+        let ready = get_head(address, "/readyz").await.unwrap();
+        assert!(ready.starts_with("http/1.1 503"), "{ready}");
+        let ping = get_head(address, "/v1/ping").await.unwrap();
+        assert!(ping.starts_with("http/1.1 200"), "{ping}");
+        assert!(ping.contains("connection: close"), "{ping}");
+
+        // After it the listener is closed and the server returns.
+        tokio::time::timeout(Duration::from_secs(3), server)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert!(get_head(address, "/v1/ping").await.is_err());
     }
 
     #[tokio::test]

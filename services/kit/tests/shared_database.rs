@@ -60,12 +60,18 @@ async fn two_services_share_a_database_each_in_its_own_schema() {
     let (catalog_pool, catalog_schema) = first.unwrap();
     assert_eq!(second.unwrap().1, schema("catalog"));
     let (orders_pool, orders_schema) = db::open(&url, 2, &schema("orders"), &orders).await.unwrap();
-    assert_eq!((catalog_schema, orders_schema), (schema("catalog"), schema("orders")));
+    assert_eq!(
+        (catalog_schema, orders_schema),
+        (schema("catalog"), schema("orders"))
+    );
 
     assert_eq!(schemas_with(&db, "products").await, ["catalog"]);
     assert_eq!(schemas_with(&db, "orders").await, ["orders"]);
     assert_eq!(schemas_with(&db, "outbox").await, ["catalog", "orders"]);
-    assert_eq!(schemas_with(&db, "_sqlx_migrations").await, ["catalog", "orders"]);
+    assert_eq!(
+        schemas_with(&db, "_sqlx_migrations").await,
+        ["catalog", "orders"]
+    );
     // Each pool sees its own tables without qualifying them.
     sqlx::query("INSERT INTO products VALUES (1)")
         .execute(&catalog_pool)
@@ -84,7 +90,9 @@ async fn two_services_share_a_database_each_in_its_own_schema() {
     );
 
     // A restart migrates nothing and keeps the rows.
-    let (again, _) = db::open(&url, 1, &schema("catalog"), &catalog).await.unwrap();
+    let (again, _) = db::open(&url, 1, &schema("catalog"), &catalog)
+        .await
+        .unwrap();
     let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM products")
         .fetch_one(&again)
         .await
@@ -108,9 +116,14 @@ async fn a_database_laid_out_before_schemas_stays_in_public() {
         .await
         .unwrap();
 
-    let (catalog_pool, catalog_schema) =
-        db::open(&url, 1, &schema("catalog"), &catalog).await.unwrap();
-    assert_eq!(catalog_schema, SchemaName::public(), "the data stays where it is");
+    let (catalog_pool, catalog_schema) = db::open(&url, 1, &schema("catalog"), &catalog)
+        .await
+        .unwrap();
+    assert_eq!(
+        catalog_schema,
+        SchemaName::public(),
+        "the data stays where it is"
+    );
     let kept: i64 = sqlx::query_scalar("SELECT id FROM products")
         .fetch_one(&catalog_pool)
         .await
@@ -131,7 +144,15 @@ fn schema_names_are_checked() {
     for good in ["users", "shop-catalog", "_x", "a1"] {
         assert_eq!(schema(good).as_str(), good);
     }
-    for bad in ["", "Users", "1a", "pg_catalog", "a\"b", "a b", &"x".repeat(64)] {
+    for bad in [
+        "",
+        "Users",
+        "1a",
+        "pg_catalog",
+        "a\"b",
+        "a b",
+        &"x".repeat(64),
+    ] {
         let error = bad.parse::<SchemaName>().unwrap_err();
         assert!(error.contains("not a schema name"), "{bad:?}: {error}");
     }

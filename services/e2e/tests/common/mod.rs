@@ -12,11 +12,11 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use panthera::render::{Redacted, Renderer};
+use panthera_e2e::{Gateway, Method, StatusCode};
 use panthera_kit::testing::{
     KAFKA_BROKERS_VAR, REDIS_URL_VAR, TestDatabase, free_port, service_command, service_env,
     unique_name,
 };
-use panthera_e2e::{Gateway, Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::process::Child;
 
