@@ -536,3 +536,75 @@ fn aws_connection_secrets_have_the_cluster_keys_pointing_at_aws() {
             .is_err()
     );
 }
+
+/// The probes tell the truth: every probe has a timeout longer than the check it wraps, stores
+/// have startup probes (liveness never kills a slow first start), and a store is ready only when a
+/// client with the platform's credentials can use it.
+#[test]
+fn probes_wait_for_their_checks_and_stores_are_ready_only_when_usable() {
+    let plan = render(&example("shop"));
+    let container =
+        |id: &str| plan.get(id).unwrap().value["spec"]["template"]["spec"]["containers"][0].clone();
+    let command = |c: &Value, probe: &str| {
+        c[probe]["exec"]["command"][2]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    for (id, _) in pod_specs(&plan) {
+        let c = &plan.get(&id).unwrap().value["spec"]["template"]["spec"]["containers"][0];
+        for probe in ["startupProbe", "readinessProbe", "livenessProbe"] {
+            if c[probe].is_object() {
+                assert!(
+                    c[probe]["timeoutSeconds"].as_i64().is_some(),
+                    "{id} {probe} has the kubelet's 1 s timeout"
+                );
+            }
+        }
+        if id.starts_with("StatefulSet/") {
+            assert!(c["startupProbe"].is_object(), "{id}: no startup probe");
+        }
+    }
+    // A service's /readyz takes up to 2 s per dependency.
+    let users = container("Deployment/shop-users");
+    assert!(users["readinessProbe"]["timeoutSeconds"].as_i64().unwrap() > 2);
+
+    let postgres = container("StatefulSet/shop-db-users");
+    let ready = command(&postgres, "readinessProbe");
+    assert!(
+        ready.contains("PGPASSWORD=\"$POSTGRES_PASSWORD\"")
+            && ready.contains("-d \"$POSTGRES_DB\"")
+            && ready.contains("SELECT 1"),
+        "{ready}"
+    );
+    assert!(
+        !ready.contains("pg_isready"),
+        "pg_isready neither logs in nor needs the database: {ready}"
+    );
+
+    let redis = container("StatefulSet/shop-redis");
+    for probe in ["startupProbe", "readinessProbe", "livenessProbe"] {
+        let check = command(&redis, probe);
+        assert!(
+            check.contains("grep -qx PONG"),
+            "redis-cli exits 0 on NOAUTH: {check}"
+        );
+    }
+}
+
+/// SIGTERM: the services wait 5 s unready, then give 20 s to in-flight requests; the kubelet
+/// must not kill them before.
+#[test]
+fn services_get_the_time_their_drain_takes() {
+    let plan = render(&example("shop"));
+    for service in ["users", "catalog", "orders"] {
+        let spec = &plan
+            .get(&format!("Deployment/shop-{service}"))
+            .unwrap()
+            .value["spec"]["template"]["spec"];
+        assert!(
+            spec["terminationGracePeriodSeconds"].as_i64().unwrap() > 5 + 20,
+            "{service}"
+        );
+    }
+}
