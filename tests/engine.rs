@@ -628,3 +628,55 @@ async fn quantities_in_any_spelling_reapply_with_zero_writes() {
     let plan = panthera(&sim, &["plan", "-f", file, "--exit-code"]).await;
     assert_eq!(plan.status.code(), Some(0), "{}", stdout(&plan));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_version_change_a_roll_cannot_carry_is_refused_by_plan_and_apply() {
+    let sim = sim().await;
+    let shop = example("shop");
+    let first = panthera(&sim, &["apply", "-f", shop.to_str().unwrap()]).await;
+    assert!(first.status.success(), "{}", stderr(&first));
+
+    // PostgreSQL 16 -> 17: a 17 server cannot open a 16 data directory.
+    let dir = tempfile::tempdir().unwrap();
+    let major = shop_variant(dir.path(), "major.yaml", |t| {
+        t.replacen(
+            "    - name: users\n      version: \"16\"",
+            "    - name: users\n      version: \"17\"",
+            1,
+        )
+    });
+    sim.reset_counters();
+    for command in ["plan", "apply"] {
+        let o = panthera(&sim, &[command, "-f", major.to_str().unwrap()]).await;
+        assert_eq!(o.status.code(), Some(1), "{command}: {}", stdout(&o));
+        let err = stderr(&o);
+        assert!(
+            err.contains("postgres/users: PostgreSQL 16 -> 17 is refused")
+                && err.contains("add a database with version \"17\" under another name"),
+            "{command}: {err}"
+        );
+    }
+    assert_eq!(sim.counters().writes(), 0, "{:?}", sim.counters());
+
+    // Redis 7.2 -> 7.4 rolls; back to 7.0 is refused.
+    let newer = shop_variant(dir.path(), "redis-newer.yaml", |t| {
+        t.replacen("version: \"7.2\"", "version: \"7.4\"", 1)
+    });
+    let plan = panthera(&sim, &["plan", "-f", newer.to_str().unwrap()]).await;
+    assert!(plan.status.success(), "{}", stderr(&plan));
+    assert!(
+        stdout(&plan).contains("~ StatefulSet/shop-redis"),
+        "{}",
+        stdout(&plan)
+    );
+    let older = shop_variant(dir.path(), "redis-older.yaml", |t| {
+        t.replacen("version: \"7.2\"", "version: \"7.0\"", 1)
+    });
+    let plan = panthera(&sim, &["plan", "-f", older.to_str().unwrap()]).await;
+    assert_eq!(plan.status.code(), Some(1), "{}", stdout(&plan));
+    assert!(
+        stderr(&plan).contains("redis: Redis 7.2 -> 7.0 is refused"),
+        "{}",
+        stderr(&plan)
+    );
+}

@@ -63,6 +63,10 @@ pub enum Error {
     Render(#[from] crate::render::Error),
     #[error("{component} is stalled: {reason}")]
     Stalled { component: String, reason: String },
+    /// A data store's version change that a roll cannot carry out (see `upgrade`); the message
+    /// says what to do instead.
+    #[error("{0}")]
+    UnsafeUpgrade(String),
     /// Secrets the user provides are missing (see `preflight`); the message says how to create them.
     #[error("{0}")]
     MissingSecrets(String),
@@ -92,6 +96,7 @@ impl Error {
             | Self::UnsupportedServer { .. }
             | Self::MissingApi { .. }
             | Self::MissingSecrets(_)
+            | Self::UnsafeUpgrade(_)
             | Self::Stalled { .. } => true,
             Self::Unreachable { .. } | Self::Api { .. } | Self::Timeout { .. } => false,
         }

@@ -28,6 +28,7 @@ pub mod report;
 pub mod retry;
 mod server_version;
 pub mod snapshot;
+pub mod upgrade;
 mod wait;
 mod write;
 
@@ -158,6 +159,7 @@ impl Engine {
         preflight::check(platform, |secret| snapshot.live.get("Secret", secret))?;
         let desired = render::desired(&self.renderer, platform, &snapshot)?;
         let decisions = decide::decide(&desired.plan, &desired.keep, &snapshot.live, &name, prune)?;
+        upgrade::check(&desired.plan, &snapshot.live)?;
         let aws = self.decide_aws(platform, &snapshot.aws)?;
         let mut changes = Vec::new();
         for (component, decision) in decisions.objects() {
@@ -223,6 +225,8 @@ impl Engine {
                 &name,
                 options.prune,
             )?;
+            // So does a data store's version change that a roll cannot carry out.
+            upgrade::check(&desired.plan, &snapshot.live)?;
             if options.create_namespace {
                 self.ensure_namespace(&namespace, options.dry_run).await?;
             }
@@ -313,6 +317,12 @@ impl Engine {
             &name,
             &stores,
         ))
+    }
+}
+
+impl From<upgrade::UnsafeUpgrade> for Error {
+    fn from(u: upgrade::UnsafeUpgrade) -> Self {
+        Error::UnsafeUpgrade(u.to_string())
     }
 }
 

@@ -75,6 +75,7 @@ fn engine_reason(e: &engine::Error) -> &'static str {
         engine::Error::Render(_) => "RenderFailed",
         engine::Error::Stalled { .. } => "WorkloadStalled",
         engine::Error::MissingSecrets(_) => "SecretMissing",
+        engine::Error::UnsafeUpgrade(_) => "UnsafeUpgrade",
         engine::Error::Timeout { .. } => "Timeout",
         engine::Error::Aws { terminal: true, .. } => "AwsRejected",
         engine::Error::Aws { .. } => "AwsError",
