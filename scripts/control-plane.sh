@@ -4,6 +4,11 @@
 # kube-controller-manager (with the hostPath provisioner behind a default StorageClass),
 # kube-scheduler, and kwok, which plays the kubelet of one node: pods go Running/Ready, Job pods
 # Succeeded, and a pod annotated `panthera.dev/test-fail: image-pull` waits in ImagePullBackOff.
+# kwok manages only its node (annotation kwok.x-k8s.io/node=fake, label panthera.dev/node=kwok), so
+# a real node can join (scripts/node.sh, same DIR): for it the API server also serves on this
+# machine's own address (DIR/node-address), which it advertises to pods through the `kubernetes`
+# Service, and runs the Node authorizer and the PodNodeSelector, PodTolerationRestriction and
+# MutatingAdmissionPolicy admission plugins that node.sh's contract uses.
 #
 #   scripts/control-plane.sh start DIR   -> DIR/admin.kubeconfig, DIR/audit.log, DIR/env.sh
 #   scripts/control-plane.sh stop DIR
@@ -12,7 +17,8 @@
 #   admin (system:masters)                  -> the tests and the panthera CLI
 #   system:kube-controller-manager, system:kube-scheduler, kwok
 # The audit log records every request of every other user (the tests count writes with it); the
-# control plane's own controllers (ServiceAccounts of kube-system) are left out.
+# control plane's own controllers (ServiceAccounts of kube-system) and a real node's components
+# (groups system:nodes and panthera:node) are left out.
 set -euo pipefail
 
 cmd="${1:?usage: control-plane.sh start|stop DIR}"
@@ -27,6 +33,26 @@ SCHED_PORT="${PANTHERA_SCHEDULER_PORT:-20259}"
 KWOK_PORT="${PANTHERA_KWOK_PORT:-20247}"
 
 log() { echo "control-plane: $*" >&2; }
+
+# This machine's own address (the source of its default route, else its first global IPv4
+# address): a real node's address, where pods reach the API server. Loopback if there is none.
+node_address() {
+  if [ -n "${PANTHERA_NODE_IP:-}" ]; then
+    echo "$PANTHERA_NODE_IP"
+    return
+  fi
+  local dev addr=""
+  if command -v ip >/dev/null 2>&1; then
+    dev="$(ip -4 -o route show default 2>/dev/null | awk '{for (i = 1; i < NF; i++) if ($i == "dev") {print $(i + 1); exit}}')"
+    if [ -n "$dev" ]; then
+      addr="$(ip -4 -o addr show dev "$dev" scope global 2>/dev/null | awk '{split($4, a, "/"); print a[1]; exit}')"
+    fi
+    if [ -z "$addr" ]; then
+      addr="$(ip -4 -o addr show scope global 2>/dev/null | awk '$2 != "panthera0" {split($4, a, "/"); print a[1]; exit}')"
+    fi
+  fi
+  echo "${addr:-127.0.0.1}"
+}
 
 wait_for() {
   local what=$1 tries=$2
@@ -57,19 +83,34 @@ stop() {
 }
 
 certs() {
-  local pki="$DIR/pki"
+  local pki="$DIR/pki" ip=$1
   mkdir -p "$pki"
-  [ -f "$pki/serving.crt" ] && return 0
-  openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=panthera-test-ca" \
-    -keyout "$pki/ca.key" -out "$pki/ca.crt" 2>/dev/null
+  # The serving certificate names the node address too; made again if that address changed.
+  local ext
+  ext="$(printf 'subjectAltName=IP:127.0.0.1,IP:10.96.0.1,IP:%s,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local\nextendedKeyUsage=serverAuth' "$ip")"
+  if [ -f "$pki/serving.crt" ] && [ -f "$pki/kubelet-client.crt" ] && [ "$(cat "$pki/serving.ext")" = "$ext" ]; then
+    return 0
+  fi
+  if [ ! -f "$pki/ca.key" ]; then
+    openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=panthera-test-ca" \
+      -keyout "$pki/ca.key" -out "$pki/ca.crt" 2>/dev/null
+  fi
   openssl req -newkey rsa:2048 -nodes -subj "/CN=kube-apiserver" \
     -keyout "$pki/serving.key" -out "$pki/serving.csr" 2>/dev/null
-  printf 'subjectAltName=IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc\nextendedKeyUsage=serverAuth\n' >"$pki/serving.ext"
+  echo "$ext" >"$pki/serving.ext"
   openssl x509 -req -in "$pki/serving.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" \
     -CAcreateserial -days 30 -extfile "$pki/serving.ext" -out "$pki/serving.crt" 2>/dev/null
+  # The API server's client certificate towards kubelets (logs, exec, port-forward).
+  openssl req -newkey rsa:2048 -nodes -subj "/O=system:masters/CN=kube-apiserver-kubelet-client" \
+    -keyout "$pki/kubelet-client.key" -out "$pki/kubelet-client.csr" 2>/dev/null
+  printf 'extendedKeyUsage=clientAuth\n' >"$pki/kubelet-client.ext"
+  openssl x509 -req -in "$pki/kubelet-client.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" \
+    -CAcreateserial -days 30 -extfile "$pki/kubelet-client.ext" -out "$pki/kubelet-client.crt" 2>/dev/null
   # ServiceAccount tokens are signed with this key and verified with its public half.
-  openssl genrsa -out "$pki/sa.key" 2048 2>/dev/null
-  openssl rsa -in "$pki/sa.key" -pubout -out "$pki/sa.pub" 2>/dev/null
+  if [ ! -f "$pki/sa.key" ]; then
+    openssl genrsa -out "$pki/sa.key" 2048 2>/dev/null
+    openssl rsa -in "$pki/sa.key" -pubout -out "$pki/sa.pub" 2>/dev/null
+  fi
 }
 
 kubeconfig() {
@@ -100,7 +141,20 @@ start() {
   bin="$(bash "$HERE/install-control-plane.sh")"
   mkdir -p "$DIR"
   stop
-  certs
+  local node_ip bind_address reconciler
+  node_ip="$(node_address)"
+  echo "$node_ip" >"$DIR/node-address"
+  certs "$node_ip"
+  # kube-apiserver takes one bind address: on all of this machine's addresses when it has one
+  # besides loopback (the kubeconfigs use 127.0.0.1, pods the node address), and then it keeps
+  # the `kubernetes` Service's endpoint (that address) itself. A loopback endpoint is invalid.
+  if [ "${node_ip#127.}" = "$node_ip" ]; then
+    bind_address=0.0.0.0
+    reconciler=lease
+  else
+    bind_address=127.0.0.1
+    reconciler=none
+  fi
   # One fresh token per run and user: nothing from an earlier run authenticates.
   local admin_token kcm_token sched_token kwok_token
   admin_token="$(openssl rand -hex 24)"
@@ -126,7 +180,7 @@ rules:
 - level: None
   users: ["system:kube-controller-manager", "system:kube-scheduler", "kwok", "system:apiserver"]
 - level: None
-  userGroups: ["system:nodes", "system:serviceaccounts:kube-system"]
+  userGroups: ["system:nodes", "system:serviceaccounts:kube-system", "panthera:node"]
 - level: Metadata
 POL
 
@@ -145,11 +199,17 @@ POL
   : >"$DIR/audit.log"
   nohup "$bin/kube-apiserver" \
     --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
-    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$API_PORT" \
+    --bind-address "$bind_address" --advertise-address "$node_ip" --secure-port "$API_PORT" \
     --tls-cert-file "$DIR/pki/serving.crt" --tls-private-key-file "$DIR/pki/serving.key" \
     --client-ca-file "$DIR/pki/ca.crt" \
     --token-auth-file "$DIR/tokens.csv" \
-    --authorization-mode RBAC \
+    --authorization-mode Node,RBAC \
+    --enable-admission-plugins NodeRestriction,PodNodeSelector,PodTolerationRestriction \
+    --feature-gates MutatingAdmissionPolicy=true \
+    --runtime-config admissionregistration.k8s.io/v1beta1=true \
+    --kubelet-preferred-address-types InternalIP,Hostname \
+    --kubelet-client-certificate "$DIR/pki/kubelet-client.crt" \
+    --kubelet-client-key "$DIR/pki/kubelet-client.key" \
     --service-account-issuer https://kubernetes.default.svc \
     --service-account-key-file "$DIR/pki/sa.pub" \
     --service-account-signing-key-file "$DIR/pki/sa.key" \
@@ -158,7 +218,7 @@ POL
     --allow-privileged=true \
     --audit-log-path "$DIR/audit.log" --audit-policy-file "$DIR/audit-policy.yaml" \
     --audit-log-format json --audit-log-mode blocking \
-    --endpoint-reconciler-type none \
+    --endpoint-reconciler-type "$reconciler" \
     --max-requests-inflight 1600 --max-mutating-requests-inflight 800 \
     --v 0 >"$DIR/kube-apiserver.log" 2>&1 &
   echo $! >"$DIR/kube-apiserver.pid"
@@ -172,7 +232,7 @@ POL
     --leader-elect=false --bind-address 127.0.0.1 --secure-port "$KCM_PORT" \
     --use-service-account-credentials=true \
     --service-account-private-key-file "$DIR/pki/sa.key" --root-ca-file "$DIR/pki/ca.crt" \
-    --enable-hostpath-provisioner=true \
+    --enable-hostpath-provisioner=true --flex-volume-plugin-dir "$DIR/flex-volume" \
     --controllers '*,-nodeipam,-cloud-node-lifecycle,-service-lb-controller,-node-route-controller' \
     --concurrent-deployment-syncs 10 --concurrent-statefulset-syncs 10 \
     --kube-api-qps 400 --kube-api-burst 800 \
@@ -189,9 +249,9 @@ POL
   cp "$HERE/kwok-stages.yaml" "$DIR/kwok-stages.yaml"
   nohup "$bin/kwok" \
     --kubeconfig "$DIR/kwok.kubeconfig" \
-    --manage-all-nodes=true \
+    --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake \
     --server-address "127.0.0.1:$KWOK_PORT" \
-    --cidr 10.244.0.1/16 --node-ip 10.240.0.1 \
+    --cidr 10.244.0.1/17 --node-ip 10.240.0.1 \
     -c "$DIR/kwok-stages.yaml" >"$DIR/kwok.log" 2>&1 &
   echo $! >"$DIR/kwok.pid"
 
@@ -220,6 +280,7 @@ metadata:
     kubernetes.io/os: linux
     kubernetes.io/arch: amd64
     type: kwok
+    panthera.dev/node: kwok
 OBJ
   wait_for "the kwok node" 300 bash -c \
     "${kc[*]} get node kwok-node-0 -o jsonpath='{.status.conditions[?(@.type==\"Ready\")].status}' | grep -qx True" \

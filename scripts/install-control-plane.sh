@@ -8,6 +8,9 @@
 # are built from a small tools module of ours that requires k8s.io/kubernetes and replaces every
 # k8s.io/<staging> module by its matching v0.<minor>.<patch> release (as envtest-style suites do).
 # etcd gets a tools module of its own for the same reason. A cold build takes about 20 CPU-minutes.
+#
+# scripts/install-node.sh sources this file for the version, the Go settings and
+# build_kubernetes, so that kubelet and kube-proxy come from the very same module.
 set -euo pipefail
 
 K8S_VERSION="${PANTHERA_K8S_VERSION:-v1.35.4}"
@@ -22,29 +25,25 @@ export GOPATH="${GOPATH:-$CACHE/go}"
 export GOMODCACHE="${GOMODCACHE:-$CACHE/go/pkg/mod}"
 export GOCACHE="${PANTHERA_GOCACHE:-$CACHE/go-build}"
 
-if ! command -v go >/dev/null 2>&1; then
-  echo "install-control-plane: Go is missing (the machine image provides it; Debian's golang-go is too old for Kubernetes $K8S_VERSION)" >&2
-  exit 1
-fi
-
-want=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
-missing=()
-for b in "${want[@]}"; do [ -x "$BIN/$b" ] || missing+=("$b"); done
-if [ "${#missing[@]}" -eq 0 ]; then
-  echo "$BIN"
-  exit 0
-fi
-mkdir -p "$BIN" "$ROOT/src"
-log="$ROOT/build.log"
-start=$(date +%s)
-echo "install-control-plane: building ${missing[*]} (Kubernetes $K8S_VERSION, etcd $ETCD_VERSION, kwok $KWOK_VERSION; cached afterwards)" >&2
-
 minor_patch="${K8S_VERSION#v1.}" # 35.4
 staging_version="v0.$minor_patch"
 
+require_go() {
+  if ! command -v go >/dev/null 2>&1; then
+    echo "$1: Go is missing (the machine image provides it; Debian's golang-go is too old for Kubernetes $K8S_VERSION)" >&2
+    exit 1
+  fi
+}
+
+# build_kubernetes OUT CMD...: builds k8s.io/kubernetes/cmd/CMD into OUT/CMD for each CMD not
+# there yet, from the one tools module (one lock: two builds never rewrite it at once).
 build_kubernetes() {
+  local out=$1
+  shift
   local dir="$ROOT/src/kubernetes"
-  mkdir -p "$dir"
+  mkdir -p "$dir" "$out"
+  exec 9>"$dir.lock"
+  flock 9
   # The staging modules are the k8s.io/* lines that k8s.io/kubernetes requires at v0.0.0.
   local modfile="$GOMODCACHE/cache/download/k8s.io/kubernetes/@v/$K8S_VERSION.mod"
   if [ ! -f "$modfile" ]; then
@@ -62,17 +61,12 @@ build_kubernetes() {
       while read -r m; do echo "	$m => $m $staging_version"; done
     echo ")"
   } >"$dir/go.mod"
-  cat >"$dir/tools.go" <<'GO'
-//go:build tools
-
-package tools
-
-import (
-	_ "k8s.io/kubernetes/cmd/kube-apiserver"
-	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
-	_ "k8s.io/kubernetes/cmd/kube-scheduler"
-)
-GO
+  local c
+  {
+    printf '//go:build tools\n\npackage tools\n\nimport (\n'
+    for c in "$@"; do printf '\t_ "k8s.io/kubernetes/cmd/%s"\n' "$c"; done
+    printf ')\n'
+  } >"$dir/tools.go"
   local build_date ldflags
   build_date="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
   local major="1" minor="${minor_patch%%.*}"
@@ -84,13 +78,17 @@ GO
   (
     cd "$dir"
     go mod tidy -e >/dev/null 2>&1 || true
-    for b in kube-apiserver kube-controller-manager kube-scheduler; do
-      [ -x "$BIN/$b" ] && continue
-      echo "install-control-plane: go build $b" >&2
-      go build -trimpath -ldflags "$ldflags" -o "$BIN/$b.tmp" "k8s.io/kubernetes/cmd/$b"
-      mv "$BIN/$b.tmp" "$BIN/$b"
+    for b in "$@"; do
+      [ -x "$out/$b" ] && continue
+      echo "${LOG_NAME:-install-control-plane}: go build $b" >&2
+      go build -trimpath -ldflags "$ldflags" -o "$out/$b.tmp" "k8s.io/kubernetes/cmd/$b"
+      mv "$out/$b.tmp" "$out/$b"
     done
   )
+}
+
+build_control_plane() {
+  build_kubernetes "$BIN" kube-apiserver kube-controller-manager kube-scheduler
 }
 
 build_etcd() {
@@ -126,14 +124,38 @@ build_kwok() {
   GOBIN="$BIN" go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
 }
 
-# Each step in a shell of its own with errexit: a `||` on a block would switch errexit off
-# inside it, and a failed build would go unnoticed.
-for step in build_etcd build_kwok build_kubernetes; do
-  if ! (set -e; "$step") >>"$log" 2>&1; then
-    tail -40 "$log" >&2
-    echo "install-control-plane: $step failed (log: $log)" >&2
-    exit 1
+# run_steps NAME LOG STEP...: each step in a shell of its own with errexit (a `||` on a block
+# would switch errexit off inside it, and a failed build would go unnoticed).
+run_steps() {
+  local name=$1 log=$2 step
+  shift 2
+  for step in "$@"; do
+    if ! (set -e; "$step") >>"$log" 2>&1; then
+      tail -40 "$log" >&2
+      echo "$name: $step failed (log: $log)" >&2
+      exit 1
+    fi
+  done
+}
+
+main() {
+  require_go install-control-plane
+  local want=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok) missing=() b
+  for b in "${want[@]}"; do [ -x "$BIN/$b" ] || missing+=("$b"); done
+  if [ "${#missing[@]}" -eq 0 ]; then
+    echo "$BIN"
+    return 0
   fi
-done
-echo "install-control-plane: built in $(($(date +%s) - start)) s" >&2
-echo "$BIN"
+  mkdir -p "$BIN" "$ROOT/src"
+  local start
+  start=$(date +%s)
+  echo "install-control-plane: building ${missing[*]} (Kubernetes $K8S_VERSION, etcd $ETCD_VERSION, kwok $KWOK_VERSION; cached afterwards)" >&2
+  run_steps install-control-plane "$ROOT/build.log" build_etcd build_kwok build_control_plane
+  echo "install-control-plane: built in $(($(date +%s) - start)) s" >&2
+  echo "$BIN"
+}
+
+# Sourced (by install-node.sh): definitions only.
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+  main
+fi

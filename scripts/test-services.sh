@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Starts (or stops) the real services the tests use, on loopback with private ports and data dirs:
-# PostgreSQL, Redis, Apache Kafka, moto (AWS) and a Kubernetes control plane (control-plane.sh).
+# PostgreSQL, Redis, Apache Kafka, moto (AWS), a Kubernetes control plane (control-plane.sh) and
+# a real node beside it (node.sh: kubelet, containerd, CNI bridge, kube-proxy, DNS, volumes;
+# PANTHERA_TEST_NODE=0 leaves it out).
 # For the encryption-in-transit tests Kafka also has a SASL_SSL listener (SCRAM-SHA-512), and a
 # second PostgreSQL accepts only TLS and password logins; both serve a certificate of a CA made
 # for the run.
@@ -194,6 +196,9 @@ start() {
   fi
   # A real Kubernetes control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok).
   bash "$(dirname "$0")/control-plane.sh" start "$DIR/k8s"
+  if [ "${PANTHERA_TEST_NODE:-1}" != 0 ]; then
+    bash "$(dirname "$0")/node.sh" start "$DIR/k8s"
+  fi
   wait_port "$PG_PORT" postgres
   wait_port "$REDIS_PORT" redis
   wait_port "$MOTO_PORT" moto
@@ -217,10 +222,13 @@ export PANTHERA_KUBERNETES_VALIDATE="$CACHE/venv/bin/kubernetes-validate"
 export PANTHERA_LUA="$(command -v lua5.4 || true)"
 ENV
   cat "$DIR/k8s/env.sh" >>"$DIR/env.sh"
+  if [ "${PANTHERA_TEST_NODE:-1}" != 0 ]; then cat "$DIR/k8s/node/env.sh" >>"$DIR/env.sh"; fi
   echo "test-services: up (source $DIR/env.sh)"
 }
 
 stop() {
+  # The node first, while the API server is there to take its Node object away.
+  bash "$(dirname "$0")/node.sh" stop "$DIR/k8s"
   bash "$(dirname "$0")/control-plane.sh" stop "$DIR/k8s"
   as_pg "$PG_BIN/pg_ctl" -D "$DIR/pg" -m fast stop >/dev/null 2>&1 || true
   as_pg "$PG_BIN/pg_ctl" -D "$DIR/pg-tls" -m fast stop >/dev/null 2>&1 || true

@@ -1,0 +1,3 @@
+module panthera.dev/pause
+
+go 1.22
