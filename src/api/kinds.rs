@@ -10,6 +10,7 @@ use k8s_openapi::api::{
     networking::v1::{Ingress, NetworkPolicy},
     policy::v1::PodDisruptionBudget,
     rbac::v1::{ClusterRole, ClusterRoleBinding, Role as RbacRole, RoleBinding},
+    storage::v1::StorageClass,
 };
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::core::{ApiResource, GroupVersionKind};
@@ -78,7 +79,7 @@ pub const KINDS: &[Kind] = &[
     kind::<RoleBinding>(Role::Install),
     kind::<Secret>(Role::Child),
     kind::<ConfigMap>(Role::Child),
-    kind::<PersistentVolumeClaim>(Role::Data),
+    PERSISTENT_VOLUME_CLAIM,
     kind::<NetworkPolicy>(Role::Child),
     kind::<Service>(Role::Child),
     kind::<StatefulSet>(Role::Child),
@@ -89,8 +90,14 @@ pub const KINDS: &[Kind] = &[
     kind::<Ingress>(Role::Child),
 ];
 
+/// Volume claims, the data of the stores.
+pub const PERSISTENT_VOLUME_CLAIM: Kind = kind::<PersistentVolumeClaim>(Role::Data);
+
 /// Pods: read only to find one that cannot start.
 pub const POD: Kind = kind::<Pod>(Role::Diagnostic);
+
+/// StorageClasses: read only to tell a claim that waits for a class that does not exist.
+pub const STORAGE_CLASS: Kind = kind::<StorageClass>(Role::Diagnostic);
 
 impl Kind {
     /// The kind of `api_version`/`kind`, if Panthera renders it.

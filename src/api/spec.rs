@@ -16,6 +16,9 @@ use super::{DatabaseSpec, GatewaySpec, KafkaSpec, PantheraPlatformStatus, RedisS
 pub const DNS_LABEL: &str = "^[a-z]([-a-z0-9]*[a-z0-9])?$";
 /// Regex for a storage size: 1Mi-9999Gi or 1Ti-99Ti; anything larger is a typo, not a plan.
 pub const STORAGE_SIZE: &str = "^([1-9][0-9]{0,3}(Mi|Gi)|[1-9][0-9]?Ti)$";
+/// Regex for a StorageClass name (a DNS-1123 subdomain).
+pub const STORAGE_CLASS: &str =
+    "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
 /// Regex for a CPU quantity (`500m`, `2`, `0.5`).
 pub const CPU_QUANTITY: &str = "^([1-9][0-9]{0,5}m|[0-9]{1,3}(\\.[0-9]{1,3})?)$";
 /// Regex for a memory quantity (`256Mi`, `2Gi`).
@@ -70,6 +73,11 @@ pub struct PantheraPlatformSpec {
     /// Default-deny NetworkPolicies with the allows the topology needs.
     #[serde(default)]
     pub network_policy: NetworkPolicySpec,
+    /// StorageClass of the data stores' volumes (cluster backend) that name none themselves;
+    /// unset: the cluster's default class. A volume's class cannot change once it exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253), regex(pattern = STORAGE_CLASS))]
+    pub storage_class_name: Option<String>,
     /// The API gateway in front of the services.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway: Option<GatewaySpec>,

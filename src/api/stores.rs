@@ -7,7 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::rules::msg;
-use super::{DNS_LABEL, ResourcesSpec, STORAGE_SIZE};
+use super::{DNS_LABEL, ResourcesSpec, STORAGE_CLASS, STORAGE_SIZE};
 
 /// Where a data store runs.
 #[derive(
@@ -71,6 +71,11 @@ pub struct DatabaseSpec {
     // maxLength bounds the cost the API server estimates for the CEL rules comparing it.
     #[schemars(regex(pattern = STORAGE_SIZE), length(max = 8))]
     pub storage: String,
+    /// StorageClass of the volume (cluster backend); unset: the platform's
+    /// `storageClassName`, else the cluster's default class. A volume's class cannot change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253), regex(pattern = STORAGE_CLASS))]
+    pub storage_class_name: Option<String>,
     /// RDS instance class (aws backend).
     #[serde(default = "default_instance_class")]
     #[schemars(length(max = 64), regex(pattern = "^db\\.[a-z0-9]+\\.[a-z0-9]+$"))]
@@ -263,6 +268,11 @@ pub struct RedisSpec {
     // maxLength bounds the cost the API server estimates for the CEL rules comparing it.
     #[schemars(regex(pattern = STORAGE_SIZE), length(max = 8))]
     pub storage: String,
+    /// StorageClass of the volume (cluster backend); unset: the platform's
+    /// `storageClassName`, else the cluster's default class. A volume's class cannot change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253), regex(pattern = STORAGE_CLASS))]
+    pub storage_class_name: Option<String>,
     /// ElastiCache node type (aws backend).
     #[serde(default = "default_redis_node_type")]
     #[schemars(length(max = 64), regex(pattern = "^cache\\.[a-z0-9]+\\.[a-z0-9]+$"))]
@@ -332,6 +342,11 @@ pub struct KafkaSpec {
     // maxLength bounds the cost the API server estimates for the CEL rules comparing it.
     #[schemars(regex(pattern = STORAGE_SIZE), length(max = 8))]
     pub storage: String,
+    /// StorageClass of the volume (cluster backend); unset: the platform's
+    /// `storageClassName`, else the cluster's default class. A volume's class cannot change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253), regex(pattern = STORAGE_CLASS))]
+    pub storage_class_name: Option<String>,
     /// MSK broker instance type (aws backend).
     #[serde(default = "default_kafka_instance_type")]
     #[schemars(length(max = 64), regex(pattern = "^kafka\\.[a-z0-9]+\\.[a-z0-9]+$"))]

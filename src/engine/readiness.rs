@@ -61,6 +61,66 @@ pub fn of(object: &Value) -> Readiness {
     }
 }
 
+/// Why a StatefulSet's volume claims keep its pods from starting (the StatefulSet itself only
+/// says its pods are not ready, and the cause is in the claims and their events). `claim` looks
+/// a claim up by name. `None` when every claim is bound or not there yet.
+pub fn claims<'a>(
+    statefulset: &Value,
+    claim: impl Fn(&str) -> Option<&'a Value>,
+) -> Option<Readiness> {
+    let mut pending = Vec::new();
+    for claim_name in claim_names(statefulset) {
+        let Some(pvc) = claim(&claim_name) else {
+            continue;
+        };
+        if pvc.pointer("/status/phase").and_then(Value::as_str) == Some("Bound") {
+            continue;
+        }
+        match pending_class(pvc) {
+            // The API server fills in the default class when the claim is made; none left means
+            // the cluster had no default then.
+            None => {
+                return Some(Readiness::Stalled(format!(
+                    "claim {claim_name} cannot bind: it names no StorageClass and the cluster has no default one; set storageClassName (the store's or the platform's) to one of the cluster's classes"
+                )));
+            }
+            Some(class) => pending.push(format!(
+                "claim {claim_name} Pending (StorageClass {class:?})"
+            )),
+        }
+    }
+    (!pending.is_empty()).then(|| Readiness::Progressing(pending.join(", ")))
+}
+
+/// The claims a StatefulSet's pods use: `{template}-{statefulset}-{ordinal}`.
+pub fn claim_names(statefulset: &Value) -> Vec<String> {
+    let name = statefulset
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let replicas = statefulset
+        .pointer("/spec/replicas")
+        .and_then(Value::as_i64)
+        .unwrap_or(1);
+    let templates = statefulset
+        .pointer("/spec/volumeClaimTemplates")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    templates
+        .iter()
+        .filter_map(|t| t.pointer("/metadata/name").and_then(Value::as_str))
+        .flat_map(|prefix| (0..replicas).map(move |ordinal| format!("{prefix}-{name}-{ordinal}")))
+        .collect()
+}
+
+/// The StorageClass a claim names, if any.
+pub fn pending_class(pvc: &Value) -> Option<&str> {
+    pvc.pointer("/spec/storageClassName")
+        .and_then(Value::as_str)
+        .filter(|c| !c.is_empty())
+}
+
 fn generation_observed(object: &Value) -> Option<Readiness> {
     let generation = int(object, "/metadata/generation");
     let observed = int(object, "/status/observedGeneration");
@@ -153,6 +213,35 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn a_claim_that_cannot_bind_says_why_naming_itself_and_its_class() {
+        let sts = json!({"metadata": {"name": "demo-db-users"}, "spec": {"replicas": 1,
+            "volumeClaimTemplates": [{"metadata": {"name": "data"}}]}});
+        let claim = |class: Value, phase: &str| {
+            json!({"metadata": {"name": "data-demo-db-users-0"},
+                   "spec": {"storageClassName": class}, "status": {"phase": phase}})
+        };
+        assert_eq!(claim_names(&sts), ["data-demo-db-users-0"]);
+        let unclassed = claim(Value::Null, "Pending");
+        let Some(Readiness::Stalled(why)) = claims(&sts, |_| Some(&unclassed)) else {
+            panic!("a claim without a class in a cluster without a default never binds");
+        };
+        assert!(
+            why.contains("claim data-demo-db-users-0 cannot bind: it names no StorageClass"),
+            "{why}"
+        );
+        let waiting = claim(json!("fast"), "Pending");
+        assert_eq!(
+            claims(&sts, |_| Some(&waiting)),
+            Some(Readiness::Progressing(
+                "claim data-demo-db-users-0 Pending (StorageClass \"fast\")".into()
+            ))
+        );
+        let bound = claim(json!("fast"), "Bound");
+        assert_eq!(claims(&sts, |_| Some(&bound)), None);
+        assert_eq!(claims(&sts, |_| None), None);
+    }
 
     #[test]
     fn deployment_rules() {

@@ -208,14 +208,25 @@ pub fn observe(
                 .filter(|l| platform_of(l) == Some(platform))
             {
                 None => problems.push(format!("{} missing", o.id())),
-                Some(l) => match readiness::of(l) {
-                    Readiness::Ready => {}
-                    Readiness::Progressing(r) => problems.push(format!("{}: {r}", o.id())),
-                    Readiness::Stalled(r) => {
-                        stalled = true;
-                        problems.push(format!("{}: {r}", o.id()))
+                Some(l) => {
+                    // A StatefulSet waiting for its volumes: the claims say why.
+                    let state = match readiness::of(l) {
+                        Readiness::Ready => Readiness::Ready,
+                        waiting if o.kind() == "StatefulSet" => {
+                            readiness::claims(l, |name| live.get("PersistentVolumeClaim", name))
+                                .unwrap_or(waiting)
+                        }
+                        other => other,
+                    };
+                    match state {
+                        Readiness::Ready => {}
+                        Readiness::Progressing(r) => problems.push(format!("{}: {r}", o.id())),
+                        Readiness::Stalled(r) => {
+                            stalled = true;
+                            problems.push(format!("{}: {r}", o.id()))
+                        }
                     }
-                },
+                }
             }
         }
         let endpoint = c

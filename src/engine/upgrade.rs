@@ -8,6 +8,10 @@
 //!   downgrade may not (RDB formats, Kafka's metadata version), so it is refused.
 //!
 //! Minor versions of PostgreSQL are in the same image tag (`postgres:16` follows 16.x) and roll.
+//!
+//! A volume's StorageClass cannot change either: a StatefulSet's volume claim templates are
+//! immutable, and the server would refuse the whole update with a message about the StatefulSet
+//! rather than the store.
 
 use serde_json::Value;
 
@@ -18,13 +22,12 @@ use crate::render::Plan;
 
 /// A version change the platform refuses, with what to do instead.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{component}: {engine} {from} -> {to} is refused: {why}; {instead}")]
+#[error("{component}: {change} is refused: {why}; {instead}")]
 pub struct UnsafeUpgrade {
     /// `postgres/users`, `redis`, `kafka`.
     pub component: String,
-    pub engine: &'static str,
-    pub from: String,
-    pub to: String,
+    /// `PostgreSQL 16 -> 17`, `storageClassName "standard" -> "fast"`.
+    pub change: String,
     pub why: String,
     pub instead: String,
 }
@@ -41,15 +44,25 @@ pub fn check(plan: &Plan, live: &Live) -> Result<(), UnsafeUpgrade> {
             let Some(current) = live.get("StatefulSet", object.name()) else {
                 continue;
             };
+            let (from_class, to_class) = (storage_class(current), storage_class(&object.value));
+            if from_class != to_class {
+                let shown = |c: Option<&str>| {
+                    c.map_or("the cluster's default".to_string(), |c| format!("\"{c}\""))
+                };
+                return Err(UnsafeUpgrade {
+                    component: plan_component_id(component),
+                    change: format!("storageClassName {} -> {}", shown(from_class), shown(to_class)),
+                    why: "a StatefulSet's volume claims cannot change, and the data is on the existing volumes".to_string(),
+                    instead: "keep storageClassName as it was; to move the data to another class, add a store that names it and copy the data over".to_string(),
+                });
+            }
             let (Some(from), Some(to)) = (image_tag(current), image_tag(&object.value)) else {
                 continue;
             };
             refuse(kind, from, to).map_or(Ok(()), |(engine, why, instead)| {
                 Err(UnsafeUpgrade {
                     component: plan_component_id(component),
-                    engine,
-                    from: from.to_string(),
-                    to: to.to_string(),
+                    change: format!("{engine} {from} -> {to}"),
                     why,
                     instead,
                 })
@@ -84,6 +97,13 @@ fn refuse(kind: ComponentKind, from: &str, to: &str) -> Option<(&'static str, St
         )),
         _ => None,
     }
+}
+
+/// The StorageClass the first volume claim template names, if any.
+fn storage_class(object: &Value) -> Option<&str> {
+    object
+        .pointer("/spec/volumeClaimTemplates/0/spec/storageClassName")?
+        .as_str()
 }
 
 /// The tag of the first container's image (`docker.io/library/postgres:16` -> `16`).
@@ -138,6 +158,44 @@ mod tests {
                 "{kind:?} {from} -> {to}"
             );
         }
+    }
+
+    #[test]
+    fn a_volume_class_never_changes() {
+        use crate::render::{ComponentPlan, Object};
+        let sts = |class: Option<&str>| {
+            let mut v = serde_json::json!({"apiVersion": "apps/v1", "kind": "StatefulSet",
+                "metadata": {"name": "demo-db-users"},
+                "spec": {"template": {"spec": {"containers": [{"image": "postgres:16"}]}},
+                         "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {}}]}});
+            if let Some(class) = class {
+                v["spec"]["volumeClaimTemplates"][0]["spec"]["storageClassName"] = class.into();
+            }
+            v
+        };
+        let plan = |class| Plan {
+            platform: "demo".into(),
+            namespace: "demo".into(),
+            components: vec![ComponentPlan {
+                name: "users".into(),
+                kind: Some(ComponentKind::Postgres),
+                backend: crate::api::Backend::Cluster,
+                objects: vec![Object {
+                    template: "postgres/statefulset.yaml".into(),
+                    value: sts(class),
+                }],
+                external: None,
+            }],
+        };
+        let mut live = Live::default();
+        live.insert("StatefulSet", sts(None));
+        assert_eq!(check(&plan(None), &live), Ok(()));
+        let refused = check(&plan(Some("fast")), &live).unwrap_err();
+        assert_eq!(
+            refused.change,
+            "storageClassName the cluster's default -> \"fast\""
+        );
+        assert_eq!(refused.component, "postgres/users");
     }
 
     #[test]

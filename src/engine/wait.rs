@@ -104,14 +104,39 @@ impl Engine {
                 }
             }
             let mut stuck_pods_checked = false;
+            let mut claims: Option<HashMap<String, Value>> = None;
             let mut done = Vec::new();
             for (component, workloads) in &pending {
                 let mut reasons = Vec::new();
                 for (kind, name) in workloads {
-                    match objects
-                        .get(&(kind.clone(), name.clone()))
-                        .map(readiness::of)
+                    let object = objects.get(&(kind.clone(), name.clone()));
+                    let mut state = object.map(readiness::of);
+                    // A StatefulSet waiting for its volumes: the claims say why.
+                    if let (Some(sts), Some(Readiness::Progressing(_))) = (object, &state)
+                        && kind == "StatefulSet"
                     {
+                        if claims.is_none() {
+                            let listed = self
+                                .list_labelled(
+                                    &crate::api::kinds::PERSISTENT_VOLUME_CLAIM,
+                                    namespace,
+                                    platform,
+                                )
+                                .await?;
+                            claims = Some(
+                                listed
+                                    .into_iter()
+                                    .map(|c| (name_of(&c).to_string(), c))
+                                    .collect(),
+                            );
+                        }
+                        let known = claims.as_ref();
+                        if let Some(why) = readiness::claims(sts, |n| known.and_then(|c| c.get(n)))
+                        {
+                            state = Some(self.missing_class(why, sts, known).await?);
+                        }
+                    }
+                    match state {
                         Some(Readiness::Ready) => {}
                         Some(Readiness::Stalled(reason)) => {
                             // The pod usually says why (image pull, crash loop) better than the
@@ -196,6 +221,37 @@ impl Engine {
                 v
             })
             .collect())
+    }
+
+    /// A claim waiting for a StorageClass that does not exist will wait forever: stalled, naming
+    /// both. Any other answer (a class that exists, no permission to read classes) keeps `why`.
+    async fn missing_class(
+        &self,
+        why: Readiness,
+        statefulset: &Value,
+        claims: Option<&HashMap<String, Value>>,
+    ) -> Result<Readiness> {
+        let waiting = readiness::claim_names(statefulset)
+            .into_iter()
+            .find_map(|name| {
+                let pvc = claims?.get(&name)?;
+                let bound = pvc.pointer("/status/phase").and_then(Value::as_str) == Some("Bound");
+                let class = readiness::pending_class(pvc).filter(|_| !bound)?;
+                Some((name, class.to_string()))
+            });
+        let Some((claim, class)) = waiting else {
+            return Ok(why);
+        };
+        let api: Api<DynamicObject> = Api::all_with(
+            self.client.clone(),
+            &crate::api::kinds::STORAGE_CLASS.api_resource(),
+        );
+        match super::retry::call(&self.limiter, || api.get_opt(&class)).await {
+            Ok(None) => Ok(Readiness::Stalled(format!(
+                "claim {claim} cannot bind: StorageClass {class:?} does not exist; create it, or set storageClassName to one of the cluster's classes"
+            ))),
+            _ => Ok(why),
+        }
     }
 
     /// The first pod of the platform whose container waits for a reason that needs a fix.

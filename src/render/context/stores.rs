@@ -18,6 +18,8 @@ struct Workload<'a> {
     port: u16,
     deletion_policy: DeletionPolicy,
     resources: Value,
+    /// The store's own StorageClass, if it names one.
+    storage_class: Option<&'a str>,
 }
 
 impl ContextBuilder<'_> {
@@ -35,6 +37,8 @@ impl ContextBuilder<'_> {
             "deletionPolicy": base.deletion_policy,
             "resources": base.resources,
             "podSelector": self.pod_selector(base.kind, base.component),
+            // The store's class, else the platform's; none leaves it to the cluster's default.
+            "storageClassName": base.storage_class.or(self.spec().storage_class_name.as_deref()),
         });
         if let (Some(values), Value::Object(own)) = (values.as_object_mut(), own) {
             values.extend(own);
@@ -70,6 +74,7 @@ impl ContextBuilder<'_> {
             port: POSTGRES_PORT,
             deletion_policy: db.deletion_policy,
             resources: resources(&db.resources, ("250m", "256Mi"), ("2", "1Gi")),
+            storage_class: db.storage_class_name.as_deref(),
         };
         let values = self.workload(
             base,
@@ -115,6 +120,7 @@ impl ContextBuilder<'_> {
             port: REDIS_PORT,
             deletion_policy: redis.deletion_policy,
             resources: resources(&redis.resources, ("100m", "128Mi"), ("1", "512Mi")),
+            storage_class: redis.storage_class_name.as_deref(),
         };
         let values = self.workload(
             base,
@@ -174,6 +180,7 @@ impl ContextBuilder<'_> {
             port: KAFKA_PORT,
             deletion_policy: kafka.deletion_policy,
             resources: resources(&kafka.resources, ("500m", "1Gi"), ("2", "2Gi")),
+            storage_class: kafka.storage_class_name.as_deref(),
         };
         let values = self.workload(base, json!({
             "headless": headless,
