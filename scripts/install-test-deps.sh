@@ -50,7 +50,9 @@ fi
 KAFKA_POM="$(dirname "$0")/kafka/pom.xml"
 KAFKA_VERSION="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$KAFKA_POM")"
 KAFKA_HOME="$CACHE/kafka-$KAFKA_VERSION"
-if [ ! -f "$KAFKA_HOME/.complete" ]; then
+# The marker holds the pom's hash: a dependency added to the pom fetches the jars again.
+KAFKA_POM_HASH="$(sha256sum "$KAFKA_POM" | cut -d' ' -f1)"
+if [ "$(cat "$KAFKA_HOME/.complete" 2>/dev/null)" != "$KAFKA_POM_HASH" ]; then
   echo "install-test-deps: Apache Kafka $KAFKA_VERSION from Maven Central"
   rm -rf "$KAFKA_HOME"
   mkdir -p "$KAFKA_HOME"
@@ -58,7 +60,7 @@ if [ ! -f "$KAFKA_HOME/.complete" ]; then
     -DoutputDirectory="$KAFKA_HOME/libs" >"$CACHE/kafka-install.log" 2>&1 \
     || { tail -40 "$CACHE/kafka-install.log"; exit 1; }
   # Written last: an interrupted copy leaves no marker and is done again next time.
-  touch "$KAFKA_HOME/.complete"
+  echo "$KAFKA_POM_HASH" >"$KAFKA_HOME/.complete"
 fi
 # A real Kubernetes control plane, built from Go modules (about 20 CPU-minutes once, cached).
 bash "$(dirname "$0")/install-control-plane.sh" >/dev/null
