@@ -22,6 +22,14 @@ echo "== rustfmt"
 cargo fmt --all -- --check
 echo "== clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== images"
+# The real node runs what the workspace builds: the service binaries (the same debug build the
+# tests use) packed as images by scripts/images.sh, next to the data stores' images, and
+# imported into the node's containerd.
+cargo build --workspace --bins --locked
+bash scripts/images.sh build --bin-dir "$CARGO_TARGET_DIR/debug"
+bash scripts/images.sh check
+bash scripts/images.sh import
 echo "== tests"
 if cargo nextest --version >/dev/null 2>&1; then
   # Doc tests first, so the run closes on nextest's summary of the whole suite.

@@ -229,7 +229,7 @@ pub fn edited_in(
     path
 }
 
-fn uuid_like() -> String {
+pub fn uuid_like() -> String {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u128(

@@ -2,6 +2,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod cluster;
+pub mod node;
 pub mod operator;
 
 use std::path::{Path, PathBuf};

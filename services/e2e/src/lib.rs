@@ -65,6 +65,23 @@ impl Gateway {
         &self.base
     }
 
+    /// Waits until the gateway answers HTTP at all (any status): a Service just created or
+    /// re-created may refuse connections until kube-proxy has written its rules.
+    pub async fn wait_answering(&self, patience: Duration) {
+        let started = Instant::now();
+        loop {
+            match self.http.get(format!("{}/", self.base)).send().await {
+                Ok(_) => return,
+                Err(error) => assert!(
+                    started.elapsed() < patience,
+                    "{} does not answer after {patience:?}: {error}",
+                    self.base
+                ),
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     /// One request; `token` as a bearer token, `headers` verbatim. The body is JSON, or `Null`.
     pub async fn call(
         &self,
