@@ -3,9 +3,23 @@
 # loopback (scripts/control-plane.sh): `cargo bench --bench apply` and `--bench operator`.
 #   scripts/bench.sh            both benchmarks
 #   scripts/bench.sh operator   one of them
+#   scripts/bench.sh rollout    rollouts under load on the real node (test-services.sh, images)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/panthera/target}"
+if [ "${1:-}" = rollout ]; then
+  export PANTHERA_TEST_DIR="$(mktemp -d /tmp/panthera-bench.XXXXXX)"
+  bash scripts/install-test-deps.sh
+  bash scripts/test-services.sh start >/dev/null
+  trap 'bash scripts/test-services.sh stop' EXIT
+  # shellcheck disable=SC1091
+  source "$PANTHERA_TEST_DIR/env.sh"
+  cargo build --workspace --bins --locked
+  bash scripts/images.sh build --bin-dir "$CARGO_TARGET_DIR/debug"
+  bash scripts/images.sh import
+  echo "== cargo bench --bench rollout"
+  exec cargo bench --locked --bench rollout
+fi
 DIR="$(mktemp -d /tmp/panthera-bench.XXXXXX)"
 bash scripts/control-plane.sh start "$DIR" >/dev/null
 trap 'bash scripts/control-plane.sh stop "$DIR"' EXIT

@@ -46,8 +46,32 @@ async fn apply(node: &RealNode, file: &str, namespace: &str) -> Duration {
     let took = started.0.elapsed();
     let pods = node.pods(namespace).await;
     if !applied.status.success() {
+        // What a user would look at: each pod's phase, and the last words of a crashed container.
         for pod in &pods {
-            eprintln!("{:?}: {:?}", pod.metadata.name, pod.status);
+            let name = pod.metadata.name.clone().unwrap_or_default();
+            let status = pod.status.clone().unwrap_or_default();
+            eprintln!("{name}: {:?}", status.phase);
+            for container in status.container_statuses.unwrap_or_default() {
+                if container.restart_count > 0 {
+                    let logs = node.cluster.kubectl(&[
+                        "logs",
+                        "-n",
+                        namespace,
+                        &name,
+                        "-c",
+                        &container.name,
+                        "--previous",
+                        "--tail",
+                        "30",
+                    ]);
+                    eprintln!(
+                        "{name}/{} (restarted {}):\n{}",
+                        container.name,
+                        container.restart_count,
+                        stdout(&logs)
+                    );
+                }
+            }
         }
     }
     ok("apply --wait", &applied);

@@ -25,6 +25,11 @@ const STUCK: &[&str] = &[
     "CreateContainerError",
 ];
 
+/// A container that exits while what it needs is still starting (a broker whose own DNS name is
+/// not published yet, say) is restarted by the kubelet and usually comes up: the back-off alone
+/// does not mean it is stuck, only after this many restarts.
+const CRASHES_BEFORE_STUCK: i64 = 3;
+
 /// The workloads to wait for in each component of a phase: (kind, name) by component id.
 pub fn workloads(phase: &[ComponentDecisions<'_>]) -> BTreeMap<String, Vec<(String, String)>> {
     phase
@@ -50,7 +55,10 @@ pub fn stuck_container(pods: &[Value]) -> Option<(String, String)> {
             .and_then(Value::as_array)?;
         statuses.iter().find_map(|s| {
             let reason = s.pointer("/state/waiting/reason").and_then(Value::as_str)?;
-            STUCK.contains(&reason).then(|| {
+            let restarts = s.get("restartCount").and_then(Value::as_i64).unwrap_or(0);
+            let stuck = STUCK.contains(&reason)
+                && (reason != "CrashLoopBackOff" || restarts >= CRASHES_BEFORE_STUCK);
+            stuck.then(|| {
                 let message = s
                     .pointer("/state/waiting/message")
                     .and_then(Value::as_str)
@@ -260,5 +268,26 @@ impl Engine {
             .list_labelled(&crate::api::kinds::POD, namespace, platform)
             .await?;
         Ok(stuck_container(&pods))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn pod(reason: &str, restarts: i64) -> Value {
+        json!({"metadata": {"name": "shop-kafka-0", "labels": {"app.kubernetes.io/component": "kafka"}},
+               "status": {"containerStatuses": [{"name": "kafka", "restartCount": restarts,
+                   "state": {"waiting": {"reason": reason, "message": "back-off"}}}]}})
+    }
+
+    #[test]
+    fn one_crash_at_start_is_not_stuck_three_are_and_a_bad_image_is_at_once() {
+        assert_eq!(stuck_container(&[pod("CrashLoopBackOff", 1)]), None);
+        assert!(stuck_container(&[pod("CrashLoopBackOff", 3)]).is_some());
+        assert!(stuck_container(&[pod("ImagePullBackOff", 0)]).is_some());
+        assert_eq!(stuck_container(&[pod("ContainerCreating", 0)]), None);
     }
 }

@@ -121,6 +121,24 @@ impl Gateway {
         (status, headers, body)
     }
 
+    /// One request that may fail in transport, unrecorded (load generation): its status, or
+    /// `None` when no answer came.
+    pub async fn try_send(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+    ) -> Option<StatusCode> {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.ok()?;
+        let status = response.status();
+        // A body cut off midway is a failure too.
+        response.bytes().await.ok().map(|_| status)
+    }
+
     /// `call` without extra headers, for the status and body.
     pub async fn send(
         &self,
