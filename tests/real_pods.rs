@@ -102,207 +102,212 @@ fn assert_all_ready_on(node: &RealNode, pods: &[Pod]) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_shop_runs_on_a_real_node_from_apply_to_a_shipped_order() {
-    let Some(node) = real_node() else {
-        return;
-    };
-    let _one = ONE_SHOP.lock().await;
-    let ns = node.namespace("shop").await;
-    node.shop_secrets(&ns).await;
-    let dir = tempfile::tempdir().unwrap();
-    let file = real_shop(dir.path(), &ns);
-    let file = file.to_str().unwrap();
+/// Named `real_node::...`: `scripts/test.sh` runs these beside the rest of the suite.
+mod real_node {
+    use super::*;
 
-    apply(&node, file, &ns).await;
-    let pods = node.pods(&ns).await;
-    assert_all_ready_on(&node, &pods);
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_shop_runs_on_a_real_node_from_apply_to_a_shipped_order() {
+        let Some(node) = real_node() else {
+            return;
+        };
+        let _one = ONE_SHOP.lock().await;
+        let ns = node.namespace("shop").await;
+        node.shop_secrets(&ns).await;
+        let dir = tempfile::tempdir().unwrap();
+        let file = real_shop(dir.path(), &ns);
+        let file = file.to_str().unwrap();
 
-    // The journey, through the gateway's ClusterIP; every hop behind it is a pod over Service DNS.
-    let gateway = Gateway::new(node.service_url(&ns, "shop-gateway").await);
-    gateway.wait_answering(Duration::from_secs(30)).await;
-    let admin = Admin {
-        email: ADMIN_EMAIL,
-        password: ADMIN_PASSWORD,
-    };
-    let journey = order_journey(&gateway, &admin, "real").await;
-    for exchange in gateway.exchanges() {
-        eprintln!("  {exchange}");
-    }
+        apply(&node, file, &ns).await;
+        let pods = node.pods(&ns).await;
+        assert_all_ready_on(&node, &pods);
 
-    // Kill the database that catalog and orders share: the StatefulSet brings it back on its
-    // volume, and the services recover without a restart of their own.
-    let before = restarts(&node.pods(&ns).await);
-    let pods: Api<Pod> = Api::namespaced(node.cluster.client().await, &ns);
-    let victim = pods.get("shop-db-orders-0").await.unwrap();
-    pods.delete("shop-db-orders-0", &DeleteParams::default())
-        .await
-        .unwrap();
-    let back = node
-        .wait_pod_replaced(
-            &ns,
-            "shop-db-orders-0",
-            victim.metadata.uid.as_deref().unwrap(),
-        )
-        .await;
-    eprintln!(
-        "PostgreSQL pod back and Ready in {:.1} s",
-        back.as_secs_f64()
-    );
-    let customer = gateway
-        .token(&journey.customer_email, panthera_e2e::PASSWORD)
-        .await;
-    let order_path = format!("/v1/orders/{}", journey.order_id);
-    let started = Instant::now();
-    let (status, order) = loop {
-        let (status, order) = gateway
-            .send(Method::GET, &order_path, Some(&customer), None)
+        // The journey, through the gateway's ClusterIP; every hop behind it is a pod over Service DNS.
+        let gateway = Gateway::new(node.service_url(&ns, "shop-gateway").await);
+        gateway.wait_answering(Duration::from_secs(30)).await;
+        let admin = Admin {
+            email: ADMIN_EMAIL,
+            password: ADMIN_PASSWORD,
+        };
+        let journey = order_journey(&gateway, &admin, "real").await;
+        for exchange in gateway.exchanges() {
+            eprintln!("  {exchange}");
+        }
+
+        // Kill the database that catalog and orders share: the StatefulSet brings it back on its
+        // volume, and the services recover without a restart of their own.
+        let before = restarts(&node.pods(&ns).await);
+        let pods: Api<Pod> = Api::namespaced(node.cluster.client().await, &ns);
+        let victim = pods.get("shop-db-orders-0").await.unwrap();
+        pods.delete("shop-db-orders-0", &DeleteParams::default())
+            .await
+            .unwrap();
+        let back = node
+            .wait_pod_replaced(
+                &ns,
+                "shop-db-orders-0",
+                victim.metadata.uid.as_deref().unwrap(),
+            )
             .await;
-        if status == StatusCode::OK || started.elapsed() > Duration::from_secs(90) {
-            break (status, order);
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    };
-    assert_eq!(
-        (status, order["status"].as_str()),
-        (StatusCode::OK, Some("shipped"))
-    );
-    eprintln!(
-        "the order read back {:.1} s after the database was Ready",
-        started.elapsed().as_secs_f64()
-    );
-    // Pods that were there before (the HPA may add some meanwhile) have not restarted.
-    let after = restarts(&node.pods(&ns).await);
-    for (container, count) in &before {
-        if container.starts_with("shop-db-orders-0/") {
-            continue;
-        }
-        assert_eq!(
-            after.get(container),
-            Some(count),
-            "{container} restarted (or went away) while the database was away"
+        eprintln!(
+            "PostgreSQL pod back and Ready in {:.1} s",
+            back.as_secs_f64()
         );
-    }
-
-    // `destroy` keeps the data by default: applied again, the customer is still there.
-    ok(
-        "destroy",
-        &node
-            .cluster
-            .panthera(&["destroy", "shop", "-n", &ns, "--yes"])
-            .await,
-    );
-    apply(&node, file, &ns).await;
-    assert_all_ready_on(&node, &node.pods(&ns).await);
-    let gateway = Gateway::new(node.service_url(&ns, "shop-gateway").await);
-    gateway.wait_answering(Duration::from_secs(30)).await;
-    let token = gateway
-        .token(&journey.customer_email, panthera_e2e::PASSWORD)
-        .await;
-    let (status, me) = gateway
-        .send(
-            Method::GET,
-            &format!("/v1/users/{}", journey.customer_id),
-            Some(&token),
-            None,
-        )
-        .await;
-    assert_eq!(
-        (status, me["email"].as_str()),
-        (StatusCode::OK, Some(journey.customer_email.as_str()))
-    );
-    clean_up(&node, &[&ns]).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_operator_runs_in_a_pod_and_brings_the_shop_to_ready() {
-    let Some(node) = real_node() else {
-        return;
-    };
-    let _one = ONE_SHOP.lock().await;
-    let ns = node.namespace("shop-op").await;
-    let system = node.namespace("shop-op-system").await;
-    let installed = node
-        .cluster
-        .panthera(&[
-            "install",
-            "-n",
-            &system,
-            "--watch-namespace",
-            &ns,
-            "--replicas",
-            "1",
-        ])
-        .await;
-    ok("install", &installed);
-    node.shop_secrets(&ns).await;
-    let dir = tempfile::tempdir().unwrap();
-    let file = real_shop(dir.path(), &ns);
-
-    // The CR as a GitOps controller would apply it.
-    let started = Instant::now();
-    ok(
-        "kubectl apply",
-        &node
-            .cluster
-            .kubectl(&["apply", "--server-side", "-f", file.to_str().unwrap()]),
-    );
-    let platforms: Api<PantheraPlatform> = Api::namespaced(node.cluster.client().await, &ns);
-    loop {
-        let platform = platforms.get("shop").await.unwrap();
-        let generation = platform.metadata.generation;
-        let status = platform.status.clone().unwrap_or_default();
-        let ready = status
-            .conditions
-            .iter()
-            .any(|c| c.type_ == "Ready" && c.status == panthera::api::ConditionStatus::True);
-        if ready && status.observed_generation == generation {
-            break;
-        }
-        if started.elapsed() > Duration::from_secs(600) {
-            let operator = node.cluster.kubectl(&[
-                "logs",
-                "-n",
-                &system,
-                "deployment/panthera-operator",
-                "--tail",
-                "40",
-            ]);
-            panic!(
-                "the shop never became Ready through the operator: {:?}\n{}",
-                platform.status,
-                stdout(&operator)
+        let customer = gateway
+            .token(&journey.customer_email, panthera_e2e::PASSWORD)
+            .await;
+        let order_path = format!("/v1/orders/{}", journey.order_id);
+        let started = Instant::now();
+        let (status, order) = loop {
+            let (status, order) = gateway
+                .send(Method::GET, &order_path, Some(&customer), None)
+                .await;
+            if status == StatusCode::OK || started.elapsed() > Duration::from_secs(90) {
+                break (status, order);
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        };
+        assert_eq!(
+            (status, order["status"].as_str()),
+            (StatusCode::OK, Some("shipped"))
+        );
+        eprintln!(
+            "the order read back {:.1} s after the database was Ready",
+            started.elapsed().as_secs_f64()
+        );
+        // Pods that were there before (the HPA may add some meanwhile) have not restarted.
+        let after = restarts(&node.pods(&ns).await);
+        for (container, count) in &before {
+            if container.starts_with("shop-db-orders-0/") {
+                continue;
+            }
+            assert_eq!(
+                after.get(container),
+                Some(count),
+                "{container} restarted (or went away) while the database was away"
             );
         }
-        tokio::time::sleep(Duration::from_secs(1)).await;
+
+        // `destroy` keeps the data by default: applied again, the customer is still there.
+        ok(
+            "destroy",
+            &node
+                .cluster
+                .panthera(&["destroy", "shop", "-n", &ns, "--yes"])
+                .await,
+        );
+        apply(&node, file, &ns).await;
+        assert_all_ready_on(&node, &node.pods(&ns).await);
+        let gateway = Gateway::new(node.service_url(&ns, "shop-gateway").await);
+        gateway.wait_answering(Duration::from_secs(30)).await;
+        let token = gateway
+            .token(&journey.customer_email, panthera_e2e::PASSWORD)
+            .await;
+        let (status, me) = gateway
+            .send(
+                Method::GET,
+                &format!("/v1/users/{}", journey.customer_id),
+                Some(&token),
+                None,
+            )
+            .await;
+        assert_eq!(
+            (status, me["email"].as_str()),
+            (StatusCode::OK, Some(journey.customer_email.as_str()))
+        );
+        clean_up(&node, &[&ns]).await;
     }
-    eprintln!(
-        "through the operator: Ready with a current observedGeneration in {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
-    // The operator itself runs in a pod on the node, and so does every pod of the shop.
-    let operators: Api<Deployment> = Api::namespaced(node.cluster.client().await, &system);
-    let operator = operators.get("panthera-operator").await.unwrap();
-    assert_eq!(operator.status.and_then(|s| s.ready_replicas), Some(1));
-    assert_all_ready_on(&node, &node.pods(&system).await);
-    assert_all_ready_on(&node, &node.pods(&ns).await);
 
-    // The gateway answers through its Service.
-    let gateway = Gateway::new(node.service_url(&ns, "shop-gateway").await);
-    gateway.wait_answering(Duration::from_secs(30)).await;
-    gateway.token(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_operator_runs_in_a_pod_and_brings_the_shop_to_ready() {
+        let Some(node) = real_node() else {
+            return;
+        };
+        let _one = ONE_SHOP.lock().await;
+        let ns = node.namespace("shop-op").await;
+        let system = node.namespace("shop-op-system").await;
+        let installed = node
+            .cluster
+            .panthera(&[
+                "install",
+                "-n",
+                &system,
+                "--watch-namespace",
+                &ns,
+                "--replicas",
+                "1",
+            ])
+            .await;
+        ok("install", &installed);
+        node.shop_secrets(&ns).await;
+        let dir = tempfile::tempdir().unwrap();
+        let file = real_shop(dir.path(), &ns);
 
-    // Deleting the CR tears the platform down through the operator's finalizer.
-    let deleted = node.cluster.kubectl(&[
-        "delete",
-        "pantheraplatform",
-        "shop",
-        "-n",
-        &ns,
-        "--wait",
-        "--timeout",
-        "300s",
-    ]);
-    ok("kubectl delete", &deleted);
-    clean_up(&node, &[&ns, &system]).await;
+        // The CR as a GitOps controller would apply it.
+        let started = Instant::now();
+        ok(
+            "kubectl apply",
+            &node
+                .cluster
+                .kubectl(&["apply", "--server-side", "-f", file.to_str().unwrap()]),
+        );
+        let platforms: Api<PantheraPlatform> = Api::namespaced(node.cluster.client().await, &ns);
+        loop {
+            let platform = platforms.get("shop").await.unwrap();
+            let generation = platform.metadata.generation;
+            let status = platform.status.clone().unwrap_or_default();
+            let ready = status
+                .conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == panthera::api::ConditionStatus::True);
+            if ready && status.observed_generation == generation {
+                break;
+            }
+            if started.elapsed() > Duration::from_secs(600) {
+                let operator = node.cluster.kubectl(&[
+                    "logs",
+                    "-n",
+                    &system,
+                    "deployment/panthera-operator",
+                    "--tail",
+                    "40",
+                ]);
+                panic!(
+                    "the shop never became Ready through the operator: {:?}\n{}",
+                    platform.status,
+                    stdout(&operator)
+                );
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        eprintln!(
+            "through the operator: Ready with a current observedGeneration in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+        // The operator itself runs in a pod on the node, and so does every pod of the shop.
+        let operators: Api<Deployment> = Api::namespaced(node.cluster.client().await, &system);
+        let operator = operators.get("panthera-operator").await.unwrap();
+        assert_eq!(operator.status.and_then(|s| s.ready_replicas), Some(1));
+        assert_all_ready_on(&node, &node.pods(&system).await);
+        assert_all_ready_on(&node, &node.pods(&ns).await);
+
+        // The gateway answers through its Service.
+        let gateway = Gateway::new(node.service_url(&ns, "shop-gateway").await);
+        gateway.wait_answering(Duration::from_secs(30)).await;
+        gateway.token(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+
+        // Deleting the CR tears the platform down through the operator's finalizer.
+        let deleted = node.cluster.kubectl(&[
+            "delete",
+            "pantheraplatform",
+            "shop",
+            "-n",
+            &ns,
+            "--wait",
+            "--timeout",
+            "300s",
+        ]);
+        ok("kubectl delete", &deleted);
+        clean_up(&node, &[&ns, &system]).await;
+    }
 }
