@@ -18,7 +18,8 @@ if [ "${1:-}" = rollout ]; then
   bash scripts/images.sh build --bin-dir "$CARGO_TARGET_DIR/debug"
   bash scripts/images.sh import
   echo "== cargo bench --bench rollout"
-  exec cargo bench --locked --bench rollout
+  # The figures are the pods', not this binary's: the test build will do, without a release build.
+  exec cargo bench --locked --profile dev --bench rollout
 fi
 DIR="$(mktemp -d /tmp/panthera-bench.XXXXXX)"
 bash scripts/control-plane.sh start "$DIR" >/dev/null
