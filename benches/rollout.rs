@@ -1,8 +1,9 @@
 //! Rollout benchmark on the real node (run with `scripts/bench.sh rollout`; not a test).
 //!
 //! Applies the shop of the real-node tests, drives steady load through the gateway's Service
-//! (`PANTHERA_BENCH_RATE` requests per second, default 100, spread over routes to users, catalog
-//! and orders), then rolls each workload in turn (`kubectl rollout restart`) and prints, per
+//! (`PANTHERA_BENCH_RATE` requests per second, default 100, spread over reads and writes of users,
+//! catalog and orders: a write is not idempotent, so the gateway may not retry it), then rolls
+//! each workload in turn (`kubectl rollout restart`) and prints, per
 //! rollout, the requests sent while it ran, the failed ones (a transport error or a 5xx) and the
 //! p99 latency, beside the p99 of the steady load before it. The services are run twice: with the
 //! drain they ship with, and with `SHUTDOWN_DELAY_SECONDS=0` (closing the listener at SIGTERM, as
@@ -77,13 +78,49 @@ async fn run() {
             password: ADMIN_PASSWORD,
         };
         let journey = order_journey(&gateway, &admin, "bench").await;
-        let token = gateway
+        let customer = gateway
             .token(&journey.customer_email, panthera_e2e::PASSWORD)
             .await;
-        let routes = Arc::new(vec![
-            format!("/v1/users/{}", journey.customer_id),
-            format!("/v1/products/{}", journey.product_id),
-            format!("/v1/orders/{}", journey.order_id),
+        let admin_token = gateway.token(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+        // Enough stock that the orders of the run never run out.
+        let product = format!("/v1/products/{}", journey.product_id);
+        let (status, _) = gateway
+            .send(
+                Method::PUT,
+                &format!("{product}/stock"),
+                Some(&admin_token),
+                Some(json!({"available": 1_000_000})),
+            )
+            .await;
+        assert!(status.is_success(), "stocking the product: {status}");
+        let user = format!("/v1/users/{}", journey.customer_id);
+        let routes: Arc<Vec<Request>> = Arc::new(vec![
+            (Method::GET, user.clone(), customer.clone(), None),
+            (
+                Method::PATCH,
+                user,
+                customer.clone(),
+                Some(json!({"lastName": "Rollout"})),
+            ),
+            (Method::GET, product.clone(), customer.clone(), None),
+            (
+                Method::PATCH,
+                product,
+                admin_token,
+                Some(json!({"description": "rolled"})),
+            ),
+            (
+                Method::GET,
+                format!("/v1/orders/{}", journey.order_id),
+                customer.clone(),
+                None,
+            ),
+            (
+                Method::POST,
+                "/v1/orders".to_string(),
+                customer,
+                Some(json!({"items": [{"productId": journey.product_id, "quantity": 1}]})),
+            ),
         ]);
 
         for workload in ["users", "catalog", "orders", "gateway"] {
@@ -92,7 +129,6 @@ async fn run() {
             let load = tokio::spawn(drive(
                 Arc::clone(&gateway),
                 Arc::clone(&routes),
-                token.clone(),
                 rate,
                 Arc::clone(&samples),
                 Arc::clone(&stop),
@@ -123,11 +159,13 @@ async fn run() {
     }
 }
 
+/// One request of the mix: method, path, bearer token, JSON body.
+type Request = (Method, String, String, Option<Value>);
+
 /// `rate` requests per second over `routes`, each on its own task, until `stop`.
 async fn drive(
     gateway: Arc<Gateway>,
-    routes: Arc<Vec<String>>,
-    token: String,
+    routes: Arc<Vec<Request>>,
     rate: u64,
     samples: Arc<Mutex<Vec<Sample>>>,
     stop: Arc<std::sync::atomic::AtomicBool>,
@@ -137,12 +175,14 @@ async fn drive(
     let mut tasks = Vec::new();
     while !stop.load(std::sync::atomic::Ordering::Acquire) {
         tick.tick().await;
-        let path = routes[sent % routes.len()].clone();
+        let (method, path, token, body) = routes[sent % routes.len()].clone();
         sent += 1;
-        let (gateway, token, samples) = (Arc::clone(&gateway), token.clone(), Arc::clone(&samples));
+        let (gateway, samples) = (Arc::clone(&gateway), Arc::clone(&samples));
         tasks.push(tokio::spawn(async move {
             let at = Instant::now();
-            let status = gateway.try_send(Method::GET, &path, Some(&token)).await;
+            let status = gateway
+                .try_send(method, &path, Some(&token), body.as_ref())
+                .await;
             let failed = status.is_none_or(|s| s.is_server_error());
             samples.lock().unwrap().push(Sample {
                 at,

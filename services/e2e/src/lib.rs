@@ -128,10 +128,14 @@ impl Gateway {
         method: Method,
         path: &str,
         token: Option<&str>,
+        body: Option<&Value>,
     ) -> Option<StatusCode> {
         let mut request = self.http.request(method, format!("{}{path}", self.base));
         if let Some(token) = token {
             request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
         }
         let response = request.send().await.ok()?;
         let status = response.status();
