@@ -19,7 +19,8 @@ if [ "${1:-}" = rollout ]; then
   bash scripts/images.sh import
   echo "== cargo bench --bench rollout"
   # The figures are the pods', not this binary's: the test build will do, without a release build.
-  exec cargo bench --locked --profile dev --bench rollout
+  cargo bench --locked --profile dev --bench rollout
+  exit
 fi
 DIR="$(mktemp -d /tmp/panthera-bench.XXXXXX)"
 bash scripts/control-plane.sh start "$DIR" >/dev/null
