@@ -37,22 +37,14 @@ if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --locked --no-fail-fast
 else
   # cargo test prints one summary per test binary and closes on the last crate's doc tests;
-  # the line after it counts the whole suite. The real-node tier (tests/real_pods.rs, its tests
-  # in `mod real_node`) mostly waits for pods to start, so it runs beside the rest instead of
-  # after it; every test binary is built first, so the two runs do not queue on the build.
-  cargo test --workspace --locked --no-run
+  # the line after it counts the whole suite. The real-node tier (tests/real_pods.rs) runs as
+  # any test binary does, alone: run beside the KWOK-tier tests, a request to the gateway's
+  # ClusterIP was once answered 404 by something other than the gateway (not yet understood).
   set +e
-  cargo test --locked -p panthera --test real_pods --no-fail-fast >"$PANTHERA_TEST_DIR/real-pods.log" 2>&1 &
-  real_pods=$!
-  cargo test --workspace --locked --no-fail-fast -- --skip real_node:: 2>&1 | tee "$PANTHERA_TEST_DIR/cargo-test.log"
+  cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$PANTHERA_TEST_DIR/cargo-test.log"
   status=${PIPESTATUS[0]}
-  wait "$real_pods"
-  real_status=$?
   set -e
-  echo "== the real-node tier (tests/real_pods.rs), run beside the rest"
-  cat "$PANTHERA_TEST_DIR/real-pods.log"
   awk '/^test result:/ { passed += $4; failed += $6 } END { printf "%d passed, %d failed\n", passed, failed }' \
-    "$PANTHERA_TEST_DIR/cargo-test.log" "$PANTHERA_TEST_DIR/real-pods.log"
-  if [ "$status" != 0 ]; then exit "$status"; fi
-  exit "$real_status"
+    "$PANTHERA_TEST_DIR/cargo-test.log"
+  exit "$status"
 fi
