@@ -38,8 +38,8 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   # cargo test prints one summary per test binary and closes on the last crate's doc tests;
   # the line after it counts the whole suite. The real-node tier (tests/real_pods.rs) runs as
-  # any test binary does, alone: run beside the KWOK-tier tests, a request to the gateway's
-  # ClusterIP was once answered 404 by something other than the gateway (not yet understood).
+  # any test binary does, alone: the one run that put it beside the KWOK-tier tests failed (a
+  # 404 from the gateway's ClusterIP), and the cause is not established yet.
   set +e
   cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$PANTHERA_TEST_DIR/cargo-test.log"
   status=${PIPESTATUS[0]}
