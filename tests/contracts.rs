@@ -46,3 +46,55 @@ fn the_gateway_accepts_a_rendered_jwks_configuration() {
     assert!(text.contains("jwksUrl"), "{text}");
     GatewayConfig::from_yaml(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
 }
+
+/// What the CRD's pattern accepts in `gateway.trustedProxies` the gateway reads as a network,
+/// and what the gateway would refuse the CRD refuses first (with the field's path).
+#[test]
+fn trusted_proxies_the_crd_accepts_are_networks_the_gateway_reads() {
+    use panthera_gateway::client_addr::Cidr;
+    let shop = include_str!("../examples/shop.yaml");
+    let cases = [
+        ("10.244.0.0/16", true),
+        ("0.0.0.0/0", true),
+        ("203.0.113.7/32", true),
+        ("10.1.2.3/8", true),
+        ("::/0", true),
+        ("::1/128", true),
+        ("fd00::/8", true),
+        ("2001:db8::1:0:0:1/64", true),
+        ("1:2:3:4:5:6:7::/112", true),
+        ("1:2:3:4:5:6:7:8/128", true),
+        ("FE80::/10", true),
+        ("10.0.0.0", false),
+        ("10.0.0.0/33", false),
+        ("010.0.0.0/8", false),
+        ("10.0.0.256/8", false),
+        ("fd00::/129", false),
+        ("fd00:::/8", false),
+        ("::ffff:10.0.0.1/128", false),
+        ("fe80::1%eth0/64", false),
+        ("1:2:3:4:5:6:7:8:9/64", false),
+    ];
+    for (cidr, valid) in cases {
+        let text = shop.replace("[\"10.244.0.0/16\"]", &format!("[\"{cidr}\"]"));
+        let validated = panthera::load::load_str("contract", &text);
+        assert_eq!(validated.is_ok(), valid, "{cidr}: {:?}", validated.err());
+        if valid {
+            assert!(Cidr::parse(cidr).is_ok(), "the gateway refuses {cidr}");
+        }
+    }
+}
+
+/// A freshly generated identity Secret holds keys the gateway and the services accept.
+#[test]
+fn generated_identity_keys_are_accepted_by_the_gateway_and_the_services() {
+    let platform =
+        panthera::load::load_str("contract", include_str!("../examples/shop.yaml")).unwrap();
+    let plan = Renderer::embedded()
+        .unwrap()
+        .render(&platform, &panthera::render::Generated::new())
+        .unwrap();
+    let secret = plan.get("Secret/shop-identity").unwrap();
+    let keys = secret.value["stringData"]["keys"].as_str().unwrap();
+    panthera_identity::KeyRing::parse(keys).unwrap_or_else(|e| panic!("{e}"));
+}

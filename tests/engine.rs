@@ -134,7 +134,7 @@ async fn apply_converges_reapplies_with_zero_writes_and_changes_only_what_change
         stderr(&first)
     );
     let created = lines_with(&first, "created ");
-    assert_eq!(created.len(), 46, "{created:?}");
+    assert_eq!(created.len(), 47, "{created:?}");
     assert!(
         stdout(&first).contains("gateway"),
         "final table: {}",
@@ -151,7 +151,7 @@ async fn apply_converges_reapplies_with_zero_writes_and_changes_only_what_change
         sim.counters()
     );
     assert!(
-        stdout(&second).contains("0 created, 0 changed, 46 unchanged"),
+        stdout(&second).contains("0 created, 0 changed, 47 unchanged"),
         "{}",
         stdout(&second)
     );
@@ -178,7 +178,7 @@ async fn apply_converges_reapplies_with_zero_writes_and_changes_only_what_change
         "{text}"
     );
     assert!(
-        text.contains("Plan: 0 to add, 1 to change, 0 to prune, 45 unchanged."),
+        text.contains("Plan: 0 to add, 1 to change, 0 to prune, 46 unchanged."),
         "{text}"
     );
     let unchanged_plan = panthera(&sim, &["plan", "-f", shop, "--exit-code"]).await;

@@ -1,5 +1,7 @@
 //! The gateway: routes, authentication and authorization, rate limits, CORS, caching, TLS.
 
+use std::collections::BTreeMap;
+
 use kube::KubeSchema;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -54,6 +56,86 @@ pub struct GatewaySpec {
     #[schemars(length(max = 1000))]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["pathPrefix"]))]
     pub routes: Vec<RouteSpec>,
+    /// Addresses (CIDRs) of the proxies in front of the gateway, e.g. the ingress controller's
+    /// pods: the client address they write in `clientAddressHeader` is believed from them only
+    /// (for rate limiting by IP, access logs and the X-Forwarded-For sent to services). Empty:
+    /// the connection's peer is the client.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    #[schemars(extend("x-kubernetes-list-type" = "set", "items" = {"type": "string", "maxLength": 43, "pattern": CIDR}))]
+    pub trusted_proxies: Vec<String>,
+    /// The header the trusted proxies write the client's address to.
+    #[serde(default)]
+    pub client_address_header: ClientAddressHeader,
+    /// Where the monitoring that scrapes the gateway's admin port (`/metrics`) runs; the
+    /// NetworkPolicy admits nobody else to it. Unset: nobody (the kubelet's probes come from
+    /// the node, which NetworkPolicy does not filter).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitoring: Option<MonitoringSpec>,
+}
+
+/// An IPv4 or IPv6 network with its prefix length (`10.0.0.0/8`, `fd00::/8`); IPv6 without
+/// zones or embedded IPv4. Patterns only: CEL's IP functions need Kubernetes 1.31.
+pub const CIDR: &str = concat!(
+    "^((25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\\.){3}(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])",
+    "/(3[0-2]|[12]?[0-9])$",
+    "|^(",
+    "([0-9a-fA-F]{1,4}:){7}[0-9a-fA-F]{1,4}",
+    "|([0-9a-fA-F]{1,4}:){1,7}:",
+    "|([0-9a-fA-F]{1,4}:){1,6}:[0-9a-fA-F]{1,4}",
+    "|([0-9a-fA-F]{1,4}:){1,5}(:[0-9a-fA-F]{1,4}){1,2}",
+    "|([0-9a-fA-F]{1,4}:){1,4}(:[0-9a-fA-F]{1,4}){1,3}",
+    "|([0-9a-fA-F]{1,4}:){1,3}(:[0-9a-fA-F]{1,4}){1,4}",
+    "|([0-9a-fA-F]{1,4}:){1,2}(:[0-9a-fA-F]{1,4}){1,5}",
+    "|[0-9a-fA-F]{1,4}:(:[0-9a-fA-F]{1,4}){1,6}",
+    "|:((:[0-9a-fA-F]{1,4}){1,7}|:)",
+    ")/(12[0-8]|1[01][0-9]|[1-9]?[0-9])$",
+);
+
+/// A label key: an optional DNS-subdomain prefix and `/`, then a name of letters, digits, `-`,
+/// `_` and `.` that starts and ends alphanumeric.
+/// No backslashes, so it goes into a CEL string literal as it is.
+pub const LABEL_KEY: &str = "^([a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$";
+/// A label value (may be empty).
+pub const LABEL_VALUE: &str = "^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$";
+
+/// The header trusted proxies write the client's address to.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum ClientAddressHeader {
+    /// `X-Forwarded-For: client, proxy, ...`: ingress-nginx, Traefik, Envoy, cloud load
+    /// balancers.
+    #[default]
+    #[serde(rename = "X-Forwarded-For")]
+    XForwardedFor,
+    /// RFC 7239 `Forwarded: for=client, ...`.
+    #[serde(rename = "Forwarded")]
+    Forwarded,
+}
+
+/// Where monitoring runs: pods matching `podSelector` in the namespaces matching
+/// `namespaceSelector` (as in a NetworkPolicy peer).
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[x_kube(validation = Rule::new("has(self.namespaceSelector) || has(self.podSelector)").message(msg::MONITORING_NEEDS_SELECTOR))]
+pub struct MonitoringSpec {
+    /// The monitoring namespaces, e.g. `kubernetes.io/metadata.name: monitoring`; unset: the
+    /// platform's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace_selector: Option<LabelSelectorSpec>,
+    /// The monitoring pods, e.g. `app.kubernetes.io/name: prometheus`; unset: every pod of the
+    /// selected namespaces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_selector: Option<LabelSelectorSpec>,
+}
+
+/// Objects whose labels include all of these.
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LabelSelectorSpec {
+    /// Label key and value pairs; at least one (an empty selector would select everything).
+    #[schemars(extend("minProperties" = 1, "maxProperties" = 16, "additionalProperties" = {"type": "string", "maxLength": 63, "pattern": LABEL_VALUE}))]
+    #[x_kube(validation = Rule::new(format!("self.all(k, size(k) <= 317 && k.matches('{LABEL_KEY}'))")).message(msg::LABEL_KEY))]
+    pub match_labels: BTreeMap<String, String>,
 }
 
 fn default_gateway_replicas() -> i32 {
@@ -162,7 +244,7 @@ pub struct RateLimitSpec {
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum RateLimitKey {
-    /// Client IP (first `X-Forwarded-For` hop set by the ingress).
+    /// Client IP: the connection's peer, or the client a trusted proxy names (`trustedProxies`).
     #[default]
     Ip,
     /// The token's `sub` claim.

@@ -45,6 +45,9 @@ pub mod msg {
     pub const KAFKA_AWS_ONLY: &str =
         "clientAuthentication and scramKmsKey are MSK settings and need backend: aws";
     pub const SCRAM_NEEDS_KMS_KEY: &str = "kafka with backend: aws and SCRAM authentication needs scramKmsKey: MSK refuses SCRAM secrets encrypted with the default key";
+    pub const MONITORING_NEEDS_SELECTOR: &str =
+        "gateway.monitoring needs a namespaceSelector or a podSelector";
+    pub const LABEL_KEY: &str = "label keys are an optional DNS subdomain and '/', then 1-63 letters, digits, '-', '_' or '.' starting and ending with a letter or digit";
     pub const EXISTING_NEEDS_AWS: &str =
         "existingIdentifier names an AWS resource to adopt and needs backend: aws";
 }
@@ -64,4 +67,6 @@ pub const RESERVED_ENV_NAMES: &[&str] = &[
     "KAFKA_TOPICS",
     "JWT_HS256_SECRET",
     "CATALOG_URL",
+    "IDENTITY_KEYS",
+    "IDENTITY_VERIFY",
 ];

@@ -303,7 +303,7 @@ fn default_service_port() -> i32 {
 /// A literal environment variable.
 #[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[x_kube(validation = Rule::new("!(self.name in ['PORT', 'SERVICE_NAME', 'DATABASE_URL', 'REDIS_URL', 'KAFKA_BROKERS', 'KAFKA_TOPICS', 'JWT_HS256_SECRET', 'CATALOG_URL'])").message(msg::RESERVED_ENV).field_path(".name"))]
+#[x_kube(validation = Rule::new("!(self.name in ['PORT', 'SERVICE_NAME', 'DATABASE_URL', 'REDIS_URL', 'KAFKA_BROKERS', 'KAFKA_TOPICS', 'JWT_HS256_SECRET', 'CATALOG_URL', 'IDENTITY_KEYS', 'IDENTITY_VERIFY'])").message(msg::RESERVED_ENV).field_path(".name"))]
 pub struct EnvVarSpec {
     /// Variable name.
     #[schemars(

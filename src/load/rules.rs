@@ -117,6 +117,28 @@ pub fn check(platform: &PantheraPlatform) -> Vec<(String, String)> {
             "spec.gateway.autoscaling",
             &mut push,
         );
+        if let Some(m) = &g.monitoring {
+            if m.namespace_selector.is_none() && m.pod_selector.is_none() {
+                push(
+                    "spec.gateway.monitoring".into(),
+                    msg::MONITORING_NEEDS_SELECTOR,
+                );
+            }
+            for (field, selector) in [
+                ("namespaceSelector", &m.namespace_selector),
+                ("podSelector", &m.pod_selector),
+            ] {
+                if selector
+                    .as_ref()
+                    .is_some_and(|s| !s.match_labels.keys().all(|k| is_label_key(k)))
+                {
+                    push(
+                        format!("spec.gateway.monitoring.{field}.matchLabels"),
+                        msg::LABEL_KEY,
+                    );
+                }
+            }
+        }
     }
     let any_aws = spec.databases.iter().any(|d| d.backend == Backend::Aws)
         || spec
@@ -213,6 +235,33 @@ fn aws_only(
     }
     if let Some((_, field)) = settings.iter().find(|(set, _)| *set) {
         push(format!("{at}.{field}"), message);
+    }
+}
+
+/// The CRD's label-key rule (`api::LABEL_KEY` and at most 317 characters), without a regex:
+/// an optional prefix of dot-separated DNS labels and `/`, then a name.
+fn is_label_key(key: &str) -> bool {
+    let alnum_ends = |part: &str, inner: &dyn Fn(char) -> bool| {
+        let mut chars = part.chars();
+        match (chars.next(), part.chars().last()) {
+            (Some(first), Some(last)) => {
+                first.is_ascii_alphanumeric()
+                    && last.is_ascii_alphanumeric()
+                    && part.chars().all(|c| c.is_ascii_alphanumeric() || inner(c))
+            }
+            _ => false,
+        }
+    };
+    let dns_label = |part: &str| {
+        !part.bytes().any(|b| b.is_ascii_uppercase()) && alnum_ends(part, &|c| c == '-')
+    };
+    let name_ok = |name: &str| alnum_ends(name, &|c| matches!(c, '-' | '_' | '.'));
+    if key.chars().count() > 317 {
+        return false;
+    }
+    match key.split_once('/') {
+        Some((prefix, name)) => prefix.split('.').all(dns_label) && name_ok(name),
+        None => name_ok(key),
     }
 }
 

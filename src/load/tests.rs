@@ -427,6 +427,69 @@ mod cel_equivalence {
 }
 
 #[test]
+fn trusted_proxies_are_cidrs_with_their_field_path() {
+    let valid = [
+        "10.0.0.0/8",
+        "0.0.0.0/0",
+        "192.168.1.7/32",
+        "fd00::/8",
+        "::/0",
+        "::1/128",
+        "2001:db8:0:0:0:0:0:1/64",
+        "fe80::1:2/10",
+    ];
+    let p = problems_after(|v| {
+        v["spec"]["gateway"]["trustedProxies"] = yaml(&format!("{valid:?}"));
+    });
+    assert_eq!(p, Vec::<String>::new());
+    for bad in [
+        "10.0.0.0",
+        "10.0.0.0/33",
+        "256.0.0.0/8",
+        "10.0.0/8",
+        "fd00::/129",
+        "fd00:::1/64",
+        "1:2:3:4:5:6:7:8:9/64",
+        "::ffff:10.0.0.1/128",
+        "10.0.0.0/8 ",
+    ] {
+        let p = problems_after(|v| {
+            v["spec"]["gateway"]["trustedProxies"] = yaml(&format!("[\"10.0.0.0/8\", \"{bad}\"]"));
+        });
+        assert_one(&p, "spec.gateway.trustedProxies[1]");
+    }
+    let many: Vec<String> = (0..33).map(|i| format!("10.{i}.0.0/16")).collect();
+    let p = problems_after(|v| {
+        v["spec"]["gateway"]["trustedProxies"] = yaml(&format!("{many:?}"));
+    });
+    assert_one(&p, "spec.gateway.trustedProxies");
+    let p = problems_after(|v| {
+        v["spec"]["gateway"]["clientAddressHeader"] = yaml("X-Real-IP");
+    });
+    assert_one(&p, "spec.gateway.clientAddressHeader");
+}
+
+#[test]
+fn monitoring_selectors_are_checked_with_their_field_path() {
+    let p = problems_after(|v| v["spec"]["gateway"]["monitoring"] = yaml("{}"));
+    assert_one(&p, "needs a namespaceSelector or a podSelector");
+    let p = problems_after(|v| {
+        v["spec"]["gateway"]["monitoring"] = yaml("{podSelector: {matchLabels: {}}}");
+    });
+    assert_one(&p, "spec.gateway.monitoring.podSelector.matchLabels");
+    let p = problems_after(|v| {
+        v["spec"]["gateway"]["monitoring"] = yaml("{namespaceSelector: {matchLabels: {'a b': x}}}");
+    });
+    assert_one(&p, "spec.gateway.monitoring.namespaceSelector.matchLabels");
+    assert_one(&p, "label keys are");
+    let p = problems_after(|v| {
+        v["spec"]["gateway"]["monitoring"] =
+            yaml("{podSelector: {matchLabels: {app: 'no spaces'}}}");
+    });
+    assert_one(&p, "spec.gateway.monitoring.podSelector.matchLabels");
+}
+
+#[test]
 fn production_store_settings_are_checked_with_their_field_path() {
     let p = problems_after(|v| v["spec"]["databases"][0]["backup"] = yaml("{retentionDays: 0}"));
     assert_one(&p, "spec.databases[0].backup.retentionDays");

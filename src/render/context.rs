@@ -13,12 +13,14 @@ use super::gateway_config;
 use super::secrets::SecretValues;
 use crate::api::{
     Backend, CA_BUNDLE_DIR, ComponentKind, DatabaseSpec, DeletionPolicy, GATEWAY_ADMIN_PORT,
-    GATEWAY_PORT, KAFKA_CONTROLLER_PORT, KAFKA_PORT, KafkaClientAuthentication, KafkaSpec,
-    LABEL_COMPONENT, LABEL_INSTANCE, LABEL_MANAGED_BY, LABEL_NAME, LABEL_PART_OF, LABEL_PLATFORM,
-    LABEL_PLATFORM_COMPONENT, MANAGER, MSK_SCRAM_PORT, MSK_TLS_PORT, POSTGRES_PORT,
+    GATEWAY_PORT, GatewaySpec, KAFKA_CONTROLLER_PORT, KAFKA_PORT, KafkaClientAuthentication,
+    KafkaSpec, LABEL_COMPONENT, LABEL_INSTANCE, LABEL_MANAGED_BY, LABEL_NAME, LABEL_PART_OF,
+    LABEL_PLATFORM, LABEL_PLATFORM_COMPONENT, MANAGER, MSK_SCRAM_PORT, MSK_TLS_PORT, POSTGRES_PORT,
     PantheraPlatform, REDIS_PORT, RedisSpec, ResourcesSpec, ServiceKind, ServiceSpec,
 };
 
+/// Key of the identity Secret: the comma-separated keys, the first of which signs.
+const IDENTITY_SECRET_KEY: &str = "keys";
 /// UID of the distroless `nonroot` user the Panthera images run as.
 const PANTHERA_UID: i64 = 65532;
 /// UID of the `postgres` / `redis` users in the official images.
@@ -89,6 +91,11 @@ impl Names {
     pub fn ca_bundle(&self) -> String {
         format!("{}-ca-bundle", self.platform)
     }
+    /// The Secret with the keys the gateway signs caller identities with and the services
+    /// verify them with (key `keys`); generated once, rotated by hand.
+    pub fn identity_secret(&self) -> String {
+        format!("{}-identity", self.platform)
+    }
     fn svc_host(&self, service: &str) -> String {
         format!("{service}.{}.svc", self.namespace)
     }
@@ -127,6 +134,43 @@ impl<'a> ContextBuilder<'a> {
             "labels": self.labels(None),
             "selector": { LABEL_PLATFORM: self.names.platform },
             "networkPolicy": spec.network_policy.enabled,
+            "identity": self.identity_secret(),
+        })
+    }
+
+    /// The identity Secret (name and `keys`), when the platform has a gateway to sign with it:
+    /// a platform-wide object, so it exists before the services that read it start.
+    fn identity_secret(&self) -> Value {
+        if self.spec().gateway.is_none() {
+            return json!(false);
+        }
+        let name = self.names.identity_secret();
+        // A platform-wide object, labelled as such (component `platform`).
+        let mut labels = self.labels(None);
+        for (key, value) in [
+            (LABEL_COMPONENT, "platform"),
+            (LABEL_PLATFORM_COMPONENT, "platform"),
+            (LABEL_INSTANCE, name.as_str()),
+            (LABEL_NAME, "panthera-identity"),
+        ] {
+            labels.insert(key.to_string(), value.to_string());
+        }
+        json!({
+            "name": name,
+            "labels": labels,
+            "keys": self.secrets.value(&name, IDENTITY_SECRET_KEY),
+        })
+    }
+
+    /// `IDENTITY_KEYS` from the identity Secret, for the gateway and every service; nothing
+    /// without a gateway (no identity is then believed).
+    fn identity_env(&self) -> Option<Value> {
+        self.spec().gateway.as_ref().map(|_| {
+            secret_env(
+                gateway_config::IDENTITY_KEYS_ENV,
+                &self.names.identity_secret(),
+                IDENTITY_SECRET_KEY,
+            )
         })
     }
 
@@ -268,6 +312,7 @@ impl<'a> ContextBuilder<'a> {
                 env.push(secret_env("JWT_HS256_SECRET", &r.name, &r.key));
             }
         }
+        env.extend(self.identity_env());
         if let (ServiceKind::Users, Some(secret)) = (svc.kind, &svc.admin_secret) {
             // The first administrator (services/users/src/admin.rs); created once if absent.
             env.push(secret_env("ADMIN_EMAIL", secret, "email"));
@@ -365,6 +410,7 @@ impl<'a> ContextBuilder<'a> {
                 egress.push(json!({"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}], "ports": [{"protocol": "TCP", "port": 443}]}));
             }
         }
+        env.extend(self.identity_env());
         if self.gateway_uses_redis() {
             env.push(secret_env(
                 gateway_config::REDIS_ENV,
@@ -406,6 +452,7 @@ impl<'a> ContextBuilder<'a> {
             "tlsSecret": gw.tls.as_ref().map(|t| t.secret_name.clone()),
             "ingressClassName": gw.ingress_class_name,
             "resources": resources(&gw.resources, ("200m", "128Mi"), ("2", "512Mi")),
+            "ingress": self.gateway_ingress(gw),
             "egress": egress,
             "podSelector": self.pod_selector(ComponentKind::Gateway, "gateway"),
         });
@@ -415,6 +462,32 @@ impl<'a> ContextBuilder<'a> {
             Backend::Cluster,
             values,
         ))
+    }
+
+    /// The gateway's ingress: the proxy port from anywhere (the cluster's ingress controller,
+    /// wherever it runs), the admin port (metrics) only from where monitoring runs.
+    fn gateway_ingress(&self, gw: &GatewaySpec) -> Vec<Value> {
+        let mut ingress = vec![json!({"ports": [{"protocol": "TCP", "port": GATEWAY_PORT}]})];
+        if let Some(monitoring) = &gw.monitoring {
+            let mut peer = serde_json::Map::new();
+            if let Some(namespaces) = &monitoring.namespace_selector {
+                peer.insert(
+                    "namespaceSelector".into(),
+                    json!({"matchLabels": namespaces.match_labels}),
+                );
+            }
+            if let Some(pods) = &monitoring.pod_selector {
+                peer.insert(
+                    "podSelector".into(),
+                    json!({"matchLabels": pods.match_labels}),
+                );
+            }
+            ingress.push(json!({
+                "from": [peer],
+                "ports": [{"protocol": "TCP", "port": GATEWAY_ADMIN_PORT}],
+            }));
+        }
+        ingress
     }
 
     /// Ingress rule admitting `clients` (services) on `port`; empty when there are none.

@@ -4,12 +4,14 @@
 use serde::Serialize;
 
 use super::context::Names;
-use crate::api::{GatewaySpec, RateLimitKey, ServiceSpec};
+use crate::api::{ClientAddressHeader, GatewaySpec, RateLimitKey, ServiceSpec};
 
 /// Environment variable holding the HS256 key in the gateway container.
 pub const HS256_ENV: &str = "JWT_HS256_SECRET";
 /// Environment variable holding the Redis URL in the gateway container.
 pub const REDIS_ENV: &str = "REDIS_URL";
+/// Environment variable holding the identity signing keys, in the gateway and every service.
+pub const IDENTITY_KEYS_ENV: &str = "IDENTITY_KEYS";
 
 #[derive(Serialize, Debug)]
 #[serde(rename_all = "camelCase")]
@@ -27,6 +29,16 @@ pub struct GatewayConfig {
     cors: Option<Cors>,
     #[serde(skip_serializing_if = "Option::is_none")]
     cache: Option<Cache>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    trusted_proxies: Vec<String>,
+    client_address_header: &'static str,
+    identity: Identity,
+}
+
+#[derive(Serialize, Debug)]
+#[serde(rename_all = "camelCase")]
+struct Identity {
+    signing_keys_env: &'static str,
 }
 
 #[derive(Serialize, Debug)]
@@ -176,5 +188,14 @@ pub fn build(
             enabled: true,
             max_entries: gw.cache.max_entries,
         }),
+        trusted_proxies: gw.trusted_proxies.clone(),
+        client_address_header: match gw.client_address_header {
+            ClientAddressHeader::XForwardedFor => "x-forwarded-for",
+            ClientAddressHeader::Forwarded => "forwarded",
+        },
+        // The services believe only identities signed with the platform's identity Secret.
+        identity: Identity {
+            signing_keys_env: IDENTITY_KEYS_ENV,
+        },
     }
 }

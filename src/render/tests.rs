@@ -608,3 +608,133 @@ fn services_get_the_time_their_drain_takes() {
         );
     }
 }
+
+/// The env var `name` of the first container of `id`.
+fn container_env(plan: &Plan, id: &str, name: &str) -> Option<Value> {
+    plan.get(id).unwrap().value["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == name)
+        .cloned()
+}
+
+/// One Secret holds the identity keys; the gateway signs with them and every service verifies
+/// with them, by reference; the Secret comes with the platform-wide objects, before the
+/// services that read it.
+#[test]
+fn the_gateway_and_every_service_share_the_identity_keys_by_reference() {
+    let plan = render(&example("shop"));
+    let secret = plan.get("Secret/shop-identity").unwrap();
+    assert_eq!(secret.value["stringData"]["keys"], REDACTED);
+    assert_eq!(
+        secret.value["metadata"]["labels"][LABEL_COMPONENT],
+        "platform"
+    );
+    assert!(
+        plan.components[0]
+            .objects
+            .iter()
+            .any(|o| o.id() == "Secret/shop-identity"),
+        "the identity Secret is platform-wide"
+    );
+    for id in [
+        "Deployment/shop-gateway",
+        "Deployment/shop-users",
+        "Deployment/shop-catalog",
+        "Deployment/shop-orders",
+    ] {
+        let env = container_env(&plan, id, "IDENTITY_KEYS").unwrap_or_else(|| panic!("{id}"));
+        assert_eq!(
+            env["valueFrom"]["secretKeyRef"],
+            serde_json::json!({"name": "shop-identity", "key": "keys"}),
+            "{id}"
+        );
+    }
+    let cm = plan.get("ConfigMap/shop-gateway").unwrap();
+    let config: serde_yaml::Value =
+        serde_yaml::from_str(cm.value["data"]["gateway.yaml"].as_str().unwrap()).unwrap();
+    assert_eq!(config["identity"]["signingKeysEnv"], "IDENTITY_KEYS");
+
+    // Generated once: a re-apply renders the keys the cluster holds (rotated by hand or not).
+    let known = BTreeMap::from([(
+        ("shop-identity".to_string(), "keys".to_string()),
+        "new-key-0123456789abcdefghijklmnop,old-key-0123456789abcdefghijklmnop".to_string(),
+    )]);
+    let plan = Renderer::embedded()
+        .unwrap()
+        .render(&example("shop"), &Generated::with_known(known))
+        .unwrap();
+    assert_eq!(
+        plan.get("Secret/shop-identity").unwrap().value["stringData"]["keys"],
+        "new-key-0123456789abcdefghijklmnop,old-key-0123456789abcdefghijklmnop"
+    );
+    let fresh = Renderer::embedded()
+        .unwrap()
+        .render(&example("shop"), &Generated::new())
+        .unwrap();
+    let keys = fresh.get("Secret/shop-identity").unwrap().value["stringData"]["keys"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(keys.len() >= 32 && !keys.contains(','), "one generated key");
+
+    // Without a gateway nothing signs: no Secret, and the services get no keys.
+    let minimal = render(&example("minimal"));
+    assert!(minimal.get("Secret/demo-identity").is_none());
+    assert!(container_env(&minimal, "Deployment/demo-users", "IDENTITY_KEYS").is_none());
+}
+
+/// The gateway's admin port (metrics) is admitted only from where monitoring runs; the proxy
+/// port stays open to the ingress controller wherever it runs.
+#[test]
+fn the_admin_port_is_reachable_only_from_monitoring() {
+    let ingress_of = |plan: &Plan| {
+        plan.get("NetworkPolicy/shop-gateway").unwrap().value["spec"]["ingress"].clone()
+    };
+    let mut shop = example("shop");
+    let expected = serde_json::json!([
+        {"ports": [{"protocol": "TCP", "port": 8080}]},
+        {
+            "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}],
+            "ports": [{"protocol": "TCP", "port": 9090}],
+        },
+    ]);
+    assert_eq!(ingress_of(&render(&shop)), expected);
+
+    let gateway = shop.spec.gateway.as_mut().unwrap();
+    gateway.monitoring = Some(crate::api::MonitoringSpec {
+        namespace_selector: None,
+        pod_selector: Some(crate::api::LabelSelectorSpec {
+            match_labels: BTreeMap::from([("app".to_string(), "prometheus".to_string())]),
+        }),
+    });
+    assert_eq!(
+        ingress_of(&render(&shop))[1]["from"],
+        serde_json::json!([{"podSelector": {"matchLabels": {"app": "prometheus"}}}])
+    );
+
+    shop.spec.gateway.as_mut().unwrap().monitoring = None;
+    assert_eq!(
+        ingress_of(&render(&shop)),
+        serde_json::json!([{"ports": [{"protocol": "TCP", "port": 8080}]}])
+    );
+}
+
+#[test]
+fn trusted_proxies_go_to_the_gateway_config() {
+    let mut shop = example("shop");
+    let config = |plan: &Plan| -> serde_yaml::Value {
+        let cm = plan.get("ConfigMap/shop-gateway").unwrap();
+        serde_yaml::from_str(cm.value["data"]["gateway.yaml"].as_str().unwrap()).unwrap()
+    };
+    let rendered = config(&render(&shop));
+    assert_eq!(rendered["trustedProxies"][0], "10.244.0.0/16");
+    assert_eq!(rendered["clientAddressHeader"], "x-forwarded-for");
+    let gateway = shop.spec.gateway.as_mut().unwrap();
+    gateway.trusted_proxies = vec!["fd00::/8".into()];
+    gateway.client_address_header = crate::api::ClientAddressHeader::Forwarded;
+    let rendered = config(&render(&shop));
+    assert_eq!(rendered["trustedProxies"][0], "fd00::/8");
+    assert_eq!(rendered["clientAddressHeader"], "forwarded");
+}

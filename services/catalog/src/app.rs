@@ -3,6 +3,7 @@
 use axum::Router;
 use panthera_kit::app::Service;
 use panthera_kit::health::Readiness;
+use panthera_kit::identity::IdentityCheck;
 use panthera_kit::inbox::Consumer;
 use panthera_kit::kafka;
 use panthera_kit::metrics::Metrics;
@@ -29,9 +30,12 @@ pub fn build_app(
     metrics: Metrics,
     readiness: Readiness,
     limits: HttpLimits,
+    identity: &IdentityCheck,
 ) -> Router {
     server::app(
-        crate::routes::router().with_state(state),
+        crate::routes::router()
+            .with_state(state)
+            .layer(identity.layer()),
         metrics,
         readiness,
         limits,

@@ -18,7 +18,9 @@ use panthera_kit::inbox::EventHandler;
 use panthera_kit::metrics::Metrics;
 use panthera_kit::outbox::EventEnvelope;
 use panthera_kit::server::HttpLimits;
-use panthera_kit::testing::{REDIS_URL_VAR, TestDatabase, service_env, unique_name};
+use panthera_kit::testing::{
+    REDIS_URL_VAR, TestDatabase, identity_check, service_env, sign_identity, unique_name,
+};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -46,6 +48,7 @@ impl TestApp {
             Metrics::new("catalog"),
             Readiness::new(),
             HttpLimits::default(),
+            &identity_check(),
         );
         Some(Self {
             app,
@@ -85,13 +88,15 @@ impl TestApp {
         for (name, value) in identity {
             builder = builder.header(*name, *value);
         }
-        let request = match body {
+        let mut request = match body {
             Some(body) => builder
                 .header(header::CONTENT_TYPE, "application/json")
                 .body(Body::from(body.to_string())),
             None => builder.body(Body::empty()),
         }
         .unwrap();
+        // What the gateway adds to the identity it vouches for.
+        sign_identity(&mut request);
         let response = self.app.clone().oneshot(request).await.unwrap();
         let status = response.status();
         let headers = response.headers().clone();

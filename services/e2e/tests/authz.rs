@@ -11,8 +11,9 @@
 
 mod common;
 
-use common::{ADMIN_EMAIL, ADMIN_PASSWORD, Shop};
+use common::{ADMIN_EMAIL, ADMIN_PASSWORD, IDENTITY_KEYS, Shop};
 use panthera_e2e::{Method, PASSWORD, StatusCode};
+use panthera_kit::testing::identity_signature;
 use serde_json::{Value, json};
 
 /// What an attacker tries: (what, method, path, bearer token, extra headers, body, expected status).
@@ -435,5 +436,194 @@ async fn the_shop_lets_each_caller_do_what_the_model_says_and_nothing_else() {
         (status, eve["roles"].clone()),
         (StatusCode::CREATED, json!([]))
     );
+    shop.finish().await;
+}
+
+/// Issue "Day 2 on real pods", item 6: an attacker who reaches a service directly, around the
+/// gateway (a network plugin that ignores NetworkPolicy; loopback has none at all), claims to be
+/// an administrator in the identity headers. The services believe only what the gateway signed
+/// with the platform's identity key, for that very request, lately: every variant is 401 and
+/// changes nothing, while the same request through the gateway, with a token, works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_identity_sent_straight_to_a_service_is_refused() {
+    let Some(shop) = Shop::start().await else {
+        return;
+    };
+    let bob = shop.sign_up("Bob", "bob@example.com").await;
+    let bob_id = bob["id"].as_str().unwrap().to_owned();
+    let admin_token = shop.token(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let (status, product) = shop
+        .gateway
+        .send(
+            Method::POST,
+            "/v1/products",
+            Some(&admin_token),
+            Some(json!({"sku": "LAMP-1", "name": "Lamp", "priceCents": 1500, "stockAvailable": 3})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{product}");
+    let product = format!("/v1/products/{}", product["id"].as_str().unwrap());
+    let users = &shop.direct["users"];
+    let bob_uri = format!("/v1/users/{bob_id}");
+
+    // The platform's key signs Bob's own read (as the gateway would: a signature an attacker
+    // could have captured inside the cluster), then the attacker reuses it.
+    let bob_identity = [
+        ("x-panthera-subject", bob_id.as_str()),
+        ("x-panthera-roles", ""),
+    ];
+    let captured = identity_signature(IDENTITY_KEYS, "GET", &bob_uri, &bob_identity);
+    let stale = {
+        let keys = panthera_identity::KeyRing::parse(IDENTITY_KEYS).unwrap();
+        let fields = panthera_identity::IdentityFields::new(bob_id.as_bytes(), b"admin", b"", b"");
+        let request = panthera_identity::RequestLine {
+            method: "GET",
+            target: "/v1/users",
+        };
+        let then = panthera_identity::unix_now() - 2 * panthera_identity::MAX_SKEW_SECONDS;
+        keys.sign(then, request, &fields).as_str().to_owned()
+    };
+    let other_key = identity_signature(
+        "an-attackers-own-key-0123456789abcdef",
+        "GET",
+        "/v1/users",
+        &[
+            ("x-panthera-subject", &bob_id),
+            ("x-panthera-roles", "admin"),
+        ],
+    );
+    let forged_admin = [
+        ("x-panthera-subject", bob_id.as_str()),
+        ("x-panthera-roles", "admin"),
+        ("x-panthera-scopes", "catalog:write orders:fulfil"),
+    ];
+    let with_signature = |signature: &str| {
+        let mut headers: Vec<(&str, String)> = forged_admin
+            .iter()
+            .map(|(name, value)| (*name, (*value).to_owned()))
+            .collect();
+        headers.push(("x-panthera-signature", signature.to_owned()));
+        headers
+    };
+    let unsigned: Vec<(&str, String)> = forged_admin
+        .iter()
+        .map(|(name, value)| (*name, (*value).to_owned()))
+        .collect();
+    let attacks = [
+        (
+            "users",
+            Method::GET,
+            "/v1/users".to_owned(),
+            unsigned.clone(),
+            "unsigned admin lists every user",
+        ),
+        (
+            "users",
+            Method::DELETE,
+            bob_uri.clone(),
+            unsigned.clone(),
+            "unsigned admin deletes Bob",
+        ),
+        (
+            "catalog",
+            Method::DELETE,
+            product.clone(),
+            unsigned.clone(),
+            "unsigned admin deletes a product",
+        ),
+        (
+            "users",
+            Method::GET,
+            "/v1/users".to_owned(),
+            vec![
+                ("x-panthera-subject", bob_id.clone()),
+                ("x-panthera-roles", String::new()),
+                ("x-panthera-signature", captured.clone()),
+            ],
+            "a captured signature replayed on another path",
+        ),
+        (
+            "users",
+            Method::DELETE,
+            bob_uri.clone(),
+            vec![
+                ("x-panthera-subject", bob_id.clone()),
+                ("x-panthera-roles", String::new()),
+                ("x-panthera-signature", captured.clone()),
+            ],
+            "a captured signature replayed with another method",
+        ),
+        (
+            "users",
+            Method::GET,
+            bob_uri.clone(),
+            with_signature(&captured),
+            "a captured signature with the roles raised to admin",
+        ),
+        (
+            "users",
+            Method::GET,
+            "/v1/users".to_owned(),
+            with_signature(&stale),
+            "a stale signature",
+        ),
+        (
+            "users",
+            Method::GET,
+            "/v1/users".to_owned(),
+            with_signature(&other_key),
+            "signed with another key",
+        ),
+        (
+            "users",
+            Method::GET,
+            "/v1/users".to_owned(),
+            with_signature("v1;kid=x;t=1;sig=y"),
+            "garbage",
+        ),
+    ];
+    let before = shop.rows().await;
+    for (service, method, path, headers, what) in attacks {
+        let headers: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(name, value)| (*name, value.as_str()))
+            .collect();
+        let (status, response_headers, problem) = shop.direct[service]
+            .call(method, &path, None, &headers, None)
+            .await;
+        assert_problem(
+            status,
+            &response_headers,
+            StatusCode::UNAUTHORIZED,
+            &format!("straight to {service}: {what}: {problem}"),
+        );
+        assert_eq!(shop.rows().await, before, "{what} changed the database");
+    }
+
+    // The same request through the gateway, with the administrator's token, works: the gateway
+    // signs what it verified.
+    let (status, listed) = shop
+        .gateway
+        .send(Method::GET, "/v1/users", Some(&admin_token), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    assert!(listed["meta"]["total"].as_i64().unwrap() >= 2, "{listed}");
+    // And the captured signature on exactly the request it was made for is accepted: the
+    // window within which a captured request can be replayed as it was (60 s) is the limit.
+    let (status, _, read) = users
+        .call(
+            Method::GET,
+            &bob_uri,
+            None,
+            &[
+                ("x-panthera-subject", &bob_id),
+                ("x-panthera-roles", ""),
+                ("x-panthera-signature", &captured),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{read}");
+    assert_eq!(read["id"], bob_id.as_str());
     shop.finish().await;
 }

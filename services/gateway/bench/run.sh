@@ -28,6 +28,7 @@ NGINX_PORT="${NGINX_PORT:-18082}"
 GW_PORT="${GW_PORT:-18083}"
 GW_AUTH_PORT="${GW_AUTH_PORT:-18084}"
 RELAY_PORT="${RELAY_PORT:-18085}"
+GW_UNSIGNED_PORT="${GW_UNSIGNED_PORT:-18086}"
 
 die() { echo "bench: $*" >&2; exit 1; }
 for tool in nginx wrk taskset curl python3; do
@@ -73,7 +74,8 @@ wait_http() {
   done
   die "no 2xx from $url"
 }
-for port in "$UPSTREAM_PORT" "$NGINX_PORT" "$GW_PORT" "$GW_AUTH_PORT" "$RELAY_PORT" $((GW_PORT + 100)) $((GW_AUTH_PORT + 100)); do
+for port in "$UPSTREAM_PORT" "$NGINX_PORT" "$GW_PORT" "$GW_AUTH_PORT" "$RELAY_PORT" "$GW_UNSIGNED_PORT" \
+  $((GW_PORT + 100)) $((GW_AUTH_PORT + 100)) $((GW_UNSIGNED_PORT + 100)); do
   port_free "$port" || die "port $port is in use (set *_PORT variables)"
 done
 
@@ -114,8 +116,9 @@ EOF
 PIDS+=($!)
 
 # Gateways: plain, and with JWT (HS256) + per-method authorization rules (a role or scope the
-# token has, read from its claims, identity headers sent upstream) + rate limiting (limits high
-# enough never to reject).
+# token has, read from its claims, identity headers sent upstream and signed, as a platform's
+# gateway does) + rate limiting (limits high enough never to reject); and the same without the
+# identity signature, so each run measures what signing costs on the same binary.
 cat >"$WORK/gateway-plain.yaml" <<EOF
 listen: "127.0.0.1:$GW_PORT"
 adminListen: "127.0.0.1:$((GW_PORT + 100))"
@@ -141,7 +144,12 @@ rateLimit:
   requestsPerSecond: 100000000
   burst: 100000000
   key: subject
+identity:
+  signingKeysEnv: BENCH_IDENTITY_KEYS
 EOF
+sed -e "s/127.0.0.1:$GW_AUTH_PORT/127.0.0.1:$GW_UNSIGNED_PORT/" \
+  -e "s/127.0.0.1:$((GW_AUTH_PORT + 100))/127.0.0.1:$((GW_UNSIGNED_PORT + 100))/" \
+  -e '/^identity:/,$d' "$WORK/gateway-auth.yaml" >"$WORK/gateway-unsigned.yaml"
 SECRET="bench-secret-$RANDOM$RANDOM"
 TOKEN="$(BENCH_SECRET="$SECRET" python3 - <<'EOF'
 import base64, hmac, hashlib, json, os, time
@@ -157,7 +165,8 @@ EOF
 
 start_gateway() { # name config [env]
   local name=$1 config=$2
-  RUST_LOG=warn BENCH_JWT_SECRET="$SECRET" "${RUN[@]}" taskset -c "$PROXY_CPU" \
+  RUST_LOG=warn BENCH_JWT_SECRET="$SECRET" BENCH_IDENTITY_KEYS="bench-identity-key-$SECRET-0123456789" \
+    "${RUN[@]}" taskset -c "$PROXY_CPU" \
     "$BIN/panthera-gateway" --config "$config" --no-access-log --drain-delay-seconds 0 \
     >"$WORK/$name.log" 2>&1 &
   PIDS+=($!)
@@ -169,12 +178,14 @@ start_gateway() { # name config [env]
 PIDS+=($!)
 start_gateway gateway-plain "$WORK/gateway-plain.yaml"
 start_gateway gateway-auth "$WORK/gateway-auth.yaml"
+start_gateway gateway-unsigned "$WORK/gateway-unsigned.yaml"
 
 wait_http "http://127.0.0.1:$UPSTREAM_PORT/"
 wait_http "http://127.0.0.1:$NGINX_PORT/"
 wait_http "http://127.0.0.1:$GW_PORT/"
 wait_http "http://127.0.0.1:$RELAY_PORT/"
 wait_http "http://127.0.0.1:$GW_AUTH_PORT/" -H "Authorization: Bearer $TOKEN"
+wait_http "http://127.0.0.1:$GW_UNSIGNED_PORT/" -H "Authorization: Bearer $TOKEN"
 status="$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$GW_AUTH_PORT/")"
 [ "$status" = 401 ] || die "auth gateway answered $status without a token (expected 401)"
 
@@ -208,17 +219,20 @@ run_wrk() { # url duration [header]
 
 CLK_TCK="$(getconf CLK_TCK)"
 declare -A RESULTS
-TARGETS=(nginx gateway gateway-jwt-ratelimit relay-floor)
+TARGETS=(nginx gateway gateway-jwt-ratelimit gateway-jwt-unsigned relay-floor)
 url_of() {
   case $1 in
     nginx) echo "http://127.0.0.1:$NGINX_PORT/" ;;
     gateway) echo "http://127.0.0.1:$GW_PORT/" ;;
     gateway-jwt-ratelimit) echo "http://127.0.0.1:$GW_AUTH_PORT/" ;;
+    gateway-jwt-unsigned) echo "http://127.0.0.1:$GW_UNSIGNED_PORT/" ;;
     relay-floor) echo "http://127.0.0.1:$RELAY_PORT/" ;;
   esac
 }
 args_of() {
-  if [ "$1" = gateway-jwt-ratelimit ]; then echo "-H|Authorization: Bearer $TOKEN"; fi
+  case $1 in
+    gateway-jwt-ratelimit | gateway-jwt-unsigned) echo "-H|Authorization: Bearer $TOKEN" ;;
+  esac
 }
 
 echo "bench: $ROUNDS round(s) x ${DURATION}s per target, $CONNECTIONS connections, proxies on CPU $PROXY_CPU, wrk on CPU $LOAD_CPU, upstream on CPU $UPSTREAM_CPU, priority $NICE" >&2
@@ -263,6 +277,7 @@ for t in targets:
     rows.sort(key=lambda row: row[0])
     res[t] = rows[len(rows) // 2]
 ng = res["nginx"]; gw = res["gateway"]; auth = res["gateway-jwt-ratelimit"]; floor = res["relay-floor"]
+unsigned = res["gateway-jwt-unsigned"]
 print()
 cpu_us = lambda row: row[4] + row[5] + row[6]
 print(f"{'target':<24}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}{'vs nginx':>10}"
@@ -287,4 +302,13 @@ if saturated:
 print(f"plain gateway p99 {gw[2]:.3f} ms vs nginx p99 {ng[2]:.3f} ms (target <=: {verdict(gw[2] <= ng[2])})")
 r2 = auth[0] / gw[0]
 print(f"jwt+rules+ratelimit / plain gateway req/s: {r2:.2f}x (target >= 0.90x: {verdict(r2 >= 0.9)})")
+# Signed and unsigned run one after the other in each round: the median of the rounds' ratios is
+# steadier than the ratio of the medians when other work comes and goes on the machine.
+def row(t, r): return list(map(float, raw[f"{t},{r}"].split()))
+pairs = sorted(row("gateway-jwt-ratelimit", r)[0] / row("gateway-jwt-unsigned", r)[0]
+               for r in range(1, rounds + 1))
+r3 = pairs[len(pairs) // 2]
+print(f"identity signature: signed / unsigned req/s: {r3:.3f}x, median of the rounds' ratios "
+      f"(bound >= 0.97x: {verdict(r3 >= 0.97)}); medians {auth[0]:.0f} vs {unsigned[0]:.0f} req/s, "
+      f"proxy core {cpu_us(auth):.2f} vs {cpu_us(unsigned):.2f} us/req (user {auth[4]:.2f} vs {unsigned[4]:.2f})")
 EOF

@@ -11,6 +11,9 @@ use std::path::{Path, PathBuf};
 use http::{HeaderName, HeaderValue, Method, Uri};
 use serde::Deserialize;
 
+pub use crate::client_addr::ClientAddressHeader;
+use crate::client_addr::{Cidr, MAX_TRUSTED_PROXIES};
+
 /// Errors raised while loading or validating the configuration file.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -60,6 +63,25 @@ pub struct GatewayConfig {
     pub cors: Option<CorsConfig>,
     #[serde(default)]
     pub cache: Option<CacheConfig>,
+    /// Peers (CIDRs) whose `clientAddressHeader` is believed: the ingress controller in front
+    /// of the gateway. Empty: the TCP peer is the client and forwarding headers are replaced.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+    /// The header trusted proxies write the client's address to.
+    #[serde(default)]
+    pub client_address_header: ClientAddressHeader,
+    /// Signing of the identity headers sent upstream (see `panthera_identity`).
+    #[serde(default)]
+    pub identity: Option<IdentityConfig>,
+}
+
+/// How the gateway vouches for the identity it sends upstream.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IdentityConfig {
+    /// Environment variable holding the keys, comma-separated; the first signs
+    /// (`IDENTITY_KEYS`, from the platform's identity Secret).
+    pub signing_keys_env: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -334,7 +356,33 @@ impl GatewayConfig {
         {
             return Err(invalid("cache.maxEntries", "must be at least 1"));
         }
+        self.trusted_proxies()?;
+        if self
+            .identity
+            .as_ref()
+            .is_some_and(|identity| identity.signing_keys_env.is_empty())
+        {
+            return Err(invalid("identity.signingKeysEnv", "must not be empty"));
+        }
         Ok(())
+    }
+
+    /// The parsed `trustedProxies`.
+    pub fn trusted_proxies(&self) -> Result<Vec<Cidr>> {
+        if self.trusted_proxies.len() > MAX_TRUSTED_PROXIES {
+            return Err(invalid(
+                "trustedProxies",
+                format!("must list at most {MAX_TRUSTED_PROXIES} networks"),
+            ));
+        }
+        self.trusted_proxies
+            .iter()
+            .enumerate()
+            .map(|(index, cidr)| {
+                Cidr::parse(cidr)
+                    .map_err(|reason| invalid(format!("trustedProxies[{index}]"), reason))
+            })
+            .collect()
     }
 
     /// The configured JWT settings, if any.
@@ -558,6 +606,10 @@ cors:
 cache:
   enabled: true
   maxEntries: 10000
+trustedProxies: ["10.0.0.0/8", "fd00::/8"]
+clientAddressHeader: x-forwarded-for
+identity:
+  signingKeysEnv: IDENTITY_KEYS
 "#;
 
     #[test]
@@ -568,8 +620,40 @@ cache:
         assert!(config.routes[1].public);
         let jwt = config.jwt().unwrap();
         assert_eq!(jwt.hs256_secret_env.as_deref(), Some("JWT_HS256_SECRET"));
+        assert_eq!(config.trusted_proxies().unwrap().len(), 2);
         assert_eq!(config.rate_limit.unwrap().key, RateLimitKey::Ip);
         assert_eq!(config.cache.unwrap().max_entries, 10_000);
+        assert_eq!(
+            config.client_address_header,
+            ClientAddressHeader::XForwardedFor
+        );
+        assert_eq!(config.identity.unwrap().signing_keys_env, "IDENTITY_KEYS");
+    }
+
+    #[test]
+    fn trusted_proxies_and_identity_are_validated_with_their_path() {
+        for (from, to, field) in [
+            ("\"fd00::/8\"", "\"fd00::\"", "trustedProxies[1]"),
+            ("\"10.0.0.0/8\"", "\"10.0.0.0/33\"", "trustedProxies[0]"),
+            (
+                "signingKeysEnv: IDENTITY_KEYS",
+                "signingKeysEnv: \"\"",
+                "identity.signingKeysEnv",
+            ),
+            ("x-forwarded-for", "x-real-ip", "clientAddressHeader"),
+        ] {
+            let err = GatewayConfig::from_yaml(&FULL.replace(from, to))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(field), "{err}");
+        }
+        let many = (0..33)
+            .map(|i| format!("\"10.{i}.0.0/16\""))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let text = FULL.replace("\"10.0.0.0/8\", \"fd00::/8\"", &many);
+        let err = GatewayConfig::from_yaml(&text).unwrap_err().to_string();
+        assert!(err.contains("at most 32"), "{err}");
     }
 
     #[test]

@@ -10,20 +10,25 @@
 //! - `x-panthera-*`: only the gateway speaks for the caller's identity (see
 //!   [`crate::auth::identity`]); a client could otherwise forge them;
 //! - `Host`: the upstream gets its own authority, and the client's moves to X-Forwarded-Host;
-//! - `X-Forwarded-For`: the client's list is extended with the peer's address.
+//! - `X-Forwarded-For` and `Forwarded`: a chain is passed on only from a trusted proxy, and only
+//!   the header it writes (see [`crate::client_addr`]); X-Forwarded-For is then extended with the
+//!   peer's address. From anyone else both are dropped and X-Forwarded-For is the peer alone,
+//!   so an address a client made up never reaches the services.
 //!
 //! Then the gateway's headers follow: Host, X-Forwarded-Host (unless the client sent one),
-//! X-Forwarded-For, X-Forwarded-Proto (unless the client sent one), X-Request-Id and the identity
-//! headers of the verified token.
+//! X-Forwarded-For, X-Forwarded-Proto (unless the client sent one), X-Request-Id, the identity
+//! headers of the verified token and their signature (`x-panthera-signature`, made for this
+//! request's method and target when signing keys are configured).
 
 use bytes::{BufMut, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use panthera_identity::{KeyRing, RequestLine};
 
 use crate::auth::Identity;
-use crate::auth::identity::is_reserved;
+use crate::auth::identity::{SIGNATURE_HEADER, is_reserved};
+use crate::client_addr::{ClientAddressHeader, X_FORWARDED_FOR};
 
 pub(crate) static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 /// X-Forwarded-Proto when the client sent none: the gateway's listener speaks plain http (TLS
@@ -59,9 +64,13 @@ pub(crate) fn connection_lists(connection: &[u8], name: &str) -> bool {
 pub trait HeaderSink {
     fn put(&mut self, name: &HeaderName, value: &HeaderValue);
 
-    /// A list-valued header extended by one element, `list, item` (X-Forwarded-For); separate
-    /// from [`Self::put`] so the byte writer needs no joined copy.
-    fn put_list(&mut self, name: &HeaderName, list: &HeaderValue, item: &HeaderValue);
+    /// A value made for this request only (the identity signature); the bytes are a valid
+    /// header value.
+    fn put_bytes(&mut self, name: &HeaderName, value: &[u8]);
+
+    /// A list-valued header's lines joined and extended by one element, `a, b, item`
+    /// (X-Forwarded-For); separate from [`Self::put`] so the byte writer needs no joined copy.
+    fn put_list(&mut self, name: &HeaderName, list: &[&HeaderValue], item: &HeaderValue);
 }
 
 impl HeaderSink for HeaderMap {
@@ -69,12 +78,21 @@ impl HeaderSink for HeaderMap {
         self.append(name.clone(), value.clone());
     }
 
-    fn put_list(&mut self, name: &HeaderName, list: &HeaderValue, item: &HeaderValue) {
-        let mut joined = BytesMut::with_capacity(list.len() + 2 + item.len());
-        joined.put_slice(list.as_bytes());
-        joined.put_slice(b", ");
+    fn put_bytes(&mut self, name: &HeaderName, value: &[u8]) {
+        if let Ok(value) = HeaderValue::from_bytes(value) {
+            self.append(name.clone(), value);
+        }
+    }
+
+    fn put_list(&mut self, name: &HeaderName, list: &[&HeaderValue], item: &HeaderValue) {
+        let length = list.iter().map(|value| value.len() + 2).sum::<usize>() + item.len();
+        let mut joined = BytesMut::with_capacity(length);
+        for value in list {
+            joined.put_slice(value.as_bytes());
+            joined.put_slice(b", ");
+        }
         joined.put_slice(item.as_bytes());
-        // Two valid values joined by ", " are a valid value; the fallback only keeps the peer.
+        // Valid values joined by ", " are a valid value; the fallback only keeps the peer.
         match HeaderValue::from_maybe_shared(joined.freeze()) {
             Ok(value) => self.append(name.clone(), value),
             Err(_) => self.append(name.clone(), item.clone()),
@@ -101,22 +119,34 @@ pub struct Forwarding<'a> {
     /// formatted per request. The client's goes to X-Forwarded-Host.
     pub host: &'a HeaderValue,
     pub request_id: &'a HeaderValue,
-    /// The client's IP, appended to X-Forwarded-For.
-    pub client_ip: &'a HeaderValue,
+    /// The TCP peer's IP, appended to X-Forwarded-For.
+    pub peer_ip: &'a HeaderValue,
+    /// The forwarding header whose chain goes upstream: the one a trusted peer writes; `None`
+    /// for any other peer, whose chains are dropped.
+    pub chain: Option<ClientAddressHeader>,
     /// The verified caller, sent as the identity headers; the client's own are never sent.
     pub identity: Option<&'a Identity>,
+    /// Signs the identity headers for the request; `None` sends them unsigned.
+    pub identity_keys: Option<&'a KeyRing>,
 }
 
 impl Forwarding<'_> {
-    /// Puts the headers that go upstream into `sink`, in order; returns whether the client's
-    /// `Content-Length` was among them.
-    pub fn write_to(&self, sink: &mut impl HeaderSink, length: ClientLength) -> bool {
+    /// Puts the headers that go upstream for `request` (the method and target sent upstream,
+    /// which the identity signature covers) into `sink`, in order; returns whether the
+    /// client's `Content-Length` was among them.
+    pub fn write_to(
+        &self,
+        sink: &mut impl HeaderSink,
+        length: ClientLength,
+        request: RequestLine<'_>,
+    ) -> bool {
         // Only the first Connection header is read, as both paths always did: names listed in a
         // second one are forwarded.
         let connection = self.headers.get(header::CONNECTION);
         let mut has_length = false;
         let mut original_host = None;
-        let mut forwarded_for = None;
+        // Allocates only for a chain that goes upstream (from a trusted proxy).
+        let mut forwarded_for: Vec<&HeaderValue> = Vec::new();
         let mut has_forwarded_host = false;
         let mut has_forwarded_proto = false;
         for (name, value) in self.headers {
@@ -132,9 +162,12 @@ impl Forwarding<'_> {
                     continue;
                 }
                 "x-forwarded-for" => {
-                    forwarded_for.get_or_insert(value);
+                    if self.chain == Some(ClientAddressHeader::XForwardedFor) {
+                        forwarded_for.push(value);
+                    }
                     continue;
                 }
+                "forwarded" if self.chain != Some(ClientAddressHeader::Forwarded) => continue,
                 "x-forwarded-host" => has_forwarded_host = true,
                 "x-forwarded-proto" => has_forwarded_proto = true,
                 "content-length" => {
@@ -160,25 +193,34 @@ impl Forwarding<'_> {
             sink.put(&X_FORWARDED_HOST, host);
         }
         // A list that is not visible ASCII cannot be extended faithfully, so only the peer goes.
-        match forwarded_for.filter(|value| value.to_str().is_ok()) {
-            Some(existing) => sink.put_list(&X_FORWARDED_FOR, existing, self.client_ip),
-            None => sink.put(&X_FORWARDED_FOR, self.client_ip),
+        if !forwarded_for.is_empty() && forwarded_for.iter().all(|value| value.to_str().is_ok()) {
+            sink.put_list(&X_FORWARDED_FOR, &forwarded_for, self.peer_ip);
+        } else {
+            sink.put(&X_FORWARDED_FOR, self.peer_ip);
         }
         if !has_forwarded_proto {
             sink.put(&X_FORWARDED_PROTO, &HTTP);
         }
         sink.put(&X_REQUEST_ID, self.request_id);
-        for (name, value) in self.identity.iter().flat_map(|id| id.headers.iter()) {
-            sink.put(name, value);
+        if let Some(identity) = self.identity {
+            for (name, value) in &identity.headers {
+                sink.put(name, value);
+            }
+            if let Some(keys) = self.identity_keys {
+                // Made per write: a retry on the plain-http path is signed afresh.
+                let signature = keys.sign(panthera_identity::unix_now(), request, &identity.signed);
+                sink.put_bytes(&SIGNATURE_HEADER, signature.as_bytes());
+            }
         }
         has_length
     }
 
-    /// The headers that go upstream as a map, the client's `Content-Length` included.
-    pub fn to_header_map(&self) -> HeaderMap {
-        // The gateway adds five headers and at most four identity headers.
-        let mut headers = HeaderMap::with_capacity(self.headers.len() + 9);
-        self.write_to(&mut headers, ClientLength::Keep);
+    /// The headers that go upstream for `request` as a map, the client's `Content-Length`
+    /// included.
+    pub fn to_header_map(&self, request: RequestLine<'_>) -> HeaderMap {
+        // The gateway adds five headers, at most four identity headers and their signature.
+        let mut headers = HeaderMap::with_capacity(self.headers.len() + 10);
+        self.write_to(&mut headers, ClientLength::Keep, request);
         headers
     }
 }
@@ -231,9 +273,14 @@ pub(crate) mod tests {
 
     static HOST: HeaderValue = HeaderValue::from_static("users:8080");
     static REQUEST_ID: HeaderValue = HeaderValue::from_static("rid-1");
-    static CLIENT_IP: HeaderValue = HeaderValue::from_static("127.0.0.1");
+    static PEER_IP: HeaderValue = HeaderValue::from_static("127.0.0.1");
+    pub(crate) const REQUEST: RequestLine<'static> = RequestLine {
+        method: "GET",
+        target: "/v1/orders/1",
+    };
 
-    /// `headers` from a client at 127.0.0.1, going to `users:8080` as request `rid-1`.
+    /// `headers` from an untrusted client at 127.0.0.1, going to `users:8080` as request
+    /// `rid-1`, identity unsigned.
     pub(crate) fn forwarding<'a>(
         headers: &'a HeaderMap,
         identity: Option<&'a Identity>,
@@ -242,8 +289,10 @@ pub(crate) mod tests {
             headers,
             host: &HOST,
             request_id: &REQUEST_ID,
-            client_ip: &CLIENT_IP,
+            peer_ip: &PEER_IP,
+            chain: None,
             identity,
+            identity_keys: None,
         }
     }
 
@@ -255,7 +304,7 @@ pub(crate) mod tests {
 
     /// What goes upstream, as a map.
     fn forwarded(headers: &HeaderMap, identity: Option<&Identity>) -> HeaderMap {
-        forwarding(headers, identity).to_header_map()
+        forwarding(headers, identity).to_header_map(REQUEST)
     }
 
     fn values<'a>(headers: &'a HeaderMap, name: &str) -> Vec<&'a str> {
@@ -342,13 +391,14 @@ pub(crate) mod tests {
                     ("host", "shop.example.com"),
                     ("x-forwarded-for", "203.0.113.9"),
                     ("x-forwarded-for", "198.51.100.1"),
+                    ("forwarded", "for=203.0.113.9"),
                     ("x-request-id", "from-client"),
                 ],
-                // The first list is extended, as the plain-http path always did.
+                // An untrusted peer's chain is replaced by the peer itself.
                 &[
                     ("host", "users:8080"),
                     ("x-forwarded-host", "shop.example.com"),
-                    ("x-forwarded-for", "203.0.113.9, 127.0.0.1"),
+                    ("x-forwarded-for", "127.0.0.1"),
                     ("x-forwarded-proto", "http"),
                     ("x-request-id", "rid-1"),
                 ],
@@ -372,7 +422,73 @@ pub(crate) mod tests {
             for &(name, value) in expected {
                 assert_eq!(values(&sent, name), [value], "{client:?}");
             }
+            assert!(!sent.contains_key("forwarded"), "{sent:?}");
         }
+    }
+
+    #[test]
+    fn a_trusted_proxy_chain_is_extended_and_only_the_header_it_writes_goes() {
+        let headers = client_headers(&[
+            ("x-forwarded-for", "203.0.113.9"),
+            ("x-forwarded-for", "198.51.100.1"),
+            ("forwarded", "for=192.0.2.1"),
+        ]);
+        let mut via_proxy = forwarding(&headers, None);
+        via_proxy.chain = Some(ClientAddressHeader::XForwardedFor);
+        let sent = via_proxy.to_header_map(REQUEST);
+        // Several lines are one list, in order, then the peer.
+        assert_eq!(
+            values(&sent, "x-forwarded-for"),
+            ["203.0.113.9, 198.51.100.1, 127.0.0.1"]
+        );
+        assert!(!sent.contains_key("forwarded"), "{sent:?}");
+
+        via_proxy.chain = Some(ClientAddressHeader::Forwarded);
+        let sent = via_proxy.to_header_map(REQUEST);
+        assert_eq!(values(&sent, "forwarded"), ["for=192.0.2.1"]);
+        assert_eq!(values(&sent, "x-forwarded-for"), ["127.0.0.1"]);
+    }
+
+    #[test]
+    fn the_identity_is_signed_for_the_request_it_goes_with() {
+        use panthera_identity::{KeyRing, unix_now};
+        let keys = KeyRing::parse("forward-test-key-0123456789-0123456789").unwrap();
+        let identity = verified();
+        let none = HeaderMap::new();
+        let mut signed = forwarding(&none, Some(&identity));
+        signed.identity_keys = Some(&keys);
+        let sent = signed.to_header_map(REQUEST);
+        let signature = sent.get("x-panthera-signature").unwrap();
+        assert_eq!(
+            keys.verify(signature.as_bytes(), unix_now(), REQUEST, &identity.signed),
+            Ok(())
+        );
+        let elsewhere = RequestLine {
+            method: "DELETE",
+            target: "/v1/orders/1",
+        };
+        assert!(
+            keys.verify(
+                signature.as_bytes(),
+                unix_now(),
+                elsewhere,
+                &identity.signed
+            )
+            .is_err()
+        );
+        // No identity, no signature; no keys, no signature.
+        let mut anonymous = forwarding(&none, None);
+        anonymous.identity_keys = Some(&keys);
+        assert!(
+            !anonymous
+                .to_header_map(REQUEST)
+                .contains_key("x-panthera-signature")
+        );
+        assert!(
+            !forwarding(&none, Some(&identity))
+                .to_header_map(REQUEST)
+                .contains_key("x-panthera-signature")
+        );
     }
 
     #[test]
@@ -380,10 +496,10 @@ pub(crate) mod tests {
         let headers = client_headers(&[("content-length", "5")]);
         let forwarding = forwarding(&headers, None);
         let mut kept = HeaderMap::new();
-        assert!(forwarding.write_to(&mut kept, ClientLength::Keep));
+        assert!(forwarding.write_to(&mut kept, ClientLength::Keep, REQUEST));
         assert_eq!(values(&kept, "content-length"), ["5"]);
         let mut restated = HeaderMap::new();
-        assert!(!forwarding.write_to(&mut restated, ClientLength::Restate));
+        assert!(!forwarding.write_to(&mut restated, ClientLength::Restate, REQUEST));
         assert!(!restated.contains_key("content-length"));
     }
 

@@ -11,6 +11,7 @@
 pub mod auth;
 pub mod body;
 pub mod cache;
+pub mod client_addr;
 pub mod config;
 pub mod cors;
 pub mod forward;

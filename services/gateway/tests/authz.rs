@@ -130,12 +130,21 @@ async fn method_rules_roles_and_scopes_decide_who_passes() {
     gw.shutdown().await;
 }
 
+const IDENTITY_KEYS: &str = "authz-test-identity-key-0123456789abcdef";
+
 #[tokio::test]
 async fn identity_headers_come_from_the_token_never_from_the_client() {
     let upstream = TestUpstream::start("api").await;
+    let signed = format!(
+        "{}identity: {{signingKeysEnv: TEST_IDENTITY_KEYS}}\n",
+        config(&upstream.url(), "scp")
+    );
     let gw = start_gateway(
-        &config(&upstream.url(), "scp"),
-        &[("TEST_JWT_SECRET", SECRET)],
+        &signed,
+        &[
+            ("TEST_JWT_SECRET", SECRET),
+            ("TEST_IDENTITY_KEYS", IDENTITY_KEYS),
+        ],
     )
     .await;
     let forged = [
@@ -143,6 +152,7 @@ async fn identity_headers_come_from_the_token_never_from_the_client() {
         ("X-Panthera-Roles", "admin"),
         ("x-panthera-scopes", "catalog:write"),
         ("x-panthera-token-id", "forged"),
+        ("x-panthera-signature", "v1;kid=x;t=1;sig=y"),
         ("x-panthera-other", "x"),
     ];
     let orders = format!("http://{}/v1/orders/1", gw.proxy_addr);
@@ -155,6 +165,20 @@ async fn identity_headers_come_from_the_token_never_from_the_client() {
     assert_eq!(headers["x-panthera-scopes"], "orders:read");
     assert_eq!(headers["x-panthera-token-id"], "t-1");
     assert!(headers.get("x-panthera-other").is_none(), "{headers}");
+    // Signed for this request, with the configured key, over the values sent.
+    let keys = panthera_identity::KeyRing::parse(IDENTITY_KEYS).unwrap();
+    let identity =
+        panthera_identity::IdentityFields::new(b"u-1", b"user buyer", b"orders:read", b"t-1");
+    let signature = headers["x-panthera-signature"].as_str().unwrap();
+    let request = panthera_identity::RequestLine {
+        method: "GET",
+        target: "/v1/orders/1",
+    };
+    let now = panthera_identity::unix_now();
+    assert_eq!(
+        keys.verify(signature.as_bytes(), now, request, &identity),
+        Ok(())
+    );
 
     // On a public route no identity is added and the forged one is removed all the same.
     let products = format!("http://{}/v1/products/p1", gw.proxy_addr);
@@ -171,6 +195,34 @@ async fn identity_headers_come_from_the_token_never_from_the_client() {
     let reply = call(Method::DELETE, &products, Some(&user), &forged).await;
     assert_eq!(reply.status, StatusCode::FORBIDDEN);
     gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn signing_keys_that_cannot_be_read_stop_the_start_naming_the_variable() {
+    let yaml = "listen: \"127.0.0.1:0\"\nadminListen: \"127.0.0.1:0\"\nroutes: []\nidentity: {signingKeysEnv: TEST_IDENTITY_KEYS}\n";
+    let config = panthera_gateway::GatewayConfig::from_yaml(yaml).unwrap();
+    for (env, reason) in [
+        (vec![], "not set"),
+        (
+            vec![("TEST_IDENTITY_KEYS", "too-short-secret-value")],
+            "shorter than",
+        ),
+    ] {
+        let options = panthera_gateway::GatewayOptions {
+            environment: panthera_gateway::Environment::from_pairs(env),
+            ..Default::default()
+        };
+        let Err(error) = panthera_gateway::RunningGateway::start(config.clone(), options).await
+        else {
+            panic!("started without usable signing keys");
+        };
+        let message = error.to_string();
+        assert!(
+            message.contains("TEST_IDENTITY_KEYS") && message.contains(reason),
+            "{message}"
+        );
+        assert!(!message.contains("too-short-secret-value"), "{message}");
+    }
 }
 
 #[test]

@@ -51,7 +51,7 @@ async fn serves_and_drains_on_sigterm() {
     std::fs::write(
         &path,
         format!(
-            "listen: \"127.0.0.1:{port}\"\nadminListen: \"127.0.0.1:{admin_port}\"\nroutes:\n  - {{name: api, pathPrefix: /, upstream: \"{}\"}}\nauth:\n  jwt: {{issuer: i, audiences: [a], hs256SecretEnv: GW_SECRET}}\n",
+            "listen: \"127.0.0.1:{port}\"\nadminListen: \"127.0.0.1:{admin_port}\"\nroutes:\n  - {{name: api, pathPrefix: /, upstream: \"{}\"}}\nauth:\n  jwt: {{issuer: i, audiences: [a], hs256SecretEnv: GW_SECRET}}\ntrustedProxies: [127.0.0.1/32]\n",
             upstream.url()
         ),
     )
@@ -74,9 +74,13 @@ async fn serves_and_drains_on_sigterm() {
         assert!(Instant::now() < deadline, "gateway did not start");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // Sent as a trusted proxy (127.0.0.1) would send it: the log names the client it forwards for.
     let reply = get(
         &format!("http://127.0.0.1:{port}/x"),
-        &[("authorization", "Bearer x.y.z")],
+        &[
+            ("authorization", "Bearer x.y.z"),
+            ("x-forwarded-for", "203.0.113.5"),
+        ],
     )
     .await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
@@ -108,5 +112,6 @@ async fn serves_and_drains_on_sigterm() {
     let entry: serde_json::Value = serde_json::from_str(access).unwrap();
     assert_eq!(entry["path"], "/x");
     assert_eq!(entry["route"], "api");
+    assert_eq!(entry["client"], "203.0.113.5");
     assert!(!stdout.contains("binary-test-secret"));
 }

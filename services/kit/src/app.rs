@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::CommonConfig;
 use crate::health::Readiness;
+use crate::identity::{self, IdentityCheck};
 use crate::metrics::Metrics;
 use crate::outbox::Relay;
 use crate::server::{self, HttpLimits};
@@ -24,6 +25,8 @@ pub enum Error {
     Schema(String),
     #[error("Kafka settings")]
     Kafka(#[from] kafka::SecurityError),
+    #[error("caller identity settings")]
+    Identity(#[from] identity::IdentityConfigError),
     #[error("listening on {address}")]
     Listen {
         address: std::net::SocketAddr,
@@ -43,6 +46,8 @@ pub struct Service {
     pub metrics: Metrics,
     /// TLS/SASL of the Kafka connection (`KAFKA_SECURITY_PROTOCOL` and the keys beside it).
     pub kafka_security: kafka::Security,
+    /// Which caller identities are believed (`IDENTITY_KEYS`); applied to the API by `serve`.
+    pub identity: IdentityCheck,
 }
 
 impl Service {
@@ -57,6 +62,8 @@ impl Service {
         let name = common.service_name_or(default_name).to_owned();
         // Checked before anything connects: a wrong setting stops the start with its name.
         let kafka_security = common.kafka_security()?;
+        let identity = common.identity_check()?;
+        identity.log();
         let schema = common
             .database_schema_or(default_name)
             .map_err(Error::Schema)?;
@@ -79,6 +86,7 @@ impl Service {
             readiness,
             metrics,
             kafka_security,
+            identity,
         })
     }
 
@@ -126,6 +134,7 @@ impl Service {
             request_timeout: common.request_timeout(),
         };
         let readiness = self.readiness.clone();
+        let api = api.layer(self.identity.layer());
         let app = server::app(api, self.metrics, self.readiness, limits);
         let address = common.listen_address();
         let listener = tokio::net::TcpListener::bind(address)

@@ -5,6 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::identity::{IdentityCheck, IdentityConfigError, IdentityVerify};
 use crate::kafka::{self, SaslCredentials, SaslMechanism, SecurityProtocol};
 use crate::secret::Secret;
 
@@ -99,6 +100,21 @@ pub struct CommonConfig {
     /// Requests taking longer than this are answered with 408.
     #[arg(long, env = "REQUEST_TIMEOUT_SECONDS", default_value_t = 15)]
     pub request_timeout_seconds: u64,
+
+    /// Keys the gateway signs caller identities with, comma-separated (the platform's identity
+    /// Secret); without them no caller identity is believed.
+    #[arg(long, env = "IDENTITY_KEYS", hide_env_values = true)]
+    pub identity_keys: Option<Secret>,
+
+    /// `off` believes identity headers without the gateway's signature: local development only.
+    #[arg(
+        long,
+        env = "IDENTITY_VERIFY",
+        value_enum,
+        ignore_case = true,
+        default_value_t
+    )]
+    pub identity_verify: IdentityVerify,
 }
 
 impl CommonConfig {
@@ -149,6 +165,11 @@ impl CommonConfig {
             .as_deref()
             .filter(|p| !p.as_os_str().is_empty());
         kafka::Security::new(self.kafka_security_protocol, ca_file, credentials)
+    }
+
+    /// How caller identities are checked (`IDENTITY_KEYS`, `IDENTITY_VERIFY`).
+    pub fn identity_check(&self) -> Result<IdentityCheck, IdentityConfigError> {
+        IdentityCheck::from_settings(self.identity_keys.as_ref(), self.identity_verify)
     }
 
     /// Topic list with empty entries removed.
@@ -269,6 +290,39 @@ mod tests {
             Err(kafka::SecurityError::MissingCredentials { .. })
         ));
         assert!(Cli::try_parse_from(["svc", "--kafka-security-protocol", "TLS"]).is_err());
+    }
+
+    #[test]
+    fn identity_settings_from_flags() {
+        let parse = |extra: &[&str]| {
+            let mut args = vec!["svc", "--database-url", "postgres://h/db"];
+            args.extend_from_slice(extra);
+            Cli::try_parse_from(args).unwrap().common
+        };
+        let key = "flag-test-identity-key-0123456789abcdef";
+        let signed = parse(&["--identity-keys", key]);
+        assert!(matches!(
+            signed.identity_check(),
+            Ok(IdentityCheck::Signed(_))
+        ));
+        assert!(!format!("{signed:?}").contains(key));
+        // Verification is on by default: no keys believes nobody.
+        assert!(matches!(
+            parse(&[]).identity_check(),
+            Ok(IdentityCheck::NoKeys)
+        ));
+        assert!(matches!(
+            parse(&["--identity-keys", ""]).identity_check(),
+            Ok(IdentityCheck::NoKeys)
+        ));
+        assert!(matches!(
+            parse(&["--identity-verify", "OFF"]).identity_check(),
+            Ok(IdentityCheck::Unverified)
+        ));
+        let short = parse(&["--identity-keys", "short"]).identity_check();
+        let message = short.unwrap_err().to_string();
+        assert!(message.starts_with("IDENTITY_KEYS"), "{message}");
+        assert!(!message.contains("short,"), "{message}");
     }
 
     #[test]

@@ -147,6 +147,97 @@ fn with_database(url: &str, database: &str) -> String {
     }
 }
 
+/// The identity keys (`IDENTITY_KEYS`) the tests run services with, as a platform's Secret
+/// would hold them.
+pub const IDENTITY_KEYS: &str = "panthera-test-identity-key-0123456789abcdef";
+
+/// The check a service configured with [`IDENTITY_KEYS`] applies.
+///
+/// # Panics
+/// Never: the test keys are valid.
+pub fn identity_check() -> crate::identity::IdentityCheck {
+    match panthera_identity::KeyRing::parse(IDENTITY_KEYS) {
+        Ok(keys) => crate::identity::IdentityCheck::signed(keys),
+        Err(error) => panic!("the test identity keys are refused: {error}"),
+    }
+}
+
+/// The `x-panthera-signature` the gateway would send with `identity` (header name, value pairs;
+/// the identity headers among them are signed) on `method target`, signed with `keys` now.
+///
+/// # Panics
+/// When `keys` is not a valid `IDENTITY_KEYS` value.
+pub fn identity_signature(
+    keys: &str,
+    method: &str,
+    target: &str,
+    identity: &[(&str, &str)],
+) -> String {
+    use crate::identity::{ROLES_HEADER, SCOPES_HEADER, SUBJECT_HEADER, TOKEN_ID_HEADER};
+    let keys = panthera_identity::KeyRing::parse(keys)
+        .unwrap_or_else(|error| panic!("IDENTITY_KEYS for the test: {error}"));
+    let value = |name: &str| {
+        identity
+            .iter()
+            .find(|(header, _)| header.eq_ignore_ascii_case(name))
+            .map_or(&b""[..], |(_, value)| value.as_bytes())
+    };
+    let fields = panthera_identity::IdentityFields::new(
+        value(SUBJECT_HEADER),
+        value(ROLES_HEADER),
+        value(SCOPES_HEADER),
+        value(TOKEN_ID_HEADER),
+    );
+    let request = panthera_identity::RequestLine { method, target };
+    keys.sign(panthera_identity::unix_now(), request, &fields)
+        .as_str()
+        .to_owned()
+}
+
+/// `identity` (header name, value pairs) followed by the signature the gateway would add for
+/// `method target`, made with [`IDENTITY_KEYS`]: the headers of a caller for a service started
+/// with [`service_command`].
+pub fn signed_identity(
+    method: &str,
+    target: &str,
+    identity: &[(&str, &str)],
+) -> Vec<(String, String)> {
+    let signature = identity_signature(IDENTITY_KEYS, method, target, identity);
+    identity
+        .iter()
+        .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+        .chain([(crate::identity::SIGNATURE_HEADER.to_owned(), signature)])
+        .collect()
+}
+
+/// Signs the identity headers of `request` with [`IDENTITY_KEYS`], as the gateway does; a
+/// request without `x-panthera-subject` is left as it is.
+///
+/// # Panics
+/// Never for a request whose identity headers are text.
+pub fn sign_identity<B>(request: &mut http::Request<B>) {
+    use crate::identity::{SIGNATURE_HEADER, SUBJECT_HEADER};
+    if !request.headers().contains_key(SUBJECT_HEADER) {
+        return;
+    }
+    let identity: Vec<(&str, &str)> = request
+        .headers()
+        .iter()
+        .filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?)))
+        .collect();
+    let target = request
+        .uri()
+        .path_and_query()
+        .map_or("/", http::uri::PathAndQuery::as_str);
+    let signature = identity_signature(IDENTITY_KEYS, request.method().as_str(), target, &identity);
+    match http::HeaderValue::from_str(&signature) {
+        Ok(value) => {
+            request.headers_mut().insert(SIGNATURE_HEADER, value);
+        }
+        Err(error) => panic!("a signature is a header value: {error}"),
+    }
+}
+
 /// A loopback port free at the time of the call, for a child process to listen on.
 ///
 /// # Panics
@@ -159,8 +250,9 @@ pub fn free_port() -> u16 {
 }
 
 /// A service binary started the way the rendered Deployment starts it: a clean environment with
-/// the variables every service reads (docs/contracts.md), listening on `port` on loopback. Add
-/// the service's own variables before spawning.
+/// the variables every service reads (docs/contracts.md; `IDENTITY_KEYS` is [`IDENTITY_KEYS`],
+/// so sign identities with [`identity_signature`]), listening on `port` on loopback. Add the
+/// service's own variables before spawning.
 pub fn service_command(program: &str, service: &str, port: u16) -> tokio::process::Command {
     let mut command = tokio::process::Command::new(program);
     command
@@ -169,7 +261,8 @@ pub fn service_command(program: &str, service: &str, port: u16) -> tokio::proces
         .env("BIND_ADDRESS", "127.0.0.1")
         .env("SERVICE_NAME", service)
         .env("LOG_FORMAT", "json")
-        .env("RUST_LOG", "info");
+        .env("RUST_LOG", "info")
+        .env(panthera_identity::KEYS_ENV, IDENTITY_KEYS);
     command
 }
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 use axum::Router;
 use panthera_kit::app::Service;
 use panthera_kit::health::Readiness;
+use panthera_kit::identity::IdentityCheck;
 use panthera_kit::metrics::Metrics;
 use panthera_kit::server::{self, HttpLimits};
 use sqlx::PgPool;
@@ -32,9 +33,12 @@ pub fn build_app(
     metrics: Metrics,
     readiness: Readiness,
     limits: HttpLimits,
+    identity: &IdentityCheck,
 ) -> Router {
     server::app(
-        crate::routes::router().with_state(state),
+        crate::routes::router()
+            .with_state(state)
+            .layer(identity.layer()),
         metrics,
         readiness,
         limits,

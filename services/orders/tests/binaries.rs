@@ -10,10 +10,29 @@ use std::time::Duration;
 
 use clap::Parser;
 use panthera_kit::testing::{
-    KAFKA_BROKERS_VAR, TestDatabase, free_port, service_command, service_env, unique_name,
+    IDENTITY_KEYS, KAFKA_BROKERS_VAR, TestDatabase, free_port, service_command, service_env,
+    signed_identity, unique_name,
 };
 use serde_json::{Value, json};
 use uuid::Uuid;
+
+const ADMIN: &[(&str, &str)] = &[
+    ("x-panthera-subject", "admin-1"),
+    ("x-panthera-roles", "admin"),
+];
+
+/// `identity` with the signature the gateway would add for `method target`.
+fn signed(method: &str, target: &str, identity: &[(&str, &str)]) -> reqwest::header::HeaderMap {
+    signed_identity(method, target, identity)
+        .into_iter()
+        .map(|(name, value)| {
+            (
+                reqwest::header::HeaderName::try_from(name).unwrap(),
+                reqwest::header::HeaderValue::try_from(value).unwrap(),
+            )
+        })
+        .collect()
+}
 
 async fn wait_ready(http: &reqwest::Client, base: &str) {
     for _ in 0..150 {
@@ -86,6 +105,8 @@ async fn orders_binary_settles_stock_through_kafka() {
         &brokers,
         "--order-events-topic",
         &topic,
+        "--identity-keys",
+        IDENTITY_KEYS,
     ])
     .unwrap();
     let catalog_task = tokio::spawn(panthera_catalog::run(catalog_config));
@@ -108,8 +129,7 @@ async fn orders_binary_settles_stock_through_kafka() {
 
     let product: Value = http
         .post(format!("{catalog}/v1/products"))
-        .header("x-panthera-subject", "admin-1")
-        .header("x-panthera-roles", "admin")
+        .headers(signed("POST", "/v1/products", ADMIN))
         .json(&json!({"sku": "BIN-1", "name": "Binary lamp", "priceCents": 1500, "stockAvailable": 10}))
         .send()
         .await
@@ -119,6 +139,8 @@ async fn orders_binary_settles_stock_through_kafka() {
         .unwrap();
     let product = product["id"].as_str().unwrap().to_owned();
 
+    let nil = Uuid::nil().to_string();
+    let customer = [("x-panthera-subject", nil.as_str())];
     let place = |quantity: i32, key: &'static str| {
         let http = http.clone();
         let orders = orders.clone();
@@ -128,7 +150,7 @@ async fn orders_binary_settles_stock_through_kafka() {
                 .post(format!("{orders}/v1/orders"))
                 .header("Idempotency-Key", key)
                 // What the gateway adds for a user's token.
-                .header("x-panthera-subject", Uuid::nil().to_string())
+                .headers(signed("POST", "/v1/orders", &customer))
                 .json(&json!({"customerId": Uuid::nil(), "items": [{"productId": product, "quantity": quantity}]}))
                 .send()
                 .await
@@ -143,7 +165,11 @@ async fn orders_binary_settles_stock_through_kafka() {
     assert_eq!(stock(&http, &catalog, &product).await, (6, 4));
     let response = http
         .post(format!("{orders}/v1/orders/{first}/cancel"))
-        .header("x-panthera-subject", Uuid::nil().to_string())
+        .headers(signed(
+            "POST",
+            &format!("/v1/orders/{first}/cancel"),
+            &customer,
+        ))
         .send()
         .await
         .unwrap();
@@ -154,8 +180,11 @@ async fn orders_binary_settles_stock_through_kafka() {
     for action in ["pay", "ship"] {
         let response = http
             .post(format!("{orders}/v1/orders/{second}/{action}"))
-            .header("x-panthera-subject", "admin-1")
-            .header("x-panthera-roles", "admin")
+            .headers(signed(
+                "POST",
+                &format!("/v1/orders/{second}/{action}"),
+                ADMIN,
+            ))
             .send()
             .await
             .unwrap();

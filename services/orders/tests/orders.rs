@@ -283,11 +283,12 @@ async fn stock_and_validation_errors() {
 #[tokio::test]
 async fn malformed_json_is_a_bad_request() {
     let Some(env) = env().await else { return };
-    let request = axum::http::Request::post("/v1/orders")
+    let mut request = axum::http::Request::post("/v1/orders")
         .header(header::CONTENT_TYPE, "application/json")
         .header("x-panthera-subject", common::ADMIN.0)
         .body(axum::body::Body::from("{\"customerId\": "))
         .unwrap();
+    panthera_kit::testing::sign_identity(&mut request);
     let response = tower::ServiceExt::oneshot(env.orders.clone(), request)
         .await
         .unwrap();
@@ -515,11 +516,12 @@ async fn customers_see_and_cancel_only_their_own_orders() {
     )
     .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{paid}");
-    let request = axum::http::Request::post(format!("/v1/orders/{id}/pay"))
+    let mut request = axum::http::Request::post(format!("/v1/orders/{id}/pay"))
         .header("x-panthera-subject", "fulfilment-system")
         .header("x-panthera-scopes", FULFIL_SCOPE)
         .body(axum::body::Body::empty())
         .unwrap();
+    panthera_kit::testing::sign_identity(&mut request);
     let response = tower::ServiceExt::oneshot(env.orders.clone(), request)
         .await
         .unwrap();

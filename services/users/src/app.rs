@@ -5,6 +5,7 @@ use std::sync::Arc;
 use axum::Router;
 use panthera_kit::app::Service;
 use panthera_kit::health::Readiness;
+use panthera_kit::identity::IdentityCheck;
 use panthera_kit::metrics::Metrics;
 use panthera_kit::server::{self, HttpLimits};
 use sqlx::PgPool;
@@ -27,15 +28,19 @@ pub struct AppState {
     pub events_topic: Option<Arc<str>>,
 }
 
-/// The API with operational endpoints and middleware.
+/// The API with operational endpoints and middleware; `identity` decides which callers are
+/// believed (as `Service::serve` does with `IDENTITY_KEYS`).
 pub fn build_app(
     state: AppState,
     metrics: Metrics,
     readiness: Readiness,
     limits: HttpLimits,
+    identity: &IdentityCheck,
 ) -> Router {
     server::app(
-        crate::routes::router().with_state(state),
+        crate::routes::router()
+            .with_state(state)
+            .layer(identity.layer()),
         metrics,
         readiness,
         limits,

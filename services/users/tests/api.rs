@@ -12,7 +12,7 @@ use http_body_util::BodyExt;
 use panthera_kit::health::Readiness;
 use panthera_kit::metrics::Metrics;
 use panthera_kit::server::HttpLimits;
-use panthera_kit::testing::TestDatabase;
+use panthera_kit::testing::{TestDatabase, identity_check, sign_identity};
 use panthera_users::app::MIGRATOR;
 use panthera_users::config::JwtConfig;
 use panthera_users::token::{Claims, TokenIssuer};
@@ -54,6 +54,7 @@ impl TestApp {
             Metrics::new("users"),
             readiness,
             HttpLimits::default(),
+            &identity_check(),
         );
         Some(Self { app, db })
     }
@@ -92,13 +93,15 @@ impl TestApp {
                 .header("x-panthera-subject", subject)
                 .header("x-panthera-roles", roles);
         }
-        let request = match body {
+        let mut request = match body {
             Some(body) => builder
                 .header(header::CONTENT_TYPE, "application/json")
                 .body(Body::from(body.to_string())),
             None => builder.body(Body::empty()),
         }
         .unwrap();
+        // What the gateway adds to the identity it vouches for.
+        sign_identity(&mut request);
         let (status, _, body) = self.send(request).await;
         (status, body)
     }
@@ -110,7 +113,7 @@ impl TestApp {
         content_type: &str,
         body: &str,
     ) -> (StatusCode, HeaderMap, Value) {
-        let request = Request::builder()
+        let mut request = Request::builder()
             .method(method)
             .uri(uri)
             .header(header::CONTENT_TYPE, content_type)
@@ -118,6 +121,7 @@ impl TestApp {
             .header("x-panthera-roles", "admin")
             .body(Body::from(body.to_owned()))
             .unwrap();
+        sign_identity(&mut request);
         self.send(request).await
     }
 
@@ -190,6 +194,37 @@ fn error_fields(body: &Value) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// The service believes only what the gateway signed: the same administrator's headers are 401
+/// without the signature, or with one made for another request.
+#[tokio::test]
+async fn an_identity_the_gateway_did_not_sign_is_refused() {
+    let Some(t) = TestApp::new().await else {
+        return;
+    };
+    let admin = |uri: &str| {
+        Request::builder()
+            .uri(uri)
+            .header("x-panthera-subject", ADMIN_ID)
+            .header("x-panthera-roles", "admin")
+            .body(Body::empty())
+            .unwrap()
+    };
+    let (status, _, body) = t.send(admin("/v1/users")).await;
+    assert_problem(status, &body, StatusCode::UNAUTHORIZED);
+    let mut signed_elsewhere = admin("/v1/users?limit=1");
+    sign_identity(&mut signed_elsewhere);
+    let mut moved = admin("/v1/users");
+    let signature = signed_elsewhere.headers()["x-panthera-signature"].clone();
+    moved
+        .headers_mut()
+        .insert("x-panthera-signature", signature);
+    let (status, _, body) = t.send(moved).await;
+    assert_problem(status, &body, StatusCode::UNAUTHORIZED);
+    let (status, _, body) = t.send(signed_elsewhere).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    t.finish().await;
 }
 
 #[tokio::test]

@@ -21,6 +21,8 @@ use serde_json::{Value, json};
 use tokio::process::Child;
 
 pub const SECRET: &str = "e2e-hs256-key-of-at-least-thirty-two-bytes";
+/// What the platform's identity Secret (`shop-identity`, key `keys`) holds in this test.
+pub const IDENTITY_KEYS: &str = "e2e-identity-key-of-at-least-thirty-two-bytes";
 pub const ADMIN_EMAIL: &str = "root@shop.example.com";
 pub const ADMIN_PASSWORD: &str = "first admin password";
 pub const SERVICES: [&str; 3] = ["users", "catalog", "orders"];
@@ -75,6 +77,9 @@ fn render_shop() -> Rendered {
 
 pub struct Shop {
     pub gateway: Gateway,
+    /// Each service straight, around the gateway: what an attacker in the cluster reaches when
+    /// the network plugin does not enforce NetworkPolicy (loopback has none).
+    pub direct: BTreeMap<&'static str, Gateway>,
     pub users_db: TestDatabase,
     /// catalog and orders share it, as the shop says (each in a schema of its own).
     pub orders_db: TestDatabase,
@@ -98,6 +103,7 @@ impl Shop {
         let secret = |name: &str, key: &str| -> String {
             match (name, key) {
                 ("shop-jwt", "secret") => SECRET.to_owned(),
+                ("shop-identity", "keys") => IDENTITY_KEYS.to_owned(),
                 ("shop-admin", "email") => ADMIN_EMAIL.to_owned(),
                 ("shop-admin", "password") => ADMIN_PASSWORD.to_owned(),
                 ("shop-redis", "url") => redis.clone(),
@@ -179,6 +185,10 @@ impl Shop {
         wait_ready(&http, &format!("http://127.0.0.1:{admin_port}/readyz")).await;
         Some(Self {
             gateway: Gateway::new(format!("http://127.0.0.1:{proxy_port}")),
+            direct: ports
+                .iter()
+                .map(|(service, port)| (*service, Gateway::new(format!("http://127.0.0.1:{port}"))))
+                .collect(),
             users_db,
             orders_db,
             children,

@@ -1,12 +1,14 @@
 //! The caller's verified identity and the headers that carry it upstream.
 //!
-//! Services trust these headers because the gateway is the only way in (NetworkPolicy) and it
-//! removes every `x-panthera-*` header a client sent before adding its own: a client cannot
-//! forge them. The names are part of `docs/contracts.md`.
+//! The gateway removes every `x-panthera-*` header a client sent before adding its own, so a
+//! client of the gateway cannot forge them; and it signs them (`x-panthera-signature`, see
+//! `panthera_identity`), so a client that reaches a service without the gateway cannot either,
+//! NetworkPolicy enforced or not. The names are part of `docs/contracts.md`.
 
 use std::sync::Arc;
 
 use http::{HeaderName, HeaderValue};
+use panthera_identity::IdentityFields;
 use serde_json::{Map, Value};
 
 use super::AuthError;
@@ -17,6 +19,8 @@ pub static SUBJECT_HEADER: HeaderName = HeaderName::from_static("x-panthera-subj
 pub static ROLES_HEADER: HeaderName = HeaderName::from_static("x-panthera-roles");
 pub static SCOPES_HEADER: HeaderName = HeaderName::from_static("x-panthera-scopes");
 pub static TOKEN_ID_HEADER: HeaderName = HeaderName::from_static("x-panthera-token-id");
+pub static SIGNATURE_HEADER: HeaderName =
+    HeaderName::from_static(panthera_identity::SIGNATURE_HEADER);
 
 /// Whether a (lower-case) request header name is one only the gateway may set.
 pub fn is_reserved(name: &str) -> bool {
@@ -33,6 +37,8 @@ pub struct Identity {
     pub token_id: Option<Box<str>>,
     /// The identity headers, encoded once so that forwarding only copies bytes.
     pub headers: Box<[(HeaderName, HeaderValue)]>,
+    /// The values of `headers` as the signature covers them (an absent header is empty).
+    pub signed: IdentityFields,
 }
 
 impl Identity {
@@ -72,12 +78,25 @@ impl Identity {
         {
             headers.push((TOKEN_ID_HEADER.clone(), value));
         }
+        let sent = |name: &HeaderName| {
+            headers
+                .iter()
+                .find(|(sent, _)| sent == name)
+                .map_or(&b""[..], |(_, value)| value.as_bytes())
+        };
+        let signed = IdentityFields::new(
+            sent(&SUBJECT_HEADER),
+            sent(&ROLES_HEADER),
+            sent(&SCOPES_HEADER),
+            sent(&TOKEN_ID_HEADER),
+        );
         Ok(Self {
             subject,
             roles,
             scopes,
             token_id,
             headers: headers.into_boxed_slice(),
+            signed,
         })
     }
 

@@ -51,6 +51,10 @@ pub enum ProxyError {
     Jwt(#[from] crate::auth::jwt::JwtSetupError),
     #[error(transparent)]
     RateLimit(#[from] crate::ratelimit::RateLimitError),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("failed to read the identity signing keys from {env}: {reason}")]
+    IdentityKeys { env: String, reason: String },
 }
 
 pub type Result<T, E = ProxyError> = std::result::Result<T, E>;
@@ -189,7 +193,9 @@ impl Gateway {
     ) -> Response<GatewayBody> {
         let started = Instant::now();
         let state = self.state.load_full();
-        let client = peer.addr;
+        let client = state
+            .client_address
+            .resolve(peer.addr.ip(), request.headers());
         // Forwarded upstream by the pipeline (not inserted here: one header-map update less).
         let request_id = self.request_id(request.headers());
         let route = state.routes.find(request.uri().path()).cloned();
@@ -209,6 +215,7 @@ impl Gateway {
             state: Arc::clone(&state),
             route,
             peer,
+            client,
             request_id: request_id.clone(),
         };
         let mut response = match &state.cors {
@@ -231,7 +238,7 @@ impl Gateway {
             tracing::info!(
                 target: ACCESS_TARGET,
                 request_id = request_id.to_str().unwrap_or(""),
-                client = %client.ip(),
+                client = %client.ip,
                 method = %method,
                 path,
                 route = &*route_name,

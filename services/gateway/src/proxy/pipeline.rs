@@ -20,6 +20,7 @@ use super::{Gateway, GatewayState, Peer};
 use crate::auth::bearer_token;
 use crate::body::GatewayBody;
 use crate::cache::{self, CachedResponse, ResponseCache};
+use crate::client_addr::ClientAddress;
 use crate::forward::X_REQUEST_ID;
 use crate::ratelimit::{Decision, retry_after_secs};
 use crate::routing::Route;
@@ -33,6 +34,8 @@ pub(super) struct Pipeline {
     pub(super) state: Arc<GatewayState>,
     pub(super) route: Option<Arc<Route>>,
     pub(super) peer: Peer,
+    /// Who sent the request: the peer, or the client a trusted proxy names.
+    pub(super) client: ClientAddress,
     pub(super) request_id: HeaderValue,
 }
 
@@ -74,7 +77,7 @@ impl Pipeline {
         }
         if let Some(limiter) = &self.state.rate_limiter {
             let subject = identity.as_ref().and_then(|id| id.subject.as_ref());
-            let key = limiter.key_for(self.peer.addr.ip(), subject);
+            let key = limiter.key_for(self.client.ip, subject);
             if let Decision::Limited { retry_after } = Box::pin(limiter.check(&key)).await {
                 let mut response =
                     error_response(StatusCode::TOO_MANY_REQUESTS, "rate limit exceeded");

@@ -12,6 +12,7 @@ use http::uri::Uri;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::{Body, Incoming};
+use panthera_identity::RequestLine;
 use tokio::time::error::Elapsed;
 
 use super::pipeline::Pipeline;
@@ -41,8 +42,13 @@ impl Pipeline {
             headers: &parts.headers,
             host: &route.host_header,
             request_id: &self.request_id,
-            client_ip: &self.peer.ip,
+            peer_ip: &self.peer.ip,
+            chain: self
+                .client
+                .via_trusted_proxy
+                .then(|| self.state.client_address.header()),
             identity,
+            identity_keys: self.state.identity_keys.as_deref(),
         };
         match &route.pool {
             Some(pool) => {
@@ -76,7 +82,11 @@ impl Pipeline {
         uri_parts.authority = Some(route.authority.clone());
         uri_parts.path_and_query = Some(path_and_query);
         let uri = Uri::from_parts(uri_parts).map_err(|_| UpstreamFailure::BadRequest)?;
-        let mut headers = forwarding.to_header_map();
+        let request = RequestLine {
+            method: parts.method.as_str(),
+            target: uri.path_and_query().map_or("/", |target| target.as_str()),
+        };
+        let mut headers = forwarding.to_header_map(request);
         let mut body = request_body(body, limit, &retry).await?;
         let method = &parts.method;
         let last = retry.attempts().saturating_sub(1);

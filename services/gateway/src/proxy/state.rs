@@ -3,17 +3,20 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use panthera_identity::KeyRing;
 use tower_http::cors::CorsLayer;
 
-use super::Result;
+use super::{ProxyError, Result};
 use crate::auth::JwtValidator;
 use crate::cache::ResponseCache;
+use crate::client_addr::ClientAddressPolicy;
 use crate::config::{CacheConfig, GatewayConfig, RateLimitConfig};
 use crate::cors::cors_layer;
 use crate::ratelimit::RateLimiter;
 use crate::routing::RouteTable;
 
-/// Where variables named by the config (`hs256SecretEnv`, `redisUrlEnv`) are looked up:
+/// Where variables named by the config (`hs256SecretEnv`, `redisUrlEnv`, `signingKeysEnv`) are
+/// looked up:
 /// the process environment, or a fixed map (tests, which may not mutate the process env).
 #[derive(Clone)]
 pub struct Environment(Arc<EnvLookup>);
@@ -81,6 +84,9 @@ pub struct GatewayState {
     pub(super) rate_limiter: Option<Arc<RateLimiter>>,
     pub(super) cors: Option<CorsLayer>,
     pub(super) cache: Option<Arc<ResponseCache>>,
+    pub(super) client_address: ClientAddressPolicy,
+    /// Signs the identity headers sent upstream; `None`: they go unsigned.
+    pub(super) identity_keys: Option<Arc<KeyRing>>,
 }
 
 impl GatewayState {
@@ -127,6 +133,15 @@ impl GatewayState {
                 .or_else(|| ResponseCache::from_config(cache_config).map(Arc::new)),
         };
         let cors = config.cors.as_ref().map(cors_layer);
+        let client_address =
+            ClientAddressPolicy::new(config.trusted_proxies()?, config.client_address_header);
+        let identity_keys = match &config.identity {
+            None => None,
+            Some(identity) => Some(Arc::new(identity_keys(
+                &identity.signing_keys_env,
+                &options.environment,
+            )?)),
+        };
         Ok(Self {
             config,
             routes,
@@ -134,6 +149,8 @@ impl GatewayState {
             rate_limiter,
             cors,
             cache,
+            client_address,
+            identity_keys,
         })
     }
 
@@ -141,6 +158,20 @@ impl GatewayState {
     pub fn is_ready(&self) -> bool {
         self.jwt.as_ref().is_none_or(|jwt| jwt.is_ready())
     }
+}
+
+/// The signing keys from the variable `env` names; errors name the variable, never its value.
+fn identity_keys(env: &str, environment: &Environment) -> Result<KeyRing> {
+    let text = environment
+        .var(env)
+        .ok_or_else(|| ProxyError::IdentityKeys {
+            env: env.to_owned(),
+            reason: "the variable is not set".to_owned(),
+        })?;
+    KeyRing::parse(&text).map_err(|err| ProxyError::IdentityKeys {
+        env: env.to_owned(),
+        reason: err.to_string(),
+    })
 }
 
 fn reuse_if_same<'a>(

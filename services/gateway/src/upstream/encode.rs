@@ -3,6 +3,7 @@
 
 use http::header::{self, HeaderName, HeaderValue};
 use http_body_util::BodyExt;
+use panthera_identity::RequestLine;
 use tokio::io::AsyncWriteExt;
 
 use super::conn::Conn;
@@ -90,7 +91,12 @@ fn encode_head(write: &mut Vec<u8>, head: &RequestHead<'_>, buffered: bool) -> b
     } else {
         ClientLength::Keep
     };
-    head.forwarding.write_to(&mut HeadWriter(write), length)
+    let request = RequestLine {
+        method: head.method.as_str(),
+        target: head.target,
+    };
+    head.forwarding
+        .write_to(&mut HeadWriter(write), length, request)
 }
 
 /// The forwarded headers written straight into the request head, as `name: value` lines.
@@ -101,12 +107,18 @@ impl HeaderSink for HeadWriter<'_> {
         put_header(self.0, name.as_str().as_bytes(), value.as_bytes());
     }
 
-    fn put_list(&mut self, name: &HeaderName, list: &HeaderValue, item: &HeaderValue) {
+    fn put_bytes(&mut self, name: &HeaderName, value: &[u8]) {
+        put_header(self.0, name.as_str().as_bytes(), value);
+    }
+
+    fn put_list(&mut self, name: &HeaderName, list: &[&HeaderValue], item: &HeaderValue) {
         let write = &mut *self.0;
         write.extend_from_slice(name.as_str().as_bytes());
         write.extend_from_slice(b": ");
-        write.extend_from_slice(list.as_bytes());
-        write.extend_from_slice(b", ");
+        for value in list {
+            write.extend_from_slice(value.as_bytes());
+            write.extend_from_slice(b", ");
+        }
         write.extend_from_slice(item.as_bytes());
         write.extend_from_slice(b"\r\n");
     }
@@ -153,7 +165,7 @@ mod tests {
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "GET /a?b HTTP/1.1\r\nx-forwarded-proto: https\r\naccept: */*\r\nhost: users:8080\r\n\
-             x-forwarded-host: gw.example.com\r\nx-forwarded-for: 10.0.0.1, 127.0.0.1\r\n\
+             x-forwarded-host: gw.example.com\r\nx-forwarded-for: 127.0.0.1\r\n\
              x-request-id: rid-1\r\nx-panthera-subject: u-1\r\nx-panthera-roles: user\r\n\
              x-panthera-scopes: \r\nx-panthera-token-id: t-1\r\n"
         );
@@ -173,7 +185,9 @@ mod tests {
             ("x-panthera-subject", "forged"),
         ]);
         let identity = identity(serde_json::json!({"sub": "u-1"}));
-        let forwarding = forwarding(&headers, Some(&identity));
+        let mut forwarding = forwarding(&headers, Some(&identity));
+        // From a trusted proxy, so the chain is joined on both paths.
+        forwarding.chain = Some(crate::client_addr::ClientAddressHeader::XForwardedFor);
         let head = RequestHead {
             method: &Method::POST,
             target: "/",
@@ -188,7 +202,10 @@ mod tests {
             .skip(1)
             .map(|line| line.split_once(": ").unwrap())
             .collect();
-        let map = forwarding.to_header_map();
+        let map = forwarding.to_header_map(RequestLine {
+            method: "POST",
+            target: "/",
+        });
         let mapped: Vec<(&str, &str)> = map
             .iter()
             .map(|(name, value)| (name.as_str(), value.to_str().unwrap()))

@@ -14,7 +14,7 @@ use http_body_util::BodyExt;
 use panthera_kit::health::Readiness;
 use panthera_kit::metrics::Metrics;
 use panthera_kit::server::{self, HttpLimits};
-use panthera_kit::testing::TestDatabase;
+use panthera_kit::testing::{TestDatabase, identity_check, sign_identity, signed_identity};
 use panthera_orders::catalog::CatalogClient;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -46,6 +46,7 @@ impl Env {
             Metrics::new("catalog"),
             Readiness::new(),
             HttpLimits::default(),
+            &identity_check(),
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let catalog_url = format!("http://{}", listener.local_addr().unwrap());
@@ -84,6 +85,7 @@ impl Env {
             Metrics::new("orders"),
             Readiness::new(),
             HttpLimits::default(),
+            &identity_check(),
         )
     }
 
@@ -98,9 +100,8 @@ impl Env {
         let response = self
             .http
             .post(format!("{}/v1/products", self.catalog_url))
-            // Catalog writes need the admin role (the gateway would forward it).
-            .header("x-panthera-subject", "admin-1")
-            .header("x-panthera-roles", "admin")
+            // Catalog writes need the admin role (the gateway would forward it, signed).
+            .headers(admin_headers("POST", "/v1/products"))
             .json(&json!({"sku": sku, "name": sku, "priceCents": price_cents, "stockAvailable": stock}))
             .send()
             .await
@@ -197,13 +198,15 @@ pub async fn send_as(
     if let Some(key) = key {
         builder = builder.header("idempotency-key", key);
     }
-    let request = match body {
+    let mut request = match body {
         Some(body) => builder
             .header(header::CONTENT_TYPE, "application/json")
             .body(Body::from(body.to_string())),
         None => builder.body(Body::empty()),
     }
     .unwrap();
+    // What the gateway adds to the identity it vouches for.
+    sign_identity(&mut request);
     let response = app.clone().oneshot(request).await.unwrap();
     let status = response.status();
     let headers = response.headers().clone();
@@ -232,4 +235,33 @@ pub fn fields(body: &Value) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// An administrator's identity headers for `method target`, signed as the gateway signs them.
+pub fn admin_headers(method: &str, target: &str) -> reqwest::header::HeaderMap {
+    signed_headers(
+        method,
+        target,
+        &[
+            ("x-panthera-subject", "admin-1"),
+            ("x-panthera-roles", "admin"),
+        ],
+    )
+}
+
+/// `identity` (header name, value pairs) with the gateway's signature for `method target`.
+pub fn signed_headers(
+    method: &str,
+    target: &str,
+    identity: &[(&str, &str)],
+) -> reqwest::header::HeaderMap {
+    signed_identity(method, target, identity)
+        .into_iter()
+        .map(|(name, value)| {
+            (
+                reqwest::header::HeaderName::try_from(name).unwrap(),
+                reqwest::header::HeaderValue::try_from(value).unwrap(),
+            )
+        })
+        .collect()
 }
