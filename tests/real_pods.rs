@@ -106,6 +106,9 @@ fn assert_all_ready_on(node: &RealNode, pods: &[Pod]) {
 mod real_node {
     use super::*;
 
+    /// Each probe failure mode the day-2 issue found, on the real node.
+    mod probes;
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_shop_runs_on_a_real_node_from_apply_to_a_shipped_order() {
         let Some(node) = real_node() else {
