@@ -190,6 +190,29 @@ async fn retries_idempotent_requests_only() {
     gw2.shutdown().await;
 }
 
+/// An upstream that refuses the first connection (a pod that closed its listener while the
+/// Service still sent it traffic): the request was not sent, so even a POST goes to the next
+/// connection, once.
+#[tokio::test]
+async fn a_refused_connection_is_dialled_again_for_every_method() {
+    let port = closed_port().await;
+    let yaml = format!(
+        "routes:\n  - {{name: users, pathPrefix: /, upstream: \"http://{port}\", retries: 0}}\n"
+    );
+    let gw = start_gateway(&yaml, &[]).await;
+    let url = format!("http://{}/orders", gw.proxy_addr);
+    let listening = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        TestUpstream::start_on("users", port).await
+    });
+    let reply = send(Method::POST, &url, &[], "order").await;
+    let users = listening.await.unwrap();
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    assert_eq!(reply.json()["method"], "POST");
+    assert_eq!(users.count(), 1, "the POST was sent once");
+    gw.shutdown().await;
+}
+
 #[tokio::test]
 async fn caches_get_responses_the_upstream_allows() {
     let users = TestUpstream::start("users").await;

@@ -17,6 +17,9 @@ use super::{RequestBody, RequestHead, Result, UpstreamError};
 const MAX_IDLE: usize = 1024;
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// A refused connection is dialled again this often per attempt, after 25, then 50 ms.
+const REFUSED_REDIALS: u32 = 2;
+const REDIAL_PAUSE: Duration = Duration::from_millis(25);
 /// A reused connection the upstream closed in the meantime is replaced at most this often per
 /// request before a fresh connection is dialled.
 const MAX_STALE_RETRIES: usize = 4;
@@ -74,7 +77,27 @@ impl Pool {
         }
     }
 
+    /// A new connection. A refused one is dialled again after a moment, for every method:
+    /// nothing was sent yet, and through a Service address the next connection may reach
+    /// another endpoint (a pod that has closed its listener can stay behind the Service address
+    /// until the proxies on every node have caught up).
     async fn connect(&self) -> Result<Conn> {
+        let mut refused = 0;
+        loop {
+            match self.dial().await {
+                Err(UpstreamError::Connect(error))
+                    if error.kind() == std::io::ErrorKind::ConnectionRefused
+                        && refused < REFUSED_REDIALS =>
+                {
+                    refused += 1;
+                    tokio::time::sleep(REDIAL_PAUSE * refused).await;
+                }
+                dialled => return dialled,
+            }
+        }
+    }
+
+    async fn dial(&self) -> Result<Conn> {
         let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&self.target))
             .await
             .map_err(|_| UpstreamError::ConnectTimeout)?
