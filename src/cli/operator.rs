@@ -65,10 +65,11 @@ pub fn run(args: &Args, _out: &mut dyn Write) -> Result<()> {
         .map_err(|e| Error::Usage(format!("cannot start the async runtime: {e}")))?;
     rt.block_on(async {
         let client = args.cluster.watch_client().await?;
-        // The standard AWS configuration (region, AWS_ENDPOINT_URL, credentials chain: IRSA or
-        // Pod Identity in a cluster). Credentials are resolved on first use, so an operator
-        // without AWS stores needs none.
-        let aws = crate::cloud::aws::Aws::from_env().await;
+        // The standard AWS configuration (AWS_REGION, AWS_ENDPOINT_URL, credentials chain: IRSA
+        // or Pod Identity in a cluster) but for the region from instance metadata. Credentials
+        // are resolved on first use, so an operator without AWS stores needs none and calls
+        // nothing at start.
+        let aws = crate::cloud::aws::Aws::from_env_for_pod().await;
         let engine = crate::engine::Engine::new(client.clone(), renderer)
             .with_rate_limit(args.cluster.qps, args.cluster.burst)
             .with_aws(aws);

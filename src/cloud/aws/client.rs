@@ -78,6 +78,25 @@ impl Aws {
         Self::from_config(config)
     }
 
+    /// [`Aws::from_env`] for the operator in a pod: the region only from `AWS_REGION` or the
+    /// profile, never from instance metadata. In a pod that is the node's region (and outside
+    /// AWS a request that leaves the cluster and times out at every start); a platform's region
+    /// is `spec.aws.region`. Credentials are still the default chain, resolved on first use.
+    pub async fn from_env_for_pod() -> Self {
+        use aws_config::environment::EnvironmentVariableRegionProvider;
+        use aws_config::meta::region::RegionProviderChain;
+        use aws_config::profile::ProfileFileRegionProvider;
+        let region = RegionProviderChain::first_try(EnvironmentVariableRegionProvider::new())
+            .or_else(ProfileFileRegionProvider::new());
+        let config = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(http_client())
+            .retry_config(retry_config())
+            .region(region)
+            .load()
+            .await;
+        Self::from_config(config)
+    }
+
     /// Clients from an explicit configuration (tests, or a caller with its own settings).
     pub fn from_config(config: SdkConfig) -> Self {
         Self {
