@@ -23,11 +23,12 @@ use panthera_e2e::{Gateway, Method, order_journey};
 use serde_json::{Value, json};
 
 /// One request of the load: when it was sent, how long it took, whether it failed.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 struct Sample {
     at: Instant,
     latency: Duration,
-    failed: bool,
+    /// `METHOD path: status or transport error` of a failed request.
+    failure: Option<String>,
 }
 
 fn main() {
@@ -144,14 +145,18 @@ async fn run() {
             let samples = samples.lock().unwrap().clone();
             let (steady, during): (Vec<Sample>, Vec<Sample>) =
                 samples.into_iter().partition(|s| s.at < rolled);
+            let failures: Vec<&String> = during.iter().filter_map(|s| s.failure.as_ref()).collect();
             println!(
                 "{workload} ({label}) | {} | {} | {:.1} | {:.1} | {:.0}",
                 during.len(),
-                during.iter().filter(|s| s.failed).count(),
+                failures.len(),
                 p99(&during),
                 p99(&steady),
                 took.as_secs_f64()
             );
+            for failure in failures.iter().take(5) {
+                println!("    failed: {failure}");
+            }
         }
         let _ = node
             .cluster
@@ -180,14 +185,18 @@ async fn drive(
         let (gateway, samples) = (Arc::clone(&gateway), Arc::clone(&samples));
         tasks.push(tokio::spawn(async move {
             let at = Instant::now();
-            let status = gateway
-                .try_send(method, &path, Some(&token), body.as_ref())
+            let outcome = gateway
+                .try_send(method.clone(), &path, Some(&token), body.as_ref())
                 .await;
-            let failed = status.is_none_or(|s| s.is_server_error());
+            let failure = match outcome {
+                Ok(status) if !status.is_server_error() => None,
+                Ok(status) => Some(format!("{method} {path}: {status}")),
+                Err(error) => Some(format!("{method} {path}: {error}")),
+            };
             samples.lock().unwrap().push(Sample {
                 at,
                 latency: at.elapsed(),
-                failed,
+                failure,
             });
         }));
     }

@@ -122,14 +122,14 @@ impl Gateway {
     }
 
     /// One request that may fail in transport, unrecorded (load generation): its status, or
-    /// `None` when no answer came.
+    /// why no whole answer came (the transport error and its causes).
     pub async fn try_send(
         &self,
         method: Method,
         path: &str,
         token: Option<&str>,
         body: Option<&Value>,
-    ) -> Option<StatusCode> {
+    ) -> Result<StatusCode, String> {
         let mut request = self.http.request(method, format!("{}{path}", self.base));
         if let Some(token) = token {
             request = request.bearer_auth(token);
@@ -137,10 +137,11 @@ impl Gateway {
         if let Some(body) = body {
             request = request.json(body);
         }
-        let response = request.send().await.ok()?;
+        let response = request.send().await.map_err(|e| causes(&e))?;
         let status = response.status();
         // A body cut off midway is a failure too.
-        response.bytes().await.ok().map(|_| status)
+        response.bytes().await.map_err(|e| causes(&e))?;
+        Ok(status)
     }
 
     /// `call` without extra headers, for the status and body.
@@ -327,4 +328,16 @@ pub async fn wait_for_stock(gateway: &Gateway, product_path: &str, expected: Val
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
+
+/// An error with its sources, `: `-separated (reqwest's own text hides the cause).
+fn causes(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
