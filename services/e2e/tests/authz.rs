@@ -58,12 +58,13 @@ async fn the_shop_lets_each_caller_do_what_the_model_says_and_nothing_else() {
 
     // --- What is allowed ---------------------------------------------------------------------
     // Sign-up through the gateway, without a token; status and roles cannot be chosen.
-    let ada = shop.sign_up("Ada", "ada@example.com").await;
+    let ada = shop.gateway.sign_up("Ada", "ada@example.com").await;
     assert_eq!(
         (ada["status"].clone(), ada["roles"].clone()),
         (json!("active"), json!([]))
     );
     let (status, _, body) = shop
+        .gateway
         .call(
             Method::POST,
             "/v1/users",
@@ -73,15 +74,16 @@ async fn the_shop_lets_each_caller_do_what_the_model_says_and_nothing_else() {
         )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-    let bob = shop.sign_up("Bob", "bob@example.com").await;
+    let bob = shop.gateway.sign_up("Bob", "bob@example.com").await;
     let (ada_id, bob_id) = (ada["id"].as_str().unwrap(), bob["id"].as_str().unwrap());
-    let ada_token = shop.token("ada@example.com", PASSWORD).await;
-    let bob_token = shop.token("bob@example.com", PASSWORD).await;
+    let ada_token = shop.gateway.token("ada@example.com", PASSWORD).await;
+    let bob_token = shop.gateway.token("bob@example.com", PASSWORD).await;
     // The administrator exists from the Secret the platform names.
-    let admin_token = shop.token(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let admin_token = shop.gateway.token(ADMIN_EMAIL, ADMIN_PASSWORD).await;
 
     // Own profile.
     let (status, _, me) = shop
+        .gateway
         .call(
             Method::GET,
             &format!("/v1/users/{ada_id}"),
@@ -95,6 +97,7 @@ async fn the_shop_lets_each_caller_do_what_the_model_says_and_nothing_else() {
         (StatusCode::OK, json!("ada@example.com"))
     );
     let (status, _, me) = shop
+        .gateway
         .call(
             Method::PATCH,
             &format!("/v1/users/{ada_id}"),
@@ -110,6 +113,7 @@ async fn the_shop_lets_each_caller_do_what_the_model_says_and_nothing_else() {
 
     // The administrator stocks the catalog; anyone reads it.
     let (status, _, product) = shop
+        .gateway
         .call(
             Method::POST,
             "/v1/products",
@@ -123,6 +127,7 @@ async fn the_shop_lets_each_caller_do_what_the_model_says_and_nothing_else() {
     assert_eq!(status, StatusCode::CREATED, "{product}");
     let product_id = product["id"].as_str().unwrap().to_owned();
     let (status, _, read) = shop
+        .gateway
         .call(
             Method::GET,
             &format!("/v1/products/{product_id}"),
@@ -138,6 +143,7 @@ async fn the_shop_lets_each_caller_do_what_the_model_says_and_nothing_else() {
 
     // Ada orders for herself (no customerId needed), and sees only her own orders.
     let (status, _, order) = shop
+        .gateway
         .call(
             Method::POST,
             "/v1/orders",
@@ -150,6 +156,7 @@ async fn the_shop_lets_each_caller_do_what_the_model_says_and_nothing_else() {
     assert_eq!(order["customerId"], ada_id);
     let order_id = order["id"].as_str().unwrap().to_owned();
     let (status, _, list) = shop
+        .gateway
         .call(Method::GET, "/v1/orders", Some(&ada_token), &[], None)
         .await;
     assert_eq!(
@@ -157,6 +164,7 @@ async fn the_shop_lets_each_caller_do_what_the_model_says_and_nothing_else() {
         (StatusCode::OK, json!(1))
     );
     let (status, _, list) = shop
+        .gateway
         .call(Method::GET, "/v1/orders", Some(&bob_token), &[], None)
         .await;
     assert_eq!(
@@ -166,6 +174,7 @@ async fn the_shop_lets_each_caller_do_what_the_model_says_and_nothing_else() {
 
     // The administrator's actions: list users, pay and ship Ada's order.
     let (status, _, users) = shop
+        .gateway
         .call(Method::GET, "/v1/users", Some(&admin_token), &[], None)
         .await;
     assert_eq!(
@@ -174,6 +183,7 @@ async fn the_shop_lets_each_caller_do_what_the_model_says_and_nothing_else() {
     );
     for action in ["pay", "ship"] {
         let (status, _, paid) = shop
+            .gateway
             .call(
                 Method::POST,
                 &format!("/v1/orders/{order_id}/{action}"),
@@ -413,7 +423,7 @@ async fn the_shop_lets_each_caller_do_what_the_model_says_and_nothing_else() {
     ];
     for (what, method, path, token, headers, body, expected) in attacks {
         let (status, response_headers, problem) =
-            shop.call(method, &path, token, headers, body).await;
+            shop.gateway.call(method, &path, token, headers, body).await;
         assert_problem(
             status,
             &response_headers,
@@ -424,6 +434,7 @@ async fn the_shop_lets_each_caller_do_what_the_model_says_and_nothing_else() {
     }
     // A forged header on a public route is dropped too: sign-up still makes an ordinary user.
     let (status, _, eve) = shop
+        .gateway
         .call(
             Method::POST,
             "/v1/users",
@@ -449,9 +460,9 @@ async fn a_forged_identity_sent_straight_to_a_service_is_refused() {
     let Some(shop) = Shop::start().await else {
         return;
     };
-    let bob = shop.sign_up("Bob", "bob@example.com").await;
+    let bob = shop.gateway.sign_up("Bob", "bob@example.com").await;
     let bob_id = bob["id"].as_str().unwrap().to_owned();
-    let admin_token = shop.token(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let admin_token = shop.gateway.token(ADMIN_EMAIL, ADMIN_PASSWORD).await;
     let (status, product) = shop
         .gateway
         .send(

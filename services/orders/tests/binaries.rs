@@ -5,13 +5,16 @@
 // Test helpers outside #[test] functions unwrap too: a failure there is a test failure.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use clap::Parser;
+use common::signed_headers as signed;
 use panthera_kit::testing::{
     IDENTITY_KEYS, KAFKA_BROKERS_VAR, TestDatabase, free_port, service_command, service_env,
-    signed_identity, unique_name,
+    unique_name,
 };
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -20,19 +23,6 @@ const ADMIN: &[(&str, &str)] = &[
     ("x-panthera-subject", "admin-1"),
     ("x-panthera-roles", "admin"),
 ];
-
-/// `identity` with the signature the gateway would add for `method target`.
-fn signed(method: &str, target: &str, identity: &[(&str, &str)]) -> reqwest::header::HeaderMap {
-    signed_identity(method, target, identity)
-        .into_iter()
-        .map(|(name, value)| {
-            (
-                reqwest::header::HeaderName::try_from(name).unwrap(),
-                reqwest::header::HeaderValue::try_from(value).unwrap(),
-            )
-        })
-        .collect()
-}
 
 async fn wait_ready(http: &reqwest::Client, base: &str) {
     for _ in 0..150 {

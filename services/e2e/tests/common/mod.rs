@@ -12,7 +12,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use panthera::render::{Redacted, Renderer};
-use panthera_e2e::{Gateway, Method, StatusCode};
+use panthera_e2e::{Gateway, StatusCode};
 use panthera_kit::testing::{
     KAFKA_BROKERS_VAR, REDIS_URL_VAR, TestDatabase, free_port, service_command, service_env,
     unique_name,
@@ -194,26 +194,6 @@ impl Shop {
             children,
             _dir: dir,
         })
-    }
-
-    /// One request through the gateway; `token` as a bearer token, `headers` verbatim.
-    pub async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        token: Option<&str>,
-        headers: &[(&str, &str)],
-        body: Option<Value>,
-    ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
-        self.gateway.call(method, path, token, headers, body).await
-    }
-
-    pub async fn sign_up(&self, first_name: &str, email: &str) -> Value {
-        self.gateway.sign_up(first_name, email).await
-    }
-
-    pub async fn token(&self, email: &str, password: &str) -> String {
-        self.gateway.token(email, password).await
     }
 
     /// Every row the attacks could touch, to compare before and after.
