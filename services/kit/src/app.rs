@@ -79,6 +79,7 @@ impl Service {
         tracing::info!(%schema, "database migrated");
         let readiness = Readiness::new().with_postgres(pool.clone());
         let metrics = Metrics::new(&name);
+        metrics.register_pool(pool.clone());
         Ok(Self {
             name,
             shutdown,

@@ -27,6 +27,7 @@ use futures::future::BoxFuture;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use rskafka::client::Client;
 use rskafka::client::error::{Error as RsKafkaError, ProtocolError};
 use rskafka::client::partition::{OffsetAt, PartitionClient};
@@ -92,11 +93,17 @@ pub struct Consumer<H> {
     partition: Option<PartitionClient>,
     max_wait_ms: i32,
     events: Family<EventOutcomeLabels, Counter>,
+    lag: Family<TopicLabels, Gauge>,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct EventOutcomeLabels {
     outcome: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TopicLabels {
+    topic: String,
 }
 
 impl<H> std::fmt::Debug for Consumer<H> {
@@ -120,17 +127,33 @@ impl<H: EventHandler> Consumer<H> {
             partition: None,
             max_wait_ms: 500,
             events: Family::default(),
+            lag: Family::default(),
         }
     }
 
-    /// Exports `consumer_events_total{outcome="applied|duplicate|undecodable"}`.
+    /// Exports `consumer_events_total{outcome="applied|duplicate|undecodable"}` and
+    /// `consumer_lag_records{topic}`.
     pub fn with_metrics(self, metrics: &crate::metrics::Metrics) -> Self {
         metrics.register(
             "consumer_events",
             "Events read by the consumer, by outcome",
             self.events.clone(),
         );
+        metrics.register(
+            "consumer_lag_records",
+            "Records on the topic after the last one fetched (the partition's high watermark minus the next offset), as of the last fetch",
+            self.lag.clone(),
+        );
         self
+    }
+
+    /// The lag measured by the last fetch.
+    pub fn lag(&self) -> i64 {
+        self.lag
+            .get_or_create(&TopicLabels {
+                topic: self.topic.clone(),
+            })
+            .get()
     }
 
     fn count(&self, outcome: &'static str) {
@@ -201,7 +224,17 @@ impl<H: EventHandler> Consumer<H> {
             .fetch_records(offset, 1..4_000_000, max_wait_ms)
             .await;
         let records = match fetched {
-            Ok((records, _high_watermark)) => records,
+            Ok((records, high_watermark)) => {
+                // Set at each fetch, before applying: a consumer stuck on a record it cannot
+                // apply fetches it again and again, and its lag keeps growing with the topic.
+                let next = records.last().map_or(offset, |r| r.offset + 1);
+                self.lag
+                    .get_or_create(&TopicLabels {
+                        topic: self.topic.clone(),
+                    })
+                    .set((high_watermark - next).max(0));
+                records
+            }
             Err(RsKafkaError::ServerError {
                 protocol_error: ProtocolError::OffsetOutOfRange,
                 ..

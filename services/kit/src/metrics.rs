@@ -7,10 +7,12 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::collector::Collector;
 use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Metric, Registry};
 
@@ -78,6 +80,15 @@ impl Metrics {
         }
     }
 
+    /// Exports the connection pool's size at every scrape: `db_pool_connections` (open),
+    /// `db_pool_idle_connections` and `db_pool_max_connections`, so an alert can tell a pool
+    /// whose every connection is in use (requests queue for one, then time out).
+    pub fn register_pool(&self, pool: sqlx::PgPool) {
+        if let Ok(mut registry) = self.registry.lock() {
+            registry.register_collector(Box::new(PoolCollector { pool }));
+        }
+    }
+
     /// The registry in the Prometheus text format.
     pub fn encode(&self) -> Result<String, std::fmt::Error> {
         let mut out = String::new();
@@ -94,6 +105,41 @@ impl Metrics {
         };
         self.latency.get_or_create(&labels).observe(seconds);
         self.requests.get_or_create(&labels).inc();
+    }
+}
+
+/// Reads the pool when scraped: a gauge updated on a timer would be stale exactly when the pool
+/// is saturated and the service too busy to update it.
+#[derive(Debug)]
+struct PoolCollector {
+    pool: sqlx::PgPool,
+}
+
+impl Collector for PoolCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let gauges = [
+            (
+                "db_pool_connections",
+                "Open connections of the PostgreSQL pool (in use and idle)",
+                i64::from(self.pool.size()),
+            ),
+            (
+                "db_pool_idle_connections",
+                "Idle connections of the PostgreSQL pool",
+                i64::try_from(self.pool.num_idle()).unwrap_or(i64::MAX),
+            ),
+            (
+                "db_pool_max_connections",
+                "Most connections the PostgreSQL pool opens (DATABASE_MAX_CONNECTIONS)",
+                i64::from(self.pool.options().get_max_connections()),
+            ),
+        ];
+        for (name, help, value) in gauges {
+            let gauge = ConstGauge::new(value);
+            let metric = encoder.encode_descriptor(name, help, None, gauge.metric_type())?;
+            gauge.encode(metric)?;
+        }
+        Ok(())
     }
 }
 
@@ -146,5 +192,29 @@ mod tests {
         assert!(text.contains("http_requests_total{"), "{text}");
         assert!(text.contains("route=\"/v1/users/{id}\""), "{text}");
         assert!(text.contains("service=\"test\""), "{text}");
+    }
+
+    #[tokio::test]
+    async fn the_pool_is_read_at_every_scrape() {
+        // A lazy pool opens no connection: its size is read without a server.
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(7)
+            .connect_lazy("postgres://nobody@127.0.0.1:1/none")
+            .unwrap();
+        let metrics = Metrics::new("test");
+        metrics.register_pool(pool);
+        let text = metrics.encode().unwrap();
+        assert!(
+            text.contains("db_pool_max_connections{service=\"test\"} 7"),
+            "{text}"
+        );
+        assert!(
+            text.contains("db_pool_connections{service=\"test\"} 0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("db_pool_idle_connections{service=\"test\"} 0"),
+            "{text}"
+        );
     }
 }

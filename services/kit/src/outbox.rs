@@ -24,10 +24,12 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
 use rskafka::client::Client;
 use rskafka::client::partition::{Compression, PartitionClient};
 use rskafka::record::Record;
@@ -42,6 +44,34 @@ use crate::kafka::{self, EVENT_ID_HEADER, EVENT_TYPE_HEADER, KafkaError};
 /// Only one relay per database publishes at a time, so rows leave in `position` order even with
 /// several replicas. (Arbitrary constant: ASCII "pnthrobx".)
 const RELAY_LOCK_KEY: i64 = 0x706e_7468_726f_6278;
+
+/// How often the relay measures the backlog: a count over the partial index of unpublished rows,
+/// cheap, but not worth doing on every 200 ms poll.
+const BACKLOG_SAMPLE_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The events still waiting in the outbox.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Backlog {
+    /// Unpublished rows.
+    pub events: i64,
+    /// Age of the oldest unpublished row, 0 when there is none.
+    pub oldest_seconds: f64,
+}
+
+/// Measures the backlog of the outbox in `pool`'s schema.
+pub async fn backlog(pool: &PgPool) -> Result<Backlog, sqlx::Error> {
+    let (events, oldest_seconds): (i64, f64) = sqlx::query_as(
+        "SELECT count(*), \
+         COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0)::float8 \
+         FROM outbox WHERE published_at IS NULL",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(Backlog {
+        events,
+        oldest_seconds: oldest_seconds.max(0.0),
+    })
+}
 
 /// An event to record in the outbox.
 #[derive(Debug, Clone)]
@@ -147,6 +177,8 @@ pub struct Relay {
     stall_after_publish: Option<Arc<Notify>>,
     published: Counter,
     failures: Counter,
+    unpublished: Gauge,
+    oldest_unpublished: Gauge<f64, AtomicU64>,
 }
 
 impl std::fmt::Debug for Relay {
@@ -170,6 +202,8 @@ impl Relay {
             stall_after_publish: None,
             published: Counter::default(),
             failures: Counter::default(),
+            unpublished: Gauge::default(),
+            oldest_unpublished: Gauge::default(),
         }
     }
 
@@ -189,8 +223,20 @@ impl Relay {
         self
     }
 
-    /// Exports `outbox_events_published_total` and `outbox_relay_failures_total`.
+    /// Exports `outbox_events_published_total`, `outbox_relay_failures_total`, and the backlog
+    /// measured every few seconds: `outbox_unpublished_events` and
+    /// `outbox_oldest_unpublished_age_seconds`.
     pub fn with_metrics(self, metrics: &crate::metrics::Metrics) -> Self {
+        metrics.register(
+            "outbox_unpublished_events",
+            "Events in the outbox not yet published to Kafka",
+            self.unpublished.clone(),
+        );
+        metrics.register(
+            "outbox_oldest_unpublished_age_seconds",
+            "Age of the oldest event in the outbox not yet published to Kafka (0: none)",
+            self.oldest_unpublished.clone(),
+        );
         metrics.register(
             "outbox_events_published",
             "Events the outbox relay published to Kafka",
@@ -307,11 +353,28 @@ impl Relay {
         .map(|done| done.rows_affected())
     }
 
+    /// Measures the backlog into the relay's gauges.
+    pub async fn sample_backlog(&self) -> Result<Backlog, sqlx::Error> {
+        let measured = backlog(&self.pool).await?;
+        self.unpublished.set(measured.events);
+        self.oldest_unpublished.set(measured.oldest_seconds);
+        Ok(measured)
+    }
+
     /// Publishes until `shutdown` is cancelled; errors are logged and retried with backoff.
     pub async fn run(mut self, shutdown: CancellationToken) {
         let mut failures: u32 = 0;
         let mut last_cleanup = tokio::time::Instant::now();
+        let mut last_sample: Option<tokio::time::Instant> = None;
         loop {
+            // Before publishing: a relay whose every round fails still reports the backlog
+            // growing behind it.
+            if last_sample.is_none_or(|at| at.elapsed() >= BACKLOG_SAMPLE_INTERVAL) {
+                last_sample = Some(tokio::time::Instant::now());
+                if let Err(error) = self.sample_backlog().await {
+                    tracing::warn!(%error, "measuring the outbox backlog failed");
+                }
+            }
             let wait = match self.publish_pending().await {
                 Ok(published) => {
                     failures = 0;

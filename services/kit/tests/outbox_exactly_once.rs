@@ -88,6 +88,9 @@ async fn relay_crash_between_publish_and_mark_applies_each_event_once() {
         outbox::enqueue(&mut tx, &event).await.unwrap();
     }
     tx.commit().await.unwrap();
+    let backlog = outbox::backlog(&db.pool).await.unwrap();
+    assert_eq!(backlog.events, EVENTS);
+    assert!(backlog.oldest_seconds >= 0.0, "{backlog:?}");
 
     // First relay: publishes, then is killed before it can mark the rows.
     let published = Arc::new(Notify::new());
@@ -110,6 +113,15 @@ async fn relay_crash_between_publish_and_mark_applies_each_event_once() {
     let mut relay = Relay::new(db.pool.clone(), Arc::clone(&client));
     assert_eq!(relay.publish_pending().await.unwrap(), EVENTS as usize);
     assert_eq!(relay.publish_pending().await.unwrap(), 0);
+    let metrics = panthera_kit::metrics::Metrics::new("kit-test");
+    let relay = relay.with_metrics(&metrics);
+    let drained = relay.sample_backlog().await.unwrap();
+    assert_eq!((drained.events, drained.oldest_seconds), (0, 0.0));
+    let text = metrics.encode().unwrap();
+    assert!(
+        text.contains("outbox_unpublished_events{service=\"kit-test\"} 0"),
+        "{text}"
+    );
 
     // Count what is on the topic by reading it (tansu's ListOffsets answers are off by one).
     let partition = kafka::partition(&client, &topic).await.unwrap();
@@ -146,7 +158,8 @@ async fn relay_crash_between_publish_and_mark_applies_each_event_once() {
         &topic,
         RecordApplied,
     )
-    .max_wait(Duration::from_millis(100));
+    .max_wait(Duration::from_millis(100))
+    .with_metrics(&metrics);
     let mut applied = 0;
     let mut duplicates = 0;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
@@ -157,6 +170,11 @@ async fn relay_crash_between_publish_and_mark_applies_each_event_once() {
         assert_eq!(outcome.undecodable, 0);
     }
     assert_eq!((applied, duplicates), (EVENTS as usize, EVENTS as usize));
+    assert_eq!(consumer.lag(), 0, "every record on the topic was fetched");
+    assert!(
+        metrics.encode().unwrap().contains("consumer_lag_records{"),
+        "the lag is exported"
+    );
 
     let rows: Vec<(i64, i64)> =
         sqlx::query_as("SELECT count(*), count(DISTINCT seq)::bigint FROM applied")
