@@ -27,6 +27,12 @@ pub struct ResultLabels {
     pub result: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PlatformLabels {
+    pub namespace: String,
+    pub platform: String,
+}
+
 /// Everything the operator exports.
 pub struct Metrics {
     registry: Registry,
@@ -38,6 +44,9 @@ pub struct Metrics {
     pub in_flight: AtomicI64,
     pub leader: Gauge,
     pub writes: Counter,
+    /// 1 while a platform's Ready condition is True, 0 while False; no series for a platform
+    /// that is paused, being deleted, or gone (nothing to alert on).
+    pub platform_ready: Family<PlatformLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -49,6 +58,7 @@ impl Default for Metrics {
         let queue_depth = Gauge::default();
         let leader = Gauge::default();
         let writes = Counter::default();
+        let platform_ready = Family::<PlatformLabels, Gauge>::default();
         registry.register(
             "reconciles",
             "Reconciles by result (success, error)",
@@ -79,6 +89,11 @@ impl Default for Metrics {
             "Objects created, changed or deleted in the cluster",
             writes.clone(),
         );
+        registry.register(
+            "platform_ready",
+            "1 while the platform's Ready condition is True, 0 while it is False (written by the leader)",
+            platform_ready.clone(),
+        );
         Self {
             registry,
             reconciles,
@@ -88,6 +103,7 @@ impl Default for Metrics {
             in_flight: AtomicI64::new(0),
             leader,
             writes,
+            platform_ready,
         }
     }
 }
@@ -108,6 +124,24 @@ impl Metrics {
                 reason: reason.to_string(),
             })
             .inc();
+    }
+
+    /// Record whether a platform is Ready; `None` drops its series (paused, deleted).
+    pub fn platform_ready(&self, namespace: &str, platform: &str, ready: Option<bool>) {
+        let labels = PlatformLabels {
+            namespace: namespace.to_string(),
+            platform: platform.to_string(),
+        };
+        match ready {
+            Some(ready) => {
+                self.platform_ready
+                    .get_or_create(&labels)
+                    .set(i64::from(ready));
+            }
+            None => {
+                self.platform_ready.remove(&labels);
+            }
+        }
     }
 
     fn encode(&self) -> Result<String, std::fmt::Error> {
@@ -207,13 +241,18 @@ mod tests {
         let m = Arc::new(Metrics::default());
         m.reconcile().finish(true);
         m.error("Conflict");
+        m.platform_ready("shop", "acme", Some(false));
+        m.platform_ready("shop", "gone", Some(true));
+        m.platform_ready("shop", "gone", None);
         let text = m.encode().unwrap();
+        assert!(!text.contains("platform=\"gone\""), "{text}");
         for name in [
             "panthera_operator_reconciles_total{result=\"success\"} 1",
             "panthera_operator_reconcile_duration_seconds_count 1",
             "panthera_operator_reconcile_errors_total{reason=\"Conflict\"} 1",
             "panthera_operator_queue_depth",
             "panthera_operator_leader",
+            "panthera_operator_platform_ready{namespace=\"shop\",platform=\"acme\"} 0",
         ] {
             assert!(text.contains(name), "{name} missing from\n{text}");
         }

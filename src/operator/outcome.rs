@@ -45,6 +45,17 @@ pub(super) async fn write_status(
         gateway_host,
         &now,
     );
+    // Before the early return: a replica that just became leader finds the status already
+    // written and must still export it.
+    let ready = match outcome {
+        Outcome::Paused | Outcome::Terminating { .. } => None,
+        _ => Some(
+            next.conditions
+                .iter()
+                .any(|c| c.type_ == status::READY && c.status == ConditionStatus::True),
+        ),
+    };
+    ctx.metrics.platform_ready(&namespace, &name, ready);
     if previous == Some(&next) {
         return Ok(());
     }
