@@ -88,7 +88,31 @@ pub const KINDS: &[Kind] = &[
     kind::<HorizontalPodAutoscaler>(Role::Child),
     kind::<PodDisruptionBudget>(Role::Child),
     kind::<Ingress>(Role::Child),
+    SERVICE_MONITOR,
+    PROMETHEUS_RULE,
 ];
+
+/// The Prometheus operator's API: served only where it is installed, so its kinds are listed,
+/// watched and rendered only where discovery finds it.
+pub const MONITORING_API_VERSION: &str = "monitoring.coreos.com/v1";
+
+/// Where the Prometheus operator scrapes a platform's workloads.
+pub const SERVICE_MONITOR: Kind = Kind {
+    api_version: MONITORING_API_VERSION,
+    kind: "ServiceMonitor",
+    plural: "servicemonitors",
+    namespaced: true,
+    role: Role::Child,
+};
+
+/// A platform's alerts.
+pub const PROMETHEUS_RULE: Kind = Kind {
+    api_version: MONITORING_API_VERSION,
+    kind: "PrometheusRule",
+    plural: "prometheusrules",
+    namespaced: true,
+    role: Role::Child,
+};
 
 /// Volume claims, the data of the stores.
 pub const PERSISTENT_VOLUME_CLAIM: Kind = kind::<PersistentVolumeClaim>(Role::Data);
@@ -132,6 +156,12 @@ impl Kind {
             .unwrap_or(KINDS.len())
     }
 
+    /// Whether the kind belongs to an API the cluster may not serve (the Prometheus operator's):
+    /// such kinds are listed and rendered only where discovery finds them.
+    pub fn optional(&self) -> bool {
+        self.api_version == MONITORING_API_VERSION
+    }
+
     /// API group: empty for the core group.
     pub fn group(&self) -> &'static str {
         self.api_version
@@ -170,7 +200,12 @@ mod tests {
     #[test]
     fn children_exclude_data_and_install_kinds() {
         let children: Vec<&str> = Kind::children().map(|k| k.kind).collect();
-        assert_eq!(children.len(), 11);
+        assert_eq!(children.len(), 13);
+        assert_eq!(
+            Kind::children().filter(|k| k.optional()).count(),
+            2,
+            "only the Prometheus operator's kinds are optional"
+        );
         assert!(!children.contains(&"PersistentVolumeClaim"));
         assert!(!children.contains(&"Namespace"));
         assert!(Kind::listed(true).any(|k| k.kind == "PersistentVolumeClaim"));

@@ -6,6 +6,7 @@
 
 mod gateway;
 pub mod kinds;
+mod observability;
 pub mod rules;
 mod spec;
 mod status;
@@ -14,6 +15,7 @@ mod vocabulary;
 
 pub use gateway::*;
 pub use kinds::{KINDS, Kind};
+pub use observability::*;
 pub use spec::*;
 pub use status::*;
 pub use stores::*;

@@ -10,7 +10,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::rules::msg;
-use super::{DatabaseSpec, GatewaySpec, KafkaSpec, PantheraPlatformStatus, RedisSpec};
+use super::{
+    DatabaseSpec, GatewaySpec, KafkaSpec, ObservabilitySpec, PantheraPlatformStatus, RedisSpec,
+};
 
 /// Regex for a DNS-1123 label (Kubernetes object names built from it stay valid).
 pub const DNS_LABEL: &str = "^[a-z]([-a-z0-9]*[a-z0-9])?$";
@@ -101,6 +103,9 @@ pub struct PantheraPlatformSpec {
     /// when any data store uses the aws backend.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aws: Option<AwsSpec>,
+    /// Metrics, alerts and dashboards for the platform's monitoring stack.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observability: Option<ObservabilitySpec>,
     /// JSON merge patches applied to rendered objects: the escape hatch for what the spec does not model.
     #[serde(default)]
     #[schemars(length(max = 200))]

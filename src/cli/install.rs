@@ -25,6 +25,13 @@ pub struct Args {
     /// Reconcile platforms of this namespace only, with permissions granted there only.
     #[arg(long, value_name = "NAMESPACE")]
     pub watch_namespace: Option<String>,
+    /// A ServiceMonitor for the operator's metrics. Without it, install adds one when the
+    /// cluster serves monitoring.coreos.com/v1 (the Prometheus operator); --print only when asked.
+    #[arg(long)]
+    pub service_monitor: bool,
+    /// Label of the ServiceMonitor (repeatable), e.g. --monitor-label release=kube-prometheus-stack.
+    #[arg(long = "monitor-label", value_name = "KEY=VALUE", value_parser = parse_label)]
+    pub monitor_labels: Vec<(String, String)>,
     /// Print the manifests (YAML) instead of applying them.
     #[arg(long)]
     pub print: bool,
@@ -37,8 +44,14 @@ pub struct Args {
     pub templates: TemplateArgs,
 }
 
+fn parse_label(text: &str) -> std::result::Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("{text:?} is not KEY=VALUE"))
+}
+
 pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
-    let options = InstallOptions {
+    let mut options = InstallOptions {
         namespace: args
             .cluster
             .namespace
@@ -48,9 +61,11 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
         replicas: args.replicas,
         watch_namespace: args.watch_namespace.clone(),
         args: args.operator_args.clone(),
+        service_monitor: args.service_monitor,
+        monitor_labels: args.monitor_labels.iter().cloned().collect(),
     };
-    let objects = manifests(&args.templates.renderer()?, &options)?;
     if args.print {
+        let objects = manifests(&args.templates.renderer()?, &options)?;
         for object in &objects {
             let yaml = serde_yaml::to_string(&object.value)
                 .map_err(|e| Error::Usage(format!("cannot encode {}: {e}", object.id())))?;
@@ -58,9 +73,21 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
         }
         return Ok(());
     }
+    let renderer = args.templates.renderer()?;
     let rt = runtime()?;
     rt.block_on(async {
         let client = args.cluster.client().await?;
+        if !options.service_monitor {
+            // Discovered, not assumed: a ServiceMonitor where the API is missing would fail.
+            options.service_monitor = crate::engine::snapshot::serves(
+                &client,
+                &crate::engine::retry::Limiter::unlimited(),
+                &crate::api::kinds::SERVICE_MONITOR,
+            )
+            .await
+            .map_err(|e| Error::Usage(format!("cannot discover the Prometheus operator's API: {e}")))?;
+        }
+        let objects = manifests(&renderer, &options)?;
         // The RoleBinding goes into the watched namespace: check it exists before writing
         // anything, rather than stop halfway with the operator installed but not allowed to work.
         if let Some(watched) = options
@@ -122,6 +149,7 @@ fn scope(kind: &str) -> Option<(&'static str, bool)> {
         "RoleBinding" => ("rolebindings", true),
         "Service" => ("services", true),
         "Deployment" => ("deployments", true),
+        "ServiceMonitor" => ("servicemonitors", true),
         _ => return None,
     })
 }

@@ -79,13 +79,13 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
         Color::Never => false,
         Color::Auto => std::io::stdout().is_terminal() && args.output == PlanFormat::Text,
     };
-    let (changes, aws) = runtime()?.block_on(async {
+    let (changes, aws, notes) = runtime()?.block_on(async {
         let client = args.target.cluster.client().await?;
         let engine = Engine::new(client, renderer)
             .with_rate_limit(args.target.cluster.qps, args.target.cluster.burst);
         let engine = super::aws::attach(engine, &platform).await;
         let plan = engine.plan(&platform, args.prune).await?;
-        Ok::<_, Error>((plan.changes, plan.aws))
+        Ok::<_, Error>((plan.changes, plan.aws, plan.notes))
     })?;
     let aws_changes = aws.iter().filter(|p| p.writes()).count();
     let (name, namespace) = platform.ids();
@@ -111,6 +111,9 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
                     s.push_str(&paint(d, color));
                 }
             }
+            for note in &notes {
+                s.push_str(&format!("\nNote: {note}\n"));
+            }
             s.push_str(&format!(
                 "\nPlan: {add} to add, {change} to change, {prune} to prune, {same} unchanged.\n"
             ));
@@ -128,6 +131,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
             "summary": {"add": add, "change": change, "prune": prune, "unchanged": same, "aws": aws_changes},
             "changes": changes.iter().map(change_json).collect::<Vec<_>>(),
             "aws": aws,
+            "notes": notes,
         }))?,
     };
     out.write_all(text.as_bytes())
@@ -212,6 +216,15 @@ fn offline_text(plan: &Plan, stores: &[crate::cloud::aws::Store], no_cluster: bo
         .iter()
         .filter(|c| c.external.is_some())
         .count();
+    if plan
+        .objects()
+        .any(|o| crate::api::Kind::find(o.api_version(), o.kind()).is_some_and(|k| k.optional()))
+    {
+        s.push_str(&format!(
+            "\nNote: the {} objects are applied only where the cluster serves that API (the Prometheus operator's CRDs); plan against the cluster says whether it does\n",
+            crate::api::kinds::MONITORING_API_VERSION
+        ));
+    }
     s.push_str(&format!("\nPlan: {total} to add, 0 to change, 0 to prune"));
     if external > 0 {
         s.push_str(&format!("; {external} AWS resource(s) to provision"));

@@ -90,6 +90,8 @@ impl Default for ApplyOptions {
 pub struct PlanReport {
     pub changes: Vec<Change>,
     pub aws: Vec<AwsPlanned>,
+    /// What the plan leaves out and why (an API the cluster does not serve).
+    pub notes: Vec<String>,
 }
 
 /// Runs the pipeline against one cluster.
@@ -195,7 +197,11 @@ impl Engine {
                 diff: diff::unified(object.map(clean).as_ref(), None, &p.id()),
             });
         }
-        Ok(PlanReport { changes, aws })
+        Ok(PlanReport {
+            changes,
+            aws,
+            notes: desired.skipped,
+        })
     }
 
     /// Apply `platform`: write what changed, optionally wait phase by phase and prune.

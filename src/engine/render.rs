@@ -17,6 +17,9 @@ pub struct Desired {
     /// Objects the plan does not hold now but that prune must keep: the connection Secrets of
     /// AWS stores, written once AWS publishes an endpoint.
     pub keep: BTreeSet<(String, String)>,
+    /// What was rendered but left out because the cluster does not serve its API, said once
+    /// per API (`plan` prints it).
+    pub skipped: Vec<String>,
 }
 
 /// Render `platform` against what `snapshot` found.
@@ -77,11 +80,43 @@ pub fn desired(
         }
     }
     annotate_store_endpoints(&mut plan, platform, &endpoints);
+    let skipped = skip_unserved(&mut plan, &snapshot.live);
     let keep = model::stores(platform)
         .iter()
         .map(|s| ("Secret".to_string(), secret_name(&names, s)))
         .collect();
-    Ok(Desired { plan, keep })
+    Ok(Desired {
+        plan,
+        keep,
+        skipped,
+    })
+}
+
+/// Drops the objects of kinds the cluster does not serve (the Prometheus operator's, where it is
+/// not installed): applying them would fail, and the scrape annotations on the pods still let a
+/// plain Prometheus find the workloads. Returns one line per API saying what was left out.
+fn skip_unserved(plan: &mut Plan, live: &Live) -> Vec<String> {
+    let mut skipped: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
+    for component in &mut plan.components {
+        component.objects.retain(
+            |o| match crate::api::Kind::find(o.api_version(), o.kind()) {
+                Some(kind) if kind.optional() && !live.serves(kind.kind) => {
+                    skipped.entry(kind.api_version).or_default().push(o.id());
+                    false
+                }
+                _ => true,
+            },
+        );
+    }
+    skipped
+        .into_iter()
+        .map(|(api, ids)| {
+            format!(
+                "the cluster does not serve {api} (the Prometheus operator's CRDs are not installed): {} skipped; the pods keep their prometheus.io scrape annotations",
+                ids.join(", ")
+            )
+        })
+        .collect()
 }
 
 /// The password a store's connection Secret already holds.
@@ -199,5 +234,46 @@ mod tests {
         let without_aws = super::desired(&renderer, &platform, &Snapshot::default()).unwrap();
         assert_eq!(annotation(&without_aws), None);
         assert!(secret(&without_aws, &secret_name(&names, &stores[0])).is_none());
+    }
+
+    #[test]
+    fn monitoring_objects_are_skipped_where_the_cluster_does_not_serve_them() {
+        let platform = crate::load::load_file(std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/examples/shop.yaml"
+        )))
+        .unwrap();
+        let renderer = Renderer::embedded().unwrap();
+        let served = desired(&renderer, &platform, &Snapshot::default()).unwrap();
+        let monitors = |d: &Desired| {
+            d.plan
+                .objects()
+                .filter(|o| o.kind() == "ServiceMonitor" || o.kind() == "PrometheusRule")
+                .count()
+        };
+        assert!(monitors(&served) > 0, "the shop enables Prometheus");
+        assert!(served.skipped.is_empty());
+        let mut live = Live::default();
+        live.mark_unserved("ServiceMonitor");
+        live.mark_unserved("PrometheusRule");
+        let snapshot = Snapshot {
+            live,
+            aws: Vec::new(),
+        };
+        let absent = desired(&renderer, &platform, &snapshot).unwrap();
+        assert_eq!(monitors(&absent), 0);
+        assert_eq!(absent.skipped.len(), 1, "{:?}", absent.skipped);
+        assert!(
+            absent.skipped[0].contains("monitoring.coreos.com/v1")
+                && absent.skipped[0].contains("ServiceMonitor/shop-gateway"),
+            "{}",
+            absent.skipped[0]
+        );
+        // The scrape annotations stay for a Prometheus without the operator.
+        let gateway = absent.plan.get("Deployment/shop-gateway").unwrap();
+        assert_eq!(
+            gateway.value["spec"]["template"]["metadata"]["annotations"]["prometheus.io/scrape"],
+            "true"
+        );
     }
 }

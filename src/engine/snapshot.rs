@@ -3,7 +3,7 @@
 //! namespace (listed from the API server, or read from a controller's watch caches) and the
 //! platform's AWS data stores.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use base64::Engine as _;
 use serde_json::{Value, json};
@@ -19,9 +19,22 @@ use crate::cloud::aws::Observation;
 pub struct Live {
     /// kind -> name -> object
     objects: HashMap<&'static str, BTreeMap<String, Value>>,
+    /// Optional kinds (the Prometheus operator's) the cluster does not serve: not listed, and
+    /// not rendered either.
+    unserved: BTreeSet<&'static str>,
 }
 
 impl Live {
+    /// Whether the cluster serves `kind` (every kind, unless discovery found it missing).
+    pub fn serves(&self, kind: &str) -> bool {
+        !self.unserved.contains(kind)
+    }
+
+    /// Record that the cluster does not serve `kind`.
+    pub fn mark_unserved(&mut self, kind: &'static str) {
+        self.unserved.insert(kind);
+    }
+
     pub fn get(&self, kind: &str, name: &str) -> Option<&Value> {
         self.objects.get(kind).and_then(|m| m.get(name))
     }
@@ -120,6 +133,12 @@ pub trait ChildCache: Send + Sync {
     /// Every object of `kind` in `namespace`, or `None` when the cache does not hold that kind
     /// (or is not synced yet): then the engine lists it.
     fn objects(&self, kind: &Kind, namespace: &str) -> Option<Vec<Value>>;
+
+    /// Whether the cluster serves an optional kind, if the cache knows (the operator discovers
+    /// it once at start); `None`: the engine asks the API server's discovery.
+    fn served(&self, _kind: &Kind) -> Option<bool> {
+        None
+    }
 }
 
 /// Everything the later steps read.
@@ -139,7 +158,26 @@ pub(super) async fn children(
     with_data: bool,
 ) -> Result<Live> {
     let mut live = Live::default();
+    // One discovery request per optional API version, and none when the cache knows.
+    let mut discovered: BTreeMap<&str, bool> = BTreeMap::new();
     for kind in Kind::listed(with_data) {
+        if kind.optional() {
+            let served = match cache.and_then(|c| c.served(kind)) {
+                Some(served) => served,
+                None => match discovered.get(kind.api_version) {
+                    Some(served) => *served,
+                    None => {
+                        let served = serves(client, limiter, kind).await?;
+                        discovered.insert(kind.api_version, served);
+                        served
+                    }
+                },
+            };
+            if !served {
+                live.mark_unserved(kind.kind);
+                continue;
+            }
+        }
         if let Some(objects) = cache.and_then(|c| c.objects(kind, namespace)) {
             live.insert_listed(kind, objects);
             continue;
@@ -161,6 +199,20 @@ pub(super) async fn children(
         );
     }
     Ok(live)
+}
+
+/// Whether the API server serves `kind`: its group version is discovered and lists its plural.
+/// A group the cluster does not have answers 404.
+pub async fn serves(client: &kube::Client, limiter: &retry::Limiter, kind: &Kind) -> Result<bool> {
+    let listed = retry::call(limiter, || {
+        client.list_api_group_resources(kind.api_version)
+    })
+    .await;
+    match listed {
+        Ok(resources) => Ok(resources.resources.iter().any(|r| r.name == kind.plural)),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(false),
+        Err(e) => Err(classify(e, "discover", kind.plural, "", kind.api_version)),
+    }
 }
 
 #[cfg(test)]

@@ -140,6 +140,22 @@ pub fn check(platform: &PantheraPlatform) -> Vec<(String, String)> {
             }
         }
     }
+    if let Some(p) = spec
+        .observability
+        .as_ref()
+        .and_then(|o| o.prometheus.as_ref())
+    {
+        let at = "spec.observability.prometheus.labels";
+        if !p.labels.keys().all(|k| is_label_key(k)) {
+            push(at.into(), msg::LABEL_KEY);
+        }
+        if p.labels
+            .keys()
+            .any(|k| k.starts_with("panthera.dev/") || k.starts_with("app.kubernetes.io/"))
+        {
+            push(at.into(), msg::MONITORING_LABEL_RESERVED);
+        }
+    }
     let any_aws = spec.databases.iter().any(|d| d.backend == Backend::Aws)
         || spec
             .redis

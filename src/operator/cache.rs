@@ -78,6 +78,9 @@ impl KindCache {
 #[derive(Default)]
 pub struct Children {
     kinds: HashMap<&'static str, RwLock<KindCache>>,
+    /// Whether the cluster served the optional kinds when the operator started; `None`:
+    /// unknown (discovery failed), the engine asks at each reconcile.
+    optional_served: Option<bool>,
 }
 
 impl Children {
@@ -87,7 +90,15 @@ impl Children {
             kinds: Kind::children()
                 .map(|k| (k.kind, RwLock::new(KindCache::default())))
                 .collect(),
+            optional_served: None,
         }
+    }
+
+    /// Remember what discovery said of the optional kinds (the Prometheus operator's): the
+    /// watches and every reconcile follow it, with no discovery request per reconcile.
+    pub fn with_optional_served(mut self, served: Option<bool>) -> Self {
+        self.optional_served = served;
+        self
     }
 
     /// Apply one watch event of `kind`.
@@ -181,6 +192,14 @@ impl Children {
 }
 
 impl ChildCache for Children {
+    fn served(&self, kind: &Kind) -> Option<bool> {
+        if kind.optional() {
+            self.optional_served
+        } else {
+            Some(true)
+        }
+    }
+
     fn objects(&self, kind: &Kind, namespace: &str) -> Option<Vec<Value>> {
         let cache = self.kinds.get(kind.kind)?.read().ok()?;
         let synced = cache.synced.as_ref()?;

@@ -20,6 +20,10 @@ pub struct InstallOptions {
     pub watch_namespace: Option<String>,
     /// Extra arguments for `panthera operator`.
     pub args: Vec<String>,
+    /// A ServiceMonitor for the operator's metrics (the cluster serves monitoring.coreos.com/v1).
+    pub service_monitor: bool,
+    /// Extra labels on that ServiceMonitor (the ones Prometheus selects by).
+    pub monitor_labels: BTreeMap<String, String>,
 }
 
 impl InstallOptions {
@@ -103,6 +107,12 @@ pub fn manifests(renderer: &Renderer, options: &InstallOptions) -> Result<Vec<Ob
         args.push(format!("--watch-namespace={ns}"));
     }
     args.extend(options.args.iter().cloned());
+    let mut monitor_labels = labels.clone();
+    if let Some(map) = monitor_labels.as_object_mut() {
+        for (k, v) in &options.monitor_labels {
+            map.insert(k.clone(), json!(v));
+        }
+    }
     let crd: Value =
         serde_json::to_value(<crate::api::PantheraPlatform as kube::CustomResourceExt>::crd())
             .map_err(|e| crate::render::Error::Spec(format!("cannot encode the CRD: {e}")))?;
@@ -116,6 +126,8 @@ pub fn manifests(renderer: &Renderer, options: &InstallOptions) -> Result<Vec<Ob
         "rules": rules(),
         "args": args,
         "crd": crd,
+        "service_monitor": options.service_monitor,
+        "monitor_labels": monitor_labels,
     });
     let mut objects = renderer.render_manifests("operator", &values)?;
     objects.sort_by_key(|o| {
@@ -138,6 +150,7 @@ const ORDER: &[&str] = &[
     "RoleBinding",
     "Service",
     "Deployment",
+    "ServiceMonitor",
 ];
 
 #[cfg(test)]
@@ -151,6 +164,8 @@ mod tests {
             replicas: 2,
             watch_namespace: None,
             args: vec![],
+            service_monitor: false,
+            monitor_labels: BTreeMap::new(),
         }
     }
 
@@ -194,6 +209,25 @@ mod tests {
         for managed in Kind::children() {
             assert!(text.contains(managed.plural), "{} missing", managed.plural);
         }
+    }
+
+    #[test]
+    fn a_service_monitor_scrapes_the_operator_when_asked() {
+        let renderer = Renderer::embedded().unwrap();
+        let without = manifests(&renderer, &options()).unwrap();
+        assert!(without.iter().all(|o| o.kind() != "ServiceMonitor"));
+        let mut o = options();
+        o.service_monitor = true;
+        o.monitor_labels = BTreeMap::from([("release".into(), "prom".into())]);
+        let objects = manifests(&renderer, &o).unwrap();
+        let last = objects.last().unwrap();
+        assert_eq!(last.id(), "ServiceMonitor/panthera-operator");
+        assert_eq!(last.value["metadata"]["labels"]["release"], "prom");
+        assert_eq!(
+            last.value["spec"]["endpoints"][0]["port"], "http-metrics",
+            "the metrics Service's port"
+        );
+        assert_eq!(last.value["spec"]["endpoints"][0]["honorLabels"], true);
     }
 
     #[test]

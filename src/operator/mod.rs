@@ -116,7 +116,28 @@ pub async fn run(client: Client, engine: Engine, options: Options) -> Result<()>
     };
     health.ready.store(true, Ordering::Relaxed);
 
-    let children = Arc::new(cache::Children::new());
+    // Once, at start: a Prometheus operator installed later is picked up by a restart.
+    let monitoring = match crate::engine::snapshot::serves(
+        &client,
+        &crate::engine::retry::Limiter::unlimited(),
+        &crate::api::kinds::SERVICE_MONITOR,
+    )
+    .await
+    {
+        Ok(served) => {
+            tracing::info!(
+                served,
+                api = crate::api::kinds::MONITORING_API_VERSION,
+                "Prometheus operator API discovered"
+            );
+            Some(served)
+        }
+        Err(error) => {
+            tracing::warn!(%error, "discovering the Prometheus operator API failed; each reconcile asks again");
+            None
+        }
+    };
+    let children = Arc::new(cache::Children::new().with_optional_served(monitoring));
     let ctx = Arc::new(controller::Context::new(
         client.clone(),
         engine.with_cache(children.clone()),

@@ -15,6 +15,7 @@ use kube::{Client, Resource, ResourceExt};
 use super::cache::Children;
 use super::controller::{Guarded, PAUSE_ANNOTATION, Settings};
 use crate::api::{Kind, LABEL_PLATFORM};
+use crate::engine::ChildCache;
 
 /// The platforms' watch (full objects, cached) and a reader of its cache.
 pub fn platforms(
@@ -78,7 +79,9 @@ pub fn build(
     let mut controller = Controller::for_stream(platforms, reader)
         .with_config(config)
         .trigger_backoff(WatchBackoff::default());
-    for managed in Kind::children() {
+    // The optional kinds (the Prometheus operator's) are watched only where the cluster served
+    // them at start: a watch of an API that is not there fails forever.
+    for managed in Kind::children().filter(|k| !k.optional() || children.served(k) == Some(true)) {
         let resource = managed.api_resource();
         let api: Api<DynamicObject> = match &settings.namespace {
             Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),

@@ -7,7 +7,10 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+mod monitoring;
 mod stores;
+
+pub use monitoring::{GRAFANA_DASHBOARD_LABEL, POD_TARGET_LABELS};
 
 use super::gateway_config;
 use super::secrets::SecretValues;
@@ -135,6 +138,7 @@ impl<'a> ContextBuilder<'a> {
             "selector": { LABEL_PLATFORM: self.names.platform },
             "networkPolicy": spec.network_policy.enabled,
             "identity": self.identity_secret(),
+            "prometheus": self.prometheus_values(),
         })
     }
 
@@ -188,6 +192,14 @@ impl<'a> ContextBuilder<'a> {
             labels.insert(LABEL_PLATFORM_COMPONENT.to_string(), component.to_string());
             labels.insert(LABEL_INSTANCE.to_string(), instance.to_string());
             labels.insert(LABEL_NAME.to_string(), app.to_string());
+        }
+        labels
+    }
+
+    /// A monitoring object's labels: the component's, plus the ones the Prometheus selects by.
+    fn monitor_labels(&self, mut labels: BTreeMap<String, String>) -> BTreeMap<String, String> {
+        if let Some(p) = self.prometheus_spec() {
+            labels.extend(p.labels.clone());
         }
         labels
     }
@@ -347,6 +359,20 @@ impl<'a> ContextBuilder<'a> {
                 "ports": [{"protocol": "TCP", "port": port}],
             }));
         }
+        // Prometheus scrapes /metrics on the service's port, from where the gateway's admin
+        // port admits it (spec.gateway.monitoring).
+        if self.prometheus_spec().is_some()
+            && let Some(peer) = spec
+                .gateway
+                .as_ref()
+                .and_then(|g| g.monitoring.as_ref())
+                .map(monitoring_peer)
+        {
+            ingress.push(json!({
+                "from": [peer],
+                "ports": [{"protocol": "TCP", "port": port}],
+            }));
+        }
         if svc.kind == ServiceKind::Catalog {
             let callers: Vec<&ServiceSpec> = spec
                 .services
@@ -360,6 +386,7 @@ impl<'a> ContextBuilder<'a> {
             "service": svc.name,
             "kind": svc.kind.as_str(),
             "labels": self.labels(Some((ComponentKind::Service, &svc.name, &name, &app))),
+            "monitorLabels": self.monitor_labels(self.labels(Some((ComponentKind::Service, &svc.name, &name, &app)))),
             "selector": self.selector(&name, &app),
             "image": image,
             "replicas": svc.replicas,
@@ -438,6 +465,7 @@ impl<'a> ContextBuilder<'a> {
         let values = json!({
             "name": name,
             "labels": self.labels(Some((ComponentKind::Gateway, "gateway", &name, app))),
+            "monitorLabels": self.monitor_labels(self.labels(Some((ComponentKind::Gateway, "gateway", &name, app)))),
             "selector": self.selector(&name, app),
             "image": format!("{}/panthera-gateway:{}", spec.image_registry, spec.release),
             "replicas": gw.replicas,
@@ -469,21 +497,8 @@ impl<'a> ContextBuilder<'a> {
     fn gateway_ingress(&self, gw: &GatewaySpec) -> Vec<Value> {
         let mut ingress = vec![json!({"ports": [{"protocol": "TCP", "port": GATEWAY_PORT}]})];
         if let Some(monitoring) = &gw.monitoring {
-            let mut peer = serde_json::Map::new();
-            if let Some(namespaces) = &monitoring.namespace_selector {
-                peer.insert(
-                    "namespaceSelector".into(),
-                    json!({"matchLabels": namespaces.match_labels}),
-                );
-            }
-            if let Some(pods) = &monitoring.pod_selector {
-                peer.insert(
-                    "podSelector".into(),
-                    json!({"matchLabels": pods.match_labels}),
-                );
-            }
             ingress.push(json!({
-                "from": [peer],
+                "from": [monitoring_peer(monitoring)],
                 "ports": [{"protocol": "TCP", "port": GATEWAY_ADMIN_PORT}],
             }));
         }
@@ -522,6 +537,24 @@ impl<'a> ContextBuilder<'a> {
             }),
         }
     }
+}
+
+/// The NetworkPolicy peer of where monitoring runs.
+fn monitoring_peer(monitoring: &crate::api::MonitoringSpec) -> Value {
+    let mut peer = serde_json::Map::new();
+    if let Some(namespaces) = &monitoring.namespace_selector {
+        peer.insert(
+            "namespaceSelector".into(),
+            json!({"matchLabels": namespaces.match_labels}),
+        );
+    }
+    if let Some(pods) = &monitoring.pod_selector {
+        peer.insert(
+            "podSelector".into(),
+            json!({"matchLabels": pods.match_labels}),
+        );
+    }
+    Value::Object(peer)
 }
 
 fn secret_env(name: &str, secret: &str, key: &str) -> Value {

@@ -3,6 +3,7 @@
 //! ordered for apply. Pure and deterministic: no client, same input and secrets -> same bytes.
 
 mod context;
+mod dashboards;
 mod endpoints;
 mod gateway_config;
 mod secrets;
@@ -16,7 +17,7 @@ use include_dir::{Dir, include_dir};
 use serde::Serialize;
 use serde_json::Value;
 
-pub use context::{Names, short_hash};
+pub use context::{GRAFANA_DASHBOARD_LABEL, Names, POD_TARGET_LABELS, short_hash};
 pub use endpoints::{ENDPOINTS_ANNOTATION, annotate_store_endpoints};
 pub use secrets::{Generated, REDACTED, Redacted, SecretValues};
 

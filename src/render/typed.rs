@@ -63,6 +63,13 @@ fn typed_round_trip(api_version: &str, kind: &str, value: &Value) -> Option<Resu
             )*
         };
     }
+    if api_version == crate::api::kinds::MONITORING_API_VERSION {
+        return match kind {
+            "ServiceMonitor" => Some(round_trip::<monitoring::ServiceMonitor>(value)),
+            "PrometheusRule" => Some(round_trip::<monitoring::PrometheusRule>(value)),
+            _ => None,
+        };
+    }
     first_of!(
         Namespace,
         ServiceAccount,
@@ -84,6 +91,95 @@ fn typed_round_trip(api_version: &str, kind: &str, value: &Value) -> Option<Resu
         CustomResourceDefinition,
     );
     None
+}
+
+/// The Prometheus operator's kinds, as far as Panthera writes them (k8s-openapi has no types for
+/// them): a field outside these is reported like any other dropped field.
+mod monitoring {
+    use std::collections::BTreeMap;
+
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+    use serde::{Deserialize, Serialize};
+
+    #[derive(Deserialize, Serialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct ServiceMonitor {
+        api_version: String,
+        kind: String,
+        metadata: ObjectMeta,
+        spec: ServiceMonitorSpec,
+    }
+
+    #[derive(Deserialize, Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct ServiceMonitorSpec {
+        selector: LabelSelector,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        namespace_selector: Option<NamespaceSelector>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        job_label: Option<String>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pod_target_labels: Vec<String>,
+        endpoints: Vec<Endpoint>,
+    }
+
+    #[derive(Deserialize, Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct NamespaceSelector {
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        match_names: Vec<String>,
+    }
+
+    #[derive(Deserialize, Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Endpoint {
+        port: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        path: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        interval: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        scrape_timeout: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        honor_labels: Option<bool>,
+    }
+
+    #[derive(Deserialize, Serialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct PrometheusRule {
+        api_version: String,
+        kind: String,
+        metadata: ObjectMeta,
+        spec: PrometheusRuleSpec,
+    }
+
+    #[derive(Deserialize, Serialize)]
+    struct PrometheusRuleSpec {
+        groups: Vec<RuleGroup>,
+    }
+
+    #[derive(Deserialize, Serialize)]
+    struct RuleGroup {
+        name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        interval: Option<String>,
+        rules: Vec<Rule>,
+    }
+
+    #[derive(Deserialize, Serialize)]
+    struct Rule {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        alert: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        record: Option<String>,
+        expr: String,
+        #[serde(default, rename = "for", skip_serializing_if = "Option::is_none")]
+        for_: Option<String>,
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        labels: BTreeMap<String, String>,
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        annotations: BTreeMap<String, String>,
+    }
 }
 
 fn round_trip<T: DeserializeOwned + Serialize>(value: &Value) -> Result<Value, String> {
