@@ -220,6 +220,7 @@ export PANTHERA_TEST_KAFKA_SASL_USERNAME="$KAFKA_SASL_USERNAME"
 export PANTHERA_TEST_KAFKA_SASL_PASSWORD="$KAFKA_SASL_PASSWORD"
 export PANTHERA_KUBERNETES_VALIDATE="$CACHE/venv/bin/kubernetes-validate"
 export PANTHERA_LUA="$(command -v lua5.4 || true)"
+export PANTHERA_PROMTOOL="$(PANTHERA_CACHE="$CACHE" bash "$(dirname "$0")/install-promtool.sh" || true)"
 ENV
   cat "$DIR/k8s/env.sh" >>"$DIR/env.sh"
   if [ "${PANTHERA_TEST_NODE:-1}" != 0 ]; then cat "$DIR/k8s/node/env.sh" >>"$DIR/env.sh"; fi
