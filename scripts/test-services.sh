@@ -206,6 +206,7 @@ start() {
   if [ "$started_kafka" = true ]; then wait_kafka; fi
   wait_port "$KAFKA_PORT" "Apache Kafka"
   wait_port "$KAFKA_TLS_PORT" "Apache Kafka (SASL_SSL)"
+  PROMETHEUS_BIN="$(PANTHERA_CACHE="$CACHE" bash "$(dirname "$0")/install-prometheus.sh" || true)"
   cat >"$DIR/env.sh" <<ENV
 export PANTHERA_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
 export PANTHERA_TEST_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0"
@@ -220,7 +221,8 @@ export PANTHERA_TEST_KAFKA_SASL_USERNAME="$KAFKA_SASL_USERNAME"
 export PANTHERA_TEST_KAFKA_SASL_PASSWORD="$KAFKA_SASL_PASSWORD"
 export PANTHERA_KUBERNETES_VALIDATE="$CACHE/venv/bin/kubernetes-validate"
 export PANTHERA_LUA="$(command -v lua5.4 || true)"
-export PANTHERA_PROMTOOL="$(PANTHERA_CACHE="$CACHE" bash "$(dirname "$0")/install-promtool.sh" || true)"
+export PANTHERA_PROMTOOL="$PROMETHEUS_BIN/promtool"
+export PANTHERA_PROMETHEUS="$PROMETHEUS_BIN/prometheus"
 ENV
   cat "$DIR/k8s/env.sh" >>"$DIR/env.sh"
   if [ "${PANTHERA_TEST_NODE:-1}" != 0 ]; then cat "$DIR/k8s/node/env.sh" >>"$DIR/env.sh"; fi

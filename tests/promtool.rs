@@ -1,5 +1,5 @@
 //! The rendered alerts and dashboards against Prometheus's own `promtool`
-//! (scripts/install-promtool.sh builds it): every rule file passes `promtool check rules`, every
+//! (scripts/install-prometheus.sh builds it): every rule file passes `promtool check rules`, every
 //! dashboard query parses, and the unit tests in tests/promtool/*.yaml fire each rendered alert
 //! from input series and keep it silent on a healthy one. A test file names the alerts and
 //! labels it expects; the annotations expected are the rendered ones with `$labels` filled in

@@ -133,6 +133,11 @@ impl Metrics {
             latency_histogram,
         );
         let reloads = Family::<ReloadLabels, Counter>::default();
+        // Both results exist from the start at 0: `increase()` over a series that appears only
+        // at the first reload misses that reload, and a dashboard shows nothing instead of 0.
+        for result in ["ok", "error"] {
+            let _ = reloads.get_or_create(&ReloadLabels { result });
+        }
         registry.register(
             "requests",
             "Requests handled, by route, method and response status",

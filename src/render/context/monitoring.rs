@@ -259,8 +259,10 @@ impl Rules<'_, '_> {
         for window in ["5m", "30m", "1h", "2h", "6h", "1d", "3d"] {
             rules.push(json!({
                 "record": format!("panthera_gateway:request_errors:ratio_rate{window}"),
+                // `or 0 * total`: with no 5xx series yet the ratio is 0, not absent (an absent
+                // ratio blanks the dashboard and cannot be told from a gateway not scraped).
                 "expr": format!(
-                    "{by} (rate(gateway_requests_total{{{sel}, status=~\"5..\"}}[{window}]))\n/\n{by} (rate(gateway_requests_total{{{sel}}}[{window}]))"
+                    "(\n  {by} (rate(gateway_requests_total{{{sel}, status=~\"5..\"}}[{window}]))\n  or\n  0 * {by} (rate(gateway_requests_total{{{sel}}}[{window}]))\n)\n/\n{by} (rate(gateway_requests_total{{{sel}}}[{window}]))"
                 ),
             }));
             rules.push(json!({

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use panthera::render::{Redacted, Renderer};
+use panthera::render::{Plan, Redacted, Renderer};
 use panthera_e2e::{Gateway, StatusCode};
 use panthera_kit::testing::{
     KAFKA_BROKERS_VAR, REDIS_URL_VAR, TestDatabase, free_port, service_command, service_env,
@@ -49,13 +49,18 @@ struct Rendered {
     env: BTreeMap<String, Vec<Value>>,
 }
 
-fn render_shop() -> Rendered {
+/// `examples/shop.yaml` rendered, generated secrets redacted.
+pub fn shop_plan() -> Plan {
     let text = include_str!("../../../../examples/shop.yaml");
     let platform = panthera::load::load_str("shop.yaml", text).unwrap();
-    let plan = Renderer::embedded()
+    Renderer::embedded()
         .unwrap()
         .render(&platform, &Redacted)
-        .unwrap();
+        .unwrap()
+}
+
+fn render_shop() -> Rendered {
+    let plan = shop_plan();
     let gateway_yaml = plan.get("ConfigMap/shop-gateway").unwrap().value["data"]["gateway.yaml"]
         .as_str()
         .unwrap()
@@ -80,6 +85,8 @@ pub struct Shop {
     /// Each service straight, around the gateway: what an attacker in the cluster reaches when
     /// the network plugin does not enforce NetworkPolicy (loopback has none).
     pub direct: BTreeMap<&'static str, Gateway>,
+    /// `host:port` of each component's `/metrics` (the gateway's admin listener), by component.
+    pub metrics: BTreeMap<&'static str, String>,
     pub users_db: TestDatabase,
     /// catalog and orders share it, as the shop says (each in a schema of its own).
     pub orders_db: TestDatabase,
@@ -188,6 +195,11 @@ impl Shop {
             direct: ports
                 .iter()
                 .map(|(service, port)| (*service, Gateway::new(format!("http://127.0.0.1:{port}"))))
+                .collect(),
+            metrics: ports
+                .iter()
+                .map(|(service, port)| (*service, format!("127.0.0.1:{port}")))
+                .chain([("gateway", format!("127.0.0.1:{admin_port}"))])
                 .collect(),
             users_db,
             orders_db,
