@@ -70,18 +70,23 @@ fn dashboard_queries(plan: &panthera::render::Plan) -> Vec<(String, String)> {
     queries
 }
 
-async fn query(http: &reqwest::Client, base: &str, expr: &str) -> Value {
+/// `GET {base}/api/v1/{path}` of Prometheus's HTTP API: its `data`, after `status: success`.
+async fn api(http: &reqwest::Client, base: &str, path: &str, params: &[(&str, &str)]) -> Value {
     let answer: Value = http
-        .get(format!("{base}/api/v1/query"))
-        .query(&[("query", expr)])
+        .get(format!("{base}/api/v1/{path}"))
+        .query(params)
         .send()
         .await
         .unwrap()
         .json()
         .await
         .unwrap();
-    assert_eq!(answer["status"], "success", "{expr}: {answer}");
-    answer["data"]["result"].clone()
+    assert_eq!(answer["status"], "success", "{path} {params:?}: {answer}");
+    answer["data"].clone()
+}
+
+async fn query(http: &reqwest::Client, base: &str, expr: &str) -> Value {
+    api(http, base, "query", &[("query", expr)]).await["result"].clone()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -205,18 +210,11 @@ async fn prometheus_scrapes_the_binaries_and_every_dashboard_query_has_data() {
         recorded.as_array().is_some_and(|r| !r.is_empty()),
         "the error-ratio recording rule has no result"
     );
-    let alerts: Value = http
-        .get(format!("{base}/api/v1/alerts"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let alerts = api(&http, &base, "alerts", &[]).await;
     // Latency is excused: the journey is mostly sign-ups and logins, whose password hashing in
     // these debug builds takes longer than the 500 ms objective (in a release build it does
     // not), so the latency burn alerts are right to be pending here.
-    let (latency, others): (Vec<&Value>, Vec<&Value>) = alerts["data"]["alerts"]
+    let (latency, others): (Vec<&Value>, Vec<&Value>) = alerts["alerts"]
         .as_array()
         .unwrap()
         .iter()
