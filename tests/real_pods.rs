@@ -137,6 +137,26 @@ mod real_node {
             eprintln!("  {exchange}");
         }
 
+        // An attacker in the cluster, where nothing enforces NetworkPolicy (this node's bridge
+        // does not): forged identity headers straight to the users Service, around the
+        // gateway, are refused, the customer's record stays unread.
+        let users = Gateway::new(node.service_url(&ns, "shop-users").await);
+        let (status, _, body) = users
+            .call(
+                Method::GET,
+                &format!("/v1/users/{}", journey.customer_id),
+                None,
+                &[
+                    ("x-panthera-subject", "attacker"),
+                    ("x-panthera-roles", "admin"),
+                    ("x-panthera-scopes", ""),
+                ],
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+        assert!(body.get("email").is_none(), "{body}");
+
         // Kill the database that catalog and orders share: the StatefulSet brings it back on its
         // volume, and the services recover without a restart of their own.
         let before = restarts(&node.pods(&ns).await);
