@@ -123,7 +123,8 @@ async fn relay_crash_between_publish_and_mark_applies_each_event_once() {
         "{text}"
     );
 
-    // Count what is on the topic by reading it (tansu's ListOffsets answers are off by one).
+    // Count what is on the topic by reading it: every record, duplicates included, which the
+    // partition's offsets alone would not tell.
     let partition = kafka::partition(&client, &topic).await.unwrap();
     let mut on_topic = std::collections::BTreeMap::new();
     let mut next = 0;
