@@ -8,10 +8,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use panthera_kit::spans;
 use redis::AsyncCommands;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tracing::Instrument;
 use uuid::Uuid;
 
 #[derive(Clone)]
@@ -73,7 +75,11 @@ impl Cache {
 
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
         let mut connection = self.connection.clone()?;
-        match connection.get::<_, Option<Vec<u8>>>(key).await {
+        match connection
+            .get::<_, Option<Vec<u8>>>(key)
+            .instrument(spans::redis("GET"))
+            .await
+        {
             Ok(Some(bytes)) => serde_json::from_slice(&bytes).ok(),
             Ok(None) => None,
             Err(error) => {
@@ -92,6 +98,7 @@ impl Cache {
         };
         if let Err(error) = connection
             .set_ex::<_, _, ()>(key, bytes, self.ttl_seconds)
+            .instrument(spans::redis("SETEX"))
             .await
         {
             tracing::warn!(%error, "cache write failed");
@@ -103,6 +110,7 @@ impl Cache {
         let mut connection = self.connection.clone()?;
         let generation: i64 = match connection
             .get::<_, Option<i64>>(self.generation_key())
+            .instrument(spans::redis("GET"))
             .await
         {
             Ok(generation) => generation.unwrap_or(0),
@@ -125,7 +133,11 @@ impl Cache {
             pipe.del(self.product_key(*id)).ignore();
         }
         pipe.incr(self.generation_key(), 1).ignore();
-        if let Err(error) = pipe.query_async::<()>(&mut connection).await {
+        if let Err(error) = pipe
+            .query_async::<()>(&mut connection)
+            .instrument(spans::redis("MULTI"))
+            .await
+        {
             // Stale entries expire by TTL; nothing else can be done here.
             tracing::warn!(%error, "cache invalidation failed");
         }

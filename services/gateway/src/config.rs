@@ -73,6 +73,21 @@ pub struct GatewayConfig {
     /// Signing of the identity headers sent upstream (see `panthera_identity`).
     #[serde(default)]
     pub identity: Option<IdentityConfig>,
+    /// What the gateway does with a client's trace context (export itself is configured by
+    /// the `OTEL_*` variables).
+    #[serde(default)]
+    pub tracing: TracingConfig,
+}
+
+/// The client's `traceparent` when tracing is on.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TracingConfig {
+    /// `true`: continue the client's trace, sampled as the client decided (a client of the
+    /// platform's own, or a trusted edge). `false` (default): a new trace whose root span
+    /// links to the client's, so no client forces sampling or joins a trace of its choosing.
+    #[serde(default)]
+    pub trust_client_context: bool,
 }
 
 /// How the gateway vouches for the identity it sends upstream.
@@ -610,6 +625,8 @@ trustedProxies: ["10.0.0.0/8", "fd00::/8"]
 clientAddressHeader: x-forwarded-for
 identity:
   signingKeysEnv: IDENTITY_KEYS
+tracing:
+  trustClientContext: true
 "#;
 
     #[test]
@@ -628,6 +645,13 @@ identity:
             ClientAddressHeader::XForwardedFor
         );
         assert_eq!(config.identity.unwrap().signing_keys_env, "IDENTITY_KEYS");
+        assert!(config.tracing.trust_client_context);
+        // A client's trace context is not trusted unless the file says so.
+        let minimal = GatewayConfig::from_yaml(
+            "routes:\n  - name: a\n    pathPrefix: /a\n    upstream: http://a:8080\n",
+        )
+        .unwrap();
+        assert!(!minimal.tracing.trust_client_context);
     }
 
     #[test]

@@ -15,6 +15,9 @@
 //!   peer's address. From anyone else both are dropped and X-Forwarded-For is the peer alone,
 //!   so an address a client made up never reaches the services.
 //!
+//! - `traceparent` and `tracestate` while the gateway traces: the context of its own upstream
+//!   span is sent instead (see [`crate::proxy`] for when it continues the client's).
+//!
 //! Then the gateway's headers follow: Host, X-Forwarded-Host (unless the client sent one),
 //! X-Forwarded-For, X-Forwarded-Proto (unless the client sent one), X-Request-Id, the identity
 //! headers of the verified token and their signature (`x-panthera-signature`, made for this
@@ -128,6 +131,9 @@ pub struct Forwarding<'a> {
     pub identity: Option<&'a Identity>,
     /// Signs the identity headers for the request; `None` sends them unsigned.
     pub identity_keys: Option<&'a KeyRing>,
+    /// The gateway's trace context headers, sent instead of the client's; `None` while
+    /// tracing is off (the client's pass).
+    pub trace: Option<&'a HeaderMap>,
 }
 
 impl Forwarding<'_> {
@@ -157,6 +163,7 @@ impl Forwarding<'_> {
                 "transfer-encoding" | "x-request-id" => continue,
                 // Only the gateway speaks for the caller's identity (see auth::identity).
                 other if is_reserved(other) => continue,
+                "traceparent" | "tracestate" if self.trace.is_some() => continue,
                 "host" => {
                     original_host.get_or_insert(value);
                     continue;
@@ -202,6 +209,11 @@ impl Forwarding<'_> {
             sink.put(&X_FORWARDED_PROTO, &HTTP);
         }
         sink.put(&X_REQUEST_ID, self.request_id);
+        if let Some(trace) = self.trace {
+            for (name, value) in trace {
+                sink.put(name, value);
+            }
+        }
         if let Some(identity) = self.identity {
             for (name, value) in &identity.headers {
                 sink.put(name, value);
@@ -293,6 +305,7 @@ pub(crate) mod tests {
             chain: None,
             identity,
             identity_keys: None,
+            trace: None,
         }
     }
 
@@ -313,6 +326,37 @@ pub(crate) mod tests {
             .iter()
             .map(|value| value.to_str().unwrap())
             .collect()
+    }
+
+    #[test]
+    fn the_gateways_trace_context_replaces_the_clients_only_while_tracing() {
+        let mut client = HeaderMap::new();
+        client.insert(
+            "traceparent",
+            HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+        );
+        client.insert("tracestate", HeaderValue::from_static("vendor=client"));
+        // Off: the client's context passes untouched.
+        let sent = forwarded(&client, None);
+        assert_eq!(
+            values(&sent, "traceparent"),
+            ["00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"]
+        );
+        assert_eq!(values(&sent, "tracestate"), ["vendor=client"]);
+        // On: only the gateway's, and no tracestate it did not write.
+        let mut gateway = HeaderMap::new();
+        gateway.insert(
+            "traceparent",
+            HeaderValue::from_static("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"),
+        );
+        let mut traced = forwarding(&client, None);
+        traced.trace = Some(&gateway);
+        let sent = traced.to_header_map(REQUEST);
+        assert_eq!(
+            values(&sent, "traceparent"),
+            ["00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"]
+        );
+        assert!(values(&sent, "tracestate").is_empty());
     }
 
     #[test]

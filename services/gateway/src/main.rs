@@ -62,11 +62,13 @@ fn main() -> ExitCode {
     };
     let drain_delay = std::time::Duration::try_from_secs_f64(cli.drain_delay_seconds.max(0.0))
         .unwrap_or(std::time::Duration::ZERO);
-    match runtime.block_on(panthera_gateway::server::run(
+    let served = runtime.block_on(panthera_gateway::server::run(
         cli.config,
         options,
         drain_delay,
-    )) {
+    ));
+    panthera_otel::shutdown();
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!(error = %err, "gateway failed");

@@ -57,9 +57,9 @@ impl Service {
         default_name: &str,
         migrator: &'static Migrator,
     ) -> Result<Self, Error> {
-        telemetry::init(common.log_format);
-        telemetry::install_tls_provider();
         let name = common.service_name_or(default_name).to_owned();
+        telemetry::init(common.log_format, &name);
+        telemetry::install_tls_provider();
         // Checked before anything connects: a wrong setting stops the start with its name.
         let kafka_security = common.kafka_security()?;
         let identity = common.identity_check()?;
@@ -152,6 +152,7 @@ impl Service {
         .await;
         self.shutdown.cancel();
         self.pool.close().await;
+        telemetry::shutdown();
         served.map_err(Error::Serve)
     }
 }

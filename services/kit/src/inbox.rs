@@ -34,6 +34,7 @@ use rskafka::client::partition::{OffsetAt, PartitionClient};
 use rskafka::record::RecordAndOffset;
 use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::kafka::{self, EVENT_ID_HEADER, KafkaError};
@@ -264,7 +265,19 @@ impl<H: EventHandler> Consumer<H> {
             } else {
                 offset
             };
-            self.apply(record, resume_at, &mut outcome).await?;
+            // The producer's span is the parent: one trace from the request to this consumer.
+            let span = crate::spans::kafka_process(
+                &self.topic,
+                &self.name,
+                record
+                    .record
+                    .headers
+                    .iter()
+                    .map(|(name, value)| (name.as_str(), value.as_slice())),
+            );
+            self.apply(record, resume_at, &mut outcome)
+                .instrument(span)
+                .await?;
         }
         Ok(outcome)
     }

@@ -19,6 +19,7 @@ pub mod outbox;
 pub mod pagination;
 pub mod secret;
 pub mod server;
+pub mod spans;
 pub mod telemetry;
 pub mod testing;
 

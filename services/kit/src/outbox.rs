@@ -17,7 +17,8 @@
 //!     event_type   TEXT NOT NULL,
 //!     payload      JSONB NOT NULL,
 //!     created_at   TIMESTAMPTZ NOT NULL DEFAULT now(),
-//!     published_at TIMESTAMPTZ
+//!     published_at TIMESTAMPTZ,
+//!     traceparent  TEXT
 //! );
 //! CREATE INDEX outbox_unpublished ON outbox (position) WHERE published_at IS NULL;
 //! ```
@@ -99,13 +100,15 @@ pub struct EventEnvelope {
 pub async fn enqueue(conn: &mut PgConnection, event: &OutgoingEvent) -> Result<Uuid, sqlx::Error> {
     let id = Uuid::new_v4();
     sqlx::query(
-        "INSERT INTO outbox (event_id, topic, key, event_type, payload) VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO outbox (event_id, topic, key, event_type, payload, traceparent) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(id)
     .bind(&event.topic)
     .bind(&event.key)
     .bind(&event.event_type)
     .bind(&event.data)
+    .bind(crate::spans::current_traceparent())
     .execute(conn)
     .await?;
     Ok(id)
@@ -139,16 +142,24 @@ struct OutboxRow {
     event_type: String,
     payload: serde_json::Value,
     created_at: DateTime<Utc>,
+    traceparent: Option<String>,
 }
 
 impl OutboxRow {
-    fn into_record(self) -> Result<Record, serde_json::Error> {
+    /// The Kafka record, with `traceparent` in its headers when `span` (the produce span) is
+    /// recorded.
+    fn into_record(self, span: Option<&tracing::Span>) -> Result<Record, serde_json::Error> {
         let envelope = EventEnvelope {
             id: self.event_id,
             event_type: self.event_type.clone(),
             occurred_at: self.created_at,
             data: self.payload,
         };
+        let trace = span
+            .map(panthera_otel::context_pairs)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(name, value)| (name, value.into_bytes()));
         Ok(Record {
             key: Some(self.key.into_bytes()),
             value: Some(serde_json::to_vec(&envelope)?),
@@ -160,6 +171,7 @@ impl OutboxRow {
                 (EVENT_TYPE_HEADER.to_owned(), self.event_type.into_bytes()),
             ]
             .into_iter()
+            .chain(trace)
             .collect(),
             timestamp: self.created_at,
         })
@@ -291,7 +303,7 @@ impl Relay {
             return Ok(0);
         }
         let rows: Vec<OutboxRow> = sqlx::query_as(
-            "SELECT position, event_id, topic, key, event_type, payload, created_at \
+            "SELECT position, event_id, topic, key, event_type, payload, created_at, traceparent \
              FROM outbox WHERE published_at IS NULL ORDER BY position LIMIT $1",
         )
         .bind(self.batch_size)
@@ -305,9 +317,14 @@ impl Relay {
 
         // Consecutive rows of one topic go in one produce request; topics keep their row order.
         let mut runs: Vec<(String, Vec<Record>)> = Vec::new();
+        // One producer span per traced event, open until the broker acknowledged it; the
+        // consumer's span is its child through the record's traceparent header.
+        let mut produce_spans = Vec::new();
         for row in rows {
             let topic = row.topic.clone();
-            let record = row.into_record().map_err(RelayError::Encode)?;
+            let span = crate::spans::kafka_produce(&topic, row.traceparent.as_deref());
+            let record = row.into_record(span.as_ref()).map_err(RelayError::Encode)?;
+            produce_spans.extend(span);
             match runs.last_mut() {
                 Some((last, records)) if *last == topic => records.push(record),
                 _ => runs.push((topic, vec![record])),
@@ -325,6 +342,8 @@ impl Relay {
                     source,
                 })?;
         }
+
+        drop(produce_spans);
 
         if let Some(signal) = &self.stall_after_publish {
             signal.notify_one();

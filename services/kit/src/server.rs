@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::MatchedPath;
 use axum::http::StatusCode;
 use axum::routing::get;
 use tokio::net::TcpListener;
@@ -49,7 +50,11 @@ pub fn app(api: Router, metrics: Metrics, readiness: Readiness, limits: HttpLimi
             metrics,
             metrics::track,
         ))
-        .layer(TraceLayer::new_for_http())
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_response(record_response),
+        )
         .layer(RequestBodyLimitLayer::new(limits.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -62,6 +67,46 @@ pub fn app(api: Router, metrics: Metrics, readiness: Readiness, limits: HttpLimi
                 async move { close_while_draining(draining, response) }
             },
         ))
+}
+
+/// The request's server span (OpenTelemetry HTTP semantic conventions), named by the route
+/// template rather than the path so that spans of one route group together; it continues the
+/// trace context the gateway sent.
+fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str);
+    let method = request.method().as_str();
+    let span = tracing::info_span!(
+        "request",
+        otel.name = format_args!("{method} {route}"),
+        otel.kind = "server",
+        otel.status_code = tracing::field::Empty,
+        http.request.method = method,
+        http.route = route,
+        url.path = request.uri().path(),
+        http.response.status_code = tracing::field::Empty,
+        trace_id = tracing::field::Empty,
+        span_id = tracing::field::Empty,
+    );
+    if panthera_otel::enabled() {
+        panthera_otel::adopt(&span, request.headers(), panthera_otel::Incoming::Continue);
+    }
+    span
+}
+
+fn record_response<B>(
+    response: &axum::http::Response<B>,
+    _latency: Duration,
+    span: &tracing::Span,
+) {
+    let status = response.status();
+    span.record("http.response.status_code", status.as_u16());
+    // Server spans are errors on 5xx only: a 4xx is the client's (semantic conventions).
+    if status.is_server_error() {
+        span.record("otel.status_code", "ERROR");
+    }
 }
 
 /// A client that keeps a connection alive (the gateway's pool) would go on sending requests to

@@ -25,7 +25,8 @@ CREATE TABLE outbox (
     event_type   TEXT NOT NULL,
     payload      JSONB NOT NULL,
     created_at   TIMESTAMPTZ NOT NULL DEFAULT now(),
-    published_at TIMESTAMPTZ
+    published_at TIMESTAMPTZ,
+    traceparent  TEXT
 );
 CREATE TABLE processed_events (
     consumer     TEXT NOT NULL,

@@ -2,9 +2,10 @@
 
 use std::time::Duration;
 
-use panthera_kit::FieldError;
+use panthera_kit::{FieldError, spans};
 use reqwest::StatusCode;
 use serde::{Deserialize, Serialize};
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::model::NewItem;
@@ -83,6 +84,17 @@ impl CatalogClient {
         })
     }
 
+    /// The client span of a call to the catalog, `server.address` its base URL's host.
+    fn span(&self, method: &'static str, route: &'static str) -> tracing::Span {
+        let host = self
+            .base
+            .as_deref()
+            .and_then(|base| base.split_once("://").map(|(_, rest)| rest))
+            .and_then(|rest| rest.split(['/', ':']).next())
+            .unwrap_or("");
+        spans::http_client(method, route, host)
+    }
+
     fn url(&self, path: &str) -> Result<String, CatalogError> {
         let base = self.base.as_ref().ok_or(CatalogError::NotConfigured)?;
         Ok(format!("{base}{path}"))
@@ -94,14 +106,19 @@ impl CatalogClient {
         order_id: Uuid,
         items: &[NewItem],
     ) -> Result<Reservation, CatalogError> {
+        let url = self.url("/v1/reservations")?;
+        let span = self.span("POST", "/v1/reservations");
         let response = self
             .http
-            .post(self.url("/v1/reservations")?)
+            .post(url)
+            .headers(spans::propagation_headers(&span))
             .json(&ReservationRequest { order_id, items })
             .send()
+            .instrument(span.clone())
             .await
             .map_err(CatalogError::Unreachable)?;
         let status = response.status();
+        spans::record_status(&span, status.as_u16());
         match status {
             StatusCode::CREATED | StatusCode::OK => {
                 response.json().await.map_err(CatalogError::Unreachable)
@@ -126,12 +143,17 @@ impl CatalogClient {
 
     /// Gives the reserved stock back (the order could not be recorded).
     pub async fn release(&self, order_id: Uuid) -> Result<(), CatalogError> {
+        let url = self.url(&format!("/v1/reservations/{order_id}"))?;
+        let span = self.span("DELETE", "/v1/reservations/{id}");
         let response = self
             .http
-            .delete(self.url(&format!("/v1/reservations/{order_id}"))?)
+            .delete(url)
+            .headers(spans::propagation_headers(&span))
             .send()
+            .instrument(span.clone())
             .await
             .map_err(CatalogError::Unreachable)?;
+        spans::record_status(&span, response.status().as_u16());
         match response.status() {
             StatusCode::NO_CONTENT | StatusCode::NOT_FOUND => Ok(()),
             other => Err(CatalogError::Unexpected(other)),

@@ -23,6 +23,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tower::{Layer, ServiceExt};
+use tracing::Instrument;
 
 use crate::body::{GatewayBody, UpstreamBody};
 use crate::config::GatewayConfig;
@@ -218,19 +219,43 @@ impl Gateway {
             client,
             request_id: request_id.clone(),
         };
-        let mut response = match &state.cors {
-            // Optional steps are boxed so their (large) futures do not inflate, and get copied
-            // with, every request's future on the plain path.
-            Some(layer) => match Box::pin(layer.clone().layer(pipeline).oneshot(request)).await {
-                Ok(response) => response,
-                Err(never) => match never {},
-            },
-            None => pipeline.run(request).await,
+        // Made only while tracing is on: off, a request pays one atomic load for it.
+        let span = panthera_otel::enabled().then(|| {
+            server_span(
+                &request,
+                pipeline.route.as_deref(),
+                &route_name,
+                &client,
+                state.config.tracing.trust_client_context,
+            )
+        });
+        let handled = async {
+            match &state.cors {
+                // Optional steps are boxed so their (large) futures do not inflate, and get
+                // copied with, every request's future on the plain path.
+                Some(layer) => {
+                    match Box::pin(layer.clone().layer(pipeline).oneshot(request)).await {
+                        Ok(response) => response,
+                        Err(never) => match never {},
+                    }
+                }
+                None => pipeline.run(request).await,
+            }
+        };
+        let mut response = match &span {
+            None => handled.await,
+            Some(span) => Box::pin(handled.instrument(span.clone())).await,
         };
         response
             .headers_mut()
             .insert(X_REQUEST_ID.clone(), request_id.clone());
         let status = response.status().as_u16();
+        if let Some(span) = &span {
+            span.record("http.response.status_code", status);
+            if status >= 500 {
+                span.record("otel.status_code", "ERROR");
+            }
+        }
         let elapsed = started.elapsed();
         self.metrics
             .observe_request(&route_name, &method, status, elapsed);
@@ -243,11 +268,55 @@ impl Gateway {
                 path,
                 route = &*route_name,
                 status,
+                trace_id = span.as_ref().and_then(panthera_otel::trace_id),
                 duration_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
             );
         }
         response
     }
+}
+
+/// The gateway's server span (OpenTelemetry HTTP semantic conventions): a new trace linked to
+/// the client's context, or its continuation when the configuration trusts clients
+/// (`tracing.trustClientContext`).
+fn server_span(
+    request: &Request<Incoming>,
+    route: Option<&crate::routing::Route>,
+    route_name: &str,
+    client: &crate::client_addr::ClientAddress,
+    trust_client_context: bool,
+) -> tracing::Span {
+    let method = request.method().as_str();
+    let template = route.map_or("", |route| route.prefix.as_str());
+    let host = request
+        .headers()
+        .get(http::header::HOST)
+        .and_then(|host| host.to_str().ok())
+        .map(|host| host.rsplit_once(':').map_or(host, |(name, _)| name))
+        .unwrap_or("");
+    let span = tracing::info_span!(
+        target: "panthera_gateway::trace",
+        "request",
+        otel.name = format_args!("{method} {template}"),
+        otel.kind = "server",
+        otel.status_code = tracing::field::Empty,
+        http.request.method = method,
+        http.route = template,
+        url.path = request.uri().path(),
+        server.address = host,
+        client.address = %client.ip,
+        panthera.route = route_name,
+        http.response.status_code = tracing::field::Empty,
+        trace_id = tracing::field::Empty,
+        span_id = tracing::field::Empty,
+    );
+    let incoming = if trust_client_context {
+        panthera_otel::Incoming::Continue
+    } else {
+        panthera_otel::Incoming::Link
+    };
+    panthera_otel::adopt(&span, request.headers(), incoming);
+    span
 }
 
 /// `tracing` target of access-log events (filter with `RUST_LOG=...,panthera_gateway::access=off`).

@@ -14,6 +14,7 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::{Body, Incoming};
 use panthera_identity::RequestLine;
 use tokio::time::error::Elapsed;
+use tracing::Instrument;
 
 use super::pipeline::Pipeline;
 use super::responses::error_response;
@@ -38,6 +39,13 @@ impl Pipeline {
         let (parts, body) = request.into_parts();
         let retry = RetryPolicy::new(&parts.method, route.retries, route.timeout);
         let limit = usize::try_from(max_body).unwrap_or(usize::MAX);
+        // Only while tracing: the upstream span, whose context the upstream continues.
+        let upstream_span = panthera_otel::enabled().then(|| upstream_span(route, &parts));
+        let trace = upstream_span.as_ref().map(|span| {
+            let mut headers = http::HeaderMap::new();
+            panthera_otel::inject(span, &mut headers);
+            headers
+        });
         let forwarding = Forwarding {
             headers: &parts.headers,
             host: &route.host_header,
@@ -49,18 +57,42 @@ impl Pipeline {
                 .then(|| self.state.client_address.header()),
             identity,
             identity_keys: self.state.identity_keys.as_deref(),
+            trace: trace.as_ref(),
         };
-        match &route.pool {
-            Some(pool) => {
-                let body = request_body(body, limit, &retry).await?;
-                send_plain(pool, route, &parts, forwarding, body, retry)
+        let sent = async {
+            match &route.pool {
+                Some(pool) => {
+                    let body = request_body(body, limit, &retry).await?;
+                    send_plain(pool, route, &parts, forwarding, body, retry)
+                        .await
+                        .map(|response| response.map(GatewayBody::Upstream))
+                }
+                // Boxed: the rarer path's future does not inflate every request's.
+                None => Box::pin(self.send_https(route, &parts, forwarding, body, limit, retry))
                     .await
-                    .map(|response| response.map(GatewayBody::Upstream))
+                    .map(|response| response.map(GatewayBody::Client)),
             }
-            // Boxed: the rarer path's future does not inflate every request's.
-            None => Box::pin(self.send_https(route, &parts, forwarding, body, limit, retry))
-                .await
-                .map(|response| response.map(GatewayBody::Client)),
+        };
+        match upstream_span {
+            None => sent.await,
+            Some(span) => {
+                // Boxed like the other optional steps: no cost in the untraced future's size.
+                let sent = Box::pin(sent.instrument(span.clone())).await;
+                match &sent {
+                    Ok(response) => {
+                        let status = response.status().as_u16();
+                        span.record("http.response.status_code", status);
+                        if status >= 500 {
+                            span.record("otel.status_code", "ERROR");
+                        }
+                    }
+                    Err(failure) => {
+                        span.record("otel.status_code", "ERROR");
+                        span.record("error.type", failure.kind());
+                    }
+                }
+                sent
+            }
         }
     }
 
@@ -167,6 +199,25 @@ async fn request_body(body: Incoming, limit: usize, retry: &RetryPolicy) -> Resu
     }
 }
 
+/// The client span of the trip upstream (all attempts): its duration is the upstream time, and
+/// its context goes upstream in `traceparent`.
+fn upstream_span(route: &Route, parts: &Parts) -> tracing::Span {
+    let method = parts.method.as_str();
+    tracing::info_span!(
+        target: "panthera_gateway::trace",
+        "upstream",
+        otel.name = method,
+        otel.kind = "client",
+        otel.status_code = tracing::field::Empty,
+        http.request.method = method,
+        server.address = route.authority.host(),
+        server.port = route.authority.port_u16(),
+        panthera.route = &*route.name,
+        http.response.status_code = tracing::field::Empty,
+        error.type = tracing::field::Empty,
+    )
+}
+
 /// Retrying needs the body again, so it is buffered (it is bounded by maxBodyBytes).
 async fn buffer_body(body: Incoming, limit: usize, timeout: Duration) -> Result<Bytes> {
     match tokio::time::timeout(timeout, Limited::new(body, limit).collect()).await {
@@ -187,6 +238,16 @@ pub(super) enum UpstreamFailure {
 }
 
 impl UpstreamFailure {
+    /// `error.type` of the upstream span.
+    fn kind(&self) -> &'static str {
+        match self {
+            Self::Unavailable => "unavailable",
+            Self::Timeout => "timeout",
+            Self::BodyTooLarge => "body_too_large",
+            Self::BadRequest => "bad_request",
+        }
+    }
+
     pub(super) fn into_response(self) -> Response<GatewayBody> {
         match self {
             Self::Unavailable => error_response(StatusCode::BAD_GATEWAY, "upstream unavailable"),
