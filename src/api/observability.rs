@@ -1,9 +1,10 @@
 //! How a monitoring stack finds and judges a platform: Prometheus scrape targets, alerts on the
-//! gateway's service level objectives, and Grafana dashboards.
+//! gateway's service level objectives, Grafana dashboards, and where the traces go.
 
 use std::collections::BTreeMap;
 
 use kube::KubeSchema;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::rules::msg;
@@ -17,6 +18,65 @@ pub struct ObservabilitySpec {
     /// annotations, a PrometheusRule with the platform's alerts, and Grafana dashboards.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prometheus: Option<PrometheusSpec>,
+    /// OpenTelemetry traces of the gateway and the services, exported over OTLP to a collector
+    /// (Jaeger, Tempo, an OpenTelemetry Collector...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracing: Option<TracingSpec>,
+}
+
+/// Where and how much the gateway and the services trace; rendered as the standard `OTEL_*`
+/// variables of their containers.
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[x_kube(validation = Rule::new("self.resourceAttributes.all(k, k.matches('^[A-Za-z][A-Za-z0-9._-]*$'))").message(msg::RESOURCE_ATTRIBUTE_KEY).field_path(".resourceAttributes"))]
+pub struct TracingSpec {
+    /// Export traces; false keeps the settings and renders none.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// The collector's OTLP base URL, e.g. `http://otel-collector.monitoring:4318` (the binaries
+    /// append `/v1/traces`).
+    #[schemars(
+        length(min = 8, max = 2048),
+        regex(pattern = r"^https?://[^\s/?#@]+(/[^\s?#]*)?$")
+    )]
+    pub endpoint: String,
+    /// The OTLP transport. Panthera's gateway and services speak HTTP/protobuf, the protocol
+    /// every OTLP receiver accepts on 4318.
+    #[serde(default)]
+    pub protocol: OtlpProtocol,
+    /// Share of the traces started at the gateway that are recorded, 0 to 1 (parent-based: a
+    /// service follows the decision of the request it serves).
+    #[serde(default = "default_sampling_ratio")]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub sampling_ratio: f64,
+    /// Extra resource attributes on every span, e.g. `deployment.environment.name: production`.
+    #[serde(default)]
+    #[schemars(extend("maxProperties" = 16, "additionalProperties" = {"type": "string", "maxLength": 255}))]
+    pub resource_attributes: BTreeMap<String, String>,
+    /// Continue a client's `traceparent` at the gateway (and its sampling decision). False: a new
+    /// trace linked to the client's, so clients cannot force sampling.
+    #[serde(default)]
+    pub trust_client_context: bool,
+}
+
+/// How spans travel to the collector.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum OtlpProtocol {
+    #[default]
+    #[serde(rename = "http/protobuf")]
+    HttpProtobuf,
+}
+
+impl OtlpProtocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::HttpProtobuf => "http/protobuf",
+        }
+    }
+}
+
+fn default_sampling_ratio() -> f64 {
+    0.1
 }
 
 /// Prometheus monitoring of the platform.

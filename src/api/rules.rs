@@ -48,6 +48,7 @@ pub mod msg {
     pub const MONITORING_NEEDS_SELECTOR: &str =
         "gateway.monitoring needs a namespaceSelector or a podSelector";
     pub const LABEL_KEY: &str = "label keys are an optional DNS subdomain and '/', then 1-63 letters, digits, '-', '_' or '.' starting and ending with a letter or digit";
+    pub const RESOURCE_ATTRIBUTE_KEY: &str = "observability.tracing.resourceAttributes keys start with a letter, then letters, digits, '.', '_' or '-'";
     pub const MONITORING_LABEL_RESERVED: &str = "observability.prometheus.labels cannot set panthera.dev/ or app.kubernetes.io/ labels: Panthera sets those itself";
     pub const EXISTING_NEEDS_AWS: &str =
         "existingIdentifier names an AWS resource to adopt and needs backend: aws";

@@ -156,6 +156,17 @@ pub fn check(platform: &PantheraPlatform) -> Vec<(String, String)> {
             push(at.into(), msg::MONITORING_LABEL_RESERVED);
         }
     }
+    if let Some(t) = spec.observability.as_ref().and_then(|o| o.tracing.as_ref())
+        && !t
+            .resource_attributes
+            .keys()
+            .all(|k| is_resource_attribute_key(k))
+    {
+        push(
+            "spec.observability.tracing.resourceAttributes".into(),
+            msg::RESOURCE_ATTRIBUTE_KEY,
+        );
+    }
     let any_aws = spec.databases.iter().any(|d| d.backend == Backend::Aws)
         || spec
             .redis
@@ -256,6 +267,14 @@ fn aws_only(
 
 /// The CRD's label-key rule (`api::LABEL_KEY` and at most 317 characters), without a regex:
 /// an optional prefix of dot-separated DNS labels and `/`, then a name.
+/// `^[A-Za-z][A-Za-z0-9._-]*$`: nothing that would break `OTEL_RESOURCE_ATTRIBUTES`' list.
+fn is_resource_attribute_key(key: &str) -> bool {
+    key.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
 fn is_label_key(key: &str) -> bool {
     let alnum_ends = |part: &str, inner: &dyn Fn(char) -> bool| {
         let mut chars = part.chars();

@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 
 mod monitoring;
 mod stores;
+mod tracing;
 
 pub use monitoring::{GRAFANA_DASHBOARD_LABEL, POD_TARGET_LABELS};
 
@@ -345,6 +346,8 @@ impl<'a> ContextBuilder<'a> {
                     "ports": [{"protocol": "TCP", "port": catalog.port}],
                 }));
         }
+        env.extend(self.tracing_env(&svc.name));
+        egress.extend(self.tracing_egress());
         for e in &svc.env {
             env.push(json!({"name": e.name, "value": e.value}));
         }
@@ -424,6 +427,10 @@ impl<'a> ContextBuilder<'a> {
         let app = "panthera-gateway";
         let config =
             gateway_config::build(gw, &self.names, &spec.services, self.gateway_uses_redis());
+        let config = match self.tracing_spec() {
+            Some(tracing) => config.with_tracing(tracing.trust_client_context),
+            None => config,
+        };
         let config_yaml = serde_yaml::to_string(&config)
             .map_err(|e| format!("cannot serialize the gateway configuration: {e}"))?;
         let mut env = Vec::new();
@@ -456,6 +463,8 @@ impl<'a> ContextBuilder<'a> {
                 routed.push(svc);
             }
         }
+        env.extend(self.tracing_env("gateway"));
+        egress.extend(self.tracing_egress());
         for svc in routed {
             egress.push(json!({
                 "to": [{"podSelector": {"matchLabels": self.pod_selector(ComponentKind::Service, &svc.name)}}],

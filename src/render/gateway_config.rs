@@ -33,6 +33,25 @@ pub struct GatewayConfig {
     trusted_proxies: Vec<String>,
     client_address_header: &'static str,
     identity: Identity,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tracing: Option<Tracing>,
+}
+
+#[derive(Serialize, Debug)]
+#[serde(rename_all = "camelCase")]
+struct Tracing {
+    trust_client_context: bool,
+}
+
+impl GatewayConfig {
+    /// What the gateway does with a client's trace context while it traces
+    /// (`spec.observability.tracing.trustClientContext`).
+    pub fn with_tracing(mut self, trust_client_context: bool) -> Self {
+        self.tracing = Some(Tracing {
+            trust_client_context,
+        });
+        self
+    }
 }
 
 #[derive(Serialize, Debug)]
@@ -197,5 +216,6 @@ pub fn build(
         identity: Identity {
             signing_keys_env: IDENTITY_KEYS_ENV,
         },
+        tracing: None,
     }
 }
