@@ -25,7 +25,9 @@ pub struct SqlSpans;
 
 #[derive(Default)]
 struct Statement {
+    /// The whole statement; sqlx leaves it empty when the summary already is the whole of it.
     sql: Option<String>,
+    summary: Option<String>,
     elapsed: Option<f64>,
     rows_affected: Option<u64>,
     rows_returned: Option<u64>,
@@ -33,8 +35,10 @@ struct Statement {
 
 impl Visit for Statement {
     fn record_str(&mut self, field: &Field, value: &str) {
-        if field.name() == "db.statement" {
-            self.sql = Some(value.to_owned());
+        match field.name() {
+            "db.statement" if !value.is_empty() => self.sql = Some(value.to_owned()),
+            "summary" => self.summary = Some(value.to_owned()),
+            _ => {}
         }
     }
 
@@ -90,7 +94,7 @@ impl<S: tracing::Subscriber> Layer<S> for SqlSpans {
         }
         let mut statement = Statement::default();
         event.record(&mut statement);
-        let Some(sql) = statement.sql else {
+        let Some(sql) = statement.sql.or(statement.summary) else {
             return;
         };
         let elapsed =

@@ -102,7 +102,7 @@ fn record_response<B>(
     span: &tracing::Span,
 ) {
     let status = response.status();
-    span.record("http.response.status_code", status.as_u16());
+    span.record("http.response.status_code", i64::from(status.as_u16()));
     // Server spans are errors on 5xx only: a 4xx is the client's (semantic conventions).
     if status.is_server_error() {
         span.record("otel.status_code", "ERROR");

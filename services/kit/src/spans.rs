@@ -27,7 +27,8 @@ pub fn http_client(method: &'static str, route: &'static str, server: &str) -> S
 /// Records the response status of an [`http_client`] span (an error from 400 on, as the
 /// conventions say for clients).
 pub fn record_status(span: &Span, status: u16) {
-    span.record("http.response.status_code", status);
+    // As i64: tracing-opentelemetry exports a u16 or u64 as its text.
+    span.record("http.response.status_code", i64::from(status));
     if status >= 400 {
         span.record("otel.status_code", "ERROR");
     }

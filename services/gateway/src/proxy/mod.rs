@@ -251,7 +251,7 @@ impl Gateway {
             .insert(X_REQUEST_ID.clone(), request_id.clone());
         let status = response.status().as_u16();
         if let Some(span) = &span {
-            span.record("http.response.status_code", status);
+            span.record("http.response.status_code", i64::from(status));
             if status >= 500 {
                 span.record("otel.status_code", "ERROR");
             }

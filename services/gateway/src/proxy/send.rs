@@ -81,7 +81,7 @@ impl Pipeline {
                 match &sent {
                     Ok(response) => {
                         let status = response.status().as_u16();
-                        span.record("http.response.status_code", status);
+                        span.record("http.response.status_code", i64::from(status));
                         if status >= 500 {
                             span.record("otel.status_code", "ERROR");
                         }
@@ -211,7 +211,8 @@ fn upstream_span(route: &Route, parts: &Parts) -> tracing::Span {
         otel.status_code = tracing::field::Empty,
         http.request.method = method,
         server.address = route.authority.host(),
-        server.port = route.authority.port_u16(),
+        // Integers as i64: tracing-opentelemetry exports a u16 or u64 as its text.
+        server.port = route.authority.port_u16().map(i64::from),
         panthera.route = &*route.name,
         http.response.status_code = tracing::field::Empty,
         error.type = tracing::field::Empty,
