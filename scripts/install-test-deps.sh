@@ -5,6 +5,7 @@
 #   - Maven Central: Apache Kafka (scripts/kafka/pom.xml; jars cached), run on Debian's Java 17
 #   - Go modules: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok (cached)
 #   - Go module: Prometheus's promtool and server (install-prometheus.sh; cached)
+#   - Go module: Jaeger's all-in-one (install-jaeger.sh; cached)
 #   - a real node (install-node.sh): containerd, runc, CNI plugins from Debian; kubelet,
 #     kube-proxy, CoreDNS, local-path-provisioner from Go modules; pause and busybox images
 set -euo pipefail
@@ -70,6 +71,8 @@ bash "$(dirname "$0")/install-node.sh" >/dev/null
 # promtool checks and unit-tests the rendered alerts, the server scrapes the real binaries
 # (about 6 minutes once, cached).
 bash "$(dirname "$0")/install-prometheus.sh" >/dev/null
+# Jaeger's all-in-one receives the end-to-end test's traces (about 6 minutes once, cached).
+bash "$(dirname "$0")/install-jaeger.sh" >/dev/null
 # kubectl comes with the machine image (no Debian/PyPI/npm/crates.io package provides it); the
 # kube-sim kubectl test and the render benchmark need it.
 if ! command -v kubectl >/dev/null 2>&1; then

@@ -23,6 +23,10 @@ PG_TLS_PORT="${PANTHERA_PG_TLS_PORT:-25433}"
 # SASL_SSL listener, KAFKA_CONTROLLER_PORT the KRaft controller's.
 KAFKA_TLS_PORT="${PANTHERA_KAFKA_TLS_PORT:-29093}"
 KAFKA_CONTROLLER_PORT="${PANTHERA_KAFKA_CONTROLLER_PORT:-29095}"
+# Jaeger: OTLP over HTTP in, the query API (HTTP and gRPC) out; loopback only (scripts/jaeger.yaml).
+JAEGER_OTLP_PORT="${PANTHERA_JAEGER_OTLP_PORT:-24318}"
+JAEGER_QUERY_PORT="${PANTHERA_JAEGER_QUERY_PORT:-26686}"
+JAEGER_QUERY_GRPC_PORT="${PANTHERA_JAEGER_QUERY_GRPC_PORT:-26685}"
 KAFKA_VERSION="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$(dirname "$0")/kafka/pom.xml")"
 KAFKA_LIBS="$CACHE/kafka-$KAFKA_VERSION/libs"
 # Test-only credentials; the servers listen on loopback and live as long as the run.
@@ -194,6 +198,16 @@ start() {
     nohup "$CACHE/venv/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" >"$DIR/moto.log" 2>&1 &
     echo $! >"$DIR/moto.pid"
   fi
+  # Jaeger (the trace end-to-end test); without its binary the test says so (and fails in CI).
+  local jaeger
+  jaeger="$(PANTHERA_CACHE="$CACHE" bash "$(dirname "$0")/install-jaeger.sh" || true)"
+  if [ -n "$jaeger" ] && ! (exec 3<>"/dev/tcp/127.0.0.1/$JAEGER_QUERY_PORT") 2>/dev/null; then
+    PANTHERA_JAEGER_OTLP_PORT="$JAEGER_OTLP_PORT" PANTHERA_JAEGER_QUERY_PORT="$JAEGER_QUERY_PORT" \
+      PANTHERA_JAEGER_QUERY_GRPC_PORT="$JAEGER_QUERY_GRPC_PORT" \
+      nohup "$jaeger" --config "$(readlink -f "$(dirname "$0")")/jaeger.yaml" \
+      >"$DIR/jaeger.log" 2>&1 &
+    echo $! >"$DIR/jaeger.pid"
+  fi
   # A real Kubernetes control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok).
   bash "$(dirname "$0")/control-plane.sh" start "$DIR/k8s"
   if [ "${PANTHERA_TEST_NODE:-1}" != 0 ]; then
@@ -207,6 +221,13 @@ start() {
   wait_port "$KAFKA_PORT" "Apache Kafka"
   wait_port "$KAFKA_TLS_PORT" "Apache Kafka (SASL_SSL)"
   PROMETHEUS_BIN="$(PANTHERA_CACHE="$CACHE" bash "$(dirname "$0")/install-prometheus.sh" || true)"
+  local jaeger_env=""
+  if [ -n "$jaeger" ]; then
+    wait_port "$JAEGER_OTLP_PORT" "Jaeger (OTLP)"
+    wait_port "$JAEGER_QUERY_PORT" "Jaeger (query)"
+    jaeger_env="export PANTHERA_TEST_JAEGER_OTLP=\"http://127.0.0.1:$JAEGER_OTLP_PORT\"
+export PANTHERA_TEST_JAEGER_QUERY=\"http://127.0.0.1:$JAEGER_QUERY_PORT\""
+  fi
   cat >"$DIR/env.sh" <<ENV
 export PANTHERA_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
 export PANTHERA_TEST_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0"
@@ -223,6 +244,7 @@ export PANTHERA_KUBERNETES_VALIDATE="$CACHE/venv/bin/kubernetes-validate"
 export PANTHERA_LUA="$(command -v lua5.4 || true)"
 export PANTHERA_PROMTOOL="$PROMETHEUS_BIN/promtool"
 export PANTHERA_PROMETHEUS="$PROMETHEUS_BIN/prometheus"
+$jaeger_env
 ENV
   cat "$DIR/k8s/env.sh" >>"$DIR/env.sh"
   if [ "${PANTHERA_TEST_NODE:-1}" != 0 ]; then cat "$DIR/k8s/node/env.sh" >>"$DIR/env.sh"; fi
@@ -235,7 +257,7 @@ stop() {
   bash "$(dirname "$0")/control-plane.sh" stop "$DIR/k8s"
   as_pg "$PG_BIN/pg_ctl" -D "$DIR/pg" -m fast stop >/dev/null 2>&1 || true
   as_pg "$PG_BIN/pg_ctl" -D "$DIR/pg-tls" -m fast stop >/dev/null 2>&1 || true
-  for p in redis moto kafka; do
+  for p in redis moto kafka jaeger; do
     if [ -f "$DIR/$p.pid" ]; then kill "$(cat "$DIR/$p.pid")" 2>/dev/null || true; fi
   done
   # Kafka takes a few seconds to shut down; a next start on the same ports must not find it.
@@ -245,7 +267,7 @@ stop() {
     for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -9 "$pid" 2>/dev/null || true
   fi
-  rm -f "$DIR"/{redis,moto,kafka}.pid
+  rm -f "$DIR"/{redis,moto,kafka,jaeger}.pid
 }
 
 case "${1:-start}" in

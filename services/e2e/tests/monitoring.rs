@@ -97,7 +97,7 @@ async fn prometheus_scrapes_the_binaries_and_every_dashboard_query_has_data() {
     let Some(shop) = Shop::start().await else {
         return;
     };
-    let plan = shop_plan();
+    let plan = shop_plan(None);
     let dir = tempfile::tempdir().unwrap();
 
     // The rendered PrometheusRule's groups, as a rule file.

@@ -49,18 +49,25 @@ struct Rendered {
     env: BTreeMap<String, Vec<Value>>,
 }
 
-/// `examples/shop.yaml` rendered, generated secrets redacted.
-pub fn shop_plan() -> Plan {
-    let text = include_str!("../../../../examples/shop.yaml");
-    let platform = panthera::load::load_str("shop.yaml", text).unwrap();
+/// `examples/shop.yaml` rendered, generated secrets redacted; with `traces_to` (an OTLP/HTTP
+/// endpoint), its `spec.observability.tracing` points there and records every trace.
+pub fn shop_plan(traces_to: Option<&str>) -> Plan {
+    let mut shop: serde_yaml::Value =
+        serde_yaml::from_str(include_str!("../../../../examples/shop.yaml")).unwrap();
+    if let Some(endpoint) = traces_to {
+        shop["spec"]["observability"]["tracing"] =
+            serde_yaml::to_value(json!({"endpoint": endpoint, "samplingRatio": 1.0})).unwrap();
+    }
+    let text = serde_yaml::to_string(&shop).unwrap();
+    let platform = panthera::load::load_str("shop.yaml", &text).unwrap();
     Renderer::embedded()
         .unwrap()
         .render(&platform, &Redacted)
         .unwrap()
 }
 
-fn render_shop() -> Rendered {
-    let plan = shop_plan();
+fn render_shop(traces_to: Option<&str>) -> Rendered {
+    let plan = shop_plan(traces_to);
     let gateway_yaml = plan.get("ConfigMap/shop-gateway").unwrap().value["data"]["gateway.yaml"]
         .as_str()
         .unwrap()
@@ -90,18 +97,31 @@ pub struct Shop {
     pub users_db: TestDatabase,
     /// catalog and orders share it, as the shop says (each in a schema of its own).
     pub orders_db: TestDatabase,
+    /// What names this run's topics and traces' services apart from other runs' (`e2e-...`).
+    pub run: String,
     children: Vec<Child>,
     _dir: tempfile::TempDir,
 }
 
 impl Shop {
+    /// The shop without traces (there is no collector on loopback for the example's endpoint).
     pub async fn start() -> Option<Self> {
+        Self::start_with(None).await
+    }
+
+    /// The shop exporting every trace to `otlp` (OTLP/HTTP), its services named
+    /// `{service}-{run}`.
+    pub async fn start_traced(otlp: &str) -> Option<Self> {
+        Self::start_with(Some(otlp)).await
+    }
+
+    async fn start_with(traces_to: Option<&str>) -> Option<Self> {
         let redis = service_env(REDIS_URL_VAR)?;
         let brokers = service_env(KAFKA_BROKERS_VAR)?;
         let users_db = TestDatabase::create("e2e_users").await.unwrap()?;
         let orders_db = TestDatabase::create("e2e_orders").await.unwrap()?;
         let bin = binaries();
-        let rendered = render_shop();
+        let rendered = render_shop(traces_to);
         let ports: BTreeMap<&str, u16> = SERVICES.iter().map(|s| (*s, free_port())).collect();
         // Topics of this run only, so events of other runs sharing the broker stay out.
         let suffix = unique_name("e2e");
@@ -127,7 +147,7 @@ impl Shop {
                 .filter_map(|var| {
                     let name = var["name"].as_str().unwrap().to_owned();
                     // The listener is the test's (service_command sets PORT and loopback).
-                    if name == "PORT" {
+                    if name == "PORT" || (traces_to.is_none() && name.starts_with("OTEL_")) {
                         return None;
                     }
                     let value = match (&var["value"], &var["valueFrom"]["secretKeyRef"]) {
@@ -145,10 +165,15 @@ impl Shop {
                             .map(|topic| format!("{topic}-{suffix}"))
                             .collect::<Vec<_>>()
                             .join(","),
+                        "OTEL_SERVICE_NAME" => format!("{value}-{suffix}"),
                         _ => value,
                     };
                     Some((name, value))
                 })
+                .chain(
+                    // Spans leave every 100 ms rather than every 5 s, so the test reads them soon.
+                    traces_to.map(|_| ("OTEL_BSP_SCHEDULE_DELAY".to_owned(), "100".to_owned())),
+                )
                 .collect()
         };
 
@@ -203,6 +228,7 @@ impl Shop {
                 .collect(),
             users_db,
             orders_db,
+            run: suffix,
             children,
             _dir: dir,
         })
