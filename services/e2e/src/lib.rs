@@ -11,6 +11,8 @@
 // Test support: a failed step is a failed test, and the panic says which step.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod jaeger;
+
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 

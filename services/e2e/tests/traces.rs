@@ -8,13 +8,11 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
-
 use common::{ADMIN_EMAIL, ADMIN_PASSWORD, Shop};
+use panthera_e2e::jaeger::Jaeger;
 use panthera_e2e::{Method, PASSWORD, StatusCode};
 use panthera_kit::testing::service_env;
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// The trace context a client sends with its order: the gateway must not continue it (the
 /// rendered `trustClientContext` is false) but link its new trace to it.
@@ -61,7 +59,16 @@ async fn one_order_is_one_trace_from_the_gateway_to_the_kafka_consumer() {
 
     let jaeger = Jaeger::new(query);
     let names = Names::of(&shop.run);
-    let trace = jaeger.order_trace(&names).await;
+    // Complete once the consumer's span has arrived too.
+    let consumed = format!("process {}", names.order_topic);
+    let trace = jaeger
+        .find_trace(&names.gateway, "POST /v1/orders", |trace| {
+            trace
+                .spans
+                .iter()
+                .any(|s| s["operationName"] == consumed.as_str())
+        })
+        .await;
     let tree = trace.tree();
     println!(
         "the order's trace {} as Jaeger returns it:\n{tree}",
@@ -147,194 +154,5 @@ impl Names {
             catalog: format!("catalog-{run}"),
             order_topic: format!("order-events-{run}"),
         }
-    }
-}
-
-/// Jaeger's query API (`/api/traces`).
-struct Jaeger {
-    base: String,
-    http: reqwest::Client,
-}
-
-impl Jaeger {
-    fn new(base: String) -> Self {
-        Self {
-            base,
-            http: reqwest::Client::new(),
-        }
-    }
-
-    async fn get(&self, path_and_query: &str) -> Value {
-        let url = format!("{}{path_and_query}", self.base);
-        let response = self
-            .http
-            .get(&url)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("GET {url}: {e}"));
-        if response.status() == StatusCode::NOT_FOUND {
-            return json!({"data": []});
-        }
-        assert_eq!(response.status(), StatusCode::OK, "GET {url}");
-        response.json().await.unwrap()
-    }
-
-    /// The trace of the order: the gateway's `POST /v1/orders` root, once its consumer's span
-    /// has arrived too (spans reach Jaeger as each service exports them).
-    async fn order_trace(&self, names: &Names) -> Trace {
-        let started = Instant::now();
-        let operation = "POST%20/v1/orders";
-        let consumed = format!("process {}", names.order_topic);
-        let mut last = Value::Null;
-        while started.elapsed() < Duration::from_secs(60) {
-            let found = self
-                .get(&format!(
-                    "/api/traces?service={}&operation={operation}&limit=20&lookback=1h",
-                    names.gateway
-                ))
-                .await;
-            for data in found["data"].as_array().into_iter().flatten() {
-                let id = data["traceID"].as_str().unwrap_or_default();
-                let full = self.get(&format!("/api/traces/{id}")).await;
-                let Some(trace) = full["data"].get(0) else {
-                    continue;
-                };
-                let trace = Trace::new(trace.clone());
-                if trace
-                    .spans
-                    .iter()
-                    .any(|s| s["operationName"] == consumed.as_str())
-                {
-                    return trace;
-                }
-                last = trace.data;
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-        panic!(
-            "no trace of {} with the consumer's span `{consumed}` within 60 s; last seen: {last}",
-            names.gateway
-        );
-    }
-}
-
-/// One trace as Jaeger's JSON gives it.
-struct Trace {
-    id: String,
-    data: Value,
-    spans: Vec<Value>,
-    services: BTreeMap<String, String>,
-}
-
-impl Trace {
-    fn new(data: Value) -> Self {
-        let spans = data["spans"].as_array().cloned().unwrap_or_default();
-        let services = data["processes"]
-            .as_object()
-            .into_iter()
-            .flatten()
-            .map(|(id, process)| {
-                (
-                    id.clone(),
-                    process["serviceName"].as_str().unwrap_or("?").to_owned(),
-                )
-            })
-            .collect();
-        Self {
-            id: data["traceID"].as_str().unwrap_or_default().to_owned(),
-            data,
-            spans,
-            services,
-        }
-    }
-
-    fn service(&self, span: &Value) -> &str {
-        span["processID"]
-            .as_str()
-            .and_then(|id| self.services.get(id))
-            .map_or("?", String::as_str)
-    }
-
-    /// The span's parent in this trace (a CHILD_OF reference to a span of it).
-    fn parent_id(span: &Value) -> Option<&str> {
-        span["references"]
-            .as_array()?
-            .iter()
-            .find(|r| r["refType"] == "CHILD_OF")
-            .and_then(|r| r["spanID"].as_str())
-    }
-
-    fn root(&self) -> &Value {
-        let roots: Vec<&Value> = self
-            .spans
-            .iter()
-            .filter(|span| {
-                Self::parent_id(span)
-                    .is_none_or(|parent| !self.spans.iter().any(|other| other["spanID"] == parent))
-            })
-            .collect();
-        assert_eq!(roots.len(), 1, "one root span expected:\n{}", self.tree());
-        roots[0]
-    }
-
-    fn children<'a>(&'a self, parent: &Value) -> impl Iterator<Item = &'a Value> + 'a {
-        let parent = parent["spanID"].as_str().map(str::to_owned);
-        self.spans
-            .iter()
-            .filter(move |span| Self::parent_id(span) == parent.as_deref())
-    }
-
-    /// The child of `parent` made by `service` and named `operation`.
-    fn child(&self, parent: &Value, service: &str, operation: &str) -> &Value {
-        self.children(parent)
-            .find(|span| self.service(span) == service && span["operationName"] == operation)
-            .unwrap_or_else(|| {
-                panic!(
-                    "no span `{service}: {operation}` under `{}: {}`:\n{}",
-                    self.service(parent),
-                    parent["operationName"],
-                    self.tree()
-                )
-            })
-    }
-
-    fn tag<'a>(&self, span: &'a Value, key: &str) -> Option<&'a Value> {
-        span["tags"]
-            .as_array()?
-            .iter()
-            .find(|tag| tag["key"] == key)
-            .map(|tag| &tag["value"])
-    }
-
-    /// `service: operation (duration)`, indented under its parent, children by start time.
-    fn tree(&self) -> String {
-        fn walk(trace: &Trace, span: &Value, depth: usize, out: &mut String) {
-            out.push_str(&format!(
-                "{}{}: {} ({} µs)\n",
-                "  ".repeat(depth),
-                trace.service(span),
-                span["operationName"].as_str().unwrap_or("?"),
-                span["duration"]
-            ));
-            let mut children: Vec<&Value> = trace.children(span).collect();
-            children.sort_by_key(|child| child["startTime"].as_i64().unwrap_or(0));
-            for child in children {
-                walk(trace, child, depth + 1, out);
-            }
-        }
-        let mut out = String::new();
-        let mut roots: Vec<&Value> = self
-            .spans
-            .iter()
-            .filter(|span| {
-                Self::parent_id(span)
-                    .is_none_or(|parent| !self.spans.iter().any(|other| other["spanID"] == parent))
-            })
-            .collect();
-        roots.sort_by_key(|root| root["startTime"].as_i64().unwrap_or(0));
-        for root in roots {
-            walk(self, root, 0, &mut out);
-        }
-        out
     }
 }
