@@ -4,6 +4,10 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use tracing_subscriber::Layer;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
 use super::apply::parse_duration;
 use super::cluster::ClusterArgs;
 use super::{Error, Result, TemplateArgs};
@@ -94,9 +98,10 @@ pub fn run(args: &Args, _out: &mut dyn Write) -> Result<()> {
             metrics_addr: args.metrics_addr,
             leader_election,
         };
-        crate::operator::run(client, engine, options)
-            .await
-            .map_err(|e| Error::Usage(e.to_string()))
+        let ran = crate::operator::run(client, engine, options).await;
+        // The last reconciles' spans, before the process ends.
+        panthera_otel::shutdown();
+        ran.map_err(|e| Error::Usage(e.to_string()))
     })
 }
 
@@ -105,12 +110,29 @@ fn init_logs(format: LogFormat) {
         // Outside AWS the SDK's region lookup from instance metadata fails at every start;
         // that is expected, and a missing region is reported where it matters.
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,aws_config::imds=error"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    // A second initialisation (tests calling run twice) keeps the first subscriber.
-    let _ = match format {
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-        LogFormat::Text => builder.try_init(),
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let fmt = match format {
+        LogFormat::Json => fmt.json().flatten_event(true).boxed(),
+        LogFormat::Text => fmt.boxed(),
     };
+    // Spans of each reconcile and its pipeline steps, when OTEL_EXPORTER_OTLP_ENDPOINT is set;
+    // RUST_LOG filters the log lines only.
+    let (otel, setup_error) = match panthera_otel::layer("panthera-operator") {
+        Ok(layer) => (layer, None),
+        Err(error) => (None, Some(error)),
+    };
+    let otel = otel.map(|layer| {
+        layer.with_filter(tracing_subscriber::filter::filter_fn(|metadata| {
+            metadata.target().starts_with("panthera") && *metadata.level() <= tracing::Level::INFO
+        }))
+    });
+    // A second initialisation (tests calling run twice) keeps the first subscriber.
+    let installed = tracing_subscriber::registry()
+        .with(fmt.with_filter(filter))
+        .with(otel)
+        .try_init()
+        .is_ok();
+    if installed && let Some(error) = setup_error {
+        tracing::error!(error = %error, "tracing is off: its OTEL_* settings are wrong");
+    }
 }

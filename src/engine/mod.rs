@@ -49,6 +49,7 @@ use decide::Verdict;
 use crate::api::PantheraPlatform;
 use crate::cloud::aws::{Aws, Planned as AwsPlanned, StoreState};
 use crate::render::Renderer;
+use tracing::Instrument;
 
 /// How to apply.
 #[derive(Clone, Debug)]
@@ -219,18 +220,26 @@ impl Engine {
         let before = self.aws.as_ref().map(counted).unwrap_or_default();
         let mut first_pass = true;
         loop {
-            let snapshot = self.dereference(platform, true).await?;
-            preflight::check(platform, |secret| snapshot.live.get("Secret", secret))?;
-            let desired = render::desired(&self.renderer, platform, &snapshot)?;
+            let snapshot = self
+                .dereference(platform, true)
+                .instrument(step("dereference"))
+                .await?;
+            step("preflight").in_scope(|| {
+                preflight::check(platform, |secret| snapshot.live.get("Secret", secret))
+            })?;
+            let desired =
+                step("render").in_scope(|| render::desired(&self.renderer, platform, &snapshot))?;
             // An object that belongs to someone else refuses the whole apply here, before
             // anything is written.
-            let decisions = decide::decide(
-                &desired.plan,
-                &desired.keep,
-                &snapshot.live,
-                &name,
-                options.prune,
-            )?;
+            let decisions = step("decide").in_scope(|| {
+                decide::decide(
+                    &desired.plan,
+                    &desired.keep,
+                    &snapshot.live,
+                    &name,
+                    options.prune,
+                )
+            })?;
             // So does a data store's version change that a roll cannot carry out.
             upgrade::check(&desired.plan, &snapshot.live)?;
             if options.create_namespace {
@@ -250,6 +259,7 @@ impl Engine {
                     started,
                     aws_events,
                 )
+                .instrument(step("apply aws"))
                 .await?;
             if first_pass {
                 report.aws = aws.planned;
@@ -259,7 +269,9 @@ impl Engine {
                 continue;
             }
             let mut live = snapshot.live;
-            for (_, components) in &decisions.phases {
+            for (phase, components) in &decisions.phases {
+                let apply_span = step("apply");
+                apply_span.record("panthera.phase", tracing::field::debug(phase));
                 for component in components {
                     self.write_component(
                         &namespace,
@@ -269,9 +281,12 @@ impl Engine {
                         &mut report,
                         on_event,
                     )
+                    .instrument(apply_span.clone())
                     .await?;
                 }
                 if options.wait && !options.dry_run {
+                    let wait_span = step("wait");
+                    wait_span.record("panthera.phase", tracing::field::debug(phase));
                     self.wait_ready(
                         &namespace,
                         &name,
@@ -280,24 +295,31 @@ impl Engine {
                         options.timeout,
                         on_event,
                     )
+                    .instrument(wait_span)
                     .await?;
                 }
             }
             if options.prune {
-                for p in decisions.prune.iter().rev() {
-                    self.delete(&namespace, p.kind, &p.name, options.dry_run)
-                        .await?;
-                    on_event(Event::Pruned { id: p.id() });
-                    report.pruned.push(p.id());
+                async {
+                    for p in decisions.prune.iter().rev() {
+                        self.delete(&namespace, p.kind, &p.name, options.dry_run)
+                            .await?;
+                        on_event(Event::Pruned { id: p.id() });
+                        report.pruned.push(p.id());
+                    }
+                    if !options.dry_run {
+                        self.prune_aws(platform, on_event, &mut report).await?;
+                    }
+                    Ok::<(), Error>(())
                 }
-                if !options.dry_run {
-                    self.prune_aws(platform, on_event, &mut report).await?;
-                }
+                .instrument(step("prune"))
+                .await?;
             }
             if options.wait && !options.dry_run {
-                report.components = self.observe(platform).await?;
+                report.components = self.observe(platform).instrument(step("report")).await?;
             } else if !options.dry_run {
-                report.components = report::observe(&desired.plan, &live, &name, &aws.states);
+                report.components = step("report")
+                    .in_scope(|| report::observe(&desired.plan, &live, &name, &aws.states));
             }
             let after = self.aws.as_ref().map(counted).unwrap_or_default();
             report.aws_calls = after.0 - before.0;
@@ -343,4 +365,15 @@ impl From<decide::Foreign> for Error {
             platform: f.platform,
         }
     }
+}
+
+/// A span for one step of the pipeline (docs/pipeline.md), exported as a child of the
+/// operator's reconcile span when tracing is on.
+fn step(name: &'static str) -> tracing::Span {
+    tracing::info_span!(
+        "step",
+        otel.name = name,
+        panthera.step = name,
+        panthera.phase = tracing::field::Empty,
+    )
 }

@@ -13,6 +13,7 @@ use kube::runtime::events::Recorder;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Client, Resource, ResourceExt};
+use tracing::Instrument;
 
 use super::metrics::Metrics;
 use super::outcome::{Occurrence, publish, stall_undecodable, summarize, write_status};
@@ -129,10 +130,31 @@ impl Context {
 pub async fn reconcile(guarded: Arc<Guarded>, ctx: Arc<Context>) -> Result<Action> {
     let timer = ctx.metrics.reconcile();
     let key = ObjectRef::from_obj(guarded.as_ref());
+    // The root of the reconcile's trace; the pipeline's steps are its children.
+    let span = tracing::info_span!(
+        "reconcile",
+        otel.name = "reconcile",
+        otel.status_code = tracing::field::Empty,
+        panthera.platform = key.name.as_str(),
+        k8s.namespace.name = key.namespace.as_deref().unwrap_or(""),
+        error.type = tracing::field::Empty,
+    );
     let result = match &guarded.0 {
-        Ok(platform) => reconcile_platform(platform, &ctx).await,
-        Err(invalid) => stall_undecodable(&guarded, &invalid.error, &ctx).await,
+        Ok(platform) => {
+            reconcile_platform(platform, &ctx)
+                .instrument(span.clone())
+                .await
+        }
+        Err(invalid) => {
+            stall_undecodable(&guarded, &invalid.error, &ctx)
+                .instrument(span.clone())
+                .await
+        }
     };
+    if let Err(error) = &result {
+        span.record("otel.status_code", "ERROR");
+        span.record("error.type", error.reason());
+    }
     timer.finish(result.is_ok());
     if result.is_ok()
         && let Ok(mut failures) = ctx.failures.lock()

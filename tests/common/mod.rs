@@ -48,6 +48,20 @@ pub fn tool(var: &str, fallback: &Path) -> Option<PathBuf> {
     found
 }
 
+/// The address of a test service (`scripts/test-services.sh` writes it to env.sh). Missing in
+/// CI is a failure; elsewhere the test is skipped with a notice.
+pub fn service(var: &str) -> Option<String> {
+    let found = std::env::var(var).ok().filter(|v| !v.trim().is_empty());
+    if found.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{var} is not set but CI is: start the test services (scripts/test-services.sh start)"
+        );
+        eprintln!("skipping: {var} not set (run scripts/test-services.sh start)");
+    }
+    found
+}
+
 /// Run the Argo CD health check `gitops/argocd/health.lua` on `object` with a Lua 5.4
 /// interpreter, as Argo CD does: `obj` is the resource, the script returns `hs`.
 /// Returns (status, message); None where Lua is missing outside CI.
