@@ -89,7 +89,8 @@ impl<S: tracing::Subscriber> Layer<S> for SqlSpans {
             return;
         };
         let parent = tracing::Span::current().context();
-        if !parent.span().span_context().is_valid() {
+        // Outside a recorded span, or in a trace not sampled, the span would be dropped anyway.
+        if !parent.span().span_context().is_sampled() {
             return;
         }
         let mut statement = Statement::default();
