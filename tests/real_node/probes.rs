@@ -401,11 +401,11 @@ async fn a_slow_database_does_not_make_a_service_unready() {
     );
     let slow_for = Duration::from_secs(30);
     let started = Instant::now();
-    let mut fastest = Duration::MAX;
+    let mut took = Vec::new();
     while started.elapsed() < slow_for {
         let sent = Instant::now();
         let (status, body) = direct.send(Method::GET, "/readyz", None, None).await;
-        fastest = fastest.min(sent.elapsed());
+        took.push(sent.elapsed());
         assert_eq!(status, StatusCode::OK, "{body}");
         let p = pod(&node, &ns, &service_name).await.unwrap();
         assert!(
@@ -416,13 +416,17 @@ async fn a_slow_database_does_not_make_a_service_unready() {
         // A pause, as between the kubelet's probes: the relay holds a query after one.
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    // A query that follows another on the same connection within 0.3 s passes the relay
+    // unheld (the kubelet's probe and this loop share the service's pool): most, not all, are
+    // slow.
+    let slow = took.iter().filter(|t| **t > Duration::from_secs(1)).count();
     eprintln!(
-        "fastest /readyz during the slow database: {:.2} s",
-        fastest.as_secs_f64()
+        "/readyz over the old 1 s probe timeout during the slow database: {slow} of {}",
+        took.len()
     );
     assert!(
-        fastest > Duration::from_secs(1),
-        "/readyz answered within the old 1 s probe timeout ({fastest:?}): the database was not slow"
+        slow * 4 >= took.len() * 3,
+        "/readyz mostly answered within the old 1 s probe timeout ({took:?}): the database was not slow"
     );
     assert_eq!(
         restart_count(&pod(&node, &ns, &service_name).await.unwrap()),
