@@ -20,10 +20,9 @@ KWOK_VERSION="${PANTHERA_KWOK_VERSION:-v0.8.0}"
 CACHE="${PANTHERA_CACHE:-$HOME/.cache/panthera}"
 ROOT="$CACHE/control-plane/k8s-$K8S_VERSION-etcd-$ETCD_VERSION-kwok-$KWOK_VERSION"
 BIN="$ROOT/bin"
-export GOTOOLCHAIN=local GOFLAGS=-mod=mod CGO_ENABLED=0
-export GOPATH="${GOPATH:-$CACHE/go}"
-export GOMODCACHE="${GOMODCACHE:-$CACHE/go/pkg/mod}"
-export GOCACHE="${PANTHERA_GOCACHE:-$CACHE/go-build}"
+# shellcheck source=scripts/go-env.sh
+source "$(dirname "${BASH_SOURCE[0]}")/go-env.sh"
+export GOFLAGS=-mod=mod
 
 minor_patch="${K8S_VERSION#v1.}" # 35.4
 staging_version="v0.$minor_patch"

@@ -12,10 +12,8 @@ JAEGER_VERSION="${PANTHERA_JAEGER_VERSION:-v1.75.0}"
 CACHE="${PANTHERA_CACHE:-$HOME/.cache/panthera}"
 DIR="$CACHE/jaeger/$JAEGER_VERSION"
 BIN="$DIR/bin"
-export GOTOOLCHAIN=local CGO_ENABLED=0
-export GOPATH="${GOPATH:-$CACHE/go}"
-export GOMODCACHE="${GOMODCACHE:-$CACHE/go/pkg/mod}"
-export GOCACHE="${PANTHERA_GOCACHE:-$CACHE/go-build}"
+# shellcheck source=scripts/go-env.sh
+source "$(dirname "${BASH_SOURCE[0]}")/go-env.sh"
 
 if [ -x "$BIN/jaeger" ]; then
   echo "$BIN/jaeger"

@@ -9,10 +9,8 @@ set -euo pipefail
 PROMETHEUS_VERSION="${PANTHERA_PROMETHEUS_VERSION:-v0.316.0}"
 CACHE="${PANTHERA_CACHE:-$HOME/.cache/panthera}"
 BIN="$CACHE/promtool/$PROMETHEUS_VERSION/bin"
-export GOTOOLCHAIN=local CGO_ENABLED=0
-export GOPATH="${GOPATH:-$CACHE/go}"
-export GOMODCACHE="${GOMODCACHE:-$CACHE/go/pkg/mod}"
-export GOCACHE="${PANTHERA_GOCACHE:-$CACHE/go-build}"
+# shellcheck source=scripts/go-env.sh
+source "$(dirname "${BASH_SOURCE[0]}")/go-env.sh"
 
 if [ -x "$BIN/promtool" ] && [ -x "$BIN/prometheus" ]; then
   echo "$BIN"
