@@ -118,15 +118,19 @@ impl Trace {
             .and_then(|r| r["spanID"].as_str())
     }
 
-    pub fn root(&self) -> &Value {
-        let roots: Vec<&Value> = self
-            .spans
+    /// Spans whose parent is not in the trace.
+    fn roots(&self) -> Vec<&Value> {
+        self.spans
             .iter()
             .filter(|span| {
                 Self::parent_id(span)
                     .is_none_or(|parent| !self.spans.iter().any(|other| other["spanID"] == parent))
             })
-            .collect();
+            .collect()
+    }
+
+    pub fn root(&self) -> &Value {
+        let roots = self.roots();
         assert_eq!(roots.len(), 1, "one root span expected:\n{}", self.tree());
         roots[0]
     }
@@ -177,14 +181,7 @@ impl Trace {
             }
         }
         let mut out = String::new();
-        let mut roots: Vec<&Value> = self
-            .spans
-            .iter()
-            .filter(|span| {
-                Self::parent_id(span)
-                    .is_none_or(|parent| !self.spans.iter().any(|other| other["spanID"] == parent))
-            })
-            .collect();
+        let mut roots = self.roots();
         roots.sort_by_key(|root| root["startTime"].as_i64().unwrap_or(0));
         for root in roots {
             walk(self, root, 0, &mut out);
