@@ -5,6 +5,11 @@
 #   DURATION=5 ROUNDS=1 CONNECTIONS=128 services/gateway/bench/run.sh
 #   BENCH_RT=1 services/gateway/bench/run.sh   # real-time priority for every process under test
 #
+# Tracing: the plain gateway runs three times, with tracing off (no OTLP endpoint) and with
+# OpenTelemetry spans sampled at 10% and at 100%, exported over OTLP/HTTP to a sink (a second
+# nginx answering 200 to every export, on the load side's core, so the figures are the gateway's
+# cost of tracing, not a collector's).
+#
 # Layout: wrk on core 0, the upstream on core 2 (core 0 with only 2 cores); nginx (1 worker)
 # and the gateway (single-threaded runtime) take turns on core 1, so each proxy gets exactly
 # one core. A byte relay with no HTTP work (gateway-bench-relay) runs as a fourth target: the
@@ -29,6 +34,9 @@ GW_PORT="${GW_PORT:-18083}"
 GW_AUTH_PORT="${GW_AUTH_PORT:-18084}"
 RELAY_PORT="${RELAY_PORT:-18085}"
 GW_UNSIGNED_PORT="${GW_UNSIGNED_PORT:-18086}"
+GW_TRACED10_PORT="${GW_TRACED10_PORT:-18087}"
+GW_TRACED100_PORT="${GW_TRACED100_PORT:-18088}"
+OTLP_SINK_PORT="${OTLP_SINK_PORT:-18089}"
 
 die() { echo "bench: $*" >&2; exit 1; }
 for tool in nginx wrk taskset curl python3; do
@@ -60,6 +68,7 @@ PIDS=()
 cleanup() {
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   kill "$(cat "$WORK/nginx.pid" 2>/dev/null)" 2>/dev/null || true
+  kill "$(cat "$WORK/sink.pid" 2>/dev/null)" 2>/dev/null || true
   for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
   rm -rf "$WORK"
 }
@@ -75,7 +84,9 @@ wait_http() {
   die "no 2xx from $url"
 }
 for port in "$UPSTREAM_PORT" "$NGINX_PORT" "$GW_PORT" "$GW_AUTH_PORT" "$RELAY_PORT" "$GW_UNSIGNED_PORT" \
-  $((GW_PORT + 100)) $((GW_AUTH_PORT + 100)) $((GW_UNSIGNED_PORT + 100)); do
+  "$GW_TRACED10_PORT" "$GW_TRACED100_PORT" "$OTLP_SINK_PORT" \
+  $((GW_PORT + 100)) $((GW_AUTH_PORT + 100)) $((GW_UNSIGNED_PORT + 100)) \
+  $((GW_TRACED10_PORT + 100)) $((GW_TRACED100_PORT + 100)); do
   port_free "$port" || die "port $port is in use (set *_PORT variables)"
 done
 
@@ -113,6 +124,32 @@ http {
 }
 EOF
 "${RUN[@]}" taskset -c "$PROXY_CPU" "$NGINX" -c "$WORK/nginx.conf" -p "$WORK/nginx" -e "$WORK/nginx-error.log" 2>"$WORK/nginx.stderr" &
+PIDS+=($!)
+
+# The OTLP sink of the traced gateways: every export answered 200 (an empty
+# ExportTraceServiceResponse), on the load side's core.
+mkdir -p "$WORK/sink"
+cat >"$WORK/sink.conf" <<EOF
+worker_processes 1;
+daemon off;
+pid $WORK/sink.pid;
+error_log $WORK/sink-error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $WORK/sink/body;
+  proxy_temp_path $WORK/sink/proxy;
+  fastcgi_temp_path $WORK/sink/fastcgi;
+  uwsgi_temp_path $WORK/sink/uwsgi;
+  scgi_temp_path $WORK/sink/scgi;
+  client_max_body_size 64m;
+  server {
+    listen 127.0.0.1:$OTLP_SINK_PORT;
+    location /v1/traces { default_type application/x-protobuf; return 200 ""; }
+  }
+}
+EOF
+"${RUN[@]}" taskset -c "$LOAD_CPU" "$NGINX" -c "$WORK/sink.conf" -p "$WORK/sink" -e "$WORK/sink-error.log" 2>"$WORK/sink.stderr" &
 PIDS+=($!)
 
 # Gateways: plain, and with JWT (HS256) + per-method authorization rules (a role or scope the
@@ -163,9 +200,10 @@ print(f"{header}.{claims}.{b64(sig)}")
 EOF
 )"
 
-start_gateway() { # name config [env]
+start_gateway() { # name config [VAR=value ...]
   local name=$1 config=$2
-  RUST_LOG=warn BENCH_JWT_SECRET="$SECRET" BENCH_IDENTITY_KEYS="bench-identity-key-$SECRET-0123456789" \
+  shift 2
+  env "$@" RUST_LOG=warn BENCH_JWT_SECRET="$SECRET" BENCH_IDENTITY_KEYS="bench-identity-key-$SECRET-0123456789" \
     "${RUN[@]}" taskset -c "$PROXY_CPU" \
     "$BIN/panthera-gateway" --config "$config" --no-access-log --drain-delay-seconds 0 \
     >"$WORK/$name.log" 2>&1 &
@@ -179,11 +217,23 @@ PIDS+=($!)
 start_gateway gateway-plain "$WORK/gateway-plain.yaml"
 start_gateway gateway-auth "$WORK/gateway-auth.yaml"
 start_gateway gateway-unsigned "$WORK/gateway-unsigned.yaml"
+for ratio in 10 100; do
+  port_var="GW_TRACED${ratio}_PORT"
+  sed -e "s/127.0.0.1:$GW_PORT/127.0.0.1:${!port_var}/" \
+    -e "s/127.0.0.1:$((GW_PORT + 100))/127.0.0.1:$((${!port_var} + 100))/" \
+    "$WORK/gateway-plain.yaml" >"$WORK/gateway-traced$ratio.yaml"
+  start_gateway "gateway-traced$ratio" "$WORK/gateway-traced$ratio.yaml" \
+    OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$OTLP_SINK_PORT" \
+    OTEL_TRACES_SAMPLER=parentbased_traceidratio \
+    OTEL_TRACES_SAMPLER_ARG="$(python3 -c "print($ratio / 100)")" OTEL_SERVICE_NAME=bench-gateway
+done
 
 wait_http "http://127.0.0.1:$UPSTREAM_PORT/"
 wait_http "http://127.0.0.1:$NGINX_PORT/"
 wait_http "http://127.0.0.1:$GW_PORT/"
 wait_http "http://127.0.0.1:$RELAY_PORT/"
+wait_http "http://127.0.0.1:$GW_TRACED10_PORT/"
+wait_http "http://127.0.0.1:$GW_TRACED100_PORT/"
 wait_http "http://127.0.0.1:$GW_AUTH_PORT/" -H "Authorization: Bearer $TOKEN"
 wait_http "http://127.0.0.1:$GW_UNSIGNED_PORT/" -H "Authorization: Bearer $TOKEN"
 status="$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$GW_AUTH_PORT/")"
@@ -219,7 +269,7 @@ run_wrk() { # url duration [header]
 
 CLK_TCK="$(getconf CLK_TCK)"
 declare -A RESULTS
-TARGETS=(nginx gateway gateway-jwt-ratelimit gateway-jwt-unsigned relay-floor)
+TARGETS=(nginx gateway gateway-traced-10 gateway-traced-100 gateway-jwt-ratelimit gateway-jwt-unsigned relay-floor)
 url_of() {
   case $1 in
     nginx) echo "http://127.0.0.1:$NGINX_PORT/" ;;
@@ -227,6 +277,8 @@ url_of() {
     gateway-jwt-ratelimit) echo "http://127.0.0.1:$GW_AUTH_PORT/" ;;
     gateway-jwt-unsigned) echo "http://127.0.0.1:$GW_UNSIGNED_PORT/" ;;
     relay-floor) echo "http://127.0.0.1:$RELAY_PORT/" ;;
+    gateway-traced-10) echo "http://127.0.0.1:$GW_TRACED10_PORT/" ;;
+    gateway-traced-100) echo "http://127.0.0.1:$GW_TRACED100_PORT/" ;;
   esac
 }
 args_of() {
@@ -311,4 +363,12 @@ r3 = pairs[len(pairs) // 2]
 print(f"identity signature: signed / unsigned req/s: {r3:.3f}x, median of the rounds' ratios "
       f"(bound >= 0.97x: {verdict(r3 >= 0.97)}); medians {auth[0]:.0f} vs {unsigned[0]:.0f} req/s, "
       f"proxy core {cpu_us(auth):.2f} vs {cpu_us(unsigned):.2f} us/req (user {auth[4]:.2f} vs {unsigned[4]:.2f})")
+# Tracing: each traced gateway against the plain one of the same round (same binary, tracing off).
+for t, bound in (("gateway-traced-10", 0.95), ("gateway-traced-100", None)):
+    ratios = sorted(row(t, r)[0] / row("gateway", r)[0] for r in range(1, rounds + 1))
+    r4 = ratios[len(ratios) // 2]
+    target = f" (bound >= 0.95x: {verdict(r4 >= bound)})" if bound else ""
+    print(f"tracing {t.split('-')[-1]}%: traced / off req/s: {r4:.3f}x, median of the rounds' ratios"
+          f"{target}; {res[t][0]:.0f} vs {gw[0]:.0f} req/s, proxy core {cpu_us(res[t]):.2f} vs "
+          f"{cpu_us(gw):.2f} us/req")
 EOF
