@@ -1,7 +1,7 @@
 //! The operator's traces: the real `panthera operator` against kube-sim with
-//! `OTEL_EXPORTER_OTLP_ENDPOINT` pointing at the test Jaeger; one reconcile of a platform is one
-//! trace, its root named `reconcile` with the platform, the pipeline's steps (docs/pipeline.md)
-//! its children.
+//! `OTEL_EXPORTER_OTLP_ENDPOINT` pointing at the test Jaeger, over each OTLP protocol
+//! (HTTP/protobuf and gRPC); one reconcile of a platform is one trace, its root named
+//! `reconcile` with the platform, the pipeline's steps (docs/pipeline.md) its children.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code
 
@@ -21,6 +21,18 @@ async fn a_reconcile_is_one_trace_with_the_pipelines_steps() {
     let Some(otlp) = common::service("PANTHERA_TEST_JAEGER_OTLP") else {
         return;
     };
+    reconcile_is_one_trace(&otlp, "http/protobuf").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconcile_is_one_trace_over_otlp_grpc() {
+    let Some(otlp) = common::service("PANTHERA_TEST_JAEGER_OTLP_GRPC") else {
+        return;
+    };
+    reconcile_is_one_trace(&otlp, "grpc").await;
+}
+
+async fn reconcile_is_one_trace(otlp: &str, protocol: &str) {
     let Some(query) = common::service("PANTHERA_TEST_JAEGER_QUERY") else {
         return;
     };
@@ -44,7 +56,8 @@ async fn a_reconcile_is_one_trace_with_the_pipelines_steps() {
         &sim,
         &["--no-leader-elect"],
         &[
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.as_str()),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", otlp),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol),
             ("OTEL_SERVICE_NAME", service.as_str()),
             ("OTEL_BSP_SCHEDULE_DELAY", "100"),
         ],
@@ -75,7 +88,7 @@ async fn a_reconcile_is_one_trace_with_the_pipelines_steps() {
         })
         .await;
     println!(
-        "a reconcile's trace as Jaeger returns it:\n{}",
+        "a reconcile's trace as Jaeger returns it ({protocol}):\n{}",
         trace.tree()
     );
     let root = trace.root();

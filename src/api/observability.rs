@@ -33,15 +33,16 @@ pub struct TracingSpec {
     /// Export traces; false keeps the settings and renders none.
     #[serde(default = "default_true")]
     pub enabled: bool,
-    /// The collector's OTLP base URL, e.g. `http://otel-collector.monitoring:4318` (the binaries
-    /// append `/v1/traces`).
+    /// The collector's OTLP base URL, e.g. `http://otel-collector.monitoring:4318` for
+    /// HTTP/protobuf (the binaries append `/v1/traces`), `http://otel-collector.monitoring:4317`
+    /// for gRPC.
     #[schemars(
         length(min = 8, max = 2048),
         regex(pattern = r"^https?://[^\s/?#@]+(/[^\s?#]*)?$")
     )]
     pub endpoint: String,
-    /// The OTLP transport. Panthera's gateway and services speak HTTP/protobuf, the protocol
-    /// every OTLP receiver accepts on 4318.
+    /// The OTLP transport: `http/protobuf` (the default, port 4318 by convention) or `grpc`
+    /// (4317).
     #[serde(default)]
     pub protocol: OtlpProtocol,
     /// Share of the traces started at the gateway that are recorded, 0 to 1 (parent-based: a
@@ -65,12 +66,15 @@ pub enum OtlpProtocol {
     #[default]
     #[serde(rename = "http/protobuf")]
     HttpProtobuf,
+    #[serde(rename = "grpc")]
+    Grpc,
 }
 
 impl OtlpProtocol {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::HttpProtobuf => "http/protobuf",
+            Self::Grpc => "grpc",
         }
     }
 }

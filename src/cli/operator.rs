@@ -117,10 +117,11 @@ fn init_logs(format: LogFormat) {
     };
     // Spans of each reconcile and its pipeline steps, when OTEL_EXPORTER_OTLP_ENDPOINT is set;
     // RUST_LOG filters the log lines only.
-    let (otel, setup_error) = match panthera_otel::layer("panthera-operator") {
-        Ok(layer) => (layer, None),
-        Err(error) => (None, Some(error)),
-    };
+    let (otel, setup_error) =
+        match panthera_otel::layer("panthera-operator", panthera_otel::Sampling::Sdk) {
+            Ok(layer) => (layer, None),
+            Err(error) => (None, Some(error)),
+        };
     let otel = otel.map(|layer| {
         layer.with_filter(tracing_subscriber::filter::filter_fn(|metadata| {
             metadata.target().starts_with("panthera") && *metadata.level() <= tracing::Level::INFO

@@ -1,5 +1,5 @@
-//! OpenTelemetry tracing for Panthera's binaries: OTLP export over HTTP/protobuf configured by the
-//! standard `OTEL_*` variables, and W3C trace context (`traceparent`, `tracestate`) in HTTP
+//! OpenTelemetry tracing for Panthera's binaries: OTLP export over HTTP/protobuf or gRPC,
+//! configured by the standard `OTEL_*` variables, and W3C trace context (`traceparent`, `tracestate`) in HTTP
 //! headers and Kafka message headers.
 //!
 //! Off unless `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` or `OTEL_EXPORTER_OTLP_ENDPOINT` is set (and
@@ -19,9 +19,10 @@ use opentelemetry::trace::{SpanContext, TraceContextExt, TracerProvider as _};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
+use opentelemetry_sdk::trace::{Sampler, SdkTracer, SdkTracerProvider};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
+pub use opentelemetry;
 pub use tracing_opentelemetry::OpenTelemetryLayer;
 
 pub static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
@@ -31,18 +32,59 @@ static ENABLED: AtomicBool = AtomicBool::new(false);
 static PROVIDER: OnceLock<SdkTracerProvider> = OnceLock::new();
 static TRACER: OnceLock<SdkTracer> = OnceLock::new();
 
+pub mod direct;
+pub mod edge;
+mod grpc;
 pub mod sql;
+pub use edge::EdgeTrace;
 pub use sql::SqlSpans;
 
 /// Why tracing could not be set up (the binary then runs without it, saying so).
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
-    #[error(
-        "OTEL_EXPORTER_OTLP_PROTOCOL={0}: only http/protobuf is built in (set it, or leave it unset)"
-    )]
+    #[error("OTEL_EXPORTER_OTLP_PROTOCOL={0}: expected http/protobuf or grpc")]
     Protocol(String),
     #[error("building the OTLP span exporter")]
     Exporter(#[from] opentelemetry_otlp::ExporterBuildError),
+    #[error("starting the runtime of the gRPC span exporter")]
+    Runtime(#[source] std::io::Error),
+}
+
+/// The OTLP transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// `http/protobuf`, the default: POST to `<endpoint>/v1/traces`.
+    HttpProtobuf,
+    /// `grpc`: the collector's `TraceService/Export` at the endpoint (usually port 4317).
+    Grpc,
+}
+
+/// The protocol the environment names (`OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`, else
+/// `OTEL_EXPORTER_OTLP_PROTOCOL`; `http/protobuf` when neither is set).
+pub fn configured_protocol(env: impl Fn(&str) -> Option<String>) -> Result<Protocol, SetupError> {
+    let named = [
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+    ]
+    .into_iter()
+    .filter_map(&env)
+    .map(|value| value.trim().to_owned())
+    .find(|value| !value.is_empty());
+    match named.as_deref() {
+        None | Some("http/protobuf") => Ok(Protocol::HttpProtobuf),
+        Some("grpc") => Ok(Protocol::Grpc),
+        Some(other) => Err(SetupError::Protocol(other.to_owned())),
+    }
+}
+
+/// Who decides which traces are recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sampling {
+    /// The SDK, by `OTEL_TRACES_SAMPLER` (the services and the operator).
+    Sdk,
+    /// The binary itself, before it makes a span ([`edge::decide`]), at the ratio
+    /// `OTEL_TRACES_SAMPLER` names; the SDK then records what it is given (the gateway).
+    Edge,
 }
 
 /// Whether spans are exported: checked before making a span on a hot path.
@@ -73,34 +115,23 @@ fn process_env(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
 
-/// The `tracing` layer exporting spans over OTLP, or `None` when tracing is off; installs the
-/// W3C propagator and keeps the provider for [`shutdown`]. `default_service` names the
-/// service when `OTEL_SERVICE_NAME` is unset.
-pub fn layer<S>(
-    default_service: &str,
-) -> Result<Option<OpenTelemetryLayer<S, SdkTracer>>, SetupError>
-where
-    S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
-{
+/// Sets up export over OTLP when the environment configures it (see the crate's docs); returns
+/// whether tracing is on. For a binary that makes its spans
+/// with [`direct::Span`]; [`layer`] calls it too. `default_service` names the service when
+/// `OTEL_SERVICE_NAME` is unset.
+pub fn init(default_service: &str, sampling: Sampling) -> Result<bool, SetupError> {
     if configured_endpoint(process_env).is_none() {
-        return Ok(None);
+        return Ok(false);
     }
-    for name in [
-        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
-        "OTEL_EXPORTER_OTLP_PROTOCOL",
-    ] {
-        if let Some(protocol) = process_env(name)
-            && !protocol.trim().is_empty()
-        {
-            if protocol.trim() != "http/protobuf" {
-                return Err(SetupError::Protocol(protocol));
-            }
-            break;
-        }
+    if PROVIDER.get().is_some() {
+        // A second call (tests) keeps the first provider.
+        return Ok(true);
     }
-    let exporter = opentelemetry_otlp::SpanExporter::builder()
-        .with_http()
-        .build()?;
+    let builder = opentelemetry_otlp::SpanExporter::builder();
+    let exporter = match configured_protocol(process_env)? {
+        Protocol::HttpProtobuf => Exporter::Http(builder.with_http().build()?),
+        Protocol::Grpc => Exporter::Grpc(grpc::Exporter::build()?),
+    };
     let mut resource = Resource::builder();
     if process_env("OTEL_SERVICE_NAME").is_none_or(|name| name.trim().is_empty()) {
         resource = resource.with_service_name(default_service.to_owned());
@@ -108,16 +139,85 @@ where
     let resource = resource
         .with_attribute(KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))
         .build();
-    let provider = SdkTracerProvider::builder()
+    let mut provider = SdkTracerProvider::builder()
         .with_batch_exporter(exporter)
-        .with_resource(resource)
-        .build();
-    let tracer = provider.tracer("panthera");
-    // A second call (tests) keeps the first provider; its tracer still works.
-    let _ = TRACER.set(tracer.clone());
+        .with_resource(resource);
+    if sampling == Sampling::Edge {
+        edge::set_ratio(edge::configured_ratio(process_env));
+        provider = provider.with_sampler(Sampler::ParentBased(Box::new(Sampler::AlwaysOn)));
+    }
+    let provider = provider.build();
+    let _ = TRACER.set(provider.tracer("panthera"));
     let _ = PROVIDER.set(provider);
     ENABLED.store(true, Ordering::Relaxed);
-    Ok(Some(tracing_opentelemetry::layer().with_tracer(tracer)))
+    Ok(true)
+}
+
+/// The tracer [`init`] made; `None` while tracing is off.
+pub(crate) fn tracer() -> Option<&'static SdkTracer> {
+    TRACER.get()
+}
+
+/// The `tracing` layer exporting spans over OTLP, or `None` when tracing is off (see [`init`]).
+pub fn layer<S>(
+    default_service: &str,
+    sampling: Sampling,
+) -> Result<Option<OpenTelemetryLayer<S, SdkTracer>>, SetupError>
+where
+    S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
+{
+    if !init(default_service, sampling)? {
+        return Ok(None);
+    }
+    let Some(tracer) = tracer() else {
+        return Ok(None);
+    };
+    // Not the source location, thread, target or busy/idle time of each span: seven attributes
+    // (three of them allocated strings) per span that no trace reader needs.
+    Ok(Some(
+        tracing_opentelemetry::layer()
+            .with_tracer(tracer.clone())
+            .with_location(false)
+            .with_threads(false)
+            .with_target(false)
+            .with_tracked_inactivity(false),
+    ))
+}
+
+/// The span exporter of the protocol configured.
+#[derive(Debug)]
+enum Exporter {
+    Http(opentelemetry_otlp::SpanExporter),
+    Grpc(grpc::Exporter),
+}
+
+impl opentelemetry_sdk::trace::SpanExporter for Exporter {
+    async fn export(
+        &self,
+        batch: Vec<opentelemetry_sdk::trace::SpanData>,
+    ) -> opentelemetry_sdk::error::OTelSdkResult {
+        match self {
+            Self::Http(exporter) => exporter.export(batch).await,
+            Self::Grpc(exporter) => exporter.export(batch),
+        }
+    }
+
+    fn shutdown_with_timeout(
+        &mut self,
+        timeout: std::time::Duration,
+    ) -> opentelemetry_sdk::error::OTelSdkResult {
+        match self {
+            Self::Http(exporter) => exporter.shutdown_with_timeout(timeout),
+            Self::Grpc(exporter) => exporter.shutdown_with_timeout(timeout),
+        }
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        match self {
+            Self::Http(exporter) => exporter.set_resource(resource),
+            Self::Grpc(exporter) => exporter.set_resource(resource),
+        }
+    }
 }
 
 /// Exports the spans still buffered; called once as the process stops.

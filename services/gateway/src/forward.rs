@@ -30,6 +30,7 @@ use panthera_identity::{KeyRing, RequestLine};
 use crate::auth::Identity;
 use crate::auth::identity::{SIGNATURE_HEADER, is_reserved};
 use crate::client_addr::{ClientAddressHeader, X_FORWARDED_FOR};
+use panthera_otel::TRACEPARENT;
 
 pub(crate) static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -131,9 +132,9 @@ pub struct Forwarding<'a> {
     pub identity: Option<&'a Identity>,
     /// Signs the identity headers for the request; `None` sends them unsigned.
     pub identity_keys: Option<&'a KeyRing>,
-    /// The gateway's trace context headers, sent instead of the client's; `None` while
-    /// tracing is off (the client's pass).
-    pub trace: Option<&'a HeaderMap>,
+    /// The gateway's `traceparent`, sent instead of the client's trace context (and with no
+    /// `tracestate`); `None` while tracing is off (the client's pass).
+    pub trace: Option<&'a HeaderValue>,
 }
 
 impl Forwarding<'_> {
@@ -209,10 +210,8 @@ impl Forwarding<'_> {
             sink.put(&X_FORWARDED_PROTO, &HTTP);
         }
         sink.put(&X_REQUEST_ID, self.request_id);
-        if let Some(trace) = self.trace {
-            for (name, value) in trace {
-                sink.put(name, value);
-            }
+        if let Some(traceparent) = self.trace {
+            sink.put(&TRACEPARENT, traceparent);
         }
         if let Some(identity) = self.identity {
             for (name, value) in &identity.headers {
@@ -344,11 +343,8 @@ pub(crate) mod tests {
         );
         assert_eq!(values(&sent, "tracestate"), ["vendor=client"]);
         // On: only the gateway's, and no tracestate it did not write.
-        let mut gateway = HeaderMap::new();
-        gateway.insert(
-            "traceparent",
-            HeaderValue::from_static("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"),
-        );
+        let gateway =
+            HeaderValue::from_static("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00");
         let mut traced = forwarding(&client, None);
         traced.trace = Some(&gateway);
         let sent = traced.to_header_map(REQUEST);

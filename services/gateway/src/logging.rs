@@ -1,10 +1,8 @@
 //! Log setup: JSON lines on stdout (or text with `LOG_FORMAT=text`), written by a background
-//! thread so that request handling never waits on stdout; and OpenTelemetry spans over OTLP
-//! when `OTEL_EXPORTER_OTLP_ENDPOINT` is set (`panthera-otel`).
+//! thread so that request handling never waits on stdout; and the OpenTelemetry export over
+//! OTLP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set (`panthera-otel`).
 
-use tracing::Level;
 use tracing_appender::non_blocking::WorkerGuard;
-use tracing_subscriber::filter::filter_fn;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
@@ -29,19 +27,11 @@ pub fn init() -> WorkerGuard {
             .with_span_list(false)
             .boxed()
     };
-    let (otel, setup_error) = match panthera_otel::layer("panthera-gateway") {
-        Ok(layer) => (layer, None),
-        Err(error) => (None, Some(error)),
-    };
-    // RUST_LOG filters the log lines only; the gateway's spans are exported whatever it says.
-    let otel = otel.map(|layer| {
-        layer.with_filter(filter_fn(|metadata| {
-            metadata.target().starts_with("panthera") && *metadata.level() <= Level::INFO
-        }))
-    });
+    // The gateway makes its spans straight through the OpenTelemetry SDK (proxy/trace.rs), not
+    // through `tracing`: no OpenTelemetry layer here, so its `tracing` spans are log context only.
+    let setup_error = panthera_otel::init("panthera-gateway", panthera_otel::Sampling::Edge).err();
     let result = tracing_subscriber::registry()
         .with(fmt.with_filter(filter))
-        .with(otel)
         .try_init();
     if let Err(err) = result {
         eprintln!("failed to install the log subscriber: {err}");

@@ -28,7 +28,7 @@ pub fn init(format: LogFormat, service: &str) {
         LogFormat::Text => fmt.boxed(),
     };
     // RUST_LOG filters the log lines only: the spans are exported whatever it says.
-    let (otel, setup_error) = match panthera_otel::layer(service) {
+    let (otel, setup_error) = match panthera_otel::layer(service, panthera_otel::Sampling::Sdk) {
         Ok(layer) => (layer, None),
         Err(error) => (None, Some(error)),
     };

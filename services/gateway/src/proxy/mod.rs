@@ -34,6 +34,7 @@ mod pipeline;
 mod responses;
 mod send;
 mod state;
+mod trace;
 
 use pipeline::Pipeline;
 pub use responses::error_response;
@@ -211,6 +212,32 @@ impl Gateway {
         let route_name = route
             .as_ref()
             .map_or_else(|| Arc::clone(&UNMATCHED), |route| route.name.clone());
+        // Only while tracing is on: off, a request pays one atomic load for it. Whether the
+        // request is traced is decided before any span exists.
+        let (trace, mut server_span) = if panthera_otel::enabled() {
+            let (trace, span) = trace::start(
+                request.headers(),
+                &method,
+                route.as_deref(),
+                &route_name,
+                &client,
+                state.config.tracing.trust_client_context,
+            );
+            (Some(trace), span)
+        } else {
+            (None, None)
+        };
+        // Log lines written in the pipeline carry the trace's ids (only while they are logged).
+        let log_span = trace.as_ref().and_then(|trace| {
+            tracing::enabled!(target: LOG_SPAN_TARGET, tracing::Level::INFO).then(|| {
+                tracing::info_span!(
+                    target: LOG_SPAN_TARGET,
+                    "request",
+                    trace_id = %trace.trace_id(),
+                    span_id = server_span.as_ref().map(|span| span.context().span_id().to_string()),
+                )
+            })
+        });
         let pipeline = Pipeline {
             gateway: Arc::clone(&self),
             state: Arc::clone(&state),
@@ -218,17 +245,8 @@ impl Gateway {
             peer,
             client,
             request_id: request_id.clone(),
+            trace: trace.clone(),
         };
-        // Made only while tracing is on: off, a request pays one atomic load for it.
-        let span = panthera_otel::enabled().then(|| {
-            server_span(
-                &request,
-                pipeline.route.as_deref(),
-                &route_name,
-                &client,
-                state.config.tracing.trust_client_context,
-            )
-        });
         let handled = async {
             match &state.cors {
                 // Optional steps are boxed so their (large) futures do not inflate, and get
@@ -242,19 +260,16 @@ impl Gateway {
                 None => pipeline.run(request).await,
             }
         };
-        let mut response = match &span {
+        let mut response = match log_span {
             None => handled.await,
-            Some(span) => Box::pin(handled.instrument(span.clone())).await,
+            Some(span) => Box::pin(handled.instrument(span)).await,
         };
         response
             .headers_mut()
             .insert(X_REQUEST_ID.clone(), request_id.clone());
         let status = response.status().as_u16();
-        if let Some(span) = &span {
-            span.record("http.response.status_code", i64::from(status));
-            if status >= 500 {
-                span.record("otel.status_code", "ERROR");
-            }
+        if let Some(span) = &mut server_span {
+            trace::finish_server(span, status);
         }
         let elapsed = started.elapsed();
         self.metrics
@@ -268,7 +283,7 @@ impl Gateway {
                 path,
                 route = &*route_name,
                 status,
-                trace_id = span.as_ref().and_then(panthera_otel::trace_id),
+                trace_id = trace.as_ref().map(|trace| trace.trace_id().to_string()),
                 duration_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
             );
         }
@@ -276,51 +291,10 @@ impl Gateway {
     }
 }
 
-/// The gateway's server span (OpenTelemetry HTTP semantic conventions): a new trace linked to
-/// the client's context, or its continuation when the configuration trusts clients
-/// (`tracing.trustClientContext`).
-fn server_span(
-    request: &Request<Incoming>,
-    route: Option<&crate::routing::Route>,
-    route_name: &str,
-    client: &crate::client_addr::ClientAddress,
-    trust_client_context: bool,
-) -> tracing::Span {
-    let method = request.method().as_str();
-    let template = route.map_or("", |route| route.prefix.as_str());
-    let host = request
-        .headers()
-        .get(http::header::HOST)
-        .and_then(|host| host.to_str().ok())
-        .map(|host| host.rsplit_once(':').map_or(host, |(name, _)| name))
-        .unwrap_or("");
-    let span = tracing::info_span!(
-        target: "panthera_gateway::trace",
-        "request",
-        otel.name = format_args!("{method} {template}"),
-        otel.kind = "server",
-        otel.status_code = tracing::field::Empty,
-        http.request.method = method,
-        http.route = template,
-        url.path = request.uri().path(),
-        server.address = host,
-        client.address = %client.ip,
-        panthera.route = route_name,
-        http.response.status_code = tracing::field::Empty,
-        trace_id = tracing::field::Empty,
-        span_id = tracing::field::Empty,
-    );
-    let incoming = if trust_client_context {
-        panthera_otel::Incoming::Continue
-    } else {
-        panthera_otel::Incoming::Link
-    };
-    panthera_otel::adopt(&span, request.headers(), incoming);
-    span
-}
-
 /// `tracing` target of access-log events (filter with `RUST_LOG=...,panthera_gateway::access=off`).
 pub const ACCESS_TARGET: &str = "panthera_gateway::access";
+/// `tracing` target of the span that gives a request's log lines its trace ids.
+const LOG_SPAN_TARGET: &str = "panthera_gateway::request";
 static UNMATCHED: std::sync::LazyLock<Arc<str>> =
     std::sync::LazyLock::new(|| Arc::from("unmatched"));
 

@@ -37,6 +37,8 @@ pub(super) struct Pipeline {
     /// Who sent the request: the peer, or the client a trusted proxy names.
     pub(super) client: ClientAddress,
     pub(super) request_id: HeaderValue,
+    /// Whether this request is traced; `None` while tracing is off.
+    pub(super) trace: Option<super::trace::RequestTrace>,
 }
 
 impl Service<Request<Incoming>> for Pipeline {

@@ -14,10 +14,10 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::{Body, Incoming};
 use panthera_identity::RequestLine;
 use tokio::time::error::Elapsed;
-use tracing::Instrument;
 
 use super::pipeline::Pipeline;
 use super::responses::error_response;
+use super::trace::{self, RequestTrace};
 use crate::auth::Identity;
 use crate::body::{GatewayBody, UpstreamBody};
 use crate::forward::{Forwarding, strip_response_hop_by_hop};
@@ -39,13 +39,17 @@ impl Pipeline {
         let (parts, body) = request.into_parts();
         let retry = RetryPolicy::new(&parts.method, route.retries, route.timeout);
         let limit = usize::try_from(max_body).unwrap_or(usize::MAX);
-        // Only while tracing: the upstream span, whose context the upstream continues.
-        let upstream_span = panthera_otel::enabled().then(|| upstream_span(route, &parts));
-        let trace = upstream_span.as_ref().map(|span| {
-            let mut headers = http::HeaderMap::new();
-            panthera_otel::inject(span, &mut headers);
-            headers
-        });
+        // Only for a traced request: the upstream span, whose context the upstream continues;
+        // for one left out, the unsampled context, so the services record none of it either.
+        let mut upstream_span = match &self.trace {
+            Some(RequestTrace::Sampled(server)) => trace::upstream(server, route, &parts.method),
+            _ => None,
+        };
+        let trace = match (&upstream_span, &self.trace) {
+            (Some(span), _) => Some(span.traceparent()),
+            (None, Some(RequestTrace::Unsampled { traceparent, .. })) => Some(traceparent.clone()),
+            (None, _) => None,
+        };
         let forwarding = Forwarding {
             headers: &parts.headers,
             host: &route.host_header,
@@ -73,27 +77,15 @@ impl Pipeline {
                     .map(|response| response.map(GatewayBody::Client)),
             }
         };
-        match upstream_span {
-            None => sent.await,
-            Some(span) => {
-                // Boxed like the other optional steps: no cost in the untraced future's size.
-                let sent = Box::pin(sent.instrument(span.clone())).await;
-                match &sent {
-                    Ok(response) => {
-                        let status = response.status().as_u16();
-                        span.record("http.response.status_code", i64::from(status));
-                        if status >= 500 {
-                            span.record("otel.status_code", "ERROR");
-                        }
-                    }
-                    Err(failure) => {
-                        span.record("otel.status_code", "ERROR");
-                        span.record("error.type", failure.kind());
-                    }
-                }
-                sent
-            }
+        let sent = sent.await;
+        if let Some(span) = &mut upstream_span {
+            let outcome = match &sent {
+                Ok(response) => Ok(response.status().as_u16()),
+                Err(failure) => Err(failure.kind()),
+            };
+            trace::finish_upstream(span, outcome);
         }
+        sent
     }
 
     /// https upstreams: the hyper-util pooled client (TLS included).
@@ -197,26 +189,6 @@ async fn request_body(body: Incoming, limit: usize, retry: &RetryPolicy) -> Resu
             .await
             .map(RequestBody::Buffered)
     }
-}
-
-/// The client span of the trip upstream (all attempts): its duration is the upstream time, and
-/// its context goes upstream in `traceparent`.
-fn upstream_span(route: &Route, parts: &Parts) -> tracing::Span {
-    let method = parts.method.as_str();
-    tracing::info_span!(
-        target: "panthera_gateway::trace",
-        "upstream",
-        otel.name = method,
-        otel.kind = "client",
-        otel.status_code = tracing::field::Empty,
-        http.request.method = method,
-        server.address = route.authority.host(),
-        // Integers as i64: tracing-opentelemetry exports a u16 or u64 as its text.
-        server.port = route.authority.port_u16().map(i64::from),
-        panthera.route = &*route.name,
-        http.response.status_code = tracing::field::Empty,
-        error.type = tracing::field::Empty,
-    )
 }
 
 /// Retrying needs the body again, so it is buffered (it is bounded by maxBodyBytes).
