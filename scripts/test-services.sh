@@ -25,8 +25,11 @@ KAFKA_TLS_PORT="${PANTHERA_KAFKA_TLS_PORT:-29093}"
 KAFKA_CONTROLLER_PORT="${PANTHERA_KAFKA_CONTROLLER_PORT:-29095}"
 # Jaeger: OTLP over HTTP in, the query API (HTTP and gRPC) out; loopback only (scripts/jaeger.yaml).
 JAEGER_OTLP_PORT="${PANTHERA_JAEGER_OTLP_PORT:-24318}"
+JAEGER_OTLP_GRPC_PORT="${PANTHERA_JAEGER_OTLP_GRPC_PORT:-24317}"
 JAEGER_QUERY_PORT="${PANTHERA_JAEGER_QUERY_PORT:-26686}"
 JAEGER_QUERY_GRPC_PORT="${PANTHERA_JAEGER_QUERY_GRPC_PORT:-26685}"
+# OpenSearch: HTTP here, its transport on the port 100 above (scripts/opensearch.sh); loopback only.
+OPENSEARCH_PORT="${PANTHERA_OPENSEARCH_PORT:-29200}"
 KAFKA_VERSION="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$(dirname "$0")/kafka/pom.xml")"
 KAFKA_LIBS="$CACHE/kafka-$KAFKA_VERSION/libs"
 # Test-only credentials; the servers listen on loopback and live as long as the run.
@@ -203,10 +206,19 @@ start() {
   jaeger="$(PANTHERA_CACHE="$CACHE" bash "$(dirname "$0")/install-jaeger.sh" || true)"
   if [ -n "$jaeger" ] && ! (exec 3<>"/dev/tcp/127.0.0.1/$JAEGER_QUERY_PORT") 2>/dev/null; then
     PANTHERA_JAEGER_OTLP_PORT="$JAEGER_OTLP_PORT" PANTHERA_JAEGER_QUERY_PORT="$JAEGER_QUERY_PORT" \
-      PANTHERA_JAEGER_QUERY_GRPC_PORT="$JAEGER_QUERY_GRPC_PORT" \
+      PANTHERA_JAEGER_OTLP_GRPC_PORT="$JAEGER_OTLP_GRPC_PORT" PANTHERA_JAEGER_QUERY_GRPC_PORT="$JAEGER_QUERY_GRPC_PORT" \
       nohup "$jaeger" --config "$(readlink -f "$(dirname "$0")")/jaeger.yaml" \
       >"$DIR/jaeger.log" 2>&1 &
     echo $! >"$DIR/jaeger.pid"
+  fi
+  # OpenSearch (the search tests): one node from Maven Central's jars, data kept in
+  # $DIR/opensearch-data. Its script returns once the node is healthy (5-15 s): in the
+  # background, so the control plane starts meanwhile.
+  local opensearch opensearch_start=""
+  opensearch="$(PANTHERA_CACHE="$CACHE" bash "$(dirname "$0")/install-opensearch.sh" || true)"
+  if [ -n "$opensearch" ] && ! (exec 3<>"/dev/tcp/127.0.0.1/$OPENSEARCH_PORT") 2>/dev/null; then
+    PANTHERA_CACHE="$CACHE" bash "$(dirname "$0")/opensearch.sh" start "$DIR" "$OPENSEARCH_PORT" &
+    opensearch_start=$!
   fi
   # A real Kubernetes control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok).
   bash "$(dirname "$0")/control-plane.sh" start "$DIR/k8s"
@@ -221,11 +233,21 @@ start() {
   wait_port "$KAFKA_PORT" "Apache Kafka"
   wait_port "$KAFKA_TLS_PORT" "Apache Kafka (SASL_SSL)"
   PROMETHEUS_BIN="$(PANTHERA_CACHE="$CACHE" bash "$(dirname "$0")/install-prometheus.sh" || true)"
+  local opensearch_env=""
+  if [ -n "$opensearch" ]; then
+    if [ -n "$opensearch_start" ] && ! wait "$opensearch_start"; then
+      echo "test-services: OpenSearch did not start (log: $DIR/opensearch.log)" >&2
+      exit 1
+    fi
+    opensearch_env="export PANTHERA_TEST_OPENSEARCH_URL=\"http://127.0.0.1:$OPENSEARCH_PORT\""
+  fi
   local jaeger_env=""
   if [ -n "$jaeger" ]; then
     wait_port "$JAEGER_OTLP_PORT" "Jaeger (OTLP)"
+    wait_port "$JAEGER_OTLP_GRPC_PORT" "Jaeger (OTLP gRPC)"
     wait_port "$JAEGER_QUERY_PORT" "Jaeger (query)"
     jaeger_env="export PANTHERA_TEST_JAEGER_OTLP=\"http://127.0.0.1:$JAEGER_OTLP_PORT\"
+export PANTHERA_TEST_JAEGER_OTLP_GRPC=\"http://127.0.0.1:$JAEGER_OTLP_GRPC_PORT\"
 export PANTHERA_TEST_JAEGER_QUERY=\"http://127.0.0.1:$JAEGER_QUERY_PORT\""
   fi
   cat >"$DIR/env.sh" <<ENV
@@ -244,6 +266,7 @@ export PANTHERA_KUBERNETES_VALIDATE="$CACHE/venv/bin/kubernetes-validate"
 export PANTHERA_LUA="$(command -v lua5.4 || true)"
 export PANTHERA_PROMTOOL="$PROMETHEUS_BIN/promtool"
 export PANTHERA_PROMETHEUS="$PROMETHEUS_BIN/prometheus"
+$opensearch_env
 $jaeger_env
 ENV
   cat "$DIR/k8s/env.sh" >>"$DIR/env.sh"
@@ -255,6 +278,7 @@ stop() {
   # The node first, while the API server is there to take its Node object away.
   bash "$(dirname "$0")/node.sh" stop "$DIR/k8s"
   bash "$(dirname "$0")/control-plane.sh" stop "$DIR/k8s"
+  bash "$(dirname "$0")/opensearch.sh" stop "$DIR"
   as_pg "$PG_BIN/pg_ctl" -D "$DIR/pg" -m fast stop >/dev/null 2>&1 || true
   as_pg "$PG_BIN/pg_ctl" -D "$DIR/pg-tls" -m fast stop >/dev/null 2>&1 || true
   for p in redis moto kafka jaeger; do

@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# Starts (or stops) one OpenSearch node for the tests (install-opensearch.sh builds it from Maven
+# Central): HTTP on 127.0.0.1:PORT, the transport on PORT+100, loopback only, no security plugin.
+# The data stays in DIR/opensearch-data across stop and start, so a restart keeps the indices.
+#   scripts/opensearch.sh start DIR PORT  -> returns once the cluster is yellow or green
+#   scripts/opensearch.sh stop DIR
+set -euo pipefail
+
+HERE="$(dirname "${BASH_SOURCE[0]}")"
+
+listening() {
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+start() {
+  local dir=$1 port=$2
+  case "$port" in
+    '' | *[!0-9]*) echo "opensearch: PORT must be a number, got '$port'" >&2; return 2 ;;
+  esac
+  local transport_port=$((port + 100))
+  local install
+  install="$(bash "$HERE/install-opensearch.sh")"
+  # A node started on a taken port fails to bind, while the health check below would be answered
+  # by whatever holds the port: refuse up front.
+  local p
+  for p in "$port" "$transport_port"; do
+    if listening "$p"; then
+      echo "opensearch: 127.0.0.1:$p is already in use (a node of an earlier run? pid file: $dir/opensearch.pid)" >&2
+      return 1
+    fi
+  done
+  mkdir -p "$dir/opensearch/config" "$dir/opensearch-data"
+  # -Xms256m -Xmx512m: plenty for test indices. G1 with the distribution's jvm.options tuning: the
+  # parent circuit breaker counts real heap use, garbage included, and only G1 gets the young
+  # collection OpenSearch forces near the limit (the serial collector would save about 100 MB
+  # resident but can trip "Data too large" on a small heap). The -D flags are those the
+  # distribution's launcher always adds (SystemJvmOptions at 2.19): COMPAT locale data keeps date
+  # parsing as OpenSearch expects it on Java 9+, Netty neither uses Unsafe nor pools per thread.
+  # Java 17 needs no --add-opens: without the distribution's bootstrap there is no security
+  # manager, and its jvm.options add module flags only for Java 18 and later.
+  nohup java -Xms256m -Xmx512m -Xss1m -XX:+UseG1GC -XX:G1ReservePercent=25 \
+    -XX:InitiatingHeapOccupancyPercent=30 -XX:-OmitStackTraceInFastThrow \
+    -XX:ErrorFile="$dir/opensearch/hs_err_pid%p.log" \
+    -Djava.awt.headless=true -Dfile.encoding=UTF-8 -Djna.nosys=true \
+    -Djava.locale.providers=SPI,COMPAT \
+    -Dio.netty.noUnsafe=true -Dio.netty.noKeySetOptimization=true \
+    -Dio.netty.recycler.maxCapacityPerThread=0 -Dio.netty.allocator.numDirectArenas=0 \
+    -Dlog4j.shutdownHookEnabled=false -Dlog4j2.disable.jmx=true \
+    -cp "$install/classes:$install/lib/*" dev.panthera.testing.Launcher \
+    "path.home=$dir/opensearch" "path.data=$dir/opensearch-data" \
+    "http.port=$port" "transport.port=$transport_port" \
+    >"$dir/opensearch.log" 2>&1 &
+  local pid=$!
+  echo "$pid" >"$dir/opensearch.pid"
+  # Up to two minutes: a JVM start with the index recovery takes 5-10 s on two idle cores, much
+  # more on busy ones. The node must stay alive meanwhile: a dead one is reported at once.
+  local deadline=$((SECONDS + 120))
+  while [ "$SECONDS" -lt "$deadline" ]; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      echo "opensearch: the node exited; last lines of $dir/opensearch.log:" >&2
+      tail -30 "$dir/opensearch.log" >&2
+      rm -f "$dir/opensearch.pid"
+      return 1
+    fi
+    # Yellow: the primaries are assigned. An index created with replicas (the default is 1) stays
+    # yellow on one node; the tests create theirs with number_of_replicas 0, green.
+    if curl -fsS -m 5 -o /dev/null \
+      "http://127.0.0.1:$port/_cluster/health?wait_for_status=yellow&timeout=2s" 2>/dev/null; then
+      echo "opensearch: up on 127.0.0.1:$port (pid $pid, log $dir/opensearch.log)" >&2
+      return 0
+    fi
+    sleep 0.5
+  done
+  echo "opensearch: not healthy after 120 s; last lines of $dir/opensearch.log:" >&2
+  tail -30 "$dir/opensearch.log" >&2
+  stop "$dir"
+  return 1
+}
+
+stop() {
+  local dir=$1
+  [ -f "$dir/opensearch.pid" ] || return 0
+  local pid
+  pid="$(cat "$dir/opensearch.pid")"
+  # A pid file left by a machine restart may name an unrelated process by now.
+  if ! tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q dev.panthera.testing.Launcher; then
+    rm -f "$dir/opensearch.pid"
+    return 0
+  fi
+  # SIGTERM runs the launcher's shutdown hook, which closes the node (flushes the indices) in a
+  # few seconds; SIGKILL only if it hangs, as the next start must find the ports free.
+  if kill "$pid" 2>/dev/null; then
+    for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$pid" 2>/dev/null; then
+      echo "opensearch: pid $pid still running after 15 s; killing it" >&2
+      kill -9 "$pid" 2>/dev/null || true
+      for _ in $(seq 1 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    fi
+  fi
+  rm -f "$dir/opensearch.pid"
+}
+
+case "${1:-}" in
+  start)
+    [ $# -eq 3 ] || { echo "usage: $0 start DIR PORT" >&2; exit 2; }
+    start "$2" "$3"
+    ;;
+  stop)
+    [ $# -eq 2 ] || { echo "usage: $0 stop DIR" >&2; exit 2; }
+    stop "$2"
+    ;;
+  *) echo "usage: $0 start DIR PORT | stop DIR" >&2; exit 2 ;;
+esac
