@@ -26,6 +26,24 @@ fn rendered_examples_the_crd_and_the_operator_install_pass_strict_kubernetes_val
         std::fs::write(&path, &o.stdout).unwrap();
         files.push(path);
     }
+    // The shop with a search engine, which no example has yet (its image is not on the test
+    // node): the catalog searching through it.
+    let mut shop: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(example("shop")).unwrap()).unwrap();
+    shop["spec"]["search"] = serde_yaml::from_str("{storage: 5Gi}").unwrap();
+    for service in shop["spec"]["services"].as_sequence_mut().unwrap() {
+        if service["name"] == "catalog" {
+            service["search"] = true.into();
+        }
+    }
+    let searching = dir.path().join("shop-with-search.yaml");
+    std::fs::write(&searching, serde_yaml::to_string(&shop).unwrap()).unwrap();
+    let o = run(&["render", "-f", searching.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("name: shop-search"));
+    let path = dir.path().join("shop-with-search.rendered.yaml");
+    std::fs::write(&path, &o.stdout).unwrap();
+    files.push(path);
     files.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("crds/pantheraplatform.yaml"));
     let o = run(&["install", "--print"]);
     assert!(o.status.success(), "{}", stderr(&o));

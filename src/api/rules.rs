@@ -50,6 +50,8 @@ pub mod msg {
     pub const LABEL_KEY: &str = "label keys are an optional DNS subdomain and '/', then 1-63 letters, digits, '-', '_' or '.' starting and ending with a letter or digit";
     pub const RESOURCE_ATTRIBUTE_KEY: &str = "observability.tracing.resourceAttributes keys start with a letter, then letters, digits, '.', '_' or '-'";
     pub const MONITORING_LABEL_RESERVED: &str = "observability.prometheus.labels cannot set panthera.dev/ or app.kubernetes.io/ labels: Panthera sets those itself";
+    pub const SEARCH_NEEDS_SPEC: &str = "a service with search: true needs spec.search";
+    pub const SEARCH_CLUSTER_ONLY: &str = "search runs in the cluster only for now (backend: cluster): an Amazon OpenSearch Service domain is not provisioned yet";
     pub const EXISTING_NEEDS_AWS: &str =
         "existingIdentifier names an AWS resource to adopt and needs backend: aws";
 }
@@ -71,4 +73,7 @@ pub const RESERVED_ENV_NAMES: &[&str] = &[
     "CATALOG_URL",
     "IDENTITY_KEYS",
     "IDENTITY_VERIFY",
+    "SEARCH_ENDPOINT",
+    "SEARCH_USERNAME",
+    "SEARCH_PASSWORD",
 ];

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::rules::msg;
 use super::{
     DatabaseSpec, GatewaySpec, KafkaSpec, ObservabilitySpec, PantheraPlatformStatus, RedisSpec,
+    SearchSpec,
 };
 
 /// Regex for a DNS-1123 label (Kubernetes object names built from it stay valid).
@@ -52,6 +53,7 @@ pub const MEMORY_QUANTITY: &str = "^[1-9][0-9]{0,5}(Ki|Mi|Gi)$";
 #[x_kube(
     validation = Rule::new("self.services.all(s, !has(s.database) || self.databases.exists(d, d.name == s.database))").message(msg::DATABASE_EXISTS).field_path(".services"),
     validation = Rule::new("self.services.all(s, !s.cache || has(self.redis))").message(msg::CACHE_NEEDS_REDIS).field_path(".services"),
+    validation = Rule::new("self.services.all(s, !has(s.search) || !s.search || has(self.search))").message(msg::SEARCH_NEEDS_SPEC).field_path(".services"),
     validation = Rule::new("self.services.all(s, size(s.topics) == 0 || (has(self.kafka) && s.topics.all(t, t in self.kafka.topics)))").message(msg::TOPIC_EXISTS).field_path(".services"),
     validation = Rule::new("!has(self.gateway) || !has(self.gateway.rateLimit) || !self.gateway.rateLimit.shared || has(self.redis)").message(msg::SHARED_LIMIT_NEEDS_REDIS).field_path(".gateway.rateLimit.shared"),
     validation = Rule::new("has(self.aws) || (self.databases.all(d, d.backend != 'aws') && (!has(self.redis) || self.redis.backend != 'aws') && (!has(self.kafka) || self.kafka.backend != 'aws'))").message(msg::AWS_NEEDS_SPEC).field_path(".aws"),
@@ -99,6 +101,9 @@ pub struct PantheraPlatformSpec {
     /// Kafka, for service events.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kafka: Option<KafkaSpec>,
+    /// OpenSearch, for the services that search (`services[].search`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search: Option<SearchSpec>,
     /// Where data stores with `backend: aws` run: region, subnets and security groups. Required
     /// when any data store uses the aws backend.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -282,6 +287,10 @@ pub struct ServiceSpec {
     /// Use the platform's Redis as a cache.
     #[serde(default)]
     pub cache: bool,
+    /// Use the platform's search engine (spec.search): the connection in `SEARCH_ENDPOINT`,
+    /// `SEARCH_USERNAME` and `SEARCH_PASSWORD`, and a network path to it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub search: bool,
     /// Kafka topics (from spec.kafka.topics) the service produces to or consumes from.
     #[serde(default)]
     #[schemars(length(max = 8))]
@@ -308,7 +317,7 @@ fn default_service_port() -> i32 {
 /// A literal environment variable.
 #[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[x_kube(validation = Rule::new("!(self.name in ['PORT', 'SERVICE_NAME', 'DATABASE_URL', 'REDIS_URL', 'KAFKA_BROKERS', 'KAFKA_TOPICS', 'JWT_HS256_SECRET', 'CATALOG_URL', 'IDENTITY_KEYS', 'IDENTITY_VERIFY'])").message(msg::RESERVED_ENV).field_path(".name"))]
+#[x_kube(validation = Rule::new("!(self.name in ['PORT', 'SERVICE_NAME', 'DATABASE_URL', 'REDIS_URL', 'KAFKA_BROKERS', 'KAFKA_TOPICS', 'JWT_HS256_SECRET', 'CATALOG_URL', 'IDENTITY_KEYS', 'IDENTITY_VERIFY', 'SEARCH_ENDPOINT', 'SEARCH_USERNAME', 'SEARCH_PASSWORD'])").message(msg::RESERVED_ENV).field_path(".name"))]
 pub struct EnvVarSpec {
     /// Variable name.
     #[schemars(
@@ -358,6 +367,7 @@ pub enum ComponentKind {
     Postgres,
     Redis,
     Kafka,
+    Search,
 }
 
 impl ComponentKind {
@@ -369,6 +379,7 @@ impl ComponentKind {
             Self::Postgres => "postgres",
             Self::Redis => "redis",
             Self::Kafka => "kafka",
+            Self::Search => "search",
         }
     }
 }

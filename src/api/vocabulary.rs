@@ -12,7 +12,8 @@ pub const LABEL_COMPONENT: &str = "app.kubernetes.io/component";
 pub const LABEL_PART_OF: &str = "app.kubernetes.io/part-of";
 pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 pub const LABEL_PLATFORM: &str = "panthera.dev/platform";
-/// Name of the component (service, database, `gateway`, `redis`, `kafka`) an object belongs to.
+/// Name of the component (service, database, `gateway`, `redis`, `kafka`, `search`) an object
+/// belongs to.
 pub const LABEL_PLATFORM_COMPONENT: &str = "panthera.dev/component";
 /// Field manager and `managed-by` value.
 pub const MANAGER: &str = "panthera";
@@ -23,6 +24,8 @@ pub const DELETION_POLICY: &str = "panthera.dev/deletion-policy";
 /// Ports the components listen on, in the cluster and in the connection Secrets.
 pub const POSTGRES_PORT: u16 = 5432;
 pub const REDIS_PORT: u16 = 6379;
+/// OpenSearch's REST port.
+pub const SEARCH_PORT: u16 = 9200;
 pub const KAFKA_PORT: u16 = 9092;
 pub const KAFKA_CONTROLLER_PORT: u16 = 9093;
 /// MSK's TLS listener for clients without authentication.
@@ -56,9 +59,13 @@ impl Phase {
     /// The phase of a component; `None` is the platform-wide part (shared Secrets, policies).
     pub fn of(kind: Option<ComponentKind>) -> Self {
         match kind {
-            None | Some(ComponentKind::Postgres | ComponentKind::Redis | ComponentKind::Kafka) => {
-                Phase::DataStores
-            }
+            None
+            | Some(
+                ComponentKind::Postgres
+                | ComponentKind::Redis
+                | ComponentKind::Kafka
+                | ComponentKind::Search,
+            ) => Phase::DataStores,
             Some(ComponentKind::Service) => Phase::Services,
             Some(ComponentKind::Gateway) => Phase::Gateway,
         }
@@ -67,10 +74,11 @@ impl Phase {
 
 impl ComponentKind {
     /// Every kind, in apply order.
-    pub const ALL: [ComponentKind; 5] = [
+    pub const ALL: [ComponentKind; 6] = [
         ComponentKind::Postgres,
         ComponentKind::Redis,
         ComponentKind::Kafka,
+        ComponentKind::Search,
         ComponentKind::Service,
         ComponentKind::Gateway,
     ];
@@ -84,7 +92,10 @@ impl ComponentKind {
     pub fn is_data_store(self) -> bool {
         matches!(
             self,
-            ComponentKind::Postgres | ComponentKind::Redis | ComponentKind::Kafka
+            ComponentKind::Postgres
+                | ComponentKind::Redis
+                | ComponentKind::Kafka
+                | ComponentKind::Search
         )
     }
 

@@ -4,7 +4,7 @@
 //! - PostgreSQL: a server of one major version cannot open a data directory of another
 //!   (`database files are incompatible with server`): a major change up or down would crash-loop
 //!   the database. The upgrade path is a new database beside the old one (see the message).
-//! - Redis and Apache Kafka: newer versions read what older ones wrote, so upgrades roll; a
+//! - Redis, Apache Kafka and OpenSearch: newer versions read what older ones wrote, so upgrades roll; a
 //!   downgrade may not (RDB formats, Kafka's metadata version), so it is refused.
 //!
 //! Minor versions of PostgreSQL are in the same image tag (`postgres:16` follows 16.x) and roll.
@@ -95,6 +95,13 @@ fn refuse(kind: ComponentKind, from: &str, to: &str) -> Option<(&'static str, St
             format!("Kafka {to} may not read the logs and metadata Kafka {from} wrote"),
             format!("keep version \"{from}\" or newer"),
         )),
+        ComponentKind::Search if new < old => Some((
+            "OpenSearch",
+            format!("OpenSearch {to} cannot open the indices OpenSearch {from} wrote"),
+            format!(
+                "keep version \"{from}\" or newer, or remove spec.search with deletionPolicy: Delete and add it back at {to} (the catalog rebuilds its index: panthera-catalog reindex)"
+            ),
+        )),
         _ => None,
     }
 }
@@ -142,6 +149,8 @@ mod tests {
             (ComponentKind::Postgres, "15", "16", true),
             (ComponentKind::Postgres, "16", "15", true),
             (ComponentKind::Postgres, "16", "16", false),
+            (ComponentKind::Search, "2.19.1", "2.17.0", true),
+            (ComponentKind::Search, "2.17.0", "2.19.1", false),
             (ComponentKind::Redis, "7.0", "7.2", false),
             (ComponentKind::Redis, "7.2", "7.0", true),
             (ComponentKind::Redis, "6.2", "7.2", false),

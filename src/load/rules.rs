@@ -39,6 +39,9 @@ pub fn check(platform: &PantheraPlatform) -> Vec<(String, String)> {
         if s.cache && spec.redis.is_none() {
             push(format!("{at}.cache"), msg::CACHE_NEEDS_REDIS);
         }
+        if s.search && spec.search.is_none() {
+            push(format!("{at}.search"), msg::SEARCH_NEEDS_SPEC);
+        }
         let known_topic = |t: &String| {
             spec.kafka
                 .as_ref()
@@ -216,6 +219,13 @@ pub fn check(platform: &PantheraPlatform) -> Vec<(String, String)> {
             msg::REDIS_AWS_ONLY,
             &mut push,
         );
+    }
+    if spec
+        .search
+        .as_ref()
+        .is_some_and(|s| s.backend != Backend::Cluster)
+    {
+        push("spec.search.backend".to_string(), msg::SEARCH_CLUSTER_ONLY);
     }
     if let Some(k) = &spec.kafka {
         let msk_only = [

@@ -20,7 +20,8 @@ use crate::api::{
     GATEWAY_PORT, GatewaySpec, KAFKA_CONTROLLER_PORT, KAFKA_PORT, KafkaClientAuthentication,
     KafkaSpec, LABEL_COMPONENT, LABEL_INSTANCE, LABEL_MANAGED_BY, LABEL_NAME, LABEL_PART_OF,
     LABEL_PLATFORM, LABEL_PLATFORM_COMPONENT, MANAGER, MSK_SCRAM_PORT, MSK_TLS_PORT, POSTGRES_PORT,
-    PantheraPlatform, REDIS_PORT, RedisSpec, ResourcesSpec, ServiceKind, ServiceSpec,
+    PantheraPlatform, REDIS_PORT, RedisSpec, ResourcesSpec, SEARCH_PORT, SearchSpec, ServiceKind,
+    ServiceSpec,
 };
 
 /// Key of the identity Secret: the comma-separated keys, the first of which signs.
@@ -31,6 +32,8 @@ const PANTHERA_UID: i64 = 65532;
 const DATA_UID: i64 = 999;
 /// UID of `appuser` in the apache/kafka image.
 const KAFKA_UID: i64 = 1000;
+/// UID of `opensearch` in the opensearchproject/opensearch image.
+const SEARCH_UID: i64 = 1000;
 
 /// A component to render: its kind (which names its templates folder) and the values for it.
 pub struct ComponentContext {
@@ -80,6 +83,9 @@ impl Names {
     pub fn kafka(&self) -> String {
         format!("{}-kafka", self.platform)
     }
+    pub fn search(&self) -> String {
+        format!("{}-search", self.platform)
+    }
     /// Connection Secret of a database (same keys for every backend).
     pub fn database_secret(&self, database: &str) -> String {
         self.database(database)
@@ -89,6 +95,9 @@ impl Names {
     }
     pub fn kafka_secret(&self) -> String {
         self.kafka()
+    }
+    pub fn search_secret(&self) -> String {
+        self.search()
     }
     /// The ConfigMap with the CA bundle of the platform's AWS data stores (key `ca-bundle.pem`),
     /// which the user provides.
@@ -230,6 +239,9 @@ impl<'a> ContextBuilder<'a> {
         if let Some(kafka) = &spec.kafka {
             out.push(self.kafka(kafka));
         }
+        if let Some(search) = &spec.search {
+            out.push(self.search(search));
+        }
         for svc in &spec.services {
             out.push(self.service(svc));
         }
@@ -281,6 +293,20 @@ impl<'a> ContextBuilder<'a> {
             env.push(secret_env("REDIS_URL", &self.names.redis_secret(), "url"));
             if let Some(r) = &spec.redis {
                 egress.push(self.egress_to(r.backend, ComponentKind::Redis, "redis", REDIS_PORT));
+            }
+        }
+        if svc.search {
+            let secret = self.names.search_secret();
+            env.push(secret_env("SEARCH_ENDPOINT", &secret, "endpoint"));
+            env.push(secret_env("SEARCH_USERNAME", &secret, "username"));
+            env.push(secret_env("SEARCH_PASSWORD", &secret, "password"));
+            if let Some(search) = &spec.search {
+                egress.push(self.egress_to(
+                    search.backend,
+                    ComponentKind::Search,
+                    "search",
+                    SEARCH_PORT,
+                ));
             }
         }
         if !svc.topics.is_empty() {

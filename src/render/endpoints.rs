@@ -42,6 +42,9 @@ pub fn annotate_store_endpoints(
         if !service.topics.is_empty() {
             uses(ComponentKind::Kafka, "kafka");
         }
+        if service.search {
+            uses(ComponentKind::Search, "search");
+        }
         if used.is_empty() {
             continue;
         }

@@ -30,7 +30,7 @@ static EMBEDDED: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/templates");
 
 /// Folders rendered once per component of their kind, plus `platform/` once per platform.
 const COMPONENT_FOLDERS: &[&str] = &[
-    "platform", "postgres", "redis", "kafka", "service", "gateway",
+    "platform", "postgres", "redis", "kafka", "search", "service", "gateway",
 ];
 
 /// Why rendering failed.
@@ -343,6 +343,11 @@ impl Renderer {
                 data["username"] = Value::from(user);
                 data["password"] = Value::from(password);
             }
+            ComponentKind::Search => {
+                return Err(Error::Spec(
+                    "search has no AWS backend (validation refuses backend: aws)".into(),
+                ));
+            }
             ComponentKind::Gateway | ComponentKind::Service => {
                 return Err(Error::Spec(format!(
                     "{} is not a data store",
@@ -433,7 +438,8 @@ fn aws_note(kind: ComponentKind) -> String {
             "Amazon ElastiCache replication group, provisioned by the AWS reconciler".into()
         }
         ComponentKind::Kafka => "Amazon MSK cluster, provisioned by the AWS reconciler".into(),
-        ComponentKind::Gateway | ComponentKind::Service => String::new(),
+        // Refused by validation: search runs in the cluster only.
+        ComponentKind::Search | ComponentKind::Gateway | ComponentKind::Service => String::new(),
     }
 }
 

@@ -18,6 +18,18 @@ fn example(name: &str) -> PantheraPlatform {
     load_str(name, &text).unwrap()
 }
 
+mod search;
+
+/// The shop with a search engine, and the catalog searching through it.
+fn shop_with_search() -> PantheraPlatform {
+    let mut shop = example("shop");
+    shop.spec.search = Some(serde_json::from_value(serde_json::json!({})).unwrap());
+    for service in &mut shop.spec.services {
+        service.search = service.name == "catalog";
+    }
+    shop
+}
+
 fn render(platform: &PantheraPlatform) -> Plan {
     Renderer::embedded()
         .unwrap()
@@ -88,8 +100,9 @@ fn known_secret_values_are_reused_and_new_ones_are_random() {
 
 #[test]
 fn every_pod_is_restricted_pod_security_compliant() {
-    for name in ["minimal", "shop", "aws"] {
-        let plan = render(&example(name));
+    let platforms = ["minimal", "shop", "aws"].map(example);
+    for platform in platforms.iter().chain([&shop_with_search()]) {
+        let plan = render(platform);
         let pods = pod_specs(&plan);
         assert!(!pods.is_empty());
         for (id, pod) in pods {

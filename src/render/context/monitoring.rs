@@ -171,6 +171,13 @@ impl ContextBuilder<'_> {
         {
             out.push(self.names.kafka());
         }
+        if spec
+            .search
+            .as_ref()
+            .is_some_and(|s| s.backend == Backend::Cluster)
+        {
+            out.push(self.names.search());
+        }
         out
     }
 

@@ -208,6 +208,62 @@ impl ContextBuilder<'_> {
     }
 }
 
+impl ContextBuilder<'_> {
+    pub(super) fn search(&self, search: &SearchSpec) -> ComponentContext {
+        let name = self.names.search();
+        let clients: Vec<&ServiceSpec> = self.spec().services.iter().filter(|s| s.search).collect();
+        let resources = resources(&search.resources, ("500m", "1Gi"), ("2", "2Gi"));
+        let heap = heap_mib(resources["limits"]["memory"].as_str().unwrap_or_default());
+        let base = Workload {
+            kind: ComponentKind::Search,
+            component: "search",
+            name: &name,
+            image: format!("docker.io/opensearchproject/opensearch:{}", search.version),
+            uid: SEARCH_UID,
+            port: SEARCH_PORT,
+            deletion_policy: search.deletion_policy,
+            resources,
+            storage_class: search.storage_class_name.as_deref(),
+        };
+        // The same keys whatever the backend; in the cluster the node has no security plugin
+        // (see templates/search/statefulset.yaml), so no login: the NetworkPolicy admits only
+        // the services with `search: true`.
+        let endpoint = format!("http://{}:{SEARCH_PORT}", self.names.svc_host(&name));
+        let values = self.workload(
+            base,
+            json!({
+                "storage": search.storage,
+                "javaOpts": format!("-Xms{heap}m -Xmx{heap}m"),
+                "secret": {
+                    "name": self.names.search_secret(),
+                    "data": {"endpoint": endpoint, "username": "", "password": ""},
+                },
+                "ingress": self.allow_from_services(&clients, SEARCH_PORT),
+            }),
+        );
+        ComponentContext::new(ComponentKind::Search, "search", search.backend, values)
+    }
+}
+
+/// The JVM heap for a memory limit: half of it (the rest is Lucene's file cache and the JVM's
+/// own), at least 256 MiB; 512 MiB when the limit is not a plain binary or decimal size.
+fn heap_mib(limit: &str) -> u64 {
+    let digits = limit.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let unit = &limit[digits.len()..];
+    let Ok(amount) = digits.parse::<u64>() else {
+        return 512;
+    };
+    let mib = match unit {
+        "Gi" => amount.saturating_mul(1024),
+        "Mi" => amount,
+        "G" => amount.saturating_mul(1_000_000_000) / (1 << 20),
+        "M" => amount.saturating_mul(1_000_000) / (1 << 20),
+        "" => amount / (1 << 20),
+        _ => return 512,
+    };
+    (mib / 2).max(256)
+}
+
 /// StatefulSet PVC retention for a deletion policy: only `Delete` lets volumes go with the set.
 pub(super) fn pvc_retention(policy: DeletionPolicy) -> Value {
     let when_deleted = match policy {
