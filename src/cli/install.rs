@@ -13,7 +13,7 @@ use crate::operator::install::{InstallOptions, manifests};
 
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  panthera install\n  panthera install --print > panthera-operator.yaml\n  panthera install -n platform-ops --image registry.example.com/panthera:0.1.0 --replicas 3\n  panthera install --watch-namespace shop"
+    after_help = "Examples:\n  panthera install\n  panthera install --print > panthera-operator.yaml\n  panthera install -n platform-ops --image registry.example.com/panthera:0.1.0 --replicas 3\n  panthera install --watch-namespace shop\n  panthera install --env OTEL_EXPORTER_OTLP_ENDPOINT=http://otel-collector.monitoring:4318"
 )]
 pub struct Args {
     /// Operator image.
@@ -35,6 +35,10 @@ pub struct Args {
     /// Print the manifests (YAML) instead of applying them.
     #[arg(long)]
     pub print: bool,
+    /// Environment variable of the operator (repeatable), e.g. its traces:
+    /// --env OTEL_EXPORTER_OTLP_ENDPOINT=http://otel-collector.monitoring:4318.
+    #[arg(long = "env", value_name = "NAME=VALUE", value_parser = parse_env)]
+    pub env: Vec<(String, String)>,
     /// Extra argument passed to `panthera operator` (repeatable), e.g. --operator-arg=--resync=5m.
     #[arg(long = "operator-arg", value_name = "ARG", allow_hyphen_values = true)]
     pub operator_args: Vec<String>,
@@ -42,6 +46,27 @@ pub struct Args {
     pub cluster: ClusterArgs,
     #[command(flatten)]
     pub templates: TemplateArgs,
+}
+
+/// `NAME=VALUE` with a name Kubernetes takes and the operator does not set itself.
+fn parse_env(text: &str) -> std::result::Result<(String, String), String> {
+    let (name, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?} is not NAME=VALUE"))?;
+    let valid = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !valid {
+        return Err(format!(
+            "{name:?} is not an environment variable name (a letter or '_', then letters, digits or '_')"
+        ));
+    }
+    if matches!(name, "POD_NAME" | "POD_NAMESPACE") {
+        return Err(format!("{name} is set by the operator's Deployment itself"));
+    }
+    Ok((name.to_string(), value.to_string()))
 }
 
 fn parse_label(text: &str) -> std::result::Result<(String, String), String> {
@@ -63,6 +88,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
         args: args.operator_args.clone(),
         service_monitor: args.service_monitor,
         monitor_labels: args.monitor_labels.iter().cloned().collect(),
+        env: args.env.iter().cloned().collect(),
     };
     if args.print {
         let objects = manifests(&args.templates.renderer()?, &options)?;
@@ -152,4 +178,27 @@ fn scope(kind: &str) -> Option<(&'static str, bool)> {
         "ServiceMonitor" => ("servicemonitors", true),
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_is_name_equals_value_and_never_the_operators_own() {
+        assert_eq!(
+            parse_env("OTEL_EXPORTER_OTLP_ENDPOINT=http://c:4318/a=b").unwrap(),
+            (
+                "OTEL_EXPORTER_OTLP_ENDPOINT".to_string(),
+                "http://c:4318/a=b".to_string()
+            )
+        );
+        assert!(parse_env("NOVALUE").unwrap_err().contains("NAME=VALUE"));
+        assert!(
+            parse_env("1BAD=x")
+                .unwrap_err()
+                .contains("not an environment")
+        );
+        assert!(parse_env("POD_NAME=x").unwrap_err().contains("itself"));
+    }
 }

@@ -24,6 +24,9 @@ pub struct InstallOptions {
     pub service_monitor: bool,
     /// Extra labels on that ServiceMonitor (the ones Prometheus selects by).
     pub monitor_labels: BTreeMap<String, String>,
+    /// Environment of the operator beyond its own (`OTEL_*` for its traces, `AWS_*`); a
+    /// `RUST_LOG` here replaces the default `info`.
+    pub env: BTreeMap<String, String>,
 }
 
 impl InstallOptions {
@@ -116,7 +119,18 @@ pub fn manifests(renderer: &Renderer, options: &InstallOptions) -> Result<Vec<Ob
     let crd: Value =
         serde_json::to_value(<crate::api::PantheraPlatform as kube::CustomResourceExt>::crd())
             .map_err(|e| crate::render::Error::Spec(format!("cannot encode the CRD: {e}")))?;
+    let mut env = Vec::new();
+    if !options.env.contains_key("RUST_LOG") {
+        env.push(json!({"name": "RUST_LOG", "value": "info"}));
+    }
+    env.extend(
+        options
+            .env
+            .iter()
+            .map(|(name, value)| json!({"name": name, "value": value})),
+    );
     let values = json!({
+        "env": env,
         "namespace": options.namespace,
         "image": options.image,
         "replicas": options.replicas,
@@ -166,6 +180,7 @@ mod tests {
             args: vec![],
             service_monitor: false,
             monitor_labels: BTreeMap::new(),
+            env: BTreeMap::new(),
         }
     }
 
@@ -228,6 +243,44 @@ mod tests {
             "the metrics Service's port"
         );
         assert_eq!(last.value["spec"]["endpoints"][0]["honorLabels"], true);
+    }
+
+    #[test]
+    fn the_operator_gets_the_environment_asked_for_and_its_own() {
+        let env_of = |o: &InstallOptions| {
+            let objects = manifests(&Renderer::embedded().unwrap(), o).unwrap();
+            let deployment = objects.iter().find(|o| o.kind() == "Deployment").unwrap();
+            deployment.value["spec"]["template"]["spec"]["containers"][0]["env"].clone()
+        };
+        let names = |env: &Value| -> Vec<String> {
+            env.as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["name"].as_str().unwrap().to_string())
+                .collect()
+        };
+        let plain = env_of(&options());
+        assert_eq!(names(&plain), ["POD_NAME", "POD_NAMESPACE", "RUST_LOG"]);
+        let mut o = options();
+        o.env = BTreeMap::from([
+            (
+                "OTEL_EXPORTER_OTLP_ENDPOINT".into(),
+                "http://collector:4318".into(),
+            ),
+            ("RUST_LOG".into(), "debug".into()),
+        ]);
+        let traced = env_of(&o);
+        assert_eq!(
+            names(&traced),
+            [
+                "POD_NAME",
+                "POD_NAMESPACE",
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                "RUST_LOG"
+            ]
+        );
+        assert_eq!(traced[2]["value"], "http://collector:4318");
+        assert_eq!(traced[3]["value"], "debug");
     }
 
     #[test]
