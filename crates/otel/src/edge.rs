@@ -113,16 +113,8 @@ fn ratio_samples(ratio: f64, trace_id: TraceId) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tests::env;
     use http::HeaderMap;
-
-    fn env<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
-        move |name| {
-            pairs
-                .iter()
-                .find(|(key, _)| *key == name)
-                .map(|(_, value)| (*value).to_owned())
-        }
-    }
 
     #[test]
     fn the_ratio_is_read_as_the_sdk_reads_it() {

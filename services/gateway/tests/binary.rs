@@ -12,14 +12,6 @@ use http::StatusCode;
 
 const BIN: &str = env!("CARGO_BIN_EXE_panthera-gateway");
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[test]
 fn unknown_field_is_rejected_with_its_location() {
     let dir = tempfile::tempdir().unwrap();
@@ -66,14 +58,7 @@ async fn serves_and_drains_on_sigterm() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while tokio::net::TcpStream::connect(("127.0.0.1", admin_port))
-        .await
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "gateway did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_port(admin_port, "gateway").await;
     // Sent as a trusted proxy (127.0.0.1) would send it: the log names the client it forwards for.
     let reply = get(
         &format!("http://127.0.0.1:{port}/x"),

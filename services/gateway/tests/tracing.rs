@@ -33,14 +33,6 @@ fn jaeger() -> Option<(String, String)> {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 struct Traced {
     child: Child,
     port: u16,
@@ -88,14 +80,7 @@ async fn start(upstream: &TestUpstream, otlp: &str, ratio: &str) -> Traced {
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while tokio::net::TcpStream::connect(("127.0.0.1", admin_port))
-        .await
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "gateway did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_port(admin_port, "gateway").await;
     Traced {
         child,
         port,

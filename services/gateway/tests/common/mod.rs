@@ -170,6 +170,27 @@ pub async fn closed_port() -> SocketAddr {
     listener.local_addr().unwrap()
 }
 
+/// A port free on 127.0.0.1 right now, for a binary started with it in its config.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits (up to 10 s) until something listens on 127.0.0.1:`port`: a spawned binary is up.
+pub async fn wait_for_port(port: u16, what: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(std::time::Instant::now() < deadline, "{what} did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Starts a gateway from YAML; listeners are forced onto 127.0.0.1:0.
 pub async fn start_gateway(yaml: &str, env: &[(&str, &str)]) -> RunningGateway {
     start_gateway_with(yaml, env, "panthera:test:").await
