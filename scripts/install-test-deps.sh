@@ -6,6 +6,7 @@
 #   - Go modules: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok (cached)
 #   - Go module: Prometheus's promtool and server (install-prometheus.sh; cached)
 #   - Go module: Jaeger's all-in-one (install-jaeger.sh; cached)
+#   - Go module: versitygw, an S3 server over a directory (install-versitygw.sh; cached)
 #   - Maven Central: OpenSearch 2.19.6 and a small launcher (install-opensearch.sh; cached)
 #   - a real node (install-node.sh): containerd, runc, CNI plugins from Debian; kubelet,
 #     kube-proxy, CoreDNS, local-path-provisioner from Go modules; pause and busybox images
@@ -74,6 +75,8 @@ bash "$(dirname "$0")/install-node.sh" >/dev/null
 bash "$(dirname "$0")/install-prometheus.sh" >/dev/null
 # Jaeger's all-in-one receives the end-to-end test's traces (about 6 minutes once, cached).
 bash "$(dirname "$0")/install-jaeger.sh" >/dev/null
+# versitygw is the tests' real S3 server (about 3-4 minutes once, cached).
+bash "$(dirname "$0")/install-versitygw.sh" >/dev/null
 # One OpenSearch node for the search tests (about 20 s once, cached).
 bash "$(dirname "$0")/install-opensearch.sh" >/dev/null
 # kubectl comes with the machine image (no Debian/PyPI/npm/crates.io package provides it); the

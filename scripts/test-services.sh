@@ -30,6 +30,8 @@ JAEGER_QUERY_PORT="${PANTHERA_JAEGER_QUERY_PORT:-26686}"
 JAEGER_QUERY_GRPC_PORT="${PANTHERA_JAEGER_QUERY_GRPC_PORT:-26685}"
 # OpenSearch: HTTP here, its transport on the port 100 above (scripts/opensearch.sh); loopback only.
 OPENSEARCH_PORT="${PANTHERA_OPENSEARCH_PORT:-29200}"
+# versitygw (S3): loopback only, data kept in $DIR/s3-data (scripts/versitygw.sh).
+S3_PORT="${PANTHERA_S3_PORT:-29900}"
 KAFKA_VERSION="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$(dirname "$0")/kafka/pom.xml")"
 KAFKA_LIBS="$CACHE/kafka-$KAFKA_VERSION/libs"
 # Test-only credentials; the servers listen on loopback and live as long as the run.
@@ -220,6 +222,12 @@ start() {
     PANTHERA_CACHE="$CACHE" bash "$(dirname "$0")/opensearch.sh" start "$DIR" "$OPENSEARCH_PORT" &
     opensearch_start=$!
   fi
+  # versitygw, a real S3 server (the object storage tests); answers in about a second.
+  local versitygw
+  versitygw="$(PANTHERA_CACHE="$CACHE" bash "$(dirname "$0")/install-versitygw.sh" || true)"
+  if [ -n "$versitygw" ] && ! (exec 3<>"/dev/tcp/127.0.0.1/$S3_PORT") 2>/dev/null; then
+    PANTHERA_CACHE="$CACHE" bash "$(dirname "$0")/versitygw.sh" start "$DIR" "$S3_PORT"
+  fi
   # A real Kubernetes control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok).
   bash "$(dirname "$0")/control-plane.sh" start "$DIR/k8s"
   if [ "${PANTHERA_TEST_NODE:-1}" != 0 ]; then
@@ -240,6 +248,12 @@ start() {
       exit 1
     fi
     opensearch_env="export PANTHERA_TEST_OPENSEARCH_URL=\"http://127.0.0.1:$OPENSEARCH_PORT\""
+  fi
+  local s3_env=""
+  if [ -n "$versitygw" ]; then
+    # versitygw.env: one line, export PANTHERA_TEST_S3_ACCESS_KEY=... PANTHERA_TEST_S3_SECRET_KEY=...
+    s3_env="export PANTHERA_TEST_S3_ENDPOINT=\"http://127.0.0.1:$S3_PORT\"
+$(cat "$DIR/versitygw.env")"
   fi
   local jaeger_env=""
   if [ -n "$jaeger" ]; then
@@ -267,6 +281,7 @@ export PANTHERA_LUA="$(command -v lua5.4 || true)"
 export PANTHERA_PROMTOOL="$PROMETHEUS_BIN/promtool"
 export PANTHERA_PROMETHEUS="$PROMETHEUS_BIN/prometheus"
 $opensearch_env
+$s3_env
 $jaeger_env
 ENV
   cat "$DIR/k8s/env.sh" >>"$DIR/env.sh"
@@ -279,6 +294,7 @@ stop() {
   bash "$(dirname "$0")/node.sh" stop "$DIR/k8s"
   bash "$(dirname "$0")/control-plane.sh" stop "$DIR/k8s"
   bash "$(dirname "$0")/opensearch.sh" stop "$DIR"
+  bash "$(dirname "$0")/versitygw.sh" stop "$DIR"
   as_pg "$PG_BIN/pg_ctl" -D "$DIR/pg" -m fast stop >/dev/null 2>&1 || true
   as_pg "$PG_BIN/pg_ctl" -D "$DIR/pg-tls" -m fast stop >/dev/null 2>&1 || true
   for p in redis moto kafka jaeger; do
