@@ -634,7 +634,10 @@ async fn order_events_settle_reservations() {
         assert_eq!(status, StatusCode::CREATED);
         orders.push(order);
     }
-    let handler = Arc::new(StockHandler::new(t.cache.clone(), ProductEvents::disabled()));
+    let handler = Arc::new(StockHandler::new(
+        t.cache.clone(),
+        ProductEvents::disabled(),
+    ));
     let event = |order: uuid::Uuid, to: &str| EventEnvelope {
         id: uuid::Uuid::new_v4(),
         event_type: "order.status_changed".to_owned(),

@@ -167,11 +167,18 @@ pub fn index_body(refresh_interval: &str) -> Value {
                     "type": "text",
                     "analyzer": "english",
                     "fields": {
+                        // Unstemmed, for fuzzy matching: a typo stems differently ("wireles"
+                        // to "wirel"), so typos are measured against the words as written.
+                        "plain": {"type": "text", "analyzer": "standard"},
                         "prefix": {"type": "search_as_you_type", "analyzer": "standard"},
                         "keyword": {"type": "keyword", "ignore_above": 256}
                     }
                 },
-                "description": {"type": "text", "analyzer": "english"},
+                "description": {
+                    "type": "text",
+                    "analyzer": "english",
+                    "fields": {"plain": {"type": "text", "analyzer": "standard"}}
+                },
                 "category_id": {"type": "keyword"},
                 "category_slug": {"type": "keyword"},
                 "category_name": {"type": "keyword"},

@@ -1,9 +1,9 @@
 //! The `_search` request behind `GET /v1/products` and the reading of its answer.
 //!
-//! Relevance: the words of `q` match the name (boosted 3x) and the description with fuzziness
-//! `AUTO` (one typo from 3 letters, two from 6), the whole of `q` matches the SKU exactly (any
-//! case, boosted far above the rest), and the name's `search_as_you_type` field matches `q` as
-//! a prefix (the last word may be unfinished). Filters: stock in `query`, category and price in
+//! Relevance: the words of `q` match the name (boosted 3x) and the description, stemmed, and as
+//! written with fuzziness `AUTO` (one typo from 3 letters, two from 6); the whole of `q` matches
+//! the SKU exactly (any case, boosted far above the rest), and the name's `search_as_you_type`
+//! field matches `q` as a prefix (the last word may be unfinished). Filters: stock in `query`, category and price in
 //! `post_filter`, so that each facet counts the hits of the other filters: the category facet
 //! shows the other categories' counts for the same text and price.
 
@@ -32,15 +32,23 @@ const MAX_CATEGORY_FACETS: usize = 50;
 fn text_query(q: &str) -> Value {
     json!({"bool": {
         "should": [
+            // The words, stemmed (english): "keyboards" finds "keyboard"; any word counts.
             {"multi_match": {
                 "query": q,
                 "fields": ["name^3", "description"],
+                "type": "best_fields",
+            }},
+            // The words as written, with typos forgiven; most words must match.
+            {"multi_match": {
+                "query": q,
+                "fields": ["name.plain^3", "description.plain"],
                 "type": "best_fields",
                 "fuzziness": "AUTO",
                 "prefix_length": 1,
                 "minimum_should_match": "2<75%",
             }},
             {"term": {"sku": {"value": q, "boost": 50.0}}},
+            // As typed: the last word may be unfinished.
             {"multi_match": {
                 "query": q,
                 "type": "bool_prefix",
