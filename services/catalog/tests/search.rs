@@ -244,7 +244,7 @@ async fn replayed_and_late_events_change_nothing() {
 
     // Every event again, in order, then each one more time in reverse order: a replay of the
     // topic and late, out-of-order deliveries.
-    let client = kafka::connect(&[catalog.brokers.clone()], "replay-test")
+    let client = kafka::connect(std::slice::from_ref(&catalog.brokers), "replay-test")
         .await
         .unwrap();
     let partition = kafka::partition(&client, &catalog.product_topic)
