@@ -1,4 +1,6 @@
-//! Wiring: state, router, background consumer, and the process's life until graceful shutdown.
+//! Wiring: state, router, the Kafka side (outbox relay of product events, consumer of order
+//! events, search indexer), and the process's life until graceful shutdown; and the `reindex`
+//! subcommand.
 
 use axum::Router;
 use panthera_kit::app::Service;
@@ -11,8 +13,15 @@ use panthera_kit::server::{self, HttpLimits};
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 
+use panthera_kit::outbox::Relay;
+
 use crate::cache::{Cache, CacheSetupError};
-use crate::config::Config;
+use crate::config::{Command, Config};
+use crate::events::ProductEvents;
+use crate::search::Search;
+use crate::search::client::SetupError;
+use crate::search::indexer::Indexer;
+use crate::search::reindex::{self, EventSource, ReindexError};
 use crate::stock_consumer::{CONSUMER_NAME, StockHandler};
 
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
@@ -23,6 +32,22 @@ pub const SERVICE: &str = "catalog";
 pub struct AppState {
     pub pool: PgPool,
     pub cache: Cache,
+    /// Where product writes record their events (disabled without Kafka).
+    pub events: ProductEvents,
+    /// OpenSearch, when wired; searches use PostgreSQL without it.
+    pub search: Option<Search>,
+}
+
+impl AppState {
+    /// Without product events and without OpenSearch.
+    pub fn new(pool: PgPool, cache: Cache) -> Self {
+        Self {
+            pool,
+            cache,
+            events: ProductEvents::disabled(),
+            search: None,
+        }
+    }
 }
 
 pub fn build_app(
@@ -48,11 +73,70 @@ pub enum RunError {
     Service(#[from] panthera_kit::app::Error),
     #[error("preparing the cache")]
     Cache(#[from] CacheSetupError),
+    #[error("configuring OpenSearch")]
+    Search(#[from] SetupError),
+    #[error("reindex needs SEARCH_ENDPOINT")]
+    NoSearch,
+    #[error("reindex needs KAFKA_BROKERS, to replay the writes made during the rebuild")]
+    NoKafka,
+    #[error("connecting to Kafka")]
+    Kafka(#[from] panthera_kit::kafka::KafkaError),
+    #[error("rebuilding the search index")]
+    Reindex(#[from] ReindexError),
 }
 
+/// Serves the API, or runs the subcommand.
 pub async fn run(config: Config) -> Result<(), RunError> {
+    match config.command {
+        Some(Command::Reindex) => run_reindex(config).await,
+        None => serve(config).await,
+    }
+}
+
+/// `panthera-catalog reindex`: one rebuild, then exit (a Kubernetes Job).
+async fn run_reindex(config: Config) -> Result<(), RunError> {
     let common = &config.common;
+    let search = Search::from_config(&config.search)?.ok_or(RunError::NoSearch)?;
+    let brokers = common.brokers();
+    if brokers.is_empty() {
+        return Err(RunError::NoKafka);
+    }
+    let service = Service::start(common, SERVICE, &MIGRATOR).await?;
+    let client =
+        panthera_kit::kafka::connect_with(&brokers, &service.name, &service.kafka_security).await?;
+    let source = EventSource {
+        client,
+        topic: config.product_events_topic.clone(),
+    };
+    let rebuilt = reindex::rebuild(&service.pool, &search, Some(&source)).await;
+    service.pool.close().await;
+    let rebuilt = rebuilt?;
+    println!(
+        "reindexed {} products and {} events into {} (removed: {})",
+        rebuilt.products,
+        rebuilt.replayed,
+        rebuilt.index,
+        if rebuilt.removed.is_empty() {
+            "none".to_owned()
+        } else {
+            rebuilt.removed.join(", ")
+        }
+    );
+    Ok(())
+}
+
+async fn serve(config: Config) -> Result<(), RunError> {
+    let common = &config.common;
+    let search = Search::from_config(&config.search)?;
     let mut service = Service::start(common, SERVICE, &MIGRATOR).await?;
+    if let Some(search) = &search {
+        search.metrics.register(&service.metrics);
+        tracing::info!(
+            endpoint = search.client.endpoint(),
+            alias = search.alias(),
+            "searching products through OpenSearch"
+        );
+    }
 
     let cache = match &config.redis_url {
         Some(url) if !url.expose().is_empty() => {
@@ -76,31 +160,70 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     };
 
     let brokers = common.brokers();
-    if brokers.is_empty() {
-        tracing::info!("KAFKA_BROKERS is not set; order events are not consumed");
+    let events = if brokers.is_empty() {
+        tracing::info!(
+            "KAFKA_BROKERS is not set; order events are not consumed and product events not published"
+        );
+        if let Some(search) = search.clone() {
+            tracing::warn!(
+                "SEARCH_ENDPOINT without KAFKA_BROKERS: the search index does not follow product writes"
+            );
+            let pool = service.pool.clone();
+            tokio::spawn(async move {
+                if let Err(error) = reindex::ensure(&pool, &search, None).await {
+                    let chain = panthera_kit::outbox::error_chain(&error);
+                    tracing::error!(error = %chain, "building the search index failed");
+                }
+            });
+        }
+        ProductEvents::disabled()
     } else {
-        let consumer_pool = service.pool.clone();
-        let consumer_shutdown = service.shutdown.clone();
-        let topic = config.order_events_topic();
-        let handler = StockHandler::new(cache.clone());
-        let consumer_metrics = service.metrics.clone();
+        let events = ProductEvents::to_topic(&config.product_events_topic);
+        let pool = service.pool.clone();
+        let shutdown = service.shutdown.clone();
+        let order_topic = config.order_events_topic();
+        let product_topic = config.product_events_topic.clone();
+        let handler = StockHandler::new(cache.clone(), events.clone());
+        let metrics = service.metrics.clone();
+        let search = search.clone();
+        // One client for the relay, the order events consumer and the indexer.
         let client = kafka::connect_in_background(
             brokers,
             service.kafka_security.clone(),
             service.name.clone(),
             service.shutdown.clone(),
-            move |client| {
-                Consumer::new(consumer_pool, client, CONSUMER_NAME, &topic, handler)
-                    .with_metrics(&consumer_metrics)
-                    .run(consumer_shutdown)
+            move |client| async move {
+                let relay = Relay::new(pool.clone(), client.clone())
+                    .with_metrics(&metrics)
+                    .run(shutdown.clone());
+                let consumer = Consumer::new(
+                    pool.clone(),
+                    client.clone(),
+                    CONSUMER_NAME,
+                    &order_topic,
+                    handler,
+                )
+                .with_metrics(&metrics)
+                .run(shutdown.clone());
+                let indexer = async {
+                    if let Some(search) = search {
+                        Indexer::new(pool, client, &product_topic, search)
+                            .run(shutdown.clone())
+                            .await;
+                    }
+                };
+                tokio::join!(relay, consumer, indexer);
             },
         );
         service.readiness = kafka::readiness_shared(std::mem::take(&mut service.readiness), client);
-    }
+        events
+    };
 
     let state = AppState {
         pool: service.pool.clone(),
         cache,
+        events,
+        search,
     };
     Ok(service
         .serve(common, crate::routes::router().with_state(state))

@@ -1,5 +1,7 @@
 //! Command line flags and the environment variables of `docs/contracts.md`.
 
+use std::path::PathBuf;
+
 use panthera_kit::Secret;
 use panthera_kit::config::CommonConfig;
 
@@ -25,6 +27,88 @@ pub struct Config {
     /// defaults to the first of `KAFKA_TOPICS`, then `orders`.
     #[arg(long, env = "ORDER_EVENTS_TOPIC")]
     pub order_events_topic: Option<String>,
+
+    /// Topic the catalog publishes its product events to (`product.created`, `product.changed`,
+    /// `product.stock_changed`, `product.deleted`), through the outbox; the search indexer reads
+    /// it back.
+    #[arg(long, env = "PRODUCT_EVENTS_TOPIC", default_value = "products")]
+    pub product_events_topic: String,
+
+    #[command(flatten)]
+    pub search: SearchConfig,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// What the binary does; without a subcommand it serves the API.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Rebuild the search index from PostgreSQL into a new index and swap the alias to it, without
+    /// downtime (after a restore, a mapping change, or a lost index); a Kubernetes Job. Reads the
+    /// same environment as the service; flags go before the subcommand.
+    Reindex,
+}
+
+/// The OpenSearch cluster that answers product searches; without `SEARCH_ENDPOINT`, PostgreSQL's
+/// full-text search does.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SearchConfig {
+    /// `http(s)://host:port` of OpenSearch; empty or unset: search with PostgreSQL.
+    #[arg(long, env = "SEARCH_ENDPOINT")]
+    pub search_endpoint: Option<String>,
+
+    /// Basic-auth user of OpenSearch (optional).
+    #[arg(long, env = "SEARCH_USERNAME")]
+    pub search_username: Option<String>,
+
+    #[arg(long, env = "SEARCH_PASSWORD", hide_env_values = true)]
+    pub search_password: Option<Secret>,
+
+    /// PEM bundle of the CAs that sign OpenSearch's certificate; the public web PKI roots when
+    /// unset.
+    #[arg(long, env = "SEARCH_CA_FILE", value_parser = any_path)]
+    pub search_ca_file: Option<PathBuf>,
+
+    /// The alias searches and the indexer use; the index behind it is `{alias}-v{N}-{millis}`.
+    #[arg(long, env = "SEARCH_INDEX", default_value = "products")]
+    pub search_index: String,
+
+    /// Timeout of a search request; past it the catalog answers from PostgreSQL.
+    #[arg(long, env = "SEARCH_TIMEOUT_MS", default_value_t = 2000)]
+    pub search_timeout_ms: u64,
+}
+
+impl SearchConfig {
+    /// The endpoint, when search through OpenSearch is wired (an empty variable counts as unset,
+    /// as a Secret key mapped to an empty value would give).
+    pub fn endpoint(&self) -> Option<&str> {
+        self.search_endpoint
+            .as_deref()
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+    }
+
+    pub fn username(&self) -> Option<&str> {
+        self.search_username.as_deref().filter(|u| !u.is_empty())
+    }
+
+    pub fn password(&self) -> Option<&Secret> {
+        self.search_password
+            .as_ref()
+            .filter(|p| !p.expose().is_empty())
+    }
+
+    pub fn ca_file(&self) -> Option<&std::path::Path> {
+        self.search_ca_file
+            .as_deref()
+            .filter(|p| !p.as_os_str().is_empty())
+    }
+}
+
+/// A path, empty allowed (clap's own parser refuses ""): an empty variable counts as unset.
+fn any_path(value: &str) -> Result<PathBuf, std::convert::Infallible> {
+    Ok(PathBuf::from(value))
 }
 
 impl Config {
@@ -63,5 +147,32 @@ mod tests {
             topic(&["--kafka-topics", "x", "--order-events-topic", "y"]),
             "y"
         );
+    }
+
+    #[test]
+    fn search_is_off_without_an_endpoint_and_reindex_is_a_subcommand() {
+        let base = [
+            "panthera-catalog",
+            "--database-url",
+            "postgres://db/catalog",
+        ];
+        let config = Config::try_parse_from(base).unwrap();
+        assert_eq!(config.search.endpoint(), None);
+        assert_eq!(config.search.search_index, "products");
+        assert_eq!(config.product_events_topic, "products");
+        assert!(config.command.is_none());
+
+        let mut args = base.to_vec();
+        args.extend([
+            "--search-endpoint",
+            " ",
+            "--search-password",
+            "hunter2",
+            "reindex",
+        ]);
+        let config = Config::try_parse_from(args).unwrap();
+        assert_eq!(config.search.endpoint(), None);
+        assert!(matches!(config.command, Some(Command::Reindex)));
+        assert!(!format!("{config:?}").contains("hunter2"));
     }
 }

@@ -340,3 +340,66 @@ impl CreateReservation {
         done(self, errors)
     }
 }
+
+/// Hits per category among the products matching `q`, the stock filter and the price filter
+/// (not the category filter, so the other categories' counts show).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CategoryFacet {
+    pub id: Uuid,
+    pub count: i64,
+}
+
+/// Hits in a price bucket among the products matching `q`, the stock filter and the category
+/// filter (not the price filter). `from` is inclusive, `to` exclusive; null is unbounded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PriceRangeFacet {
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+    pub count: i64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Facets {
+    /// The largest 50 categories, the largest first.
+    pub categories: Vec<CategoryFacet>,
+    /// Fixed buckets: below 10.00, 10.00-25.00, 25.00-50.00, 50.00-100.00, 100.00-250.00, above.
+    pub price_ranges: Vec<PriceRangeFacet>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProductPageMeta {
+    /// Page size used for this response.
+    pub limit: i64,
+    /// Number of items skipped.
+    pub offset: i64,
+    /// Number of items matching the filters, over all pages.
+    pub total: i64,
+    /// Counts by category and price range.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub facets: Option<Facets>,
+}
+
+/// The list envelope of the seed (`data`, `meta.limit/offset/total`) with the facets in `meta`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ProductPage {
+    pub data: Vec<Product>,
+    pub meta: ProductPageMeta,
+}
+
+impl ProductPage {
+    pub fn new(data: Vec<Product>, page: panthera_kit::Page, total: i64, facets: Facets) -> Self {
+        Self {
+            data,
+            meta: ProductPageMeta {
+                limit: page.limit,
+                offset: page.offset,
+                total,
+                facets: Some(facets),
+            },
+        }
+    }
+}

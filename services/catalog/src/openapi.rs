@@ -7,7 +7,7 @@ use utoipa::OpenApi;
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Panthera Catalog API", description = "Categories, products with full-text search and stock levels, and stock reservations for orders. Lists use the envelope {\"data\": [...], \"meta\": {\"limit\", \"offset\", \"total\"}}; errors are application/problem+json."),
+    info(title = "Panthera Catalog API", description = "Categories, products with search (OpenSearch when wired: typos, prefixes, exact SKU; PostgreSQL full-text search otherwise) and facets, stock levels, and stock reservations for orders. Lists use the envelope {\"data\": [...], \"meta\": {\"limit\", \"offset\", \"total\"}}; errors are application/problem+json."),
     paths(
         crate::routes::list_categories,
         crate::routes::create_category,
@@ -22,7 +22,9 @@ use utoipa::OpenApi;
         crate::routes::get_reservation,
         crate::routes::release_reservation,
     ),
-    components(schemas(panthera_kit::FieldError, panthera_kit::PageMeta)),
+    components(schemas(panthera_kit::FieldError, panthera_kit::PageMeta, crate::model::ProductPage,
+        crate::model::ProductPageMeta, crate::model::Facets, crate::model::CategoryFacet,
+        crate::model::PriceRangeFacet)),
     tags(
         (name = "categories"),
         (name = "products"),

@@ -12,10 +12,12 @@ use panthera_kit::{ApiError, ApiJson, ApiPath, ApiQuery, Caller, Page, Paginated
 use uuid::Uuid;
 
 use crate::app::AppState;
+use crate::events::{PRODUCT_CHANGED, PRODUCT_CREATED, PRODUCT_STOCK_CHANGED};
 use crate::model::{
-    Category, CreateCategory, CreateProduct, CreateReservation, PageQuery, Product, ProductQuery,
-    Reservation, SetStock, UpdateProduct,
+    Category, CreateCategory, CreateProduct, CreateReservation, PageQuery, Product, ProductPage,
+    ProductQuery, Reservation, SetStock, UpdateProduct,
 };
+use crate::search::client::SearchError;
 use crate::stock::{self, Settlement, StockError};
 use crate::store::{self, is_foreign_key_violation};
 
@@ -48,6 +50,16 @@ fn with_cache_header(mut response: Response, hit: bool) -> Response {
         "x-cache",
         HeaderValue::from_static(if hit { "hit" } else { "miss" }),
     );
+    response
+}
+
+/// Which backend answered a search: `opensearch` or `postgres`.
+pub const SEARCH_BACKEND_HEADER: &str = "x-search-backend";
+
+fn with_backend(mut response: Response, backend: &'static str) -> Response {
+    response
+        .headers_mut()
+        .insert(SEARCH_BACKEND_HEADER, HeaderValue::from_static(backend));
     response
 }
 
@@ -114,9 +126,18 @@ pub async fn get_category(
         .ok_or(ApiError::NotFound("category"))
 }
 
-/// Search products: full text (`q`) and filters, in the seed list envelope.
+/// Search products: full text (`q`) and filters, in the seed list envelope, with facets in
+/// `meta.facets`.
+///
+/// With OpenSearch wired (`SEARCH_ENDPOINT`), `q` matches the name (weighted 3x) and the
+/// description with typos forgiven (one from 3 letters, two from 6), the SKU exactly (any case,
+/// first), and name prefixes as typed; products show up in searches about a second after a write
+/// (the index follows the product events). When OpenSearch cannot answer, and without it,
+/// PostgreSQL's full-text search answers (web search syntax, no typos or prefixes). The
+/// `x-search-backend` header says which one did.
 #[utoipa::path(get, path = "/v1/products", tag = "products", params(ProductQuery),
-    responses((status = 200, body = Paginated<Product>),
+    responses((status = 200, body = ProductPage,
+               headers(("x-search-backend" = String, description = "opensearch or postgres"))),
               (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn search_products(
     State(state): State<AppState>,
@@ -129,20 +150,49 @@ pub async fn search_products(
         offset: Some(page.offset),
         ..query
     };
+    // OpenSearch answers are not cached: the index follows writes within a second, and the
+    // cache's invalidation happens at the write, before the index has it.
+    if let Some(search) = &state.search {
+        match search.products(&normalized, page).await {
+            Ok(result) => {
+                search.count_search("opensearch");
+                return Ok(with_backend(Json(result).into_response(), "opensearch"));
+            }
+            Err(error) => {
+                search.metrics.fallbacks.inc();
+                if !matches!(error, SearchError::CircuitOpen) {
+                    let chain = panthera_kit::outbox::error_chain(&error);
+                    tracing::warn!(error = %chain, "searching through OpenSearch failed; answering from PostgreSQL");
+                }
+            }
+        }
+    }
     let key = state.cache.search_key(&normalized).await;
     if let Some(key) = &key
-        && let Some(cached) = state.cache.get::<Paginated<Product>>(key).await
+        && let Some(cached) = state.cache.get::<ProductPage>(key).await
     {
-        return Ok(with_cache_header(Json(cached).into_response(), true));
+        return Ok(with_backend(
+            with_cache_header(Json(cached).into_response(), true),
+            "postgres",
+        ));
     }
     let (products, total) = store::search_products(&state.pool, &normalized, page)
         .await
         .or_internal("searching products")?;
-    let result = Paginated::new(products, page, total);
+    let facets = store::search_facets(&state.pool, &normalized)
+        .await
+        .or_internal("counting search facets")?;
+    let result = ProductPage::new(products, page, total, facets);
     if let Some(key) = &key {
         state.cache.put(key, &result).await;
     }
-    Ok(with_cache_header(Json(result).into_response(), false))
+    if let Some(search) = &state.search {
+        search.count_search("postgres");
+    }
+    Ok(with_backend(
+        with_cache_header(Json(result).into_response(), false),
+        "postgres",
+    ))
 }
 
 /// Create a product.
@@ -160,7 +210,12 @@ pub async fn create_product(
 ) -> Result<Response, ApiError> {
     caller.require_admin_or_scope(WRITE_SCOPE)?;
     let request = request.validate().map_err(ApiError::Validation)?;
-    let product = match store::insert_product(&state.pool, &request).await {
+    let mut tx = state
+        .pool
+        .begin()
+        .await
+        .or_internal("starting a transaction")?;
+    let product = match store::insert_product(&mut tx, &request).await {
         Ok(product) => product,
         Err(error) if is_unique_violation(&error) => {
             return Err(ApiError::Conflict(
@@ -172,6 +227,12 @@ pub async fn create_product(
         }
         Err(error) => return Err(ApiError::internal("creating a product", error)),
     };
+    state
+        .events
+        .record(&mut tx, PRODUCT_CREATED, product.id)
+        .await
+        .or_internal("recording a product event")?;
+    tx.commit().await.or_internal("committing a new product")?;
     state.cache.invalidate_products(&[product.id]).await;
     let location = format!("/v1/products/{}", product.id);
     Ok((
@@ -220,7 +281,12 @@ pub async fn update_product(
 ) -> Result<Json<Product>, ApiError> {
     caller.require_admin_or_scope(WRITE_SCOPE)?;
     let changes = request.validate().map_err(ApiError::Validation)?;
-    let product = match store::update_product(&state.pool, id, &changes).await {
+    let mut tx = state
+        .pool
+        .begin()
+        .await
+        .or_internal("starting a transaction")?;
+    let product = match store::update_product(&mut tx, id, &changes).await {
         Ok(Some(product)) => product,
         Ok(None) => return Err(ApiError::NotFound("product")),
         Err(error) if is_foreign_key_violation(&error) => {
@@ -228,6 +294,14 @@ pub async fn update_product(
         }
         Err(error) => return Err(ApiError::internal("updating a product", error)),
     };
+    state
+        .events
+        .record(&mut tx, PRODUCT_CHANGED, id)
+        .await
+        .or_internal("recording a product event")?;
+    tx.commit()
+        .await
+        .or_internal("committing a product change")?;
     state.cache.invalidate_products(&[id]).await;
     Ok(Json(product))
 }
@@ -246,7 +320,12 @@ pub async fn delete_product(
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<StatusCode, ApiError> {
     caller.require_admin_or_scope(WRITE_SCOPE)?;
-    let deleted = match store::delete_product(&state.pool, id).await {
+    let mut tx = state
+        .pool
+        .begin()
+        .await
+        .or_internal("starting a transaction")?;
+    let deleted = match store::delete_product(&mut tx, id).await {
         Ok(deleted) => deleted,
         Err(error) if is_foreign_key_violation(&error) => {
             return Err(ApiError::Conflict(
@@ -255,9 +334,17 @@ pub async fn delete_product(
         }
         Err(error) => return Err(ApiError::internal("deleting a product", error)),
     };
-    if !deleted {
+    let Some(last_version) = deleted else {
         return Err(ApiError::NotFound("product"));
-    }
+    };
+    state
+        .events
+        .record_deleted(&mut tx, id, last_version)
+        .await
+        .or_internal("recording a product event")?;
+    tx.commit()
+        .await
+        .or_internal("committing a product deletion")?;
     state.cache.invalidate_products(&[id]).await;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -289,6 +376,11 @@ pub async fn set_stock(
         .await
         .or_internal("setting stock")?
         .ok_or(ApiError::NotFound("product"))?;
+    state
+        .events
+        .record(&mut tx, PRODUCT_STOCK_CHANGED, id)
+        .await
+        .or_internal("recording a product event")?;
     tx.commit().await.or_internal("committing a stock change")?;
     state.cache.invalidate_products(&[id]).await;
     Ok(Json(product))
@@ -306,7 +398,7 @@ pub async fn create_reservation(
     ApiJson(request): ApiJson<CreateReservation>,
 ) -> Result<Response, ApiError> {
     let request = request.validate().map_err(ApiError::Validation)?;
-    match stock::reserve(&state.pool, &request).await {
+    match stock::reserve(&state.pool, &state.events, &request).await {
         Ok((reservation, created)) => {
             if created {
                 let ids: Vec<Uuid> = reservation.items.iter().map(|i| i.product_id).collect();
@@ -371,7 +463,7 @@ pub async fn release_reservation(
     {
         return Err(ApiError::NotFound("reservation"));
     }
-    let products = stock::settle(&mut tx, order_id, Settlement::Release, None)
+    let products = stock::settle(&mut tx, &state.events, order_id, Settlement::Release, None)
         .await
         .or_internal("releasing a reservation")?;
     tx.commit().await.or_internal("committing a release")?;

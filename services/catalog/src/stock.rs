@@ -6,6 +6,7 @@
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+use crate::events::ProductEvents;
 use crate::model::{CreateReservation, Reservation, ReservedItem};
 
 #[derive(Debug, thiserror::Error)]
@@ -67,9 +68,11 @@ pub async fn get(
 }
 
 /// Reserves every item or none. Repeating a request for the same order returns the existing
-/// reservation (`false`: nothing new was reserved), so callers can retry safely.
+/// reservation (`false`: nothing new was reserved), so callers can retry safely. Records
+/// `product.stock_changed` for each product in the same transaction.
 pub async fn reserve(
     pool: &PgPool,
+    events: &ProductEvents,
     request: &CreateReservation,
 ) -> Result<(Reservation, bool), StockError> {
     let mut tx = pool.begin().await?;
@@ -102,6 +105,7 @@ pub async fn reserve(
         .map(|(index, item)| (index, item.product_id, item.quantity))
         .collect();
     items.sort_by_key(|(_, product_id, _)| *product_id);
+    let product_ids: Vec<Uuid> = items.iter().map(|(_, id, _)| *id).collect();
     for (index, product_id, quantity) in items {
         let available: Option<i32> =
             sqlx::query_scalar("SELECT stock_available FROM products WHERE id = $1 FOR UPDATE")
@@ -120,7 +124,8 @@ pub async fn reserve(
         }
         sqlx::query(
             "UPDATE products SET stock_available = stock_available - $2, \
-             stock_reserved = stock_reserved + $2, updated_at = now() WHERE id = $1",
+             stock_reserved = stock_reserved + $2, updated_at = now(), version = version + 1 \
+             WHERE id = $1",
         )
         .bind(product_id)
         .bind(quantity)
@@ -145,6 +150,7 @@ pub async fn reserve(
         .execute(&mut *tx)
         .await?;
     }
+    events.record_stock(&mut tx, &product_ids).await?;
     let reservation = get(&mut tx, request.order_id)
         .await?
         .ok_or(StockError::Mismatch(request.order_id))?;
@@ -162,9 +168,11 @@ pub enum Settlement {
 }
 
 /// Ends the order's reservation if it is still held; returns the products whose stock changed.
-/// Runs in the caller's transaction (the event consumer records the event id in the same one).
+/// Runs in the caller's transaction (the event consumer records the event id in the same one),
+/// where it records `product.stock_changed` for each of them.
 pub async fn settle(
     conn: &mut PgConnection,
+    events: &ProductEvents,
     order_id: Uuid,
     settlement: Settlement,
     event_id: Option<Uuid>,
@@ -191,7 +199,8 @@ pub async fn settle(
         };
         sqlx::query(
             "UPDATE products SET stock_available = stock_available + $2, \
-             stock_reserved = stock_reserved - $3, updated_at = now() WHERE id = $1",
+             stock_reserved = stock_reserved - $3, updated_at = now(), version = version + 1 \
+             WHERE id = $1",
         )
         .bind(product_id)
         .bind(delta_available)
@@ -212,5 +221,6 @@ pub async fn settle(
         .await?;
         products.push(product_id);
     }
+    events.record_stock(conn, &products).await?;
     Ok(products)
 }

@@ -12,6 +12,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::cache::Cache;
+use crate::events::ProductEvents;
 use crate::stock::{self, Settlement};
 
 pub const CONSUMER_NAME: &str = "catalog-stock";
@@ -27,11 +28,13 @@ struct StatusChanged {
 #[derive(Debug, Clone)]
 pub struct StockHandler {
     cache: Cache,
+    events: ProductEvents,
 }
 
 impl StockHandler {
-    pub fn new(cache: Cache) -> Self {
-        Self { cache }
+    /// `events`: where the stock changes it makes are published.
+    pub fn new(cache: Cache, events: ProductEvents) -> Self {
+        Self { cache, events }
     }
 }
 
@@ -51,7 +54,14 @@ impl EventHandler for StockHandler {
                 "shipped" => Settlement::Commit,
                 _ => return Ok(()),
             };
-            let products = stock::settle(tx, change.order_id, settlement, Some(event.id)).await?;
+            let products = stock::settle(
+                tx,
+                &self.events,
+                change.order_id,
+                settlement,
+                Some(event.id),
+            )
+            .await?;
             tracing::info!(order_id = %change.order_id, ?settlement, products = products.len(), "stock settled");
             // The cache is invalidated in `committed`: before the commit a reader could put the
             // old level back into the cache.

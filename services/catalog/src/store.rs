@@ -5,9 +5,12 @@ use panthera_kit::Page;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+use crate::events::{CategoryRef, ProductEvent};
 use crate::model::{
-    Category, CreateCategory, CreateProduct, Product, ProductQuery, Stock, UpdateProduct,
+    Category, CategoryFacet, CreateCategory, CreateProduct, Facets, PriceRangeFacet, Product,
+    ProductQuery, Stock, UpdateProduct,
 };
+use crate::search::query::PRICE_RANGES;
 
 pub const PRODUCT_COLUMNS: &str = "id, sku, name, description, category_id, price_cents, currency, \
      stock_available, stock_reserved, created_at, updated_at";
@@ -112,7 +115,7 @@ pub async fn list_categories(
 }
 
 pub async fn insert_product(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     product: &CreateProduct,
 ) -> Result<Product, sqlx::Error> {
     let row: ProductRow = sqlx::query_as(&format!(
@@ -127,7 +130,7 @@ pub async fn insert_product(
     .bind(product.price_cents)
     .bind(product.currency.as_deref().unwrap_or("USD"))
     .bind(product.stock_available.unwrap_or(0))
-    .fetch_one(pool)
+    .fetch_one(conn)
     .await?;
     Ok(row.into())
 }
@@ -183,8 +186,57 @@ pub async fn search_products(
     Ok((rows.into_iter().map(Product::from).collect(), total))
 }
 
+/// The facets of a search: hits per category (without the category filter) and per price bucket
+/// (without the price filter), as the search index computes them.
+pub async fn search_facets(pool: &PgPool, query: &ProductQuery) -> Result<Facets, sqlx::Error> {
+    let categories: Vec<(Uuid, i64)> = sqlx::query_as(&format!(
+        "SELECT category_id, count(*) FROM products WHERE {SEARCH_FILTER} \
+         AND category_id IS NOT NULL GROUP BY category_id ORDER BY count(*) DESC, category_id \
+         LIMIT 50"
+    ))
+    .bind(query.q.as_deref())
+    .bind(None::<Uuid>)
+    .bind(query.min_price_cents)
+    .bind(query.max_price_cents)
+    .bind(query.in_stock)
+    .fetch_all(pool)
+    .await?;
+    // One pass counting every bucket; the bounds are constants, not input.
+    let counts: Vec<String> = PRICE_RANGES
+        .iter()
+        .map(|(from, to)| {
+            let from = from.map_or("true".to_owned(), |f| format!("price_cents >= {f}"));
+            let to = to.map_or("true".to_owned(), |t| format!("price_cents < {t}"));
+            format!("count(*) FILTER (WHERE {from} AND {to})")
+        })
+        .collect();
+    let row = sqlx::query(&format!(
+        "SELECT {} FROM products WHERE {SEARCH_FILTER}",
+        counts.join(", ")
+    ))
+    .bind(query.q.as_deref())
+    .bind(query.category_id)
+    .bind(None::<i64>)
+    .bind(None::<i64>)
+    .bind(query.in_stock)
+    .fetch_one(pool)
+    .await?;
+    let mut price_ranges = Vec::with_capacity(PRICE_RANGES.len());
+    for (index, (from, to)) in PRICE_RANGES.into_iter().enumerate() {
+        let count: i64 = sqlx::Row::try_get(&row, index)?;
+        price_ranges.push(PriceRangeFacet { from, to, count });
+    }
+    Ok(Facets {
+        categories: categories
+            .into_iter()
+            .map(|(id, count)| CategoryFacet { id, count })
+            .collect(),
+        price_ranges,
+    })
+}
+
 pub async fn update_product(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     id: Uuid,
     changes: &UpdateProduct,
 ) -> Result<Option<Product>, sqlx::Error> {
@@ -195,7 +247,7 @@ pub async fn update_product(
              category_id = COALESCE($4, category_id), \
              price_cents = COALESCE($5, price_cents), \
              currency = COALESCE($6, currency), \
-             updated_at = now() \
+             updated_at = now(), version = version + 1 \
          WHERE id = $1 RETURNING {PRODUCT_COLUMNS}"
     ))
     .bind(id)
@@ -204,7 +256,7 @@ pub async fn update_product(
     .bind(changes.category_id)
     .bind(changes.price_cents)
     .bind(changes.currency.as_deref())
-    .fetch_optional(pool)
+    .fetch_optional(conn)
     .await?;
     Ok(row.map(Product::from))
 }
@@ -224,7 +276,8 @@ pub async fn set_stock(
         return Ok(None);
     };
     let row: ProductRow = sqlx::query_as(&format!(
-        "UPDATE products SET stock_available = $2, updated_at = now() WHERE id = $1 RETURNING {PRODUCT_COLUMNS}"
+        "UPDATE products SET stock_available = $2, updated_at = now(), version = version + 1 \
+         WHERE id = $1 RETURNING {PRODUCT_COLUMNS}"
     ))
     .bind(id)
     .bind(available)
@@ -240,13 +293,76 @@ pub async fn set_stock(
     Ok(Some(row.into()))
 }
 
-/// Deletes a product that no reservation refers to; `Err` with a foreign-key violation otherwise.
-pub async fn delete_product(pool: &PgPool, id: Uuid) -> Result<bool, sqlx::Error> {
-    sqlx::query("DELETE FROM products WHERE id = $1")
+/// Deletes a product that no reservation refers to and returns its last version; `Err` with a
+/// foreign-key violation when reservations refer to it.
+pub async fn delete_product(conn: &mut PgConnection, id: Uuid) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar("DELETE FROM products WHERE id = $1 RETURNING version")
         .bind(id)
-        .execute(pool)
+        .fetch_optional(conn)
         .await
-        .map(|done| done.rows_affected() == 1)
+}
+
+/// The product columns, qualified, with its version and its category's slug and name.
+const EVENT_COLUMNS: &str = "p.id, p.sku, p.name, p.description, p.category_id, p.price_cents, \
+     p.currency, p.stock_available, p.stock_reserved, p.created_at, p.updated_at, p.version, \
+     c.slug AS category_slug, c.name AS category_name";
+
+#[derive(sqlx::FromRow)]
+struct EventRow {
+    #[sqlx(flatten)]
+    product: ProductRow,
+    version: i64,
+    category_slug: Option<String>,
+    category_name: Option<String>,
+}
+
+impl From<EventRow> for ProductEvent {
+    fn from(row: EventRow) -> Self {
+        let product = Product::from(row.product);
+        let category = match (product.category_id, row.category_slug, row.category_name) {
+            (Some(id), Some(slug), Some(name)) => Some(CategoryRef { id, slug, name }),
+            _ => None,
+        };
+        ProductEvent {
+            product_id: product.id,
+            version: row.version,
+            product: Some(product),
+            category,
+        }
+    }
+}
+
+/// What a product event carries about the product, as it is now.
+pub async fn product_event(
+    conn: &mut PgConnection,
+    id: Uuid,
+) -> Result<Option<ProductEvent>, sqlx::Error> {
+    let row: Option<EventRow> = sqlx::query_as(&format!(
+        "SELECT {EVENT_COLUMNS} FROM products p LEFT JOIN categories c ON c.id = p.category_id \
+         WHERE p.id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(ProductEvent::from))
+}
+
+/// Up to `limit` products with an id above `after`, by id: the pages a rebuild of the search
+/// index reads (keyset pagination, so each page is one cheap index range scan).
+pub async fn product_events_after(
+    pool: &PgPool,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<ProductEvent>, sqlx::Error> {
+    let rows: Vec<EventRow> = sqlx::query_as(&format!(
+        "SELECT {EVENT_COLUMNS} FROM products p LEFT JOIN categories c ON c.id = p.category_id \
+         WHERE $1::uuid IS NULL OR p.id > $1 ORDER BY p.id LIMIT $2"
+    ))
+    .bind(after)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(ProductEvent::from).collect())
 }
 
 pub fn is_foreign_key_violation(error: &sqlx::Error) -> bool {

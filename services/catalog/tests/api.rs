@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use futures::future::join_all;
 use http_body_util::BodyExt;
 use panthera_catalog::cache::Cache;
+use panthera_catalog::events::ProductEvents;
 use panthera_catalog::stock_consumer::StockHandler;
 use panthera_catalog::{AppState, app::MIGRATOR, build_app};
 use panthera_kit::health::Readiness;
@@ -39,10 +40,7 @@ impl TestApp {
         MIGRATOR.run(&db.pool).await.unwrap();
         let prefix = format!("{}:", unique_name("catalog"));
         let cache = Cache::connect(&redis_url, &prefix, 60).unwrap();
-        let state = AppState {
-            pool: db.pool.clone(),
-            cache: cache.clone(),
-        };
+        let state = AppState::new(db.pool.clone(), cache.clone());
         let app = build_app(
             state,
             Metrics::new("catalog"),
@@ -636,7 +634,10 @@ async fn order_events_settle_reservations() {
         assert_eq!(status, StatusCode::CREATED);
         orders.push(order);
     }
-    let handler = Arc::new(StockHandler::new(t.cache.clone()));
+    let handler = Arc::new(StockHandler::new(
+        t.cache.clone(),
+        ProductEvents::disabled(),
+    ));
     let event = |order: uuid::Uuid, to: &str| EventEnvelope {
         id: uuid::Uuid::new_v4(),
         event_type: "order.status_changed".to_owned(),

@@ -12,6 +12,9 @@ use sqlx::{ConnectOptions, Connection, PgPool};
 pub const DATABASE_URL_VAR: &str = "PANTHERA_TEST_DATABASE_URL";
 pub const REDIS_URL_VAR: &str = "PANTHERA_TEST_REDIS_URL";
 pub const KAFKA_BROKERS_VAR: &str = "PANTHERA_TEST_KAFKA_BROKERS";
+/// One OpenSearch node (`http://127.0.0.1:port`, no security plugin); tests use indices and
+/// aliases of their own.
+pub const OPENSEARCH_URL_VAR: &str = "PANTHERA_TEST_OPENSEARCH_URL";
 /// The CA that signed the certificate of the TLS servers below (PEM).
 pub const TLS_CA_FILE_VAR: &str = "PANTHERA_TEST_TLS_CA_FILE";
 /// A CA that signed nothing the servers present: a client trusting only it must be refused.
