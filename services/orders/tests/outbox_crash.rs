@@ -95,7 +95,10 @@ async fn relay_crash_between_publish_and_mark_settles_stock_exactly_once() {
         Arc::clone(&client),
         CONSUMER_NAME,
         &topic,
-        StockHandler::new(Cache::disabled()),
+        StockHandler::new(
+            Cache::disabled(),
+            panthera_catalog::events::ProductEvents::disabled(),
+        ),
     )
     .max_wait(Duration::from_millis(100));
     let (mut applied, mut duplicates) = (0, 0);

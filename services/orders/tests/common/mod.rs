@@ -39,10 +39,10 @@ impl Env {
             .await
             .unwrap();
         let catalog = panthera_catalog::build_app(
-            panthera_catalog::AppState {
-                pool: catalog_db.pool.clone(),
-                cache: panthera_catalog::cache::Cache::disabled(),
-            },
+            panthera_catalog::AppState::new(
+                catalog_db.pool.clone(),
+                panthera_catalog::cache::Cache::disabled(),
+            ),
             Metrics::new("catalog"),
             Readiness::new(),
             HttpLimits::default(),
