@@ -5,6 +5,8 @@
 #   scripts/opensearch.sh start DIR PORT  -> returns once the cluster is yellow or green
 #   scripts/opensearch.sh stop DIR
 set -euo pipefail
+# shellcheck source=scripts/pidfile.sh
+source "$(dirname "${BASH_SOURCE[0]}")/pidfile.sh"
 
 HERE="$(dirname "${BASH_SOURCE[0]}")"
 
@@ -78,26 +80,9 @@ start() {
 }
 
 stop() {
-  local dir=$1
-  [ -f "$dir/opensearch.pid" ] || return 0
-  local pid
-  pid="$(cat "$dir/opensearch.pid")"
-  # A pid file left by a machine restart may name an unrelated process by now.
-  if ! tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q dev.panthera.testing.Launcher; then
-    rm -f "$dir/opensearch.pid"
-    return 0
-  fi
   # SIGTERM runs the launcher's shutdown hook, which closes the node (flushes the indices) in a
-  # few seconds; SIGKILL only if it hangs, as the next start must find the ports free.
-  if kill "$pid" 2>/dev/null; then
-    for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    if kill -0 "$pid" 2>/dev/null; then
-      echo "opensearch: pid $pid still running after 15 s; killing it" >&2
-      kill -9 "$pid" 2>/dev/null || true
-      for _ in $(seq 1 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    fi
-  fi
-  rm -f "$dir/opensearch.pid"
+  # few seconds.
+  stop_by_pidfile "$1/opensearch.pid" dev.panthera.testing.Launcher opensearch 15
 }
 
 case "${1:-}" in

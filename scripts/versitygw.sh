@@ -11,6 +11,8 @@
 #   scripts/versitygw.sh start DIR PORT  -> returns once the server answers HTTP
 #   scripts/versitygw.sh stop DIR
 set -euo pipefail
+# shellcheck source=scripts/pidfile.sh
+source "$(dirname "${BASH_SOURCE[0]}")/pidfile.sh"
 
 HERE="$(dirname "${BASH_SOURCE[0]}")"
 
@@ -79,26 +81,8 @@ start() {
 }
 
 stop() {
-  local dir=$1
-  [ -f "$dir/versitygw.pid" ] || return 0
-  local pid
-  pid="$(cat "$dir/versitygw.pid")"
-  # A pid file left by a machine restart may name an unrelated process by now.
-  if ! tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q versitygw; then
-    rm -f "$dir/versitygw.pid"
-    return 0
-  fi
-  # SIGTERM shuts the server down at once; SIGKILL only if it hangs, as the next start must
-  # find the port free.
-  if kill "$pid" 2>/dev/null; then
-    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    if kill -0 "$pid" 2>/dev/null; then
-      echo "versitygw: pid $pid still running after 10 s; killing it" >&2
-      kill -9 "$pid" 2>/dev/null || true
-      for _ in $(seq 1 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    fi
-  fi
-  rm -f "$dir/versitygw.pid"
+  # SIGTERM shuts the server down at once.
+  stop_by_pidfile "$1/versitygw.pid" versitygw versitygw 10
 }
 
 case "${1:-}" in
