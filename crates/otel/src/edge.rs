@@ -12,10 +12,8 @@
 use std::sync::OnceLock;
 
 use http::HeaderValue;
-use opentelemetry::trace::{
-    SamplingDecision, SpanContext, SpanKind, TraceContextExt, TraceFlags, TraceId, TraceState,
-};
-use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator, Sampler, ShouldSample};
+use opentelemetry::trace::{SpanContext, TraceContextExt, TraceFlags, TraceId, TraceState};
+use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator};
 
 use super::{Incoming, extract};
 
@@ -92,6 +90,8 @@ pub fn decide(headers: &http::HeaderMap, incoming: Incoming) -> EdgeTrace {
     }
 }
 
+/// The SDK's trace-id-ratio rule (`Sampler::TraceIdRatioBased`), without building a sampler and
+/// its result per request: the low 63 bits of the trace id below `ratio` of their range.
 fn ratio_samples(ratio: f64, trace_id: TraceId) -> bool {
     if ratio >= 1.0 {
         return true;
@@ -99,15 +99,17 @@ fn ratio_samples(ratio: f64, trace_id: TraceId) -> bool {
     if ratio <= 0.0 {
         return false;
     }
-    let result = Sampler::TraceIdRatioBased(ratio).should_sample(
-        None,
-        trace_id,
-        "",
-        &SpanKind::Server,
-        &[],
-        &[],
-    );
-    result.decision == SamplingDecision::RecordAndSample
+    // As the SDK computes it (opentelemetry_sdk 0.31, sampler.rs); the cast saturates.
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss
+    )]
+    let bound = (ratio * (1u64 << 63) as f64) as u64;
+    let bytes = trace_id.to_bytes();
+    let mut low = [0u8; 8];
+    low.copy_from_slice(&bytes[8..]);
+    (u64::from_be_bytes(low) >> 1) < bound
 }
 
 #[cfg(test)]
@@ -115,6 +117,8 @@ mod tests {
     use super::*;
     use crate::tests::env;
     use http::HeaderMap;
+    use opentelemetry::trace::{SamplingDecision, SpanKind};
+    use opentelemetry_sdk::trace::{Sampler, ShouldSample};
 
     #[test]
     fn the_ratio_is_read_as_the_sdk_reads_it() {
@@ -142,6 +146,26 @@ mod tests {
         assert!((1_600..2_400).contains(&sampled), "{sampled} of 20000");
         assert!(ratio_samples(1.0, ids.new_trace_id()));
         assert!(!ratio_samples(0.0, ids.new_trace_id()));
+    }
+
+    #[test]
+    fn the_decision_is_the_sdks_own() {
+        let ids = RandomIdGenerator::default();
+        for ratio in [0.001, 0.1, 0.5, 0.9] {
+            let sdk = Sampler::TraceIdRatioBased(ratio);
+            for _ in 0..5_000 {
+                let trace_id = ids.new_trace_id();
+                let expected = sdk
+                    .should_sample(None, trace_id, "", &SpanKind::Server, &[], &[])
+                    .decision
+                    == SamplingDecision::RecordAndSample;
+                assert_eq!(
+                    ratio_samples(ratio, trace_id),
+                    expected,
+                    "{ratio} {trace_id}"
+                );
+            }
+        }
     }
 
     #[test]
