@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, PostParams};
+use kube::api::{Api, DeleteParams, PostParams};
 use kube_sim::KubeSim;
+use panthera::api::PantheraPlatform;
 use serde_json::json;
 
 /// Install `crd` (usually [`crd`]).
@@ -234,3 +235,57 @@ pub async fn wait_for(
         logs()
     );
 }
+
+/// A kube-sim whose workloads turn Ready after 100 ms.
+pub async fn sim() -> KubeSim {
+    KubeSim::builder()
+        .ready_delay(Duration::from_millis(100))
+        .start()
+        .await
+        .expect("kube-sim starts")
+}
+
+pub fn shop(namespace: &str) -> PantheraPlatform {
+    let mut p = panthera::load::load_file(&super::example("shop")).unwrap();
+    p.metadata.namespace = Some(namespace.into());
+    p
+}
+
+pub fn minimal(name: &str, namespace: &str) -> PantheraPlatform {
+    let mut p = panthera::load::load_file(&super::example("minimal")).unwrap();
+    p.metadata.name = Some(name.into());
+    p.metadata.namespace = Some(namespace.into());
+    p
+}
+
+pub async fn create(client: &kube::Client, platform: &PantheraPlatform) {
+    super::provide_secrets(client, platform).await;
+    let api: Api<PantheraPlatform> = Api::namespaced(
+        client.clone(),
+        platform.metadata.namespace.as_deref().unwrap(),
+    );
+    api.create(&PostParams::default(), platform).await.unwrap();
+}
+
+/// Delete platform `name` and wait until the operator has let it go (its finalizer removed).
+pub async fn delete_and_wait_gone(
+    platforms: &Api<PantheraPlatform>,
+    name: &str,
+    logs: impl Fn() -> String,
+) {
+    platforms
+        .delete(name, &DeleteParams::default())
+        .await
+        .unwrap();
+    let started = Instant::now();
+    while platforms.get_opt(name).await.unwrap().is_some() {
+        assert!(
+            started.elapsed() < PLATFORM_GONE_TIMEOUT,
+            "platform {name} not deleted:\n{}",
+            logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+const PLATFORM_GONE_TIMEOUT: Duration = Duration::from_secs(30);
