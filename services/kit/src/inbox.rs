@@ -189,14 +189,10 @@ impl<H: EventHandler> Consumer<H> {
     }
 
     async fn next_offset(&mut self) -> Result<i64, ConsumerError> {
-        let stored: Option<i64> = sqlx::query_scalar(
-            "SELECT next_offset FROM consumer_offsets WHERE consumer = $1 AND topic = $2",
-        )
-        .bind(&self.name)
-        .bind(&self.topic)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(ConsumerError::Database)?;
+        let mut conn = self.pool.acquire().await.map_err(ConsumerError::Database)?;
+        let stored = stored_offset(&mut conn, &self.name, &self.topic)
+            .await
+            .map_err(ConsumerError::Database)?;
         match stored {
             Some(offset) => Ok(offset),
             // A new consumer starts at the beginning so that nothing published before its first
@@ -332,7 +328,9 @@ impl<H: EventHandler> Consumer<H> {
                 self.count("undecodable");
             }
         }
-        store_offset(&mut tx, &self.name, &self.topic, resume_at).await?;
+        store_offset(&mut tx, &self.name, &self.topic, resume_at)
+            .await
+            .map_err(ConsumerError::Database)?;
         tx.commit().await.map_err(ConsumerError::Database)?;
         if let Some(envelope) = applied {
             self.handler.committed(&envelope).await;
@@ -342,7 +340,9 @@ impl<H: EventHandler> Consumer<H> {
 
     async fn store_offset_only(&self, offset: i64) -> Result<(), ConsumerError> {
         let mut conn = self.pool.acquire().await.map_err(ConsumerError::Database)?;
-        store_offset(&mut conn, &self.name, &self.topic, offset).await
+        store_offset(&mut conn, &self.name, &self.topic, offset)
+            .await
+            .map_err(ConsumerError::Database)
     }
 
     /// Consumes until `shutdown` is cancelled; failures are logged and retried with backoff.
@@ -360,7 +360,7 @@ impl<H: EventHandler> Consumer<H> {
                 }
                 Err(error) => {
                     failures = failures.saturating_add(1);
-                    let wait = Duration::from_millis(200 * 2u64.pow(failures.min(6)));
+                    let wait = retry_wait(failures);
                     tracing::warn!(consumer = self.name, error = %error_chain(&error), ?wait, "consumer failed; retrying");
                     self.partition = None;
                     wait
@@ -376,12 +376,36 @@ impl<H: EventHandler> Consumer<H> {
     }
 }
 
-async fn store_offset(
+/// How long a consumer loop waits after its `failures`-th failure in a row: 400 ms doubling up to
+/// about 13 s.
+pub fn retry_wait(failures: u32) -> Duration {
+    Duration::from_millis(200 * 2u64.pow(failures.min(6)))
+}
+
+/// The offset `consumer` resumes `topic` at, from `consumer_offsets`; `None` before its first
+/// commit.
+pub async fn stored_offset(
+    conn: &mut PgConnection,
+    consumer: &str,
+    topic: &str,
+) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT next_offset FROM consumer_offsets WHERE consumer = $1 AND topic = $2",
+    )
+    .bind(consumer)
+    .bind(topic)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Records in `consumer_offsets` that `consumer` resumes `topic` at `offset` (in the caller's
+/// transaction, with what it did with the records before it).
+pub async fn store_offset(
     conn: &mut PgConnection,
     consumer: &str,
     topic: &str,
     offset: i64,
-) -> Result<(), ConsumerError> {
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO consumer_offsets (consumer, topic, next_offset) VALUES ($1, $2, $3) \
          ON CONFLICT (consumer, topic) DO UPDATE SET next_offset = EXCLUDED.next_offset",
@@ -392,7 +416,6 @@ async fn store_offset(
     .execute(conn)
     .await
     .map(|_| ())
-    .map_err(ConsumerError::Database)
 }
 
 fn decode(record: &RecordAndOffset) -> Option<EventEnvelope> {

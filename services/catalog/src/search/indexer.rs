@@ -16,13 +16,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
+use panthera_kit::inbox::{retry_wait, store_offset, stored_offset};
 use panthera_kit::kafka::KafkaError;
 use panthera_kit::outbox::{EventEnvelope, error_chain};
 use rskafka::client::Client;
 use rskafka::client::error::{Error as RsKafkaError, ProtocolError};
 use rskafka::client::partition::{OffsetAt, PartitionClient};
 use rskafka::record::RecordAndOffset;
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use super::Search;
@@ -202,7 +203,9 @@ impl Indexer {
             tokio::time::sleep(MAX_WAIT).await;
             return Ok(0);
         }
-        let stored = stored_offset(&mut tx, &self.name, &self.source.topic).await?;
+        let stored = stored_offset(&mut tx, &self.name, &self.source.topic)
+            .await
+            .map_err(IndexerError::Database)?;
         let topic = self.source.topic.clone();
         let partition = self.partition().await?;
         let offset = match stored {
@@ -238,7 +241,9 @@ impl Indexer {
                 metrics.index_lag.observe(lag.max(0) as f64 / 1e6);
             }
         }
-        store_offset(&mut tx, &self.name, &topic, next.max(from)).await?;
+        store_offset(&mut tx, &self.name, &topic, next.max(from))
+            .await
+            .map_err(IndexerError::Database)?;
         tx.commit().await.map_err(IndexerError::Database)?;
         Ok(events.len())
     }
@@ -279,7 +284,7 @@ impl Indexer {
                         IndexerError::Search(SearchError::AliasMissing { .. })
                             | IndexerError::Reindex(_)
                     );
-                    let wait = Duration::from_millis(200 * 2u64.pow(failures.min(6)));
+                    let wait = retry_wait(failures);
                     tracing::warn!(error = %error_chain(&error), ?wait, "search indexer failed; retrying");
                     if matches!(error, IndexerError::Fetch(_) | IndexerError::Kafka(_)) {
                         self.partition = None;
@@ -295,38 +300,4 @@ impl Indexer {
             }
         }
     }
-}
-
-async fn stored_offset(
-    conn: &mut PgConnection,
-    consumer: &str,
-    topic: &str,
-) -> Result<Option<i64>, IndexerError> {
-    sqlx::query_scalar(
-        "SELECT next_offset FROM consumer_offsets WHERE consumer = $1 AND topic = $2",
-    )
-    .bind(consumer)
-    .bind(topic)
-    .fetch_optional(conn)
-    .await
-    .map_err(IndexerError::Database)
-}
-
-async fn store_offset(
-    conn: &mut PgConnection,
-    consumer: &str,
-    topic: &str,
-    offset: i64,
-) -> Result<(), IndexerError> {
-    sqlx::query(
-        "INSERT INTO consumer_offsets (consumer, topic, next_offset) VALUES ($1, $2, $3) \
-         ON CONFLICT (consumer, topic) DO UPDATE SET next_offset = EXCLUDED.next_offset",
-    )
-    .bind(consumer)
-    .bind(topic)
-    .bind(offset)
-    .execute(conn)
-    .await
-    .map(|_| ())
-    .map_err(IndexerError::Database)
 }
