@@ -5,32 +5,18 @@
 #   scripts/opensearch.sh start DIR PORT  -> returns once the cluster is yellow or green
 #   scripts/opensearch.sh stop DIR
 set -euo pipefail
-# shellcheck source=scripts/pidfile.sh
-source "$(dirname "${BASH_SOURCE[0]}")/pidfile.sh"
+# shellcheck source=scripts/test-server.sh
+source "$(dirname "${BASH_SOURCE[0]}")/test-server.sh"
 
 HERE="$(dirname "${BASH_SOURCE[0]}")"
 
-listening() {
-  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-
 start() {
   local dir=$1 port=$2
-  case "$port" in
-    '' | *[!0-9]*) echo "opensearch: PORT must be a number, got '$port'" >&2; return 2 ;;
-  esac
+  refuse_taken_ports opensearch "$dir/opensearch.pid" "$port" || return
   local transport_port=$((port + 100))
+  refuse_taken_ports opensearch "$dir/opensearch.pid" "$transport_port" || return
   local install
   install="$(bash "$HERE/install-opensearch.sh")"
-  # A node started on a taken port fails to bind, while the health check below would be answered
-  # by whatever holds the port: refuse up front.
-  local p
-  for p in "$port" "$transport_port"; do
-    if listening "$p"; then
-      echo "opensearch: 127.0.0.1:$p is already in use (a node of an earlier run? pid file: $dir/opensearch.pid)" >&2
-      return 1
-    fi
-  done
   mkdir -p "$dir/opensearch/config" "$dir/opensearch-data"
   # -Xms256m -Xmx512m: plenty for test indices. G1 with the distribution's jvm.options tuning: the
   # parent circuit breaker counts real heap use, garbage included, and only G1 gets the young
@@ -52,31 +38,12 @@ start() {
     "path.home=$dir/opensearch" "path.data=$dir/opensearch-data" \
     "http.port=$port" "transport.port=$transport_port" \
     >"$dir/opensearch.log" 2>&1 &
-  local pid=$!
-  echo "$pid" >"$dir/opensearch.pid"
+  echo $! >"$dir/opensearch.pid"
   # Up to two minutes: a JVM start with the index recovery takes 5-10 s on two idle cores, much
-  # more on busy ones. The node must stay alive meanwhile: a dead one is reported at once.
-  local deadline=$((SECONDS + 120))
-  while [ "$SECONDS" -lt "$deadline" ]; do
-    if ! kill -0 "$pid" 2>/dev/null; then
-      echo "opensearch: the node exited; last lines of $dir/opensearch.log:" >&2
-      tail -30 "$dir/opensearch.log" >&2
-      rm -f "$dir/opensearch.pid"
-      return 1
-    fi
-    # Yellow: the primaries are assigned. An index created with replicas (the default is 1) stays
-    # yellow on one node; the tests create theirs with number_of_replicas 0, green.
-    if curl -fsS -m 5 -o /dev/null \
-      "http://127.0.0.1:$port/_cluster/health?wait_for_status=yellow&timeout=2s" 2>/dev/null; then
-      echo "opensearch: up on 127.0.0.1:$port (pid $pid, log $dir/opensearch.log)" >&2
-      return 0
-    fi
-    sleep 0.5
-  done
-  echo "opensearch: not healthy after 120 s; last lines of $dir/opensearch.log:" >&2
-  tail -30 "$dir/opensearch.log" >&2
-  stop "$dir"
-  return 1
+  # more on busy ones. Yellow: the primaries are assigned (an index created with replicas stays
+  # yellow on one node; the tests create theirs with number_of_replicas 0, green).
+  wait_until_ready opensearch "$dir/opensearch.pid" "$dir/opensearch.log" 120 \
+    curl -fsS -m 5 -o /dev/null "http://127.0.0.1:$port/_cluster/health?wait_for_status=yellow&timeout=2s"
 }
 
 stop() {

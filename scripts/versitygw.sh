@@ -11,28 +11,16 @@
 #   scripts/versitygw.sh start DIR PORT  -> returns once the server answers HTTP
 #   scripts/versitygw.sh stop DIR
 set -euo pipefail
-# shellcheck source=scripts/pidfile.sh
-source "$(dirname "${BASH_SOURCE[0]}")/pidfile.sh"
+# shellcheck source=scripts/test-server.sh
+source "$(dirname "${BASH_SOURCE[0]}")/test-server.sh"
 
 HERE="$(dirname "${BASH_SOURCE[0]}")"
 
-listening() {
-  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-
 start() {
   local dir=$1 port=$2
-  case "$port" in
-    '' | *[!0-9]*) echo "versitygw: PORT must be a number, got '$port'" >&2; return 2 ;;
-  esac
+  refuse_taken_ports versitygw "$dir/versitygw.pid" "$port" || return
   local bin
   bin="$(bash "$HERE/install-versitygw.sh")"
-  # A server started on a taken port fails to bind, while the readiness check below would be
-  # answered by whatever holds the port: refuse up front.
-  if listening "$port"; then
-    echo "versitygw: 127.0.0.1:$port is already in use (a server of an earlier run? pid file: $dir/versitygw.pid)" >&2
-    return 1
-  fi
   mkdir -p "$dir/s3-data" "$dir/s3-versions"
   dir="$(cd "$dir" && pwd)"
   if [ ! -s "$dir/versitygw.env" ]; then
@@ -55,29 +43,11 @@ start() {
     nohup "$bin" --port "127.0.0.1:$port" --region us-east-1 --quiet \
     posix --versioning-dir "$dir/s3-versions" "$dir/s3-data" \
     >"$dir/versitygw.log" 2>&1 </dev/null &
-  local pid=$!
-  echo "$pid" >"$dir/versitygw.pid"
-  # It answers in well under a second; up to 30 s on busy cores. The server must stay alive
-  # meanwhile: a dead one is reported at once.
-  local deadline=$((SECONDS + 30))
-  while [ "$SECONDS" -lt "$deadline" ]; do
-    if ! kill -0 "$pid" 2>/dev/null; then
-      echo "versitygw: the server exited; last lines of $dir/versitygw.log:" >&2
-      tail -30 "$dir/versitygw.log" >&2
-      rm -f "$dir/versitygw.pid"
-      return 1
-    fi
-    # Any HTTP response will do (an unsigned request gets 403 AccessDenied).
-    if curl -sS -m 2 -o /dev/null "http://127.0.0.1:$port/" 2>/dev/null; then
-      echo "versitygw: up on 127.0.0.1:$port (pid $pid, log $dir/versitygw.log)" >&2
-      return 0
-    fi
-    sleep 0.1
-  done
-  echo "versitygw: no answer after 30 s; last lines of $dir/versitygw.log:" >&2
-  tail -30 "$dir/versitygw.log" >&2
-  stop "$dir"
-  return 1
+  echo $! >"$dir/versitygw.pid"
+  # It answers in well under a second; up to 30 s on busy cores. Any HTTP response will do (an
+  # unsigned request gets 403 AccessDenied).
+  wait_until_ready versitygw "$dir/versitygw.pid" "$dir/versitygw.log" 30 \
+    curl -sS -m 2 -o /dev/null "http://127.0.0.1:$port/"
 }
 
 stop() {
