@@ -36,6 +36,54 @@ fn ok(what: &str, o: &Output) {
     assert!(o.status.success(), "{what}: {}{}", stdout(o), stderr(o));
 }
 
+/// What a user would look at when a platform does not come up: each pod's phase and container
+/// states, the last words of a restarted container and the log tail of one that is not ready,
+/// and the namespace's warning events.
+fn explain_pods(node: &RealNode, namespace: &str, pods: &[Pod]) {
+    for pod in pods {
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let status = pod.status.clone().unwrap_or_default();
+        eprintln!("{name}: {:?}", status.phase);
+        for container in status.container_statuses.unwrap_or_default() {
+            eprintln!(
+                "  {}: ready {}, restarts {}, state {:?}",
+                container.name, container.ready, container.restart_count, container.state
+            );
+            let tail = |previous: bool| {
+                let mut args = vec!["logs", "-n", namespace, &name, "-c", &container.name];
+                if previous {
+                    args.push("--previous");
+                }
+                args.extend(["--tail", "30"]);
+                let logs = node.cluster.kubectl(&args);
+                eprintln!(
+                    "  {}{}:\n{}",
+                    container.name,
+                    if previous { " (previous)" } else { "" },
+                    stdout(&logs)
+                );
+            };
+            if container.restart_count > 0 {
+                tail(true);
+            }
+            if !container.ready {
+                tail(false);
+            }
+        }
+    }
+    let events = node.cluster.kubectl(&[
+        "get",
+        "events",
+        "-n",
+        namespace,
+        "--field-selector",
+        "type=Warning",
+        "--sort-by",
+        ".lastTimestamp",
+    ]);
+    eprintln!("warning events in {namespace}:\n{}", stdout(&events));
+}
+
 /// `apply --wait`, timed; prints the per-component figures.
 async fn apply(node: &RealNode, file: &str, namespace: &str) -> Duration {
     let started = (Instant::now(), SystemTime::now());
@@ -46,33 +94,7 @@ async fn apply(node: &RealNode, file: &str, namespace: &str) -> Duration {
     let took = started.0.elapsed();
     let pods = node.pods(namespace).await;
     if !applied.status.success() {
-        // What a user would look at: each pod's phase, and the last words of a crashed container.
-        for pod in &pods {
-            let name = pod.metadata.name.clone().unwrap_or_default();
-            let status = pod.status.clone().unwrap_or_default();
-            eprintln!("{name}: {:?}", status.phase);
-            for container in status.container_statuses.unwrap_or_default() {
-                if container.restart_count > 0 {
-                    let logs = node.cluster.kubectl(&[
-                        "logs",
-                        "-n",
-                        namespace,
-                        &name,
-                        "-c",
-                        &container.name,
-                        "--previous",
-                        "--tail",
-                        "30",
-                    ]);
-                    eprintln!(
-                        "{name}/{} (restarted {}):\n{}",
-                        container.name,
-                        container.restart_count,
-                        stdout(&logs)
-                    );
-                }
-            }
-        }
+        explain_pods(node, namespace, &pods);
     }
     ok("apply --wait", &applied);
     eprintln!("apply --wait: {:.1} s", took.as_secs_f64());
@@ -287,6 +309,7 @@ mod real_node {
                 break;
             }
             if started.elapsed() > Duration::from_secs(600) {
+                explain_pods(&node, &ns, &node.pods(&ns).await);
                 let operator = node.cluster.kubectl(&[
                     "logs",
                     "-n",
