@@ -11,6 +11,8 @@
 mod common;
 #[path = "aws/production.rs"]
 mod production;
+#[path = "aws/search.rs"]
+mod search;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};

@@ -51,7 +51,11 @@ pub mod msg {
     pub const RESOURCE_ATTRIBUTE_KEY: &str = "observability.tracing.resourceAttributes keys start with a letter, then letters, digits, '.', '_' or '-'";
     pub const MONITORING_LABEL_RESERVED: &str = "observability.prometheus.labels cannot set panthera.dev/ or app.kubernetes.io/ labels: Panthera sets those itself";
     pub const SEARCH_NEEDS_SPEC: &str = "a service with search: true needs spec.search";
-    pub const SEARCH_CLUSTER_ONLY: &str = "search runs in the cluster only for now (backend: cluster): an Amazon OpenSearch Service domain is not provisioned yet";
+    pub const SEARCH_AWS_ONLY: &str = "instanceCount, availabilityZones and dedicatedMasters are OpenSearch Service settings and need backend: aws (in the cluster, search runs as one node)";
+    pub const SEARCH_NODES_PER_ZONE: &str =
+        "search.instanceCount must be a multiple of search.availabilityZones";
+    pub const SEARCH_SUBNET_PER_ZONE: &str = "an OpenSearch Service domain (search backend: aws) needs a subnet per availability zone: spec.aws.subnetIds must list at least search.availabilityZones subnets";
+    pub const SEARCH_MASTER_COUNT: &str = "dedicatedMasters.count is 3 or 5";
     pub const EXISTING_NEEDS_AWS: &str =
         "existingIdentifier names an AWS resource to adopt and needs backend: aws";
 }

@@ -56,8 +56,9 @@ pub const MEMORY_QUANTITY: &str = "^[1-9][0-9]{0,5}(Ki|Mi|Gi)$";
     validation = Rule::new("self.services.all(s, !has(s.search) || !s.search || has(self.search))").message(msg::SEARCH_NEEDS_SPEC).field_path(".services"),
     validation = Rule::new("self.services.all(s, size(s.topics) == 0 || (has(self.kafka) && s.topics.all(t, t in self.kafka.topics)))").message(msg::TOPIC_EXISTS).field_path(".services"),
     validation = Rule::new("!has(self.gateway) || !has(self.gateway.rateLimit) || !self.gateway.rateLimit.shared || has(self.redis)").message(msg::SHARED_LIMIT_NEEDS_REDIS).field_path(".gateway.rateLimit.shared"),
-    validation = Rule::new("has(self.aws) || (self.databases.all(d, d.backend != 'aws') && (!has(self.redis) || self.redis.backend != 'aws') && (!has(self.kafka) || self.kafka.backend != 'aws'))").message(msg::AWS_NEEDS_SPEC).field_path(".aws"),
+    validation = Rule::new("has(self.aws) || (self.databases.all(d, d.backend != 'aws') && (!has(self.redis) || self.redis.backend != 'aws') && (!has(self.kafka) || self.kafka.backend != 'aws') && (!has(self.search) || self.search.backend != 'aws'))").message(msg::AWS_NEEDS_SPEC).field_path(".aws"),
     validation = Rule::new("!has(self.aws) || !has(self.kafka) || self.kafka.backend != 'aws' || self.kafka.brokers % size(self.aws.subnetIds) == 0").message(msg::MSK_BROKERS_PER_SUBNET).field_path(".kafka.brokers"),
+    validation = Rule::new("!has(self.aws) || !has(self.search) || self.search.backend != 'aws' || !has(self.search.availabilityZones) || size(self.aws.subnetIds) >= self.search.availabilityZones").message(msg::SEARCH_SUBNET_PER_ZONE).field_path(".search.availabilityZones"),
 )]
 pub struct PantheraPlatformSpec {
     /// Tag of the Panthera images (gateway and the built-in services).
@@ -170,7 +171,8 @@ pub struct ResourceAmounts {
     pub memory: Option<String>,
 }
 
-/// AWS network placement of the platform's managed data stores (RDS, ElastiCache, MSK).
+/// AWS network placement of the platform's managed data stores (RDS, ElastiCache, MSK,
+/// OpenSearch Service).
 /// Credentials come from the standard AWS chain (environment, profile, IRSA, instance role),
 /// never from the spec.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
@@ -181,7 +183,9 @@ pub struct AwsSpec {
     #[schemars(length(max = 32), regex(pattern = "^[a-z]{2}(-[a-z]+)+-[0-9]$"))]
     pub region: Option<String>,
     /// Subnets (in at least two availability zones) for the RDS and ElastiCache subnet groups and
-    /// the MSK brokers; MSK needs `kafka.brokers` to be a multiple of their number.
+    /// the MSK brokers; MSK needs `kafka.brokers` to be a multiple of their number. An
+    /// OpenSearch Service domain takes the first `search.availabilityZones` of them (one per
+    /// zone, so those must be in different zones).
     #[schemars(length(min = 2, max = 16))]
     #[schemars(extend("x-kubernetes-list-type" = "set", "items" = {"type": "string", "maxLength": 32, "pattern": "^subnet-[0-9a-f]{8,17}$"}))]
     pub subnet_ids: Vec<String>,

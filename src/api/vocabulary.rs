@@ -35,6 +35,11 @@ pub const MSK_SCRAM_PORT: u16 = 9096;
 /// The SCRAM user name Panthera gives the services on MSK (its password is generated and kept in
 /// the cluster's `AmazonMSK_` secret in Secrets Manager).
 pub const MSK_SCRAM_USERNAME: &str = "panthera";
+/// An Amazon OpenSearch Service domain answers HTTPS on this port only.
+pub const OPENSEARCH_SERVICE_PORT: u16 = 443;
+/// The master user of an OpenSearch Service domain (fine-grained access control's internal user
+/// database); its password is in Secrets Manager and the connection Secret.
+pub const OPENSEARCH_MASTER_USERNAME: &str = "panthera";
 /// Where the services find the CA bundle that vouches for their AWS data stores (the RDS bundle),
 /// mounted from the ConfigMap `{platform}-ca-bundle`, key [`CA_BUNDLE_KEY`].
 pub const CA_BUNDLE_DIR: &str = "/etc/panthera/ca";

@@ -60,7 +60,11 @@ pub fn summary(planned: &[Planned]) -> String {
         count(&|a| matches!(a, Action::Create | Action::WaitDeleted)),
         count(&|a| matches!(
             a,
-            Action::Adopt | Action::Modify | Action::Reboot | Action::MaintenanceWindow
+            Action::Adopt
+                | Action::Modify
+                | Action::BlueGreen
+                | Action::Reboot
+                | Action::MaintenanceWindow
         )),
         count(&|a| a == Action::Replace),
         count(&|a| a == Action::Unchanged),

@@ -133,6 +133,7 @@ pub(super) fn secret_name(names: &Names, store: &model::Store) -> String {
         Service::Rds => names.database_secret(&store.name),
         Service::ElastiCache => names.redis_secret(),
         Service::Msk => names.kafka_secret(),
+        Service::OpenSearch => names.search_secret(),
     }
 }
 

@@ -178,7 +178,11 @@ pub fn check(platform: &PantheraPlatform) -> Vec<(String, String)> {
         || spec
             .kafka
             .as_ref()
-            .is_some_and(|k| k.backend == Backend::Aws);
+            .is_some_and(|k| k.backend == Backend::Aws)
+        || spec
+            .search
+            .as_ref()
+            .is_some_and(|s| s.backend == Backend::Aws);
     if any_aws && spec.aws.is_none() {
         push("spec.aws".into(), msg::AWS_NEEDS_SPEC);
     }
@@ -188,6 +192,15 @@ pub fn check(platform: &PantheraPlatform) -> Vec<(String, String)> {
         && k.brokers % aws.subnet_ids.len() as i32 != 0
     {
         push("spec.kafka.brokers".into(), msg::MSK_BROKERS_PER_SUBNET);
+    }
+    if let (Some(aws), Some(s)) = (&spec.aws, &spec.search)
+        && s.backend == Backend::Aws
+        && aws.subnet_ids.len() < s.availability_zones.max(1) as usize
+    {
+        push(
+            "spec.search.availabilityZones".into(),
+            msg::SEARCH_SUBNET_PER_ZONE,
+        );
     }
     for (i, d) in spec.databases.iter().enumerate() {
         let at = format!("spec.databases[{i}]");
@@ -220,12 +233,34 @@ pub fn check(platform: &PantheraPlatform) -> Vec<(String, String)> {
             &mut push,
         );
     }
-    if spec
-        .search
-        .as_ref()
-        .is_some_and(|s| s.backend != Backend::Cluster)
-    {
-        push("spec.search.backend".to_string(), msg::SEARCH_CLUSTER_ONLY);
+    if let Some(s) = &spec.search {
+        let domain_only = [
+            (s.instance_count != 1, "instanceCount"),
+            (s.availability_zones != 1, "availabilityZones"),
+            (s.dedicated_masters.is_some(), "dedicatedMasters"),
+        ];
+        let aws = (s.backend, s.existing_identifier.is_some());
+        aws_only(
+            "spec.search",
+            aws,
+            &domain_only,
+            msg::SEARCH_AWS_ONLY,
+            &mut push,
+        );
+        if s.instance_count % s.availability_zones.max(1) != 0 {
+            push(
+                "spec.search.instanceCount".into(),
+                msg::SEARCH_NODES_PER_ZONE,
+            );
+        }
+        if let Some(m) = &s.dedicated_masters
+            && !matches!(m.count, 3 | 5)
+        {
+            push(
+                "spec.search.dedicatedMasters.count".into(),
+                msg::SEARCH_MASTER_COUNT,
+            );
+        }
     }
     if let Some(k) = &spec.kafka {
         let msk_only = [

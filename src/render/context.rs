@@ -301,12 +301,12 @@ impl<'a> ContextBuilder<'a> {
             env.push(secret_env("SEARCH_USERNAME", &secret, "username"));
             env.push(secret_env("SEARCH_PASSWORD", &secret, "password"));
             if let Some(search) = &spec.search {
-                egress.push(self.egress_to(
-                    search.backend,
-                    ComponentKind::Search,
-                    "search",
-                    SEARCH_PORT,
-                ));
+                // An OpenSearch Service domain answers HTTPS on 443.
+                let port = match search.backend {
+                    Backend::Cluster => SEARCH_PORT,
+                    Backend::Aws => crate::api::OPENSEARCH_SERVICE_PORT,
+                };
+                egress.push(self.egress_to(search.backend, ComponentKind::Search, "search", port));
             }
         }
         if !svc.topics.is_empty() {

@@ -23,7 +23,7 @@ pub use secrets::{Generated, REDACTED, Redacted, SecretValues};
 
 use crate::api::{
     Backend, CA_BUNDLE_DIR, CA_BUNDLE_KEY, ComponentKind, KafkaClientAuthentication,
-    MSK_SCRAM_USERNAME, PantheraPlatform,
+    MSK_SCRAM_USERNAME, OPENSEARCH_MASTER_USERNAME, PantheraPlatform,
 };
 
 static EMBEDDED: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/templates");
@@ -344,9 +344,10 @@ impl Renderer {
                 data["password"] = Value::from(password);
             }
             ComponentKind::Search => {
-                return Err(Error::Spec(
-                    "search has no AWS backend (validation refuses backend: aws)".into(),
-                ));
+                // HTTPS only (the domain enforces it), with the master user's login.
+                data["endpoint"] = Value::from(format!("https://{endpoint}"));
+                data["username"] = Value::from(OPENSEARCH_MASTER_USERNAME);
+                data["password"] = Value::from(secrets.value(&secret_name, "password"));
             }
             ComponentKind::Gateway | ComponentKind::Service => {
                 return Err(Error::Spec(format!(

@@ -37,6 +37,7 @@ pub(super) struct Clients {
     pub(super) rds: aws_sdk_rds::Client,
     pub(super) elasticache: aws_sdk_elasticache::Client,
     pub(super) kafka: aws_sdk_kafka::Client,
+    pub(super) opensearch: aws_sdk_opensearch::Client,
     pub(super) secrets: aws_sdk_secretsmanager::Client,
 }
 
@@ -48,7 +49,7 @@ struct Inner {
     write_log: Mutex<Vec<String>>,
 }
 
-/// Clients for RDS, ElastiCache, MSK and Secrets Manager, with counters of the calls made (every
+/// Clients for RDS, ElastiCache, MSK, OpenSearch Service and Secrets Manager, with counters of the calls made (every
 /// mutating call is counted: a re-apply of an unchanged platform makes none). Cheap to clone.
 #[derive(Clone)]
 pub struct Aws {
@@ -151,6 +152,7 @@ impl Aws {
                     rds: aws_sdk_rds::Client::new(&config),
                     elasticache: aws_sdk_elasticache::Client::new(&config),
                     kafka: aws_sdk_kafka::Client::new(&config),
+                    opensearch: aws_sdk_opensearch::Client::new(&config),
                     secrets: aws_sdk_secretsmanager::Client::new(&config),
                 })
             })
@@ -220,6 +222,7 @@ impl Ctx<'_> {
             Service::Rds => Api::Rds(&clients.rds),
             Service::ElastiCache => Api::ElastiCache(&clients.elasticache),
             Service::Msk => Api::Msk(&clients.kafka),
+            Service::OpenSearch => Api::OpenSearch(&clients.opensearch),
         }
     }
 

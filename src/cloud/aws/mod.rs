@@ -1,5 +1,6 @@
 //! Data stores as AWS managed services: PostgreSQL on RDS, Redis on ElastiCache (replication
-//! group), Kafka on MSK (provisioned), master credentials in Secrets Manager.
+//! group), Kafka on MSK (provisioned), search on OpenSearch Service (a VPC domain), master
+//! credentials in Secrets Manager.
 //!
 //! Every store is reconciled the same way: describe, create when missing, modify what differs
 //! (classified in [`model`]), report `creating` / `modifying` / `available` with the ARN and the
@@ -14,6 +15,7 @@ mod elasticache;
 mod error;
 pub mod model;
 mod msk;
+mod opensearch;
 mod rds;
 mod reconcile;
 mod restore;

@@ -123,15 +123,14 @@ impl Aws {
                 .as_ref()
                 .is_some_and(|p| p.action == Action::Replace)
         {
-            let tags = model::tags(&Owner::of(platform), &state.store);
-            self.create_store(
-                &ctx,
-                &state.store,
-                &network,
-                &tags,
-                state.password.as_deref(),
-            )
-            .await?;
+            let owner = Owner::of(platform);
+            let tags = model::tags(&owner, &state.store);
+            let login = Login {
+                secret: &model::secret_name(&owner, &state.store.component),
+                password: state.password.as_deref(),
+            };
+            self.create_store(&ctx, &state.store, &network, &tags, login)
+                .await?;
             observed = self.describe(&ctx, &state.store).await?;
         }
         if let Some(o) = &observed
@@ -188,17 +187,15 @@ impl Aws {
             } else {
                 None
             };
+            let secret = model::secret_name(&owner, &store.component);
+            let login = Login {
+                secret: &secret,
+                password: password.as_deref(),
+            };
             let mut deferred = None;
             if !options.dry_run {
-                deferred = Box::pin(self.execute(
-                    &ctx,
-                    store,
-                    &network,
-                    observed,
-                    &planned,
-                    password.as_deref(),
-                ))
-                .await?;
+                deferred = Box::pin(self.execute(&ctx, store, &network, observed, &planned, login))
+                    .await?;
             }
             let mut fresh = if planned.writes() && !options.dry_run {
                 self.describe(&ctx, store).await?
@@ -209,7 +206,7 @@ impl Aws {
             // same pass instead of leaving it to the next reconcile.
             if planned.action == Action::Replace && fresh.is_none() && !options.dry_run {
                 let tags = model::tags(&owner, store);
-                self.create_store(&ctx, store, &network, &tags, password.as_deref())
+                self.create_store(&ctx, store, &network, &tags, login)
                     .await?;
                 fresh = self.describe(&ctx, store).await?;
             }
@@ -217,7 +214,7 @@ impl Aws {
                 let settle = Settle {
                     store,
                     observed: o,
-                    secret: &model::secret_name(&owner, &store.component),
+                    secret: &secret,
                 };
                 let waits = Box::pin(ctx.api(store.service).settle(&ctx, settle)).await?;
                 deferred = match (deferred, waits) {
@@ -267,7 +264,8 @@ impl Aws {
         }
         let password = known.unwrap_or_else(|| {
             use crate::render::SecretValues as _;
-            crate::render::Generated::new().value(&name, "password")
+            let generated = crate::render::Generated::new().value(&name, "password");
+            model::password_for(store.service, generated)
         });
         if !options.dry_run {
             secrets::create(
@@ -289,13 +287,14 @@ impl Aws {
         store: &Store,
         network: &Network,
         tags: &BTreeMap<String, String>,
-        password: Option<&str>,
+        login: Login<'_>,
     ) -> Result<()> {
         let new = Create {
             store,
             network,
             tags,
-            password: password.unwrap_or_default(),
+            password: login.password.unwrap_or_default(),
+            secret: login.secret,
         };
         ctx.api(store.service).create(ctx, new).await
     }
@@ -308,12 +307,12 @@ impl Aws {
         network: &Network,
         observed: Option<&Observed>,
         planned: &Planned,
-        password: Option<&str>,
+        login: Login<'_>,
     ) -> Result<Option<String>> {
         match (planned.action, observed) {
             (Action::Unchanged | Action::WaitDeleted, _) => Ok(None),
             (Action::Create, _) => {
-                self.create_store(ctx, store, network, &planned.tags, password)
+                self.create_store(ctx, store, network, &planned.tags, login)
                     .await?;
                 Ok(None)
             }
@@ -343,7 +342,7 @@ impl Aws {
                     network,
                     observed: o,
                     planned,
-                    adopt_password: password.filter(|_| action == Action::Adopt),
+                    adopt_password: login.password.filter(|_| action == Action::Adopt),
                 };
                 // Tags first: adopting is tagging, and it needs no wait.
                 let api = ctx.api(store.service);
@@ -352,6 +351,13 @@ impl Aws {
             }
         }
     }
+}
+
+/// The credentials of a store: where Secrets Manager keeps them, and the password.
+#[derive(Clone, Copy)]
+struct Login<'a> {
+    secret: &'a str,
+    password: Option<&'a str>,
 }
 
 /// Without `allow_replace`, a plan that replaces a store is refused as a whole, before anything

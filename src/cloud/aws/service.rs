@@ -1,4 +1,4 @@
-//! One shape for the calls Panthera makes to RDS, ElastiCache and MSK. [`ServiceApi`] is
+//! One shape for the calls Panthera makes to RDS, ElastiCache, MSK and OpenSearch Service. [`ServiceApi`] is
 //! implemented over each SDK's client and holds only what differs between the services: building
 //! the SDK requests and reading the answers into [`Observed`]. When the calls are made, and in
 //! which order, is written once (reconcile.rs, teardown.rs), through [`Api`]: the one place that
@@ -21,9 +21,11 @@ pub(super) struct Create<'a> {
     pub store: &'a Store,
     pub network: &'a Network,
     pub tags: &'a Tags,
-    /// The master password (RDS) or AUTH token (ElastiCache); MSK's SCRAM login is associated
-    /// from Secrets Manager instead ([`ServiceApi::settle`]).
+    /// The master password (RDS, OpenSearch Service) or AUTH token (ElastiCache); MSK's SCRAM
+    /// login is associated from Secrets Manager instead ([`ServiceApi::settle`]).
     pub password: &'a str,
+    /// The name in Secrets Manager of the store's credentials, created before the store.
+    pub secret: &'a str,
 }
 
 impl Create<'_> {
@@ -143,6 +145,7 @@ pub(super) enum Api<'a> {
     Rds(&'a aws_sdk_rds::Client),
     ElastiCache(&'a aws_sdk_elasticache::Client),
     Msk(&'a aws_sdk_kafka::Client),
+    OpenSearch(&'a aws_sdk_opensearch::Client),
 }
 
 /// `$call` on whichever client `$api` holds, bound to `$client`.
@@ -152,6 +155,7 @@ macro_rules! each {
             Api::Rds($client) => $call,
             Api::ElastiCache($client) => $call,
             Api::Msk($client) => $call,
+            Api::OpenSearch($client) => $call,
         }
     };
 }
@@ -174,11 +178,11 @@ impl ServiceApi for Api<'_> {
     }
 
     async fn add_tags(&self, ctx: &Ctx<'_>, arn: &str, tags: &Tags) -> Result<()> {
-        each!(self, c => c.add_tags(ctx, arn, tags).await)
+        each!(self, c => ServiceApi::add_tags(*c, ctx, arn, tags).await)
     }
 
     async fn remove_tags(&self, ctx: &Ctx<'_>, arn: &str, keys: &[String]) -> Result<()> {
-        each!(self, c => c.remove_tags(ctx, arn, keys).await)
+        each!(self, c => ServiceApi::remove_tags(*c, ctx, arn, keys).await)
     }
 
     async fn delete(&self, ctx: &Ctx<'_>, gone: Delete<'_>) -> Result<()> {

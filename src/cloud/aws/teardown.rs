@@ -21,7 +21,7 @@ impl Aws {
         policy: DeletionPolicy,
     ) -> Result<String> {
         let now = crate::api::now_rfc3339();
-        let snapshot = (policy == DeletionPolicy::Snapshot && service != Service::Msk)
+        let snapshot = (policy == DeletionPolicy::Snapshot && service.final_snapshots())
             .then(|| model::final_snapshot_id(identifier, &now));
         let mut marks = BTreeMap::from([(model::TAG_DELETION_REQUESTED.to_string(), now)]);
         if let Some(s) = &snapshot {
@@ -120,8 +120,9 @@ impl Aws {
             if keep_data && policy == DeletionPolicy::Delete {
                 policy = DeletionPolicy::Snapshot;
             }
-            if service == Service::Msk && policy == DeletionPolicy::Snapshot {
-                // MSK keeps no snapshots: keeping the data means keeping the cluster.
+            if !service.final_snapshots() && policy == DeletionPolicy::Snapshot {
+                // MSK and OpenSearch Service keep no final snapshot: keeping the data means
+                // keeping the resource.
                 policy = DeletionPolicy::Retain;
             }
             let resource = service.resource();

@@ -111,3 +111,47 @@ fn a_service_rolls_when_the_search_endpoint_moves() {
     assert!(before.is_string(), "{before}");
     assert_ne!(before, annotation("http://b:9200"));
 }
+
+#[test]
+fn on_aws_nothing_runs_in_the_cluster_and_the_services_reach_the_domain_over_https() {
+    let mut platform = example("aws");
+    platform.spec.search = Some(serde_json::from_value(json!({"backend": "aws"})).unwrap());
+    for service in &mut platform.spec.services {
+        service.search = service.name == "catalog";
+    }
+    let plan = render(&platform);
+    assert!(plan.get("StatefulSet/shop-aws-search").is_none());
+    assert!(plan.get("NetworkPolicy/shop-aws-search").is_none());
+    let egress = &plan.get("NetworkPolicy/shop-aws-catalog").unwrap().value["spec"]["egress"];
+    assert!(
+        egress.as_array().unwrap().iter().any(|rule| {
+            rule["ports"][0]["port"] == 443 && rule["to"][0]["ipBlock"].is_object()
+        }),
+        "{egress}"
+    );
+    // The connection Secret of the domain: the same keys, HTTPS, the master user's login.
+    let secrets = Generated::with_known(BTreeMap::from([(
+        ("shop-aws-search".to_string(), "password".to_string()),
+        "master-pw".to_string(),
+    )]));
+    let secret = Renderer::embedded()
+        .unwrap()
+        .aws_secret(
+            &platform,
+            &secrets,
+            ComponentKind::Search,
+            "search",
+            "vpc-shop-aws-search.eu-west-1.es.amazonaws.com:443",
+            true,
+        )
+        .unwrap();
+    assert_eq!(secret.name(), "shop-aws-search");
+    assert_eq!(
+        secret.value["stringData"],
+        json!({
+            "endpoint": "https://vpc-shop-aws-search.eu-west-1.es.amazonaws.com:443",
+            "username": "panthera",
+            "password": "master-pw",
+        })
+    );
+}

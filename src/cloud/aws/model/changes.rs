@@ -17,6 +17,9 @@ use super::{
 pub enum Class {
     /// Applied online.
     InPlace,
+    /// Applied online by a blue/green deployment (OpenSearch Service): AWS builds the domain
+    /// again beside the old one and moves the data over, which takes from minutes to hours.
+    BlueGreen,
     /// Applied now, with a restart (minutes of downtime).
     Reboot,
     /// Applied by AWS in the resource's maintenance window.
@@ -40,6 +43,7 @@ impl fmt::Display for Difference {
         write!(f, "{} {} -> {}", self.field, self.from, self.to)?;
         match self.class {
             Class::InPlace => Ok(()),
+            Class::BlueGreen => f.write_str(" (blue/green)"),
             Class::Reboot => f.write_str(" (reboot)"),
             Class::MaintenanceWindow => f.write_str(" (maintenance window)"),
             Class::Replace => f.write_str(" (replace)"),
@@ -167,6 +171,9 @@ pub fn differences(store: &Store, network: &Network, observed: &Observed) -> Vec
                 );
             }
         }
+        (Settings::Search(want), Some(Settings::Search(has))) => {
+            search_differences(want, has, &mut push);
+        }
         (Settings::Kafka(want), Some(Settings::Kafka(has))) => {
             compare!(has -> want:
                 "instanceType" instance_type => Class::InPlace,
@@ -183,10 +190,13 @@ pub fn differences(store: &Store, network: &Network, observed: &Observed) -> Vec
     // and the security groups of an instance or replication group changed in place.
     let class = match store.service {
         Service::Msk => Class::Replace,
+        // Other subnets or security groups: the domain moves by a blue/green deployment.
+        Service::OpenSearch => Class::BlueGreen,
         _ => Class::InPlace,
     };
+    let subnets = network.subnets_of(store);
     let placement = [
-        ("subnetIds", &network.subnet_ids, &observed.subnet_ids),
+        ("subnetIds", &subnets, &observed.subnet_ids),
         (
             "securityGroupIds",
             &network.security_group_ids,
@@ -202,6 +212,95 @@ pub fn differences(store: &Store, network: &Network, observed: &Observed) -> Vec
     out
 }
 
+/// The differences of an OpenSearch Service domain, as AWS applies them: most by a blue/green
+/// deployment; the node counts online when the domain has dedicated masters, a volume online
+/// when it grows to at most 3 TiB per node; the endpoint's TLS and the access policy online.
+fn search_differences(
+    want: &super::SearchSettings,
+    has: &super::SearchSettings,
+    push: &mut impl FnMut(&'static str, &dyn fmt::Display, &dyn fmt::Display, Class),
+) {
+    /// Up to this size per data node, a volume grows without a blue/green deployment.
+    const ONLINE_VOLUME_GIB: i32 = 3 * 1024;
+    let with_masters = want.masters.is_some() && has.masters.is_some();
+    let online_with_masters = if with_masters {
+        Class::InPlace
+    } else {
+        Class::BlueGreen
+    };
+    let version = version_change(&want.version, &has.version, Class::BlueGreen);
+    if let Some(class) = version {
+        push("version", &has.version, &want.version, class);
+    }
+    push(
+        "instanceType",
+        &has.instance_type,
+        &want.instance_type,
+        Class::BlueGreen,
+    );
+    push(
+        "instanceCount",
+        &has.instance_count,
+        &want.instance_count,
+        online_with_masters,
+    );
+    push(
+        "availabilityZones",
+        &has.zones,
+        &want.zones,
+        Class::BlueGreen,
+    );
+    let masters = |m: &Option<super::DedicatedMasters>| {
+        m.as_ref().map_or("none".to_string(), ToString::to_string)
+    };
+    push(
+        "dedicatedMasters",
+        &masters(&has.masters),
+        &masters(&want.masters),
+        online_with_masters,
+    );
+    let volume = if want.storage_gib > has.storage_gib && want.storage_gib <= ONLINE_VOLUME_GIB {
+        Class::InPlace
+    } else {
+        Class::BlueGreen
+    };
+    push("storage", &has.storage_gib, &want.storage_gib, volume);
+    let (w, h) = (&want.security, &has.security);
+    let on = |b: bool| if b { "on" } else { "off" };
+    // Turning encryption or fine-grained access control on is a blue/green deployment (and
+    // none of them can be turned off again, which Panthera never asks).
+    for (field, wanted, had) in [
+        (
+            "encryptionAtRest",
+            w.encryption_at_rest,
+            h.encryption_at_rest,
+        ),
+        (
+            "nodeToNodeEncryption",
+            w.node_to_node_encryption,
+            h.node_to_node_encryption,
+        ),
+        ("fineGrainedAccessControl", w.fine_grained, h.fine_grained),
+    ] {
+        push(field, &on(had), &on(wanted), Class::BlueGreen);
+    }
+    let endpoint = |s: &super::DomainSecurity| {
+        format!(
+            "{} {}",
+            if s.https_only { "https-only" } else { "http" },
+            s.tls_policy
+        )
+    };
+    push("endpointTls", &endpoint(h), &endpoint(w), Class::InPlace);
+    let policy = |open: bool| if open { "login" } else { "custom" };
+    push(
+        "accessPolicy",
+        &policy(h.open_to_login),
+        &policy(w.open_to_login),
+        Class::InPlace,
+    );
+}
+
 /// What apply will do to a store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -212,6 +311,8 @@ pub enum Action {
     Unchanged,
     /// Online modification (also: only tags differ).
     Modify,
+    /// Online, by a blue/green deployment (OpenSearch Service).
+    BlueGreen,
     Reboot,
     MaintenanceWindow,
     Replace,
@@ -227,6 +328,7 @@ impl Action {
             Self::Adopt => "adopt",
             Self::Unchanged => "no change",
             Self::Modify => "modify in place",
+            Self::BlueGreen => "modify by a blue/green deployment",
             Self::Reboot => "modify in place with reboot",
             Self::MaintenanceWindow => "modify in the maintenance window",
             Self::Replace => "replace",
@@ -341,6 +443,7 @@ pub fn plan(
             Some(Class::Replace) => Action::Replace,
             Some(Class::MaintenanceWindow) => Action::MaintenanceWindow,
             Some(Class::Reboot) => Action::Reboot,
+            Some(Class::BlueGreen) => Action::BlueGreen,
             Some(Class::InPlace) => Action::Modify,
             None if !tags.is_empty() => Action::Modify,
             None => Action::Unchanged,

@@ -25,8 +25,8 @@ pub use changes::{Action, Class, Difference, Planned, differences, plan};
 pub use ownership::{
     Owner, PANTHERA_TAGS, TAG_COMPONENT, TAG_DELETION_POLICY, TAG_DELETION_REQUESTED,
     TAG_FINAL_SNAPSHOT, TAG_MANAGED_BY, TAG_NAMESPACE, TAG_PLATFORM, TAG_RESTORED_FROM,
-    TAG_SUPERSEDED_BY, Tags, final_snapshot_id, owner_of, panthera_tags_on, policy_of, secret_name,
-    tags, tags_to_add,
+    TAG_SUPERSEDED_BY, Tags, final_snapshot_id, owner_of, panthera_tags_on, password_for,
+    policy_of, secret_name, tags, tags_to_add,
 };
 pub use status::{Phase, is_deleting, phase, progress};
 
@@ -36,6 +36,11 @@ pub const RDS_MIN_STORAGE_GIB: i32 = 20;
 pub const POSTGRES_PORT: u16 = 5432;
 /// Redis's port on ElastiCache.
 pub const REDIS_PORT: u16 = 6379;
+/// An OpenSearch Service domain answers HTTPS on 443 only.
+pub const OPENSEARCH_PORT: u16 = crate::api::OPENSEARCH_SERVICE_PORT;
+/// The TLS policy of an OpenSearch Service domain's endpoint: TLS 1.2 and 1.3, forward secrecy
+/// only.
+pub const OPENSEARCH_TLS_POLICY: &str = "Policy-Min-TLS-1-2-PFS-2023-10";
 
 /// The AWS service a data store runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -44,19 +49,29 @@ pub enum Service {
     Rds,
     ElastiCache,
     Msk,
+    OpenSearch,
 }
 
 impl Service {
     /// Every service, in the order teardown goes through them.
-    pub const ALL: [Self; 3] = [Self::Rds, Self::ElastiCache, Self::Msk];
+    pub const ALL: [Self; 4] = [Self::Rds, Self::ElastiCache, Self::Msk, Self::OpenSearch];
 
-    /// The longest identifier the service takes (RDS 63, ElastiCache 40, MSK 64 characters).
+    /// The longest identifier the service takes (RDS 63, ElastiCache 40, MSK 64, OpenSearch
+    /// Service 28 characters).
     pub const fn max_identifier(self) -> usize {
         match self {
             Self::Rds => 63,
             Self::ElastiCache => 40,
             Self::Msk => 64,
+            Self::OpenSearch => 28,
         }
+    }
+
+    /// Whether the service takes a final snapshot of what it deletes. MSK keeps none, and an
+    /// OpenSearch Service domain's automated snapshots go with it: keeping their data means
+    /// keeping the resource.
+    pub const fn final_snapshots(self) -> bool {
+        matches!(self, Self::Rds | Self::ElastiCache)
     }
 
     /// What the resource is called in output.
@@ -65,6 +80,7 @@ impl Service {
             Self::Rds => "RDS instance",
             Self::ElastiCache => "ElastiCache replication group",
             Self::Msk => "MSK cluster",
+            Self::OpenSearch => "OpenSearch Service domain",
         }
     }
 
@@ -73,6 +89,7 @@ impl Service {
             Self::Rds => ComponentKind::Postgres,
             Self::ElastiCache => ComponentKind::Redis,
             Self::Msk => ComponentKind::Kafka,
+            Self::OpenSearch => ComponentKind::Search,
         }
     }
 }
@@ -83,6 +100,7 @@ pub enum Settings {
     Postgres(PostgresSettings),
     Redis(RedisSettings),
     Kafka(KafkaSettings),
+    Search(SearchSettings),
 }
 
 /// An RDS instance.
@@ -110,6 +128,63 @@ pub struct KafkaSettings {
     pub brokers: i32,
     pub storage_gib: i32,
     pub access: MskAccess,
+}
+
+/// An OpenSearch Service domain.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SearchSettings {
+    /// `major.minor` (the domain runs `OpenSearch_<version>`).
+    pub version: String,
+    pub instance_type: String,
+    /// Data nodes.
+    pub instance_count: i32,
+    /// Availability zones the data nodes are spread over; 1: zone awareness off.
+    pub zones: i32,
+    pub masters: Option<DedicatedMasters>,
+    /// EBS volume of each data node.
+    pub storage_gib: i32,
+    pub security: DomainSecurity,
+}
+
+/// Dedicated master nodes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DedicatedMasters {
+    pub instance_type: String,
+    pub count: i32,
+}
+
+impl fmt::Display for DedicatedMasters {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} x {}", self.count, self.instance_type)
+    }
+}
+
+/// How a domain is protected: what Panthera always asks for, or what an adopted domain has.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DomainSecurity {
+    pub encryption_at_rest: bool,
+    pub node_to_node_encryption: bool,
+    /// HTTPS only (`EnforceHTTPS`).
+    pub https_only: bool,
+    pub tls_policy: String,
+    /// Fine-grained access control with the internal user database (the master user's login).
+    pub fine_grained: bool,
+    /// The access policy is the one Panthera writes: HTTP calls from any principal in the VPC
+    /// reach the domain, where fine-grained access control checks the login.
+    pub open_to_login: bool,
+}
+
+impl Default for DomainSecurity {
+    fn default() -> Self {
+        Self {
+            encryption_at_rest: true,
+            node_to_node_encryption: true,
+            https_only: true,
+            tls_policy: OPENSEARCH_TLS_POLICY.to_string(),
+            fine_grained: true,
+            open_to_login: true,
+        }
+    }
 }
 
 /// An RDS instance's availability, backups and protection.
@@ -165,6 +240,7 @@ impl Settings {
             Self::Postgres(_) => Service::Rds,
             Self::Redis(_) => Service::ElastiCache,
             Self::Kafka(_) => Service::Msk,
+            Self::Search(_) => Service::OpenSearch,
         }
     }
 }
@@ -204,6 +280,20 @@ impl fmt::Display for Settings {
                 "{} x {}, Kafka {}, {} GiB per broker, {}",
                 kafka.brokers, kafka.instance_type, kafka.version, kafka.storage_gib, kafka.access
             ),
+            Self::Search(search) => {
+                write!(
+                    f,
+                    "{} x {}, OpenSearch {}, {} GiB per node",
+                    search.instance_count, search.instance_type, search.version, search.storage_gib
+                )?;
+                if search.zones > 1 {
+                    write!(f, ", {} zones", search.zones)?;
+                }
+                if let Some(masters) = &search.masters {
+                    write!(f, ", dedicated masters {masters}")?;
+                }
+                f.write_str(", encrypted, HTTPS only, fine-grained access control")
+            }
         }
     }
 }
@@ -223,7 +313,7 @@ pub struct Store {
     pub deletion_policy: DeletionPolicy,
     pub settings: Settings,
     /// Master user name (PostgreSQL): the database name with `-` as `_`, like the cluster
-    /// backend; the SCRAM user of MSK.
+    /// backend; the SCRAM user of MSK; the master user of an OpenSearch Service domain.
     pub username: String,
     /// The KMS key of MSK's SCRAM secret.
     pub kms_key: Option<String>,
@@ -252,6 +342,16 @@ impl Network {
     /// The subnet group a store named `name` is created in: its own, when there are subnets.
     pub fn subnet_group(&self, name: &str) -> Option<String> {
         (!self.subnet_ids.is_empty()).then(|| name.to_string())
+    }
+
+    /// The subnets a store runs in: all of them, but for an OpenSearch Service domain, which
+    /// takes one per availability zone (the first ones).
+    pub fn subnets_of(&self, store: &Store) -> Vec<String> {
+        let take = match &store.settings {
+            Settings::Search(search) => usize::try_from(search.zones.max(1)).unwrap_or(1),
+            _ => self.subnet_ids.len(),
+        };
+        self.subnet_ids.iter().take(take).cloned().collect()
     }
 
     /// The security groups a store is created with, when the spec names any (else the VPC's
@@ -367,12 +467,35 @@ pub fn stores(platform: &PantheraPlatform) -> Vec<Store> {
             )
         });
     }
+    if let Some(search) = spec.search.as_ref().filter(|s| s.backend == Backend::Aws) {
+        let settings = Settings::Search(SearchSettings {
+            version: search.minor_version().to_string(),
+            instance_type: search.instance_type.clone(),
+            instance_count: search.instance_count,
+            zones: search.availability_zones,
+            masters: search.dedicated_masters.as_ref().map(|m| DedicatedMasters {
+                instance_type: m.instance_type.clone(),
+                count: m.count,
+            }),
+            storage_gib: storage_gib(&search.storage),
+            security: DomainSecurity::default(),
+        });
+        out.push(Store {
+            username: crate::api::OPENSEARCH_MASTER_USERNAME.to_string(),
+            ..store(
+                "search",
+                &search.existing_identifier,
+                search.deletion_policy,
+                settings,
+            )
+        });
+    }
     out
 }
 
 /// An AWS identifier from `raw`: lowercase letters, digits and single hyphens, starting with a
 /// letter, at most `max` characters, not ending with a hyphen (the strictest of RDS, ElastiCache
-/// and MSK's rules).
+/// and MSK's rules; OpenSearch Service's are the same).
 pub fn identifier(raw: &str, max: usize) -> String {
     let mut out = String::new();
     for c in raw.chars().map(|c| c.to_ascii_lowercase()) {

@@ -136,6 +136,16 @@ pub fn secret_name(owner: &Owner, component: &str) -> String {
     )
 }
 
+/// A generated password as `service` takes it: OpenSearch Service's master user needs an
+/// upper-case letter, a lower-case letter, a digit and a special character, which 32 random
+/// alphanumerics do not always have; the suffix adds one of each (the randomness is the rest).
+pub fn password_for(service: super::Service, generated: String) -> String {
+    match service {
+        super::Service::OpenSearch => format!("{generated}-Aa0"),
+        _ => generated,
+    }
+}
+
 /// Final snapshot identifier: `{identifier}-final-{YYYYMMDDHHMMSS}` (unique per deletion).
 pub fn final_snapshot_id(identifier: &str, timestamp: &str) -> String {
     let stamp: String = timestamp.chars().filter(char::is_ascii_digit).collect();

@@ -44,6 +44,14 @@ pub fn phase(service: Service, status: &str) -> Phase {
             "create-failed" => Phase::Failed,
             _ => Phase::Other,
         },
+        // The domain's processing status, or the word `describe` makes of its flags.
+        Service::OpenSearch => match s.as_str() {
+            "active" => Phase::Available,
+            "creating" => Phase::Creating,
+            "modifying" | "upgradingengineversion" | "updatingservicesoftware" => Phase::Modifying,
+            "deleting" => Phase::Deleting,
+            _ => Phase::Other,
+        },
         Service::Msk => match s.as_str() {
             "active" => Phase::Available,
             "creating" => Phase::Creating,

@@ -386,3 +386,160 @@ fn progress_reads_each_services_status_words() {
     assert!(!ready);
     assert!(msg.contains("endpoint not published"), "{msg}");
 }
+
+/// The aws example with a search domain of `search` (YAML flow mapping) added.
+fn with_search(search: &str) -> (PantheraPlatform, Store, Network, Owner) {
+    let mut p = aws_example();
+    p.spec.search = Some(serde_yaml::from_str(search).unwrap());
+    let store = stores(&p)
+        .into_iter()
+        .find(|s| s.service == Service::OpenSearch)
+        .expect("a search store");
+    let (network, owner) = (network(&p), Owner::of(&p));
+    (p, store, network, owner)
+}
+
+fn search_of(o: &mut Observed) -> &mut SearchSettings {
+    match o.settings.as_mut() {
+        Some(Settings::Search(s)) => s,
+        other => panic!("not a domain: {other:?}"),
+    }
+}
+
+#[test]
+fn a_search_domain_takes_one_subnet_per_zone_and_every_protection() {
+    let (_, store, network, owner) = with_search(
+        "{backend: aws, instanceCount: 4, availabilityZones: 2, storage: 100Gi, dedicatedMasters: {instanceType: m7g.medium.search}}",
+    );
+    assert_eq!(store.identifier, "shop-aws-search");
+    assert_eq!(store.component, "search");
+    assert_eq!(store.username, "panthera");
+    let Settings::Search(s) = &store.settings else {
+        panic!("{:?}", store.settings)
+    };
+    assert_eq!((s.instance_count, s.zones, s.storage_gib), (4, 2, 100));
+    assert_eq!(s.version, "2.19");
+    assert_eq!(
+        s.masters,
+        Some(DedicatedMasters {
+            instance_type: "m7g.medium.search".into(),
+            count: 3
+        })
+    );
+    assert_eq!(s.security, DomainSecurity::default());
+    assert!(s.security.encryption_at_rest && s.security.fine_grained && s.security.https_only);
+    assert_eq!(
+        network.subnets_of(&store),
+        network.subnet_ids[..2].to_vec(),
+        "the first subnet of each zone"
+    );
+    let planned = plan(&owner, &store, &network, None).unwrap();
+    assert_eq!(planned.action, Action::Create);
+    assert!(planned.summary.contains("4 x m7g.large.search, OpenSearch 2.19, 100 GiB per node, 2 zones, dedicated masters 3 x m7g.medium.search"), "{}", planned.summary);
+    assert!(!Service::OpenSearch.final_snapshots());
+    let generated = "a".repeat(32);
+    let password = password_for(Service::OpenSearch, generated.clone());
+    assert!(password.starts_with(&generated));
+    assert!(password.chars().any(|c| c.is_ascii_uppercase()));
+    assert!(password.chars().any(|c| c.is_ascii_digit()));
+    assert!(password.chars().any(|c| !c.is_ascii_alphanumeric()));
+    assert_eq!(password_for(Service::Rds, generated.clone()), generated);
+}
+
+#[test]
+fn domain_changes_are_classified_as_opensearch_service_applies_them() {
+    let (_, store, network, owner) =
+        with_search("{backend: aws, instanceCount: 2, storage: 100Gi}");
+    let classes = |edit: &dyn Fn(&mut Observed)| {
+        let mut o = observed_like(&store, &network, &owner);
+        o.subnet_ids = network.subnets_of(&store);
+        edit(&mut o);
+        let planned = plan(&owner, &store, &network, Some(&o)).unwrap();
+        let changes: Vec<(&str, Class)> =
+            planned.changes.iter().map(|d| (d.field, d.class)).collect();
+        (planned.action, changes)
+    };
+    assert_eq!(classes(&|_| {}), (Action::Unchanged, vec![]));
+    // Without dedicated masters even the node count is a blue/green deployment.
+    assert_eq!(
+        classes(&|o| search_of(o).instance_type = "r7g.large.search".into()),
+        (Action::BlueGreen, vec![("instanceType", Class::BlueGreen)])
+    );
+    assert_eq!(
+        classes(&|o| search_of(o).instance_count = 3),
+        (Action::BlueGreen, vec![("instanceCount", Class::BlueGreen)])
+    );
+    // A volume grows online up to 3 TiB per node; it shrinks by blue/green.
+    assert_eq!(
+        classes(&|o| search_of(o).storage_gib = 50),
+        (Action::Modify, vec![("storage", Class::InPlace)])
+    );
+    assert_eq!(
+        classes(&|o| search_of(o).storage_gib = 200),
+        (Action::BlueGreen, vec![("storage", Class::BlueGreen)])
+    );
+    // The endpoint's TLS and the access policy change online; encryption and fine-grained
+    // access control are turned on by blue/green.
+    assert_eq!(
+        classes(&|o| {
+            let s = search_of(o);
+            s.security.tls_policy = "Policy-Min-TLS-1-0-2019-07".into();
+            s.security.open_to_login = false;
+        }),
+        (
+            Action::Modify,
+            vec![
+                ("endpointTls", Class::InPlace),
+                ("accessPolicy", Class::InPlace)
+            ]
+        )
+    );
+    assert_eq!(
+        classes(&|o| search_of(o).security.encryption_at_rest = false),
+        (
+            Action::BlueGreen,
+            vec![("encryptionAtRest", Class::BlueGreen)]
+        )
+    );
+    // Other subnets move the domain by blue/green; an older version is a replace.
+    assert_eq!(
+        classes(&|o| o.subnet_ids = vec!["subnet-0000000000000000f".into()]),
+        (Action::BlueGreen, vec![("subnetIds", Class::BlueGreen)])
+    );
+    assert_eq!(
+        classes(&|o| search_of(o).version = "2.17".into()),
+        (Action::BlueGreen, vec![("version", Class::BlueGreen)])
+    );
+    assert_eq!(
+        classes(&|o| search_of(o).version = "3.1".into()),
+        (Action::Replace, vec![("version", Class::Replace)])
+    );
+
+    // With dedicated masters, node counts and the masters' type change online.
+    let (_, store, network, owner) = with_search(
+        "{backend: aws, instanceCount: 2, dedicatedMasters: {instanceType: m7g.large.search}}",
+    );
+    let mut o = observed_like(&store, &network, &owner);
+    o.subnet_ids = network.subnets_of(&store);
+    let s = search_of(&mut o);
+    s.instance_count = 4;
+    s.masters = Some(DedicatedMasters {
+        instance_type: "m7g.medium.search".into(),
+        count: 3,
+    });
+    let planned = plan(&owner, &store, &network, Some(&o)).unwrap();
+    assert_eq!(planned.action, Action::Modify, "{}", planned.summary);
+    assert_eq!(
+        planned.summary,
+        "modify in place OpenSearch Service domain shop-aws-search: instanceCount 4 -> 2; dedicatedMasters 3 x m7g.medium.search -> 3 x m7g.large.search"
+    );
+    // Turning the masters off is a blue/green deployment.
+    search_of(&mut o).masters = None;
+    search_of(&mut o).instance_count = 2;
+    let planned = plan(&owner, &store, &network, Some(&o)).unwrap();
+    assert_eq!(planned.action, Action::BlueGreen);
+    assert_eq!(
+        planned.changes[0].to_string(),
+        "dedicatedMasters none -> 3 x m7g.large.search (blue/green)"
+    );
+}
