@@ -583,7 +583,10 @@ def sha256_file(path):
 def cmd_key(a):
     h = hashlib.sha256()
     for kind, val in a.items:
-        h.update(f"{kind}\0{val}\0".encode())
+        # A path is named by its last part only: the same inputs give the same key from any
+        # clone of the repository (CI builds from a fresh clone, wherever it is put).
+        name = val if kind == "text" else os.path.basename(os.path.normpath(val))
+        h.update(f"{kind}\0{name}\0".encode())
         if kind == "file":
             h.update(sha256_file(val).encode())
         elif kind == "tree":
