@@ -8,6 +8,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code
 
+#[path = "aws/buckets.rs"]
+mod buckets;
 mod common;
 #[path = "aws/production.rs"]
 mod production;

@@ -4,6 +4,7 @@
 //! (`panthera crd`), and `panthera validate` checks a file against that same generated schema and
 //! its CEL rules, so the CLI and the API server give the same answer.
 
+mod buckets;
 mod gateway;
 pub mod kinds;
 mod observability;
@@ -14,6 +15,7 @@ mod status;
 mod stores;
 mod vocabulary;
 
+pub use buckets::*;
 pub use gateway::*;
 pub use kinds::{KINDS, Kind};
 pub use observability::*;

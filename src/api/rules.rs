@@ -55,15 +55,21 @@ pub mod msg {
     pub const SEARCH_NODES_PER_ZONE: &str =
         "search.instanceCount must be a multiple of search.availabilityZones";
     pub const SEARCH_SUBNET_PER_ZONE: &str = "an OpenSearch Service domain (search backend: aws) needs a subnet per availability zone: spec.aws.subnetIds must list at least search.availabilityZones subnets";
+    pub const BUCKET_AWS_ONLY: &str = "buckets run on AWS only for now (backend: aws): the in-cluster S3 server is not rendered yet";
+    pub const EMPTY_ON_DELETE_NEEDS_DELETE: &str =
+        "emptyOnDelete deletes the bucket's objects and needs deletionPolicy: Delete";
+    pub const BUCKET_EXISTS: &str =
+        "every services[].buckets entry must name a bucket of spec.buckets";
     pub const SEARCH_MASTER_COUNT: &str = "dedicatedMasters.count is 3 or 5";
     pub const EXISTING_NEEDS_AWS: &str =
         "existingIdentifier names an AWS resource to adopt and needs backend: aws";
 }
 
 /// Rules `validate` checks natively that are not in the CRD: their worst case over the schema's
-/// bounds (1,000 routes x 1,000 services) is over the API server's CEL cost budget, and the
-/// server would refuse the whole CRD. The operator reports them as Stalled/InvalidSpec.
-pub const NATIVE_ONLY: &[&str] = &[msg::ROUTE_SERVICE_EXISTS];
+/// bounds (1,000 routes x 1,000 services, 1,000 services x 10 buckets) is over the API server's
+/// CEL cost budget, and the server would refuse the whole CRD. The operator reports them as
+/// Stalled/InvalidSpec.
+pub const NATIVE_ONLY: &[&str] = &[msg::ROUTE_SERVICE_EXISTS, msg::BUCKET_EXISTS];
 
 /// Environment variables a service may not set itself (see the reserved-env rule).
 pub const RESERVED_ENV_NAMES: &[&str] = &[
@@ -80,4 +86,10 @@ pub const RESERVED_ENV_NAMES: &[&str] = &[
     "SEARCH_ENDPOINT",
     "SEARCH_USERNAME",
     "SEARCH_PASSWORD",
+    "S3_BUCKET",
+    "S3_REGION",
+    "S3_ENDPOINT",
+    "S3_FORCE_PATH_STYLE",
+    "S3_ACCESS_KEY_ID",
+    "S3_SECRET_ACCESS_KEY",
 ];

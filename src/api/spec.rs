@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use super::rules::msg;
 use super::{
-    DatabaseSpec, GatewaySpec, KafkaSpec, ObservabilitySpec, PantheraPlatformStatus, RedisSpec,
-    SearchSpec,
+    BucketSpec, DatabaseSpec, GatewaySpec, KafkaSpec, ObservabilitySpec, PantheraPlatformStatus,
+    RedisSpec, SearchSpec,
 };
 
 /// Regex for a DNS-1123 label (Kubernetes object names built from it stay valid).
@@ -56,7 +56,7 @@ pub const MEMORY_QUANTITY: &str = "^[1-9][0-9]{0,5}(Ki|Mi|Gi)$";
     validation = Rule::new("self.services.all(s, !has(s.search) || !s.search || has(self.search))").message(msg::SEARCH_NEEDS_SPEC).field_path(".services"),
     validation = Rule::new("self.services.all(s, size(s.topics) == 0 || (has(self.kafka) && s.topics.all(t, t in self.kafka.topics)))").message(msg::TOPIC_EXISTS).field_path(".services"),
     validation = Rule::new("!has(self.gateway) || !has(self.gateway.rateLimit) || !self.gateway.rateLimit.shared || has(self.redis)").message(msg::SHARED_LIMIT_NEEDS_REDIS).field_path(".gateway.rateLimit.shared"),
-    validation = Rule::new("has(self.aws) || (self.databases.all(d, d.backend != 'aws') && (!has(self.redis) || self.redis.backend != 'aws') && (!has(self.kafka) || self.kafka.backend != 'aws') && (!has(self.search) || self.search.backend != 'aws'))").message(msg::AWS_NEEDS_SPEC).field_path(".aws"),
+    validation = Rule::new("has(self.aws) || (self.databases.all(d, d.backend != 'aws') && (!has(self.redis) || self.redis.backend != 'aws') && (!has(self.kafka) || self.kafka.backend != 'aws') && (!has(self.search) || self.search.backend != 'aws') && (!has(self.buckets) || self.buckets.all(b, b.backend != 'aws')))").message(msg::AWS_NEEDS_SPEC).field_path(".aws"),
     validation = Rule::new("!has(self.aws) || !has(self.kafka) || self.kafka.backend != 'aws' || self.kafka.brokers % size(self.aws.subnetIds) == 0").message(msg::MSK_BROKERS_PER_SUBNET).field_path(".kafka.brokers"),
     validation = Rule::new("!has(self.aws) || !has(self.search) || self.search.backend != 'aws' || !has(self.search.availabilityZones) || size(self.aws.subnetIds) >= self.search.availabilityZones").message(msg::SEARCH_SUBNET_PER_ZONE).field_path(".search.availabilityZones"),
 )]
@@ -105,6 +105,11 @@ pub struct PantheraPlatformSpec {
     /// OpenSearch, for the services that search (`services[].search`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub search: Option<SearchSpec>,
+    /// Object storage buckets, for the services that name them (`services[].buckets`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 10))]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub buckets: Vec<BucketSpec>,
     /// Where data stores with `backend: aws` run: region, subnets and security groups. Required
     /// when any data store uses the aws backend.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -295,6 +300,13 @@ pub struct ServiceSpec {
     /// `SEARCH_USERNAME` and `SEARCH_PASSWORD`, and a network path to it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub search: bool,
+    /// The bucket (of `spec.buckets`) the service stores files in: its connection in `S3_*`
+    /// (`S3_BUCKET`, `S3_REGION`, `S3_ENDPOINT`, `S3_FORCE_PATH_STYLE`, `S3_ACCESS_KEY_ID`,
+    /// `S3_SECRET_ACCESS_KEY`), and a network path to it. One bucket per service for now.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 1))]
+    #[schemars(extend("x-kubernetes-list-type" = "set", "items" = {"type": "string", "maxLength": 30}))]
+    pub buckets: Vec<String>,
     /// Kafka topics (from spec.kafka.topics) the service produces to or consumes from.
     #[serde(default)]
     #[schemars(length(max = 8))]
@@ -321,7 +333,7 @@ fn default_service_port() -> i32 {
 /// A literal environment variable.
 #[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[x_kube(validation = Rule::new("!(self.name in ['PORT', 'SERVICE_NAME', 'DATABASE_URL', 'REDIS_URL', 'KAFKA_BROKERS', 'KAFKA_TOPICS', 'JWT_HS256_SECRET', 'CATALOG_URL', 'IDENTITY_KEYS', 'IDENTITY_VERIFY', 'SEARCH_ENDPOINT', 'SEARCH_USERNAME', 'SEARCH_PASSWORD'])").message(msg::RESERVED_ENV).field_path(".name"))]
+#[x_kube(validation = Rule::new("!(self.name in ['PORT', 'SERVICE_NAME', 'DATABASE_URL', 'REDIS_URL', 'KAFKA_BROKERS', 'KAFKA_TOPICS', 'JWT_HS256_SECRET', 'CATALOG_URL', 'IDENTITY_KEYS', 'IDENTITY_VERIFY', 'SEARCH_ENDPOINT', 'SEARCH_USERNAME', 'SEARCH_PASSWORD', 'S3_BUCKET', 'S3_REGION', 'S3_ENDPOINT', 'S3_FORCE_PATH_STYLE', 'S3_ACCESS_KEY_ID', 'S3_SECRET_ACCESS_KEY'])").message(msg::RESERVED_ENV).field_path(".name"))]
 pub struct EnvVarSpec {
     /// Variable name.
     #[schemars(
@@ -372,6 +384,7 @@ pub enum ComponentKind {
     Redis,
     Kafka,
     Search,
+    Bucket,
 }
 
 impl ComponentKind {
@@ -384,6 +397,7 @@ impl ComponentKind {
             Self::Redis => "redis",
             Self::Kafka => "kafka",
             Self::Search => "search",
+            Self::Bucket => "bucket",
         }
     }
 }

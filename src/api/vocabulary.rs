@@ -69,7 +69,8 @@ impl Phase {
                 ComponentKind::Postgres
                 | ComponentKind::Redis
                 | ComponentKind::Kafka
-                | ComponentKind::Search,
+                | ComponentKind::Search
+                | ComponentKind::Bucket,
             ) => Phase::DataStores,
             Some(ComponentKind::Service) => Phase::Services,
             Some(ComponentKind::Gateway) => Phase::Gateway,
@@ -79,11 +80,12 @@ impl Phase {
 
 impl ComponentKind {
     /// Every kind, in apply order.
-    pub const ALL: [ComponentKind; 6] = [
+    pub const ALL: [ComponentKind; 7] = [
         ComponentKind::Postgres,
         ComponentKind::Redis,
         ComponentKind::Kafka,
         ComponentKind::Search,
+        ComponentKind::Bucket,
         ComponentKind::Service,
         ComponentKind::Gateway,
     ];
@@ -101,6 +103,7 @@ impl ComponentKind {
                 | ComponentKind::Redis
                 | ComponentKind::Kafka
                 | ComponentKind::Search
+                | ComponentKind::Bucket
         )
     }
 
@@ -134,6 +137,28 @@ impl PantheraPlatform {
                 .unwrap_or_else(|| "default".into()),
         )
     }
+}
+
+/// An AWS identifier from `raw`: lowercase letters, digits and single hyphens, starting with a
+/// letter, at most `max` characters, not ending with a hyphen (the strictest of RDS, ElastiCache
+/// and MSK's rules; OpenSearch Service's are the same).
+pub fn aws_identifier(raw: &str, max: usize) -> String {
+    let mut out = String::new();
+    for c in raw.chars().map(|c| c.to_ascii_lowercase()) {
+        let c = if c.is_ascii_alphanumeric() { c } else { '-' };
+        if c == '-' && (out.is_empty() || out.ends_with('-')) {
+            continue;
+        }
+        if out.is_empty() && !c.is_ascii_alphabetic() {
+            out.push('p');
+        }
+        out.push(c);
+    }
+    out.truncate(max);
+    while out.ends_with('-') {
+        out.pop();
+    }
+    out
 }
 
 #[cfg(test)]

@@ -134,6 +134,7 @@ pub(super) fn secret_name(names: &Names, store: &model::Store) -> String {
         Service::ElastiCache => names.redis_secret(),
         Service::Msk => names.kafka_secret(),
         Service::OpenSearch => names.search_secret(),
+        Service::S3 => names.bucket_secret(&store.name),
     }
 }
 

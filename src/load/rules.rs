@@ -42,6 +42,12 @@ pub fn check(platform: &PantheraPlatform) -> Vec<(String, String)> {
         if s.search && spec.search.is_none() {
             push(format!("{at}.search"), msg::SEARCH_NEEDS_SPEC);
         }
+        if s.buckets
+            .iter()
+            .any(|b| !spec.buckets.iter().any(|x| &x.name == b))
+        {
+            push(format!("{at}.buckets"), msg::BUCKET_EXISTS);
+        }
         let known_topic = |t: &String| {
             spec.kafka
                 .as_ref()
@@ -182,7 +188,8 @@ pub fn check(platform: &PantheraPlatform) -> Vec<(String, String)> {
         || spec
             .search
             .as_ref()
-            .is_some_and(|s| s.backend == Backend::Aws);
+            .is_some_and(|s| s.backend == Backend::Aws)
+        || spec.buckets.iter().any(|b| b.backend == Backend::Aws);
     if any_aws && spec.aws.is_none() {
         push("spec.aws".into(), msg::AWS_NEEDS_SPEC);
     }
@@ -259,6 +266,17 @@ pub fn check(platform: &PantheraPlatform) -> Vec<(String, String)> {
             push(
                 "spec.search.dedicatedMasters.count".into(),
                 msg::SEARCH_MASTER_COUNT,
+            );
+        }
+    }
+    for (i, b) in spec.buckets.iter().enumerate() {
+        if b.backend != Backend::Aws {
+            push(format!("spec.buckets[{i}].backend"), msg::BUCKET_AWS_ONLY);
+        }
+        if b.empty_on_delete && b.deletion_policy != DeletionPolicy::Delete {
+            push(
+                format!("spec.buckets[{i}].emptyOnDelete"),
+                msg::EMPTY_ON_DELETE_NEEDS_DELETE,
             );
         }
     }

@@ -16,12 +16,12 @@ pub use monitoring::{GRAFANA_DASHBOARD_LABEL, POD_TARGET_LABELS};
 use super::gateway_config;
 use super::secrets::SecretValues;
 use crate::api::{
-    Backend, CA_BUNDLE_DIR, ComponentKind, DatabaseSpec, DeletionPolicy, GATEWAY_ADMIN_PORT,
-    GATEWAY_PORT, GatewaySpec, KAFKA_CONTROLLER_PORT, KAFKA_PORT, KafkaClientAuthentication,
-    KafkaSpec, LABEL_COMPONENT, LABEL_INSTANCE, LABEL_MANAGED_BY, LABEL_NAME, LABEL_PART_OF,
-    LABEL_PLATFORM, LABEL_PLATFORM_COMPONENT, MANAGER, MSK_SCRAM_PORT, MSK_TLS_PORT, POSTGRES_PORT,
-    PantheraPlatform, REDIS_PORT, RedisSpec, ResourcesSpec, SEARCH_PORT, SearchSpec, ServiceKind,
-    ServiceSpec,
+    Backend, BucketSpec, CA_BUNDLE_DIR, ComponentKind, DatabaseSpec, DeletionPolicy,
+    GATEWAY_ADMIN_PORT, GATEWAY_PORT, GatewaySpec, KAFKA_CONTROLLER_PORT, KAFKA_PORT,
+    KafkaClientAuthentication, KafkaSpec, LABEL_COMPONENT, LABEL_INSTANCE, LABEL_MANAGED_BY,
+    LABEL_NAME, LABEL_PART_OF, LABEL_PLATFORM, LABEL_PLATFORM_COMPONENT, MANAGER, MSK_SCRAM_PORT,
+    MSK_TLS_PORT, POSTGRES_PORT, PantheraPlatform, REDIS_PORT, RedisSpec, ResourcesSpec,
+    SEARCH_PORT, SearchSpec, ServiceKind, ServiceSpec,
 };
 
 /// Key of the identity Secret: the comma-separated keys, the first of which signs.
@@ -98,6 +98,10 @@ impl Names {
     }
     pub fn search_secret(&self) -> String {
         self.search()
+    }
+    /// The connection Secret of the bucket `name` of `spec.buckets`.
+    pub fn bucket_secret(&self, name: &str) -> String {
+        format!("{}-bucket-{name}", self.platform)
     }
     /// The ConfigMap with the CA bundle of the platform's AWS data stores (key `ca-bundle.pem`),
     /// which the user provides.
@@ -242,6 +246,9 @@ impl<'a> ContextBuilder<'a> {
         if let Some(search) = &spec.search {
             out.push(self.search(search));
         }
+        for bucket in &spec.buckets {
+            out.push(self.bucket(bucket));
+        }
         for svc in &spec.services {
             out.push(self.service(svc));
         }
@@ -308,6 +315,30 @@ impl<'a> ContextBuilder<'a> {
                 };
                 egress.push(self.egress_to(search.backend, ComponentKind::Search, "search", port));
             }
+        }
+        for bucket in spec
+            .buckets
+            .iter()
+            .filter(|b| svc.buckets.contains(&b.name))
+        {
+            let secret = self.names.bucket_secret(&bucket.name);
+            for (var, key) in [
+                ("S3_BUCKET", "bucket"),
+                ("S3_REGION", "region"),
+                ("S3_ENDPOINT", "endpoint"),
+                ("S3_FORCE_PATH_STYLE", "forcePathStyle"),
+                ("S3_ACCESS_KEY_ID", "accessKeyId"),
+                ("S3_SECRET_ACCESS_KEY", "secretAccessKey"),
+            ] {
+                env.push(secret_env(var, &secret, key));
+            }
+            // S3 answers HTTPS on 443.
+            egress.push(self.egress_to(
+                bucket.backend,
+                ComponentKind::Bucket,
+                &bucket.name,
+                crate::api::OPENSEARCH_SERVICE_PORT,
+            ));
         }
         if !svc.topics.is_empty() {
             env.push(secret_env(

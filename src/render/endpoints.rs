@@ -45,6 +45,9 @@ pub fn annotate_store_endpoints(
         if service.search {
             uses(ComponentKind::Search, "search");
         }
+        for bucket in &service.buckets {
+            uses(ComponentKind::Bucket, bucket);
+        }
         if used.is_empty() {
             continue;
         }

@@ -30,7 +30,7 @@ static EMBEDDED: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/templates");
 
 /// Folders rendered once per component of their kind, plus `platform/` once per platform.
 const COMPONENT_FOLDERS: &[&str] = &[
-    "platform", "postgres", "redis", "kafka", "search", "service", "gateway",
+    "platform", "postgres", "redis", "kafka", "search", "bucket", "service", "gateway",
 ];
 
 /// Why rendering failed.
@@ -349,6 +349,15 @@ impl Renderer {
                 data["username"] = Value::from(OPENSEARCH_MASTER_USERNAME);
                 data["password"] = Value::from(secrets.value(&secret_name, "password"));
             }
+            ComponentKind::Bucket => {
+                // `s3.{region}.amazonaws.com:443`: the regional endpoint and its region.
+                let region = host
+                    .strip_prefix("s3.")
+                    .and_then(|h| h.strip_suffix(".amazonaws.com"))
+                    .unwrap_or_default();
+                data["endpoint"] = Value::from(format!("https://{host}"));
+                data["region"] = Value::from(region);
+            }
             ComponentKind::Gateway | ComponentKind::Service => {
                 return Err(Error::Spec(format!(
                     "{} is not a data store",
@@ -439,8 +448,11 @@ fn aws_note(kind: ComponentKind) -> String {
             "Amazon ElastiCache replication group, provisioned by the AWS reconciler".into()
         }
         ComponentKind::Kafka => "Amazon MSK cluster, provisioned by the AWS reconciler".into(),
-        // Refused by validation: search runs in the cluster only.
-        ComponentKind::Search | ComponentKind::Gateway | ComponentKind::Service => String::new(),
+        ComponentKind::Search => {
+            "Amazon OpenSearch Service domain, provisioned by the AWS reconciler".into()
+        }
+        ComponentKind::Bucket => "Amazon S3 bucket, provisioned by the AWS reconciler".into(),
+        ComponentKind::Gateway | ComponentKind::Service => String::new(),
     }
 }
 

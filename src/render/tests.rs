@@ -18,6 +18,7 @@ fn example(name: &str) -> PantheraPlatform {
     load_str(name, &text).unwrap()
 }
 
+mod buckets;
 mod search;
 
 /// The shop with a search engine, and the catalog searching through it.

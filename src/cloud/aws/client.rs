@@ -38,6 +38,7 @@ pub(super) struct Clients {
     pub(super) elasticache: aws_sdk_elasticache::Client,
     pub(super) kafka: aws_sdk_kafka::Client,
     pub(super) opensearch: aws_sdk_opensearch::Client,
+    pub(super) s3: aws_sdk_s3::Client,
     pub(super) secrets: aws_sdk_secretsmanager::Client,
 }
 
@@ -49,7 +50,7 @@ struct Inner {
     write_log: Mutex<Vec<String>>,
 }
 
-/// Clients for RDS, ElastiCache, MSK, OpenSearch Service and Secrets Manager, with counters of the calls made (every
+/// Clients for RDS, ElastiCache, MSK, OpenSearch Service, S3 and Secrets Manager, with counters of the calls made (every
 /// mutating call is counted: a re-apply of an unchanged platform makes none). Cheap to clone.
 #[derive(Clone)]
 pub struct Aws {
@@ -153,6 +154,13 @@ impl Aws {
                     elasticache: aws_sdk_elasticache::Client::new(&config),
                     kafka: aws_sdk_kafka::Client::new(&config),
                     opensearch: aws_sdk_opensearch::Client::new(&config),
+                    // A custom endpoint (an S3-compatible server, a test double) has no bucket
+                    // subdomains: buckets go in the path there.
+                    s3: aws_sdk_s3::Client::from_conf(
+                        aws_sdk_s3::config::Builder::from(&config)
+                            .force_path_style(config.endpoint_url().is_some())
+                            .build(),
+                    ),
                     secrets: aws_sdk_secretsmanager::Client::new(&config),
                 })
             })
@@ -223,6 +231,7 @@ impl Ctx<'_> {
             Service::ElastiCache => Api::ElastiCache(&clients.elasticache),
             Service::Msk => Api::Msk(&clients.kafka),
             Service::OpenSearch => Api::OpenSearch(&clients.opensearch),
+            Service::S3 => Api::S3(&clients.s3),
         }
     }
 

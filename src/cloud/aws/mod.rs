@@ -1,6 +1,6 @@
 //! Data stores as AWS managed services: PostgreSQL on RDS, Redis on ElastiCache (replication
-//! group), Kafka on MSK (provisioned), search on OpenSearch Service (a VPC domain), master
-//! credentials in Secrets Manager.
+//! group), Kafka on MSK (provisioned), search on OpenSearch Service (a VPC domain), buckets on
+//! S3, master credentials in Secrets Manager.
 //!
 //! Every store is reconciled the same way: describe, create when missing, modify what differs
 //! (classified in [`model`]), report `creating` / `modifying` / `available` with the ARN and the
@@ -19,6 +19,7 @@ mod opensearch;
 mod rds;
 mod reconcile;
 mod restore;
+mod s3;
 mod secrets;
 mod service;
 mod teardown;

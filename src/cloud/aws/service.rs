@@ -146,6 +146,7 @@ pub(super) enum Api<'a> {
     ElastiCache(&'a aws_sdk_elasticache::Client),
     Msk(&'a aws_sdk_kafka::Client),
     OpenSearch(&'a aws_sdk_opensearch::Client),
+    S3(&'a aws_sdk_s3::Client),
 }
 
 /// `$call` on whichever client `$api` holds, bound to `$client`.
@@ -156,6 +157,7 @@ macro_rules! each {
             Api::ElastiCache($client) => $call,
             Api::Msk($client) => $call,
             Api::OpenSearch($client) => $call,
+            Api::S3($client) => $call,
         }
     };
 }

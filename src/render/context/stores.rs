@@ -315,3 +315,31 @@ pub(super) fn topics_script(kafka: &KafkaSpec, bootstrap: &str) -> String {
     }
     script
 }
+
+impl ContextBuilder<'_> {
+    /// A bucket: on AWS only its connection Secret, which the engine writes once the bucket
+    /// exists (the endpoint and region come from AWS). The services reach S3 with their own AWS
+    /// identity (IRSA), so the keys are empty: the SDKs then use the standard credentials chain.
+    pub(super) fn bucket(&self, bucket: &BucketSpec) -> ComponentContext {
+        let (platform, namespace) = (&self.names.platform, &self.names.namespace);
+        let values = json!({
+            "name": format!("{platform}-bucket-{}", bucket.name),
+            "labels": self.labels(Some((ComponentKind::Bucket, &bucket.name, &bucket.name, "bucket"))),
+            "deletionPolicy": bucket.deletion_policy,
+            "secret": {
+                "name": self.names.bucket_secret(&bucket.name),
+                "data": {
+                    "bucket": bucket.bucket_name(platform, namespace),
+                    "region": "", "endpoint": "", "forcePathStyle": "false",
+                    "accessKeyId": "", "secretAccessKey": "",
+                },
+            },
+        });
+        ComponentContext::new(
+            ComponentKind::Bucket,
+            bucket.name.clone(),
+            bucket.backend,
+            values,
+        )
+    }
+}

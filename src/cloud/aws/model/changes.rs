@@ -174,6 +174,42 @@ pub fn differences(store: &Store, network: &Network, observed: &Observed) -> Vec
         (Settings::Search(want), Some(Settings::Search(has))) => {
             search_differences(want, has, &mut push);
         }
+        // Every bucket setting changes online, one call each.
+        (Settings::Bucket(want), Some(Settings::Bucket(has))) => {
+            let on = |b: bool| if b { "on" } else { "off" };
+            let origins = |o: &[String]| format!("[{}]", o.join(", "));
+            push(
+                "publicAccessBlock",
+                &on(has.public_access_blocked),
+                &on(want.public_access_blocked),
+                Class::InPlace,
+            );
+            push(
+                "encryption",
+                &has.encryption(),
+                &want.encryption(),
+                Class::InPlace,
+            );
+            push(
+                "versioning",
+                &on(has.versioning),
+                &on(want.versioning),
+                Class::InPlace,
+            );
+            push("lifecycle", &has.lifecycle, &want.lifecycle, Class::InPlace);
+            push(
+                "corsOrigins",
+                &origins(&has.cors_origins),
+                &origins(&want.cors_origins),
+                Class::InPlace,
+            );
+            push(
+                "tlsOnly",
+                &on(has.tls_only),
+                &on(want.tls_only),
+                Class::InPlace,
+            );
+        }
         (Settings::Kafka(want), Some(Settings::Kafka(has))) => {
             compare!(has -> want:
                 "instanceType" instance_type => Class::InPlace,

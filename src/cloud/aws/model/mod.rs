@@ -24,9 +24,9 @@ use crate::api::{
 pub use changes::{Action, Class, Difference, Planned, differences, plan};
 pub use ownership::{
     Owner, PANTHERA_TAGS, TAG_COMPONENT, TAG_DELETION_POLICY, TAG_DELETION_REQUESTED,
-    TAG_FINAL_SNAPSHOT, TAG_MANAGED_BY, TAG_NAMESPACE, TAG_PLATFORM, TAG_RESTORED_FROM,
-    TAG_SUPERSEDED_BY, Tags, final_snapshot_id, owner_of, panthera_tags_on, password_for,
-    policy_of, secret_name, tags, tags_to_add,
+    TAG_EMPTY_ON_DELETE, TAG_FINAL_SNAPSHOT, TAG_MANAGED_BY, TAG_NAMESPACE, TAG_PLATFORM,
+    TAG_RESTORED_FROM, TAG_SUPERSEDED_BY, Tags, final_snapshot_id, owner_of, panthera_tags_on,
+    password_for, policy_of, secret_name, tags, tags_to_add,
 };
 pub use status::{Phase, is_deleting, phase, progress};
 
@@ -50,11 +50,18 @@ pub enum Service {
     ElastiCache,
     Msk,
     OpenSearch,
+    S3,
 }
 
 impl Service {
     /// Every service, in the order teardown goes through them.
-    pub const ALL: [Self; 4] = [Self::Rds, Self::ElastiCache, Self::Msk, Self::OpenSearch];
+    pub const ALL: [Self; 5] = [
+        Self::Rds,
+        Self::ElastiCache,
+        Self::Msk,
+        Self::OpenSearch,
+        Self::S3,
+    ];
 
     /// The longest identifier the service takes (RDS 63, ElastiCache 40, MSK 64, OpenSearch
     /// Service 28 characters).
@@ -64,6 +71,7 @@ impl Service {
             Self::ElastiCache => 40,
             Self::Msk => 64,
             Self::OpenSearch => 28,
+            Self::S3 => 63,
         }
     }
 
@@ -81,6 +89,7 @@ impl Service {
             Self::ElastiCache => "ElastiCache replication group",
             Self::Msk => "MSK cluster",
             Self::OpenSearch => "OpenSearch Service domain",
+            Self::S3 => "S3 bucket",
         }
     }
 
@@ -90,6 +99,7 @@ impl Service {
             Self::ElastiCache => ComponentKind::Redis,
             Self::Msk => ComponentKind::Kafka,
             Self::OpenSearch => ComponentKind::Search,
+            Self::S3 => ComponentKind::Bucket,
         }
     }
 }
@@ -101,6 +111,7 @@ pub enum Settings {
     Redis(RedisSettings),
     Kafka(KafkaSettings),
     Search(SearchSettings),
+    Bucket(BucketSettings),
 }
 
 /// An RDS instance.
@@ -144,6 +155,67 @@ pub struct SearchSettings {
     /// EBS volume of each data node.
     pub storage_gib: i32,
     pub security: DomainSecurity,
+}
+
+/// An S3 bucket.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BucketSettings {
+    pub versioning: bool,
+    /// Default encryption is set.
+    pub encrypted: bool,
+    /// SSE-KMS with this key; `None`: SSE-S3.
+    pub kms_key: Option<String>,
+    /// Block Public Access, all four switches.
+    pub public_access_blocked: bool,
+    /// The bucket policy denies every request not made over TLS.
+    pub tls_only: bool,
+    pub lifecycle: BucketLifecycle,
+    /// CORS: origins browsers may upload from (`GET`, `PUT`, `POST`, `HEAD`).
+    pub cors_origins: Vec<String>,
+}
+
+/// The lifecycle rules Panthera writes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BucketLifecycle {
+    /// 0: no rule.
+    pub noncurrent_days: i32,
+    /// 0: no rule.
+    pub abort_uploads_days: i32,
+    /// `(days, storage class)`.
+    pub transitions: Vec<(i32, String)>,
+}
+
+impl BucketSettings {
+    /// `SSE-S3`, `SSE-KMS <key>` or `none`.
+    pub fn encryption(&self) -> String {
+        match (&self.kms_key, self.encrypted) {
+            (_, false) => "none".to_string(),
+            (Some(key), true) => format!("SSE-KMS {key}"),
+            (None, true) => "SSE-S3".to_string(),
+        }
+    }
+}
+
+impl fmt::Display for BucketLifecycle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts = Vec::new();
+        if self.noncurrent_days > 0 {
+            parts.push(format!("old versions {} days", self.noncurrent_days));
+        }
+        if self.abort_uploads_days > 0 {
+            parts.push(format!(
+                "unfinished uploads {} days",
+                self.abort_uploads_days
+            ));
+        }
+        for (days, class) in &self.transitions {
+            parts.push(format!("{class} after {days} days"));
+        }
+        if parts.is_empty() {
+            return f.write_str("none");
+        }
+        f.write_str(&parts.join(", "))
+    }
 }
 
 /// Dedicated master nodes.
@@ -241,6 +313,7 @@ impl Settings {
             Self::Redis(_) => Service::ElastiCache,
             Self::Kafka(_) => Service::Msk,
             Self::Search(_) => Service::OpenSearch,
+            Self::Bucket(_) => Service::S3,
         }
     }
 }
@@ -294,6 +367,13 @@ impl fmt::Display for Settings {
                 }
                 f.write_str(", encrypted, HTTPS only, fine-grained access control")
             }
+            Self::Bucket(bucket) => write!(
+                f,
+                "{}, versioning {}, lifecycle: {}, public access blocked, TLS only",
+                bucket.encryption(),
+                if bucket.versioning { "on" } else { "off" },
+                bucket.lifecycle
+            ),
         }
     }
 }
@@ -317,6 +397,9 @@ pub struct Store {
     pub username: String,
     /// The KMS key of MSK's SCRAM secret.
     pub kms_key: Option<String>,
+    /// A bucket's objects are deleted with it (`emptyOnDelete`), recorded in a tag so destroy
+    /// needs no spec.
+    pub empty_on_delete: bool,
 }
 
 impl Store {
@@ -325,6 +408,8 @@ impl Store {
     pub fn has_password(&self) -> bool {
         match &self.settings {
             Settings::Kafka(KafkaSettings { access, .. }) => *access == MskAccess::Scram,
+            // The services reach a bucket with their own AWS identity (IRSA), not a password.
+            Settings::Bucket(_) => false,
             _ => true,
         }
     }
@@ -403,6 +488,7 @@ pub fn stores(platform: &PantheraPlatform) -> Vec<Store> {
             settings,
             username: String::new(),
             kms_key: None,
+            empty_on_delete: false,
         }
     };
     let mut out = Vec::new();
@@ -490,30 +576,53 @@ pub fn stores(platform: &PantheraPlatform) -> Vec<Store> {
             )
         });
     }
+    let cors_default = spec
+        .gateway
+        .as_ref()
+        .and_then(|g| g.cors.as_ref())
+        .map(|c| c.allowed_origins.clone())
+        .unwrap_or_default();
+    for bucket in spec.buckets.iter().filter(|b| b.backend == Backend::Aws) {
+        let settings = Settings::Bucket(BucketSettings {
+            versioning: bucket.versioning,
+            encrypted: true,
+            kms_key: bucket.kms_key_id.clone(),
+            public_access_blocked: true,
+            tls_only: true,
+            lifecycle: BucketLifecycle {
+                noncurrent_days: bucket.lifecycle.noncurrent_version_expiration_days,
+                abort_uploads_days: bucket.lifecycle.abort_incomplete_uploads_days,
+                transitions: bucket
+                    .lifecycle
+                    .transitions
+                    .iter()
+                    .map(|t| (t.days, t.storage_class.clone()))
+                    .collect(),
+            },
+            cors_origins: bucket
+                .cors_origins
+                .clone()
+                .unwrap_or_else(|| cors_default.clone()),
+        });
+        let identifier = bucket.bucket_name(&owner.platform, &owner.namespace);
+        let adopt = bucket.existing_identifier.is_some();
+        out.push(Store {
+            component: format!("bucket/{}", bucket.name),
+            name: bucket.name.clone(),
+            service: Service::S3,
+            identifier,
+            adopt,
+            deletion_policy: bucket.deletion_policy,
+            settings,
+            username: String::new(),
+            kms_key: None,
+            empty_on_delete: bucket.empty_on_delete,
+        });
+    }
     out
 }
 
-/// An AWS identifier from `raw`: lowercase letters, digits and single hyphens, starting with a
-/// letter, at most `max` characters, not ending with a hyphen (the strictest of RDS, ElastiCache
-/// and MSK's rules; OpenSearch Service's are the same).
-pub fn identifier(raw: &str, max: usize) -> String {
-    let mut out = String::new();
-    for c in raw.chars().map(|c| c.to_ascii_lowercase()) {
-        let c = if c.is_ascii_alphanumeric() { c } else { '-' };
-        if c == '-' && (out.is_empty() || out.ends_with('-')) {
-            continue;
-        }
-        if out.is_empty() && !c.is_ascii_alphabetic() {
-            out.push('p');
-        }
-        out.push(c);
-    }
-    out.truncate(max);
-    while out.ends_with('-') {
-        out.pop();
-    }
-    out
-}
+pub use crate::api::aws_identifier as identifier;
 
 /// A storage size of the spec (`20Gi`, `1Ti`, `512Mi`) in whole GiB, rounded up.
 pub fn storage_gib(size: &str) -> i32 {

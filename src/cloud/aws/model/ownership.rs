@@ -26,6 +26,8 @@ pub const TAG_FINAL_SNAPSHOT: &str = "panthera.dev/final-snapshot";
 pub const TAG_SUPERSEDED_BY: &str = "panthera.dev/superseded-by";
 /// On a restored instance: the instance it was restored from.
 pub const TAG_RESTORED_FROM: &str = "panthera.dev/restored-from";
+/// On a bucket whose objects destroy deletes with it (`emptyOnDelete`).
+pub const TAG_EMPTY_ON_DELETE: &str = "panthera.dev/empty-on-delete";
 /// Every tag Panthera sets; Retain removes them all, so the resource is no longer Panthera's.
 pub const PANTHERA_TAGS: &[&str] = &[
     TAG_PLATFORM,
@@ -37,6 +39,7 @@ pub const PANTHERA_TAGS: &[&str] = &[
     TAG_FINAL_SNAPSHOT,
     TAG_SUPERSEDED_BY,
     TAG_RESTORED_FROM,
+    TAG_EMPTY_ON_DELETE,
 ];
 
 /// Tags as Panthera handles them, whatever shape each SDK gives them.
@@ -83,13 +86,17 @@ pub fn tags(owner: &Owner, store: &Store) -> BTreeMap<String, String> {
         DeletionPolicy::Retain => "Retain",
         DeletionPolicy::Delete => "Delete",
     };
-    BTreeMap::from([
+    let mut tags = BTreeMap::from([
         (TAG_PLATFORM.to_string(), owner.platform.clone()),
         (TAG_NAMESPACE.to_string(), owner.namespace.clone()),
         (TAG_COMPONENT.to_string(), store.component.clone()),
         (TAG_DELETION_POLICY.to_string(), policy.to_string()),
         (TAG_MANAGED_BY.to_string(), crate::api::MANAGER.to_string()),
-    ])
+    ]);
+    if store.empty_on_delete {
+        tags.insert(TAG_EMPTY_ON_DELETE.to_string(), "true".to_string());
+    }
+    tags
 }
 
 /// Deletion policy recorded in a resource's tags (Snapshot when missing: the safe default).

@@ -52,6 +52,11 @@ pub fn phase(service: Service, status: &str) -> Phase {
             "deleting" => Phase::Deleting,
             _ => Phase::Other,
         },
+        // A bucket exists or does not: describe says `available` once HeadBucket finds it.
+        Service::S3 => match s.as_str() {
+            "available" => Phase::Available,
+            _ => Phase::Other,
+        },
         Service::Msk => match s.as_str() {
             "active" => Phase::Available,
             "creating" => Phase::Creating,
