@@ -8,6 +8,7 @@ pub mod app;
 pub mod cache;
 pub mod config;
 pub mod events;
+pub mod images;
 pub mod model;
 pub mod openapi;
 pub mod routes;

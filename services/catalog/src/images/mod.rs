@@ -1,0 +1,3 @@
+//! Product images in S3-compatible object storage.
+
+pub mod post_policy;
