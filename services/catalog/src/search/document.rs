@@ -141,7 +141,7 @@ pub fn bulk_lines<'a>(events: impl IntoIterator<Item = &'a ProductEvent>) -> Str
 
 /// Settings and mapping of a new index; `refresh_interval` is `-1` while a rebuild loads it.
 pub fn index_body(refresh_interval: &str) -> Value {
-    json!({
+    let mut body = json!({
         "settings": {
             "index": {
                 // A catalog fits one shard; a replica wherever there is a second node.
@@ -191,6 +191,24 @@ pub fn index_body(refresh_interval: &str) -> Value {
                 "updated_at": {"type": "date"}
             }
         }
+    });
+    if let Some(properties) = body["mappings"]["properties"].as_object_mut()
+        && let Value::Object(added) = added_properties()
+    {
+        properties.extend(added);
+    }
+    body
+}
+
+/// Fields added to this version of the mapping after indices with it were made. New fields are
+/// a compatible change: rather than a new `MAPPING_VERSION` and a rebuild, the catalog adds them
+/// to the index behind the alias at start (`PUT _mapping`, a no-op once they are there), before
+/// the indexer writes a document that has them (the mapping is strict: without this, every
+/// write of such a document would fail and the indexer would retry it forever).
+pub fn added_properties() -> Value {
+    json!({
+        // Handed back with the hit, never searched: kept in `_source` only.
+        "image_key": {"type": "keyword", "index": false, "doc_values": false}
     })
 }
 
@@ -278,6 +296,29 @@ mod tests {
             lines[3],
             json!({"id": product.id, "version": 4, "deleted": true})
         );
+    }
+
+    #[test]
+    fn the_mapping_has_every_field_a_document_writes() {
+        let body = index_body(REFRESH_INTERVAL);
+        let properties = body["mappings"]["properties"].as_object().unwrap();
+        let event = ProductEvent {
+            product_id: Uuid::new_v4(),
+            version: 1,
+            product: Some(product()),
+            category: Some(CategoryRef {
+                id: Uuid::new_v4(),
+                slug: "s".to_owned(),
+                name: "n".to_owned(),
+            }),
+        };
+        let document = json!(Document::from_event(&event));
+        for field in document.as_object().unwrap().keys() {
+            assert!(properties.contains_key(field), "{field} is mapped");
+        }
+        for field in added_properties().as_object().unwrap().keys() {
+            assert_eq!(properties[field], added_properties()[field]);
+        }
     }
 
     #[test]
