@@ -54,6 +54,8 @@ pub struct Document {
     pub created_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub updated_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_key: Option<String>,
 }
 
 impl Document {
@@ -76,6 +78,7 @@ impl Document {
             in_stock: None,
             created_at: None,
             updated_at: None,
+            image_key: None,
         };
         if let Some(product) = &event.product {
             let category = event.category.as_ref();
@@ -93,6 +96,7 @@ impl Document {
             document.in_stock = Some(product.stock.available > 0);
             document.created_at = Some(product.created_at);
             document.updated_at = Some(product.updated_at);
+            document.image_key.clone_from(&product.image_key);
         }
         document
     }
@@ -116,6 +120,8 @@ impl Document {
             },
             created_at: self.created_at?,
             updated_at: self.updated_at?,
+            image_key: self.image_key,
+            image_url: None,
         })
     }
 }
@@ -254,6 +260,8 @@ mod tests {
             },
             created_at: Utc::now(),
             updated_at: Utc::now(),
+            image_key: Some("products/p/i".to_owned()),
+            image_url: None,
         }
     }
 
@@ -273,6 +281,7 @@ mod tests {
         let document = Document::from_event(&event);
         assert_eq!(document.in_stock, Some(false));
         assert_eq!(document.category_slug.as_deref(), Some("keyboards"));
+        assert_eq!(document.image_key.as_deref(), Some("products/p/i"));
         assert_eq!(document.clone().into_product(), Some(product.clone()));
 
         let deleted = ProductEvent {
