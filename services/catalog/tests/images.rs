@@ -34,6 +34,9 @@ async fn start(
     all.push(("IMAGE_MAX_BYTES", &max));
     all.extend_from_slice(extra);
     catalog.start_now(&all).await;
+    // The index the catalog builds at start, before any test step (and before `finish`, which
+    // would otherwise race its creation and leave it behind).
+    catalog.wait_for_alias().await;
     Some((catalog, bucket))
 }
 
@@ -316,6 +319,7 @@ async fn without_a_bucket_products_have_no_images_and_uploads_are_unavailable() 
     let Some(catalog) = Catalog::start("catalog_no_images").await else {
         return;
     };
+    catalog.wait_for_alias().await;
     let product = catalog
         .product(json!({"sku": "IMG-0", "name": "Plain", "priceCents": 100}))
         .await;
