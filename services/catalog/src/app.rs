@@ -18,6 +18,7 @@ use panthera_kit::outbox::Relay;
 use crate::cache::{Cache, CacheSetupError};
 use crate::config::{Command, Config};
 use crate::events::ProductEvents;
+use crate::images::{self, Images};
 use crate::search::Search;
 use crate::search::client::SetupError;
 use crate::search::indexer::Indexer;
@@ -36,16 +37,19 @@ pub struct AppState {
     pub events: ProductEvents,
     /// OpenSearch, when wired; searches use PostgreSQL without it.
     pub search: Option<Search>,
+    /// The bucket of product images, when wired; products have no images without it.
+    pub images: Option<Images>,
 }
 
 impl AppState {
-    /// Without product events and without OpenSearch.
+    /// Without product events, OpenSearch and images.
     pub fn new(pool: PgPool, cache: Cache) -> Self {
         Self {
             pool,
             cache,
             events: ProductEvents::disabled(),
             search: None,
+            images: None,
         }
     }
 }
@@ -75,6 +79,8 @@ pub enum RunError {
     Cache(#[from] CacheSetupError),
     #[error("configuring OpenSearch")]
     Search(#[from] SetupError),
+    #[error("configuring product images")]
+    Images(#[from] images::SetupError),
     #[error("reindex needs SEARCH_ENDPOINT")]
     NoSearch,
     #[error("reindex needs KAFKA_BROKERS, to replay the writes made during the rebuild")]
@@ -128,7 +134,19 @@ async fn run_reindex(config: Config) -> Result<(), RunError> {
 async fn serve(config: Config) -> Result<(), RunError> {
     let common = &config.common;
     let search = Search::from_config(&config.search)?;
+    let images = Images::from_config(&config.images).await?;
     let mut service = Service::start(common, SERVICE, &MIGRATOR).await?;
+    match &images {
+        Some(images) => tracing::info!(
+            bucket = images.bucket(),
+            region = images.region(),
+            upload_url = images.upload_url(),
+            cdn = images.cdn(),
+            max_bytes = images.max_bytes(),
+            "product images in object storage"
+        ),
+        None => tracing::info!("S3_BUCKET is not set; products have no images"),
+    }
     if let Some(search) = &search {
         search.metrics.register(&service.metrics);
         tracing::info!(
@@ -224,6 +242,7 @@ async fn serve(config: Config) -> Result<(), RunError> {
         cache,
         events,
         search,
+        images,
     };
     Ok(service
         .serve(common, crate::routes::router().with_state(state))

@@ -37,6 +37,9 @@ pub struct Config {
     #[command(flatten)]
     pub search: SearchConfig,
 
+    #[command(flatten)]
+    pub images: ImageConfig,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -103,6 +106,80 @@ impl SearchConfig {
         self.search_ca_file
             .as_deref()
             .filter(|p| !p.as_os_str().is_empty())
+    }
+}
+
+/// The bucket of product images; without `S3_BUCKET`, products have no images (the upload and
+/// attach routes answer 503). Empty variables count as unset, as a Secret key mapped to an empty
+/// value would give.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ImageConfig {
+    /// The bucket that holds product images (`products/{id}/{uuid}`); unset: no images.
+    #[arg(long, env = "S3_BUCKET")]
+    pub s3_bucket: Option<String>,
+
+    /// `http(s)://host:port` of an S3-compatible server (MinIO, versitygw); unset: AWS's
+    /// regional endpoint.
+    #[arg(long, env = "S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+
+    /// The bucket's region; unset: `AWS_REGION` (or `AWS_DEFAULT_REGION`, or the AWS profile's).
+    #[arg(long, env = "S3_REGION")]
+    pub s3_region: Option<String>,
+
+    /// A static access key (with `S3_SECRET_ACCESS_KEY`); unset: the standard AWS credentials
+    /// chain (environment, web identity as with IRSA, container and instance roles). It shows in
+    /// every upload form (`x-amz-credential`), as in any presigned request.
+    #[arg(long, env = "S3_ACCESS_KEY_ID")]
+    pub s3_access_key_id: Option<String>,
+
+    #[arg(long, env = "S3_SECRET_ACCESS_KEY", hide_env_values = true)]
+    pub s3_secret_access_key: Option<Secret>,
+
+    /// Address the bucket in the path (`endpoint/bucket/key`) rather than the host name
+    /// (`bucket.endpoint/key`): what S3-compatible servers on a plain host and port need.
+    #[arg(long, env = "S3_FORCE_PATH_STYLE", default_value_t = false, action = clap::ArgAction::Set)]
+    pub s3_force_path_style: bool,
+
+    /// Base URL of a CDN in front of the bucket: product reads then give
+    /// `{IMAGE_CDN_URL}/{key}` rather than a presigned GET URL.
+    #[arg(long, env = "IMAGE_CDN_URL")]
+    pub image_cdn_url: Option<String>,
+
+    /// Largest image accepted, in bytes (S3 refuses bigger uploads).
+    #[arg(long, env = "IMAGE_MAX_BYTES", default_value_t = 5 * 1024 * 1024)]
+    pub image_max_bytes: u64,
+}
+
+fn non_empty(value: Option<&str>) -> Option<&str> {
+    value.map(str::trim).filter(|v| !v.is_empty())
+}
+
+impl ImageConfig {
+    pub fn bucket(&self) -> Option<&str> {
+        non_empty(self.s3_bucket.as_deref())
+    }
+
+    pub fn endpoint(&self) -> Option<&str> {
+        non_empty(self.s3_endpoint.as_deref())
+    }
+
+    pub fn region(&self) -> Option<&str> {
+        non_empty(self.s3_region.as_deref())
+    }
+
+    pub fn access_key_id(&self) -> Option<&str> {
+        non_empty(self.s3_access_key_id.as_deref())
+    }
+
+    pub fn secret_access_key(&self) -> Option<&Secret> {
+        self.s3_secret_access_key
+            .as_ref()
+            .filter(|s| !s.expose().is_empty())
+    }
+
+    pub fn cdn_url(&self) -> Option<&str> {
+        non_empty(self.image_cdn_url.as_deref())
     }
 }
 
@@ -173,6 +250,39 @@ mod tests {
         let config = Config::try_parse_from(args).unwrap();
         assert_eq!(config.search.endpoint(), None);
         assert!(matches!(config.command, Some(Command::Reindex)));
+        assert!(!format!("{config:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn images_are_off_without_a_bucket_and_the_secret_key_stays_hidden() {
+        let base = [
+            "panthera-catalog",
+            "--database-url",
+            "postgres://db/catalog",
+        ];
+        let config = Config::try_parse_from(base).unwrap();
+        assert_eq!(config.images.bucket(), None);
+        assert_eq!(config.images.image_max_bytes, 5 * 1024 * 1024);
+        assert!(!config.images.s3_force_path_style);
+
+        let mut args = base.to_vec();
+        args.extend([
+            "--s3-bucket",
+            "shop-images",
+            "--s3-endpoint",
+            " ",
+            "--s3-secret-access-key",
+            "hunter2",
+            "--s3-force-path-style",
+            "true",
+            "--image-max-bytes",
+            "1024",
+        ]);
+        let config = Config::try_parse_from(args).unwrap();
+        assert_eq!(config.images.bucket(), Some("shop-images"));
+        assert_eq!(config.images.endpoint(), None);
+        assert!(config.images.s3_force_path_style);
+        assert_eq!(config.images.image_max_bytes, 1024);
         assert!(!format!("{config:?}").contains("hunter2"));
     }
 }

@@ -1,8 +1,10 @@
 //! Product events, written to the outbox in the transaction of the change and published by the
 //! kit's relay to `PRODUCT_EVENTS_TOPIC`, keyed by product id:
 //! - `product.created`, `product.changed`, `product.stock_changed`: `{productId, version, product,
-//!   category}`, the product as the API shows it and its category's `{id, slug, name}` (or null),
-//!   everything the search index needs, so the indexer never reads the database;
+//!   category}`, the product as the API shows it (with its `imageKey`; `imageUrl` is null, a URL
+//!   being made per read) and its category's `{id, slug, name}` (or null), everything the search
+//!   index needs, so the indexer never reads the database; attaching or removing an image is a
+//!   `product.changed`;
 //! - `product.deleted`: `{productId, version}`.
 //!
 //! `version` grows with every change of the product (the `version` column), and the delete's is

@@ -2,12 +2,14 @@
 //! reservations for orders, and the consumer of order events that releases or commits them.
 //! Reads of products go through a Redis cache that writes invalidate. Every product write records
 //! a product event in the outbox ([`events`]); with OpenSearch wired ([`search`]), an indexer
-//! follows those events into a search index that answers `GET /v1/products`.
+//! follows those events into a search index that answers `GET /v1/products`. With a bucket wired
+//! ([`images`]), products have images, uploaded by browsers straight to object storage.
 
 pub mod app;
 pub mod cache;
 pub mod config;
 pub mod events;
+pub mod images;
 pub mod model;
 pub mod openapi;
 pub mod routes;

@@ -1,5 +1,7 @@
 //! Resources and request bodies of the catalog API, and their validation rules.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use panthera_kit::FieldError;
 use serde::{Deserialize, Serialize};
@@ -51,6 +53,15 @@ pub struct Product {
     pub stock: Stock,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The image's object key in the bucket (`products/{id}/{uuid}`); null without an image.
+    /// `default`: cached products and product events written before images existed lack it.
+    #[serde(default)]
+    pub image_key: Option<String>,
+    /// Where to download the image: `{IMAGE_CDN_URL}/{imageKey}`, or a presigned GET URL valid
+    /// for at least an hour; null without an image (and when the catalog has no bucket). Made at
+    /// each read, so it is null in cached products and product events.
+    #[serde(default)]
+    pub image_url: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -86,6 +97,38 @@ pub struct UpdateProduct {
 pub struct SetStock {
     /// New number of available units (reserved units are not affected).
     pub available: i32,
+}
+
+/// `POST /v1/products/{id}/image-uploads`: ask for a form to upload an image with.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateImageUpload {
+    /// `image/jpeg`, `image/png` or `image/webp`; the upload must declare exactly this type.
+    pub content_type: String,
+}
+
+/// A presigned POST: send `fields` and then the file (as the form field `file`, last) as
+/// `multipart/form-data` to `url` before `expiresAt`. The storage refuses a body larger than
+/// `maxBytes` (400 `EntityTooLarge`), another Content-Type or key (403), and a late upload.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageUpload {
+    pub url: String,
+    /// `key`, `Content-Type`, `policy`, `x-amz-algorithm`, `x-amz-credential`, `x-amz-date`,
+    /// `x-amz-signature`, and `x-amz-security-token` with temporary credentials.
+    pub fields: BTreeMap<String, String>,
+    /// The object the upload creates; attach it with `PUT /v1/products/{id}/image`.
+    pub key: String,
+    pub expires_at: DateTime<Utc>,
+    pub max_bytes: u64,
+}
+
+/// `PUT /v1/products/{id}/image`: attach an uploaded image.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AttachImage {
+    /// The `key` of an upload issued for this product.
+    pub key: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
@@ -276,6 +319,21 @@ impl UpdateProduct {
             },
             errors,
         )
+    }
+}
+
+impl CreateImageUpload {
+    /// The content type, lower-cased, when it is one of `allowed`.
+    pub fn validate(self, allowed: &[&str]) -> Result<String, Vec<FieldError>> {
+        let content_type = self.content_type.trim().to_ascii_lowercase();
+        if allowed.contains(&content_type.as_str()) {
+            Ok(content_type)
+        } else {
+            Err(vec![FieldError::new(
+                "contentType",
+                format!("must be one of {}", allowed.join(", ")),
+            )])
+        }
     }
 }
 

@@ -7,7 +7,7 @@ use utoipa::OpenApi;
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Panthera Catalog API", description = "Categories, products with search (OpenSearch when wired: typos, prefixes, exact SKU; PostgreSQL full-text search otherwise) and facets, stock levels, and stock reservations for orders. Lists use the envelope {\"data\": [...], \"meta\": {\"limit\", \"offset\", \"total\"}}; errors are application/problem+json."),
+    info(title = "Panthera Catalog API", description = "Categories, products with search (OpenSearch when wired: typos, prefixes, exact SKU; PostgreSQL full-text search otherwise) and facets, stock levels, product images (uploaded by the client straight to object storage with a presigned POST), and stock reservations for orders. Lists use the envelope {\"data\": [...], \"meta\": {\"limit\", \"offset\", \"total\"}}; errors are application/problem+json."),
     paths(
         crate::routes::list_categories,
         crate::routes::create_category,
@@ -18,6 +18,9 @@ use utoipa::OpenApi;
         crate::routes::update_product,
         crate::routes::delete_product,
         crate::routes::set_stock,
+        crate::routes::create_image_upload,
+        crate::routes::attach_image,
+        crate::routes::detach_image,
         crate::routes::create_reservation,
         crate::routes::get_reservation,
         crate::routes::release_reservation,

@@ -1,6 +1,8 @@
-//! HTTP handlers: categories, products (search, stock) and reservations.
+//! HTTP handlers: categories, products (search, stock, images) and reservations.
 //!
-//! Product reads answer with `x-cache: hit|miss` so operators can see the cache work.
+//! Product reads answer with `x-cache: hit|miss` so operators can see the cache work. Products
+//! are cached and indexed with their image's key only; its URL is made at each answer
+//! ([`with_image_urls`]), as presigned URLs expire.
 
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -13,9 +15,11 @@ use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::events::{PRODUCT_CHANGED, PRODUCT_CREATED, PRODUCT_STOCK_CHANGED};
+use crate::images::{self, Images};
 use crate::model::{
-    Category, CreateCategory, CreateProduct, CreateReservation, PageQuery, Product, ProductPage,
-    ProductQuery, Reservation, SetStock, UpdateProduct,
+    AttachImage, Category, CreateCategory, CreateImageUpload, CreateProduct, CreateReservation,
+    ImageUpload, PageQuery, Product, ProductPage, ProductQuery, Reservation, SetStock,
+    UpdateProduct,
 };
 use crate::search::client::SearchError;
 use crate::stock::{self, Settlement, StockError};
@@ -33,6 +37,11 @@ pub fn router() -> Router<AppState> {
                 .delete(delete_product),
         )
         .route("/v1/products/{id}/stock", put(set_stock))
+        .route("/v1/products/{id}/image-uploads", post(create_image_upload))
+        .route(
+            "/v1/products/{id}/image",
+            put(attach_image).delete(detach_image),
+        )
         .route("/v1/reservations", post(create_reservation))
         .route(
             "/v1/reservations/{order_id}",
@@ -51,6 +60,24 @@ fn with_cache_header(mut response: Response, hit: bool) -> Response {
         HeaderValue::from_static(if hit { "hit" } else { "miss" }),
     );
     response
+}
+
+/// Sets the `imageUrl` of the products that have an image (nothing without a bucket).
+async fn with_image_urls(state: &AppState, products: &mut [Product]) {
+    if let Some(images) = &state.images {
+        images.fill_urls(products).await;
+    }
+}
+
+async fn with_image_url(state: &AppState, mut product: Product) -> Product {
+    with_image_urls(state, std::slice::from_mut(&mut product)).await;
+    product
+}
+
+fn images_of(state: &AppState) -> Result<&Images, ApiError> {
+    state.images.as_ref().ok_or_else(|| {
+        ApiError::Unavailable("product images are off: S3_BUCKET is not set".to_owned())
+    })
 }
 
 /// Which backend answered a search: `opensearch` or `postgres`.
@@ -154,8 +181,9 @@ pub async fn search_products(
     // cache's invalidation happens at the write, before the index has it.
     if let Some(search) = &state.search {
         match search.products(&normalized, page).await {
-            Ok(result) => {
+            Ok(mut result) => {
                 search.count_search("opensearch");
+                with_image_urls(&state, &mut result.data).await;
                 return Ok(with_backend(Json(result).into_response(), "opensearch"));
             }
             Err(error) => {
@@ -169,8 +197,9 @@ pub async fn search_products(
     }
     let key = state.cache.search_key(&normalized).await;
     if let Some(key) = &key
-        && let Some(cached) = state.cache.get::<ProductPage>(key).await
+        && let Some(mut cached) = state.cache.get::<ProductPage>(key).await
     {
+        with_image_urls(&state, &mut cached.data).await;
         return Ok(with_backend(
             with_cache_header(Json(cached).into_response(), true),
             "postgres",
@@ -182,10 +211,11 @@ pub async fn search_products(
     let facets = store::search_facets(&state.pool, &normalized)
         .await
         .or_internal("counting search facets")?;
-    let result = ProductPage::new(products, page, total, facets);
+    let mut result = ProductPage::new(products, page, total, facets);
     if let Some(key) = &key {
         state.cache.put(key, &result).await;
     }
+    with_image_urls(&state, &mut result.data).await;
     if let Some(search) = &state.search {
         search.count_search("postgres");
     }
@@ -254,6 +284,7 @@ pub async fn get_product(
 ) -> Result<Response, ApiError> {
     let key = state.cache.product_key(id);
     if let Some(product) = state.cache.get::<Product>(&key).await {
+        let product = with_image_url(&state, product).await;
         return Ok(with_cache_header(Json(product).into_response(), true));
     }
     let product = store::get_product(&state.pool, id)
@@ -261,6 +292,7 @@ pub async fn get_product(
         .or_internal("loading a product")?
         .ok_or(ApiError::NotFound("product"))?;
     state.cache.put(&key, &product).await;
+    let product = with_image_url(&state, product).await;
     Ok(with_cache_header(Json(product).into_response(), false))
 }
 
@@ -303,7 +335,7 @@ pub async fn update_product(
         .await
         .or_internal("committing a product change")?;
     state.cache.invalidate_products(&[id]).await;
-    Ok(Json(product))
+    Ok(Json(with_image_url(&state, product).await))
 }
 
 /// Delete a product that no order has reserved.
@@ -383,7 +415,138 @@ pub async fn set_stock(
         .or_internal("recording a product event")?;
     tx.commit().await.or_internal("committing a stock change")?;
     state.cache.invalidate_products(&[id]).await;
-    Ok(Json(product))
+    Ok(Json(with_image_url(&state, product).await))
+}
+
+/// Get a form to upload the product's image with, straight to object storage (a presigned POST).
+///
+/// Post `fields` and then the file, as the last field `file`, as `multipart/form-data` to `url`
+/// within 10 minutes; then attach `key` with `PUT /v1/products/{id}/image`. The storage refuses
+/// a file larger than `maxBytes` (400 `EntityTooLarge`) and any other key or Content-Type (403).
+#[utoipa::path(post, path = "/v1/products/{id}/image-uploads", tag = "products",
+    params(("id" = Uuid, Path)), request_body = CreateImageUpload,
+    responses((status = 401, description = "No authenticated caller", body = Problem, content_type = "application/problem+json"),
+              (status = 403, description = "Needs the admin role or the catalog:write scope", body = Problem, content_type = "application/problem+json"),
+              (status = 201, body = ImageUpload),
+              (status = 400, body = Problem, content_type = "application/problem+json"),
+              (status = 404, body = Problem, content_type = "application/problem+json"),
+              (status = 422, description = "Not image/jpeg, image/png or image/webp", body = Problem, content_type = "application/problem+json"),
+              (status = 503, description = "No bucket is configured (S3_BUCKET)", body = Problem, content_type = "application/problem+json")))]
+pub async fn create_image_upload(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(request): ApiJson<CreateImageUpload>,
+) -> Result<Response, ApiError> {
+    caller.require_admin_or_scope(WRITE_SCOPE)?;
+    let images = images_of(&state)?;
+    let content_type = request
+        .validate(&images::CONTENT_TYPES)
+        .map_err(ApiError::Validation)?;
+    if !store::product_exists(&state.pool, id)
+        .await
+        .or_internal("loading a product")?
+    {
+        return Err(ApiError::NotFound("product"));
+    }
+    let upload = images
+        .upload(id, &content_type)
+        .await
+        .or_internal("signing an image upload")?;
+    Ok((StatusCode::CREATED, Json(upload)).into_response())
+}
+
+/// Attach an uploaded image to the product (replacing its image, if any).
+///
+/// The key must be one issued for this product by `POST /v1/products/{id}/image-uploads`, and the
+/// object must be there, of an allowed type and size. The previous image's object, if any, stays
+/// in the bucket.
+#[utoipa::path(put, path = "/v1/products/{id}/image", tag = "products",
+    params(("id" = Uuid, Path)), request_body = AttachImage,
+    responses((status = 401, description = "No authenticated caller", body = Problem, content_type = "application/problem+json"),
+              (status = 403, description = "Needs the admin role or the catalog:write scope", body = Problem, content_type = "application/problem+json"),
+              (status = 200, body = Product),
+              (status = 400, body = Problem, content_type = "application/problem+json"),
+              (status = 404, body = Problem, content_type = "application/problem+json"),
+              (status = 422, description = "A key of another product, nothing uploaded under it, or an object of another type or size", body = Problem, content_type = "application/problem+json"),
+              (status = 503, description = "No bucket is configured (S3_BUCKET)", body = Problem, content_type = "application/problem+json")))]
+pub async fn attach_image(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(request): ApiJson<AttachImage>,
+) -> Result<Json<Product>, ApiError> {
+    caller.require_admin_or_scope(WRITE_SCOPE)?;
+    let images = images_of(&state)?;
+    if !store::product_exists(&state.pool, id)
+        .await
+        .or_internal("loading a product")?
+    {
+        return Err(ApiError::NotFound("product"));
+    }
+    let key = request.key.trim();
+    if !images::issued_for(key, id) {
+        return Err(ApiError::field(
+            "key",
+            "must be a key issued for this product by POST /v1/products/{id}/image-uploads",
+        ));
+    }
+    let object = images
+        .head(key)
+        .await
+        .or_internal("checking an uploaded image")?
+        .ok_or_else(|| ApiError::field("key", "nothing has been uploaded under this key"))?;
+    if let Some(refusal) = images.refusal(&object) {
+        return Err(ApiError::field("key", refusal));
+    }
+    let product = change_image(&state, id, Some(key)).await?;
+    Ok(Json(with_image_url(&state, product).await))
+}
+
+/// Remove the product's image. The object stays in the bucket (delete it there, or let a
+/// lifecycle rule do so); the product answers without an image at once.
+#[utoipa::path(delete, path = "/v1/products/{id}/image", tag = "products",
+    params(("id" = Uuid, Path)),
+    responses((status = 401, description = "No authenticated caller", body = Problem, content_type = "application/problem+json"),
+              (status = 403, description = "Needs the admin role or the catalog:write scope", body = Problem, content_type = "application/problem+json"),
+              (status = 200, body = Product),
+              (status = 404, body = Problem, content_type = "application/problem+json")))]
+pub async fn detach_image(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<Json<Product>, ApiError> {
+    caller.require_admin_or_scope(WRITE_SCOPE)?;
+    Ok(Json(change_image(&state, id, None).await?))
+}
+
+/// Sets or clears the image key as the other product writes change a product: a new version and
+/// a `product.changed` event in the same transaction (so the search index follows), then the
+/// cache entry dropped. Nothing changes, and nothing is recorded, when the key is already so.
+async fn change_image(state: &AppState, id: Uuid, key: Option<&str>) -> Result<Product, ApiError> {
+    let mut tx = state
+        .pool
+        .begin()
+        .await
+        .or_internal("starting a transaction")?;
+    let (product, changed) = store::set_image(&mut tx, id, key)
+        .await
+        .or_internal("changing a product's image")?
+        .ok_or(ApiError::NotFound("product"))?;
+    if changed {
+        state
+            .events
+            .record(&mut tx, PRODUCT_CHANGED, id)
+            .await
+            .or_internal("recording a product event")?;
+    }
+    tx.commit()
+        .await
+        .or_internal("committing a product's image")?;
+    if changed {
+        state.cache.invalidate_products(&[id]).await;
+    }
+    Ok(product)
 }
 
 /// Hold stock for an order: all items or none. Repeating the same request returns the existing

@@ -13,7 +13,7 @@ use crate::model::{
 use crate::search::query::PRICE_RANGES;
 
 pub const PRODUCT_COLUMNS: &str = "id, sku, name, description, category_id, price_cents, currency, \
-     stock_available, stock_reserved, created_at, updated_at";
+     stock_available, stock_reserved, created_at, updated_at, image_key";
 const CATEGORY_COLUMNS: &str = "id, name, slug, created_at, updated_at";
 
 #[derive(sqlx::FromRow)]
@@ -29,6 +29,7 @@ pub struct ProductRow {
     stock_reserved: i32,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    image_key: Option<String>,
 }
 
 impl From<ProductRow> for Product {
@@ -47,6 +48,9 @@ impl From<ProductRow> for Product {
             },
             created_at: row.created_at,
             updated_at: row.updated_at,
+            image_key: row.image_key,
+            // A URL is made per read (routes), never stored.
+            image_url: None,
         }
     }
 }
@@ -293,6 +297,41 @@ pub async fn set_stock(
     Ok(Some(row.into()))
 }
 
+pub async fn product_exists(pool: &PgPool, id: Uuid) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM products WHERE id = $1)")
+        .bind(id)
+        .fetch_one(pool)
+        .await
+}
+
+/// Sets (or with `None` clears) the product's image key. Returns the product and whether it
+/// changed (the version is bumped only then); `None` for an unknown product.
+pub async fn set_image(
+    conn: &mut PgConnection,
+    id: Uuid,
+    key: Option<&str>,
+) -> Result<Option<(Product, bool)>, sqlx::Error> {
+    let changed: Option<ProductRow> = sqlx::query_as(&format!(
+        "UPDATE products SET image_key = $2, updated_at = now(), version = version + 1 \
+         WHERE id = $1 AND image_key IS DISTINCT FROM $2 RETURNING {PRODUCT_COLUMNS}"
+    ))
+    .bind(id)
+    .bind(key)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(row) = changed {
+        return Ok(Some((row.into(), true)));
+    }
+    // Unknown, or already so: nothing to record.
+    let row: Option<ProductRow> = sqlx::query_as(&format!(
+        "SELECT {PRODUCT_COLUMNS} FROM products WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(row.map(|row| (row.into(), false)))
+}
+
 /// Deletes a product that no reservation refers to and returns its last version; `Err` with a
 /// foreign-key violation when reservations refer to it.
 pub async fn delete_product(conn: &mut PgConnection, id: Uuid) -> Result<Option<i64>, sqlx::Error> {
@@ -304,8 +343,8 @@ pub async fn delete_product(conn: &mut PgConnection, id: Uuid) -> Result<Option<
 
 /// The product columns, qualified, with its version and its category's slug and name.
 const EVENT_COLUMNS: &str = "p.id, p.sku, p.name, p.description, p.category_id, p.price_cents, \
-     p.currency, p.stock_available, p.stock_reserved, p.created_at, p.updated_at, p.version, \
-     c.slug AS category_slug, c.name AS category_name";
+     p.currency, p.stock_available, p.stock_reserved, p.created_at, p.updated_at, p.image_key, \
+     p.version, c.slug AS category_slug, c.name AS category_name";
 
 #[derive(sqlx::FromRow)]
 struct EventRow {

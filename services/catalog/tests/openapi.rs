@@ -16,6 +16,8 @@ fn committed_openapi_matches_the_code() {
         "/v1/products",
         "/v1/products/{id}",
         "/v1/products/{id}/stock",
+        "/v1/products/{id}/image-uploads",
+        "/v1/products/{id}/image",
         "/v1/categories",
         "/v1/reservations",
         "/v1/reservations/{order_id}",

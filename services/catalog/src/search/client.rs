@@ -313,6 +313,18 @@ impl SearchClient {
         .map(|_| ())
     }
 
+    /// `PUT {target}/_mapping`: adds fields to the mapping of the index (or the indices behind
+    /// the alias) `target`; fields already mapped the same way are accepted as they are.
+    pub async fn put_mapping(&self, target: &str, mapping: &Value) -> Result<()> {
+        self.call(
+            &format!("adding fields to the mapping of {target}"),
+            self.request(Method::PUT, &format!("{target}/_mapping"))
+                .json(mapping),
+        )
+        .await
+        .map(|_| ())
+    }
+
     pub async fn refresh(&self, index: &str) -> Result<()> {
         self.call(
             &format!("refreshing {index}"),

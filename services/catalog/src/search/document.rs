@@ -54,6 +54,8 @@ pub struct Document {
     pub created_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub updated_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_key: Option<String>,
 }
 
 impl Document {
@@ -76,6 +78,7 @@ impl Document {
             in_stock: None,
             created_at: None,
             updated_at: None,
+            image_key: None,
         };
         if let Some(product) = &event.product {
             let category = event.category.as_ref();
@@ -93,6 +96,7 @@ impl Document {
             document.in_stock = Some(product.stock.available > 0);
             document.created_at = Some(product.created_at);
             document.updated_at = Some(product.updated_at);
+            document.image_key.clone_from(&product.image_key);
         }
         document
     }
@@ -116,6 +120,8 @@ impl Document {
             },
             created_at: self.created_at?,
             updated_at: self.updated_at?,
+            image_key: self.image_key,
+            image_url: None,
         })
     }
 }
@@ -141,7 +147,7 @@ pub fn bulk_lines<'a>(events: impl IntoIterator<Item = &'a ProductEvent>) -> Str
 
 /// Settings and mapping of a new index; `refresh_interval` is `-1` while a rebuild loads it.
 pub fn index_body(refresh_interval: &str) -> Value {
-    json!({
+    let mut body = json!({
         "settings": {
             "index": {
                 // A catalog fits one shard; a replica wherever there is a second node.
@@ -191,6 +197,24 @@ pub fn index_body(refresh_interval: &str) -> Value {
                 "updated_at": {"type": "date"}
             }
         }
+    });
+    if let Some(properties) = body["mappings"]["properties"].as_object_mut()
+        && let Value::Object(added) = added_properties()
+    {
+        properties.extend(added);
+    }
+    body
+}
+
+/// Fields added to this version of the mapping after indices with it were made. New fields are
+/// a compatible change: rather than a new `MAPPING_VERSION` and a rebuild, the catalog adds them
+/// to the index behind the alias at start (`PUT _mapping`, a no-op once they are there), before
+/// the indexer writes a document that has them (the mapping is strict: without this, every
+/// write of such a document would fail and the indexer would retry it forever).
+pub fn added_properties() -> Value {
+    json!({
+        // Handed back with the hit, never searched: kept in `_source` only.
+        "image_key": {"type": "keyword", "index": false, "doc_values": false}
     })
 }
 
@@ -236,6 +260,8 @@ mod tests {
             },
             created_at: Utc::now(),
             updated_at: Utc::now(),
+            image_key: Some("products/p/i".to_owned()),
+            image_url: None,
         }
     }
 
@@ -255,6 +281,7 @@ mod tests {
         let document = Document::from_event(&event);
         assert_eq!(document.in_stock, Some(false));
         assert_eq!(document.category_slug.as_deref(), Some("keyboards"));
+        assert_eq!(document.image_key.as_deref(), Some("products/p/i"));
         assert_eq!(document.clone().into_product(), Some(product.clone()));
 
         let deleted = ProductEvent {
@@ -278,6 +305,29 @@ mod tests {
             lines[3],
             json!({"id": product.id, "version": 4, "deleted": true})
         );
+    }
+
+    #[test]
+    fn the_mapping_has_every_field_a_document_writes() {
+        let body = index_body(REFRESH_INTERVAL);
+        let properties = body["mappings"]["properties"].as_object().unwrap();
+        let event = ProductEvent {
+            product_id: Uuid::new_v4(),
+            version: 1,
+            product: Some(product()),
+            category: Some(CategoryRef {
+                id: Uuid::new_v4(),
+                slug: "s".to_owned(),
+                name: "n".to_owned(),
+            }),
+        };
+        let document = json!(Document::from_event(&event));
+        for field in document.as_object().unwrap().keys() {
+            assert!(properties.contains_key(field), "{field} is mapped");
+        }
+        for field in added_properties().as_object().unwrap().keys() {
+            assert_eq!(properties[field], added_properties()[field]);
+        }
     }
 
     #[test]

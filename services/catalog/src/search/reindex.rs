@@ -28,7 +28,9 @@ use std::time::Duration;
 
 use super::Search;
 use super::client::SearchError;
-use super::document::{REFRESH_INTERVAL, bulk_lines, index_body, is_index_of, new_index_name};
+use super::document::{
+    REFRESH_INTERVAL, added_properties, bulk_lines, index_body, is_index_of, new_index_name,
+};
 use super::indexer::{FetchError, events_from, fetch};
 use crate::store;
 
@@ -81,24 +83,22 @@ pub struct Rebuilt {
     pub removed: Vec<String>,
 }
 
-/// Rebuilds when the alias does not exist (first start, lost index); `None` when it does.
+/// Rebuilds when the alias does not exist (first start, lost index); `None` when it does, after
+/// adding the fields added to the mapping since the index was made ([`added_properties`]).
 pub async fn ensure(
     pool: &PgPool,
     search: &Search,
     source: Option<&EventSource>,
 ) -> Result<Option<Rebuilt>, ReindexError> {
-    if !search
-        .client
-        .alias_indices(search.alias())
-        .await?
-        .is_empty()
-    {
+    let alias = search.alias();
+    if !search.client.alias_indices(alias).await?.is_empty() {
+        search
+            .client
+            .put_mapping(alias, &json!({"properties": added_properties()}))
+            .await?;
         return Ok(None);
     }
-    tracing::warn!(
-        alias = search.alias(),
-        "the search index does not exist; rebuilding it"
-    );
+    tracing::warn!(alias, "the search index does not exist; rebuilding it");
     run(pool, search, source, true).await
 }
 
