@@ -20,17 +20,9 @@ impl World {
         )
     }
 
-    /// A platform `name` with one bucket `images` (`bucket` in YAML flow style) and the
-    /// catalog's CORS origin on the gateway, on moto's network.
+    /// A platform `name` with one bucket, `bucket` in YAML flow style.
     fn bucket_platform(&self, name: &str, bucket: &str) -> PathBuf {
-        let (subnets, sg) = network(&self.endpoint);
-        let yaml = format!(
-            "apiVersion: panthera.dev/v1alpha1\nkind: PantheraPlatform\nmetadata: {{name: {name}, namespace: {name}}}\nspec:\n  aws: {{region: {REGION}, subnetIds: [{}], securityGroupIds: [{sg}]}}\n  buckets:\n    - {bucket}\n",
-            subnets.join(", ")
-        );
-        let path = self.dir.path().join(format!("{name}.yaml"));
-        std::fs::write(&path, yaml).unwrap();
-        path
+        self.small_platform(name, &format!("  buckets:\n    - {bucket}\n"))
     }
 
     async fn bucket_tags(&self, bucket: &str) -> BTreeMap<String, String> {
@@ -243,9 +235,7 @@ async fn a_foreign_bucket_is_refused_and_a_full_bucket_is_deleted_only_when_told
         .await
         .unwrap();
     put().await.unwrap();
-    let destroy = w
-        .panthera(&["destroy", "-f", path(&file), "--yes", "--keep-data=false"])
-        .await;
+    let destroy = w.destroy(&file).await;
     let said = format!("{}{}", stdout(&destroy), stderr(&destroy));
     assert!(!destroy.status.success(), "{said}");
     assert!(said.contains("still holds objects"), "{said}");
@@ -262,15 +252,7 @@ async fn a_foreign_bucket_is_refused_and_a_full_bucket_is_deleted_only_when_told
         "true"
     );
     // The policy is back, and moto refuses the plain-HTTP deletes: destroy says so and stops.
-    let refused = w
-        .panthera(&[
-            "destroy",
-            "-f",
-            path(&emptied),
-            "--yes",
-            "--keep-data=false",
-        ])
-        .await;
+    let refused = w.destroy(&emptied).await;
     let said = format!("{}{}", stdout(&refused), stderr(&refused));
     assert!(!refused.status.success(), "{said}");
     assert!(
@@ -284,15 +266,7 @@ async fn a_foreign_bucket_is_refused_and_a_full_bucket_is_deleted_only_when_told
         .send()
         .await
         .unwrap();
-    let destroy = w
-        .panthera(&[
-            "destroy",
-            "-f",
-            path(&emptied),
-            "--yes",
-            "--keep-data=false",
-        ])
-        .await;
+    let destroy = w.destroy(&emptied).await;
     ok(&destroy);
     assert!(!w.bucket_exists(&bucket).await, "{}", stdout(&destroy));
 
@@ -303,9 +277,7 @@ async fn a_foreign_bucket_is_refused_and_a_full_bucket_is_deleted_only_when_told
         "{name: images, backend: aws, deletionPolicy: Retain}",
     );
     ok(&w.panthera(&["apply", "-f", path(&file)]).await);
-    let destroy = w
-        .panthera(&["destroy", "-f", path(&file), "--yes", "--keep-data=false"])
-        .await;
+    let destroy = w.destroy(&file).await;
     ok(&destroy);
     let bucket = format!("{kept}-{kept}-images");
     assert!(w.bucket_exists(&bucket).await);

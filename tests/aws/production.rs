@@ -233,9 +233,7 @@ async fn deletion_protection_is_lifted_only_when_the_policy_deletes() {
         .await;
     assert!(refused.is_err(), "moto enforces deletion protection");
 
-    let destroy = w
-        .panthera(&["destroy", "-f", path(&file), "--yes", "--keep-data=false"])
-        .await;
+    let destroy = w.destroy(&file).await;
     ok(&destroy);
     // What was deleted is printed as it goes (stderr), what waits at the end (stdout).
     let out = format!("{}{}", stderr(&destroy), stdout(&destroy));

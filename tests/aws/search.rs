@@ -18,17 +18,9 @@ impl World {
         aws_sdk_opensearch::Client::new(&self.config)
     }
 
-    /// A platform `name` with only a search domain, `search` in YAML flow style, on moto's
-    /// network.
+    /// A platform `name` with only a search domain, `search` in YAML flow style.
     fn search_platform(&self, name: &str, search: &str) -> PathBuf {
-        let (subnets, sg) = network(&self.endpoint);
-        let yaml = format!(
-            "apiVersion: panthera.dev/v1alpha1\nkind: PantheraPlatform\nmetadata: {{name: {name}, namespace: {name}}}\nspec:\n  aws: {{region: {REGION}, subnetIds: [{}], securityGroupIds: [{sg}]}}\n  search: {search}\n",
-            subnets.join(", ")
-        );
-        let path = self.dir.path().join(format!("{name}.yaml"));
-        std::fs::write(&path, yaml).unwrap();
-        path
+        self.small_platform(name, &format!("  search: {search}\n"))
     }
 
     async fn domain(&self, name: &str) -> Option<DomainStatus> {
@@ -267,9 +259,7 @@ async fn a_foreign_domain_is_refused_and_destroy_goes_by_the_deletion_policy() {
     // Delete: the domain goes.
     ok(&w.panthera(&["apply", "-f", path(&file)]).await);
     assert!(w.domain(&id).await.is_some());
-    let destroy = w
-        .panthera(&["destroy", "-f", path(&file), "--yes", "--keep-data=false"])
-        .await;
+    let destroy = w.destroy(&file).await;
     ok(&destroy);
     assert!(w.domain(&id).await.is_none(), "{}", stdout(&destroy));
 
@@ -278,9 +268,7 @@ async fn a_foreign_domain_is_refused_and_destroy_goes_by_the_deletion_policy() {
     let kept = unique("os4");
     let file = w.search_platform(&kept, "{backend: aws}");
     ok(&w.panthera(&["apply", "-f", path(&file)]).await);
-    let destroy = w
-        .panthera(&["destroy", "-f", path(&file), "--yes", "--keep-data=false"])
-        .await;
+    let destroy = w.destroy(&file).await;
     ok(&destroy);
     let domain = w
         .domain(&format!("{kept}-search"))

@@ -512,13 +512,37 @@ impl ServiceApi for Client {
         }))
     }
 
+    /// Every bucket of the region is looked at, adopted ones keep their own names; one that is
+    /// gone by the time its tags are read (deleted meanwhile), or lives in another region, is
+    /// passed over.
     async fn list_owned(&self, ctx: &Ctx<'_>, owner: &Owner) -> Result<Vec<(String, Observed)>> {
-        let sent = self.list_buckets().send();
+        let region = self.config().region().map(ToString::to_string);
+        let sent = self.list_buckets().set_bucket_region(region).send();
         let listed = ctx.call(Read, "list S3 buckets", sent).await?;
         let mut out = Vec::new();
         for bucket in listed.buckets().iter().filter_map(|b| b.name()) {
-            // Adopted buckets keep their own names: every bucket's tags are read.
-            let tags = tags_of(self, ctx, bucket).await?;
+            let action = format!("read the tags of S3 bucket {bucket}");
+            let sent = self.get_bucket_tagging().bucket(bucket).send();
+            let passed_over =
+                |e: &aws_sdk_s3::operation::get_bucket_tagging::GetBucketTaggingError| {
+                    not_set(e)
+                        || matches!(
+                            e.code(),
+                            Some(
+                                "NoSuchBucket"
+                                    | "PermanentRedirect"
+                                    | "AuthorizationHeaderMalformed"
+                            )
+                        )
+                };
+            let Some(found) = ctx.call_or_none(Read, &action, sent, passed_over).await? else {
+                continue;
+            };
+            let tags: Tags = found
+                .tag_set()
+                .iter()
+                .map(|t| (t.key().to_string(), t.value().to_string()))
+                .collect();
             if owner.owns(&tags) {
                 out.push((
                     bucket.to_string(),
