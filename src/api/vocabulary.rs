@@ -35,8 +35,9 @@ pub const MSK_SCRAM_PORT: u16 = 9096;
 /// The SCRAM user name Panthera gives the services on MSK (its password is generated and kept in
 /// the cluster's `AmazonMSK_` secret in Secrets Manager).
 pub const MSK_SCRAM_USERNAME: &str = "panthera";
-/// An Amazon OpenSearch Service domain answers HTTPS on this port only.
-pub const OPENSEARCH_SERVICE_PORT: u16 = 443;
+/// The port of the AWS services the platform's pods reach over HTTPS only (an OpenSearch
+/// Service domain, S3).
+pub const AWS_HTTPS_PORT: u16 = 443;
 /// The master user of an OpenSearch Service domain (fine-grained access control's internal user
 /// database); its password is in Secrets Manager and the connection Secret.
 pub const OPENSEARCH_MASTER_USERNAME: &str = "panthera";

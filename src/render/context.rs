@@ -311,7 +311,7 @@ impl<'a> ContextBuilder<'a> {
                 // An OpenSearch Service domain answers HTTPS on 443.
                 let port = match search.backend {
                     Backend::Cluster => SEARCH_PORT,
-                    Backend::Aws => crate::api::OPENSEARCH_SERVICE_PORT,
+                    Backend::Aws => crate::api::AWS_HTTPS_PORT,
                 };
                 egress.push(self.egress_to(search.backend, ComponentKind::Search, "search", port));
             }
@@ -332,12 +332,11 @@ impl<'a> ContextBuilder<'a> {
             ] {
                 env.push(secret_env(var, &secret, key));
             }
-            // S3 answers HTTPS on 443.
             egress.push(self.egress_to(
                 bucket.backend,
                 ComponentKind::Bucket,
                 &bucket.name,
-                crate::api::OPENSEARCH_SERVICE_PORT,
+                crate::api::AWS_HTTPS_PORT,
             ));
         }
         if !svc.topics.is_empty() {

@@ -37,7 +37,7 @@ pub const POSTGRES_PORT: u16 = 5432;
 /// Redis's port on ElastiCache.
 pub const REDIS_PORT: u16 = 6379;
 /// An OpenSearch Service domain answers HTTPS on 443 only.
-pub const OPENSEARCH_PORT: u16 = crate::api::OPENSEARCH_SERVICE_PORT;
+pub const OPENSEARCH_PORT: u16 = crate::api::AWS_HTTPS_PORT;
 /// The TLS policy of an OpenSearch Service domain's endpoint: TLS 1.2 and 1.3, forward secrecy
 /// only.
 pub const OPENSEARCH_TLS_POLICY: &str = "Policy-Min-TLS-1-2-PFS-2023-10";
