@@ -11,6 +11,8 @@
 #[path = "aws/buckets.rs"]
 mod buckets;
 mod common;
+#[path = "aws/edge.rs"]
+mod edge;
 #[path = "aws/engine.rs"]
 mod engine;
 #[path = "aws/production.rs"]

@@ -5,6 +5,7 @@
 //! its CEL rules, so the CLI and the API server give the same answer.
 
 mod buckets;
+mod edge;
 mod gateway;
 pub mod kinds;
 mod observability;
@@ -16,6 +17,7 @@ mod stores;
 mod vocabulary;
 
 pub use buckets::*;
+pub use edge::*;
 pub use gateway::*;
 pub use kinds::{KINDS, Kind};
 pub use observability::*;

@@ -60,6 +60,10 @@ pub mod msg {
         "emptyOnDelete deletes the bucket's objects and needs deletionPolicy: Delete";
     pub const BUCKET_EXISTS: &str =
         "every services[].buckets entry must name a bucket of spec.buckets";
+    pub const EDGE_NEEDS_AWS: &str = "edge (CloudFront and WAF) runs on AWS and needs spec.aws";
+    pub const EDGE_NEEDS_GATEWAY_HOST: &str = "edge needs gateway.host: the platform's host is the distribution's alias and the Host its origin is asked for";
+    pub const EDGE_ASSETS_BUCKET: &str =
+        "edge.staticAssets.bucket must name a bucket of spec.buckets with backend: aws";
     pub const SEARCH_MASTER_COUNT: &str = "dedicatedMasters.count is 3 or 5";
     pub const EXISTING_NEEDS_AWS: &str =
         "existingIdentifier names an AWS resource to adopt and needs backend: aws";

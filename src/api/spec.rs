@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use super::rules::msg;
 use super::{
-    BucketSpec, DatabaseSpec, GatewaySpec, KafkaSpec, ObservabilitySpec, PantheraPlatformStatus,
-    RedisSpec, SearchSpec,
+    BucketSpec, DatabaseSpec, EdgeSpec, GatewaySpec, KafkaSpec, ObservabilitySpec,
+    PantheraPlatformStatus, RedisSpec, SearchSpec,
 };
 
 /// Regex for a DNS-1123 label (Kubernetes object names built from it stay valid).
@@ -57,6 +57,9 @@ pub const MEMORY_QUANTITY: &str = "^[1-9][0-9]{0,5}(Ki|Mi|Gi)$";
     validation = Rule::new("self.services.all(s, size(s.topics) == 0 || (has(self.kafka) && s.topics.all(t, t in self.kafka.topics)))").message(msg::TOPIC_EXISTS).field_path(".services"),
     validation = Rule::new("!has(self.gateway) || !has(self.gateway.rateLimit) || !self.gateway.rateLimit.shared || has(self.redis)").message(msg::SHARED_LIMIT_NEEDS_REDIS).field_path(".gateway.rateLimit.shared"),
     validation = Rule::new("has(self.aws) || (self.databases.all(d, d.backend != 'aws') && (!has(self.redis) || self.redis.backend != 'aws') && (!has(self.kafka) || self.kafka.backend != 'aws') && (!has(self.search) || self.search.backend != 'aws') && (!has(self.buckets) || self.buckets.all(b, b.backend != 'aws')))").message(msg::AWS_NEEDS_SPEC).field_path(".aws"),
+    validation = Rule::new("!has(self.edge) || has(self.aws)").message(msg::EDGE_NEEDS_AWS).field_path(".edge"),
+    validation = Rule::new("!has(self.edge) || (has(self.gateway) && has(self.gateway.host))").message(msg::EDGE_NEEDS_GATEWAY_HOST).field_path(".edge"),
+    validation = Rule::new("!has(self.edge) || !has(self.edge.staticAssets) || (has(self.buckets) && self.buckets.exists(b, b.name == self.edge.staticAssets.bucket && b.backend == 'aws'))").message(msg::EDGE_ASSETS_BUCKET).field_path(".edge.staticAssets.bucket"),
     validation = Rule::new("!has(self.aws) || !has(self.kafka) || self.kafka.backend != 'aws' || self.kafka.brokers % size(self.aws.subnetIds) == 0").message(msg::MSK_BROKERS_PER_SUBNET).field_path(".kafka.brokers"),
     validation = Rule::new("!has(self.aws) || !has(self.search) || self.search.backend != 'aws' || !has(self.search.availabilityZones) || size(self.aws.subnetIds) >= self.search.availabilityZones").message(msg::SEARCH_SUBNET_PER_ZONE).field_path(".search.availabilityZones"),
 )]
@@ -110,6 +113,10 @@ pub struct PantheraPlatformSpec {
     #[schemars(length(max = 10))]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub buckets: Vec<BucketSpec>,
+    /// CloudFront and AWS WAF in front of the gateway (AWS; needs `spec.aws` and
+    /// `gateway.host`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edge: Option<EdgeSpec>,
     /// Where data stores with `backend: aws` run: region, subnets and security groups. Required
     /// when any data store uses the aws backend.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -385,6 +392,8 @@ pub enum ComponentKind {
     Kafka,
     Search,
     Bucket,
+    /// CloudFront and WAF in front of the gateway (AWS only).
+    Edge,
 }
 
 impl ComponentKind {
@@ -398,6 +407,7 @@ impl ComponentKind {
             Self::Kafka => "kafka",
             Self::Search => "search",
             Self::Bucket => "bucket",
+            Self::Edge => "edge",
         }
     }
 }

@@ -74,14 +74,16 @@ impl Phase {
                 | ComponentKind::Bucket,
             ) => Phase::DataStores,
             Some(ComponentKind::Service) => Phase::Services,
-            Some(ComponentKind::Gateway) => Phase::Gateway,
+            // The edge is reconciled with the AWS stores; in front of the gateway, it counts
+            // in the gateway's phase.
+            Some(ComponentKind::Gateway | ComponentKind::Edge) => Phase::Gateway,
         }
     }
 }
 
 impl ComponentKind {
     /// Every kind, in apply order.
-    pub const ALL: [ComponentKind; 7] = [
+    pub const ALL: [ComponentKind; 8] = [
         ComponentKind::Postgres,
         ComponentKind::Redis,
         ComponentKind::Kafka,
@@ -89,6 +91,7 @@ impl ComponentKind {
         ComponentKind::Bucket,
         ComponentKind::Service,
         ComponentKind::Gateway,
+        ComponentKind::Edge,
     ];
 
     /// The kind named by `label` (the `app.kubernetes.io/component` label's value).
@@ -112,7 +115,11 @@ impl ComponentKind {
     /// `postgres/users`, `redis`, `kafka`, `gateway` (a service and a database may share a name).
     pub fn component_id(self, name: &str) -> String {
         match self {
-            k if k.as_str() == name || k == ComponentKind::Gateway => k.as_str().to_string(),
+            k if k.as_str() == name
+                || matches!(k, ComponentKind::Gateway | ComponentKind::Edge) =>
+            {
+                k.as_str().to_string()
+            }
             k => format!("{}/{name}", k.as_str()),
         }
     }

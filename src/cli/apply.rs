@@ -106,7 +106,11 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
             writeln!(out, "{verb} {id}{dry}").map_err(io_err("write output"))?;
         }
     }
-    for planned in report.aws.iter().filter(|p| p.writes()) {
+    // What was written, and an edge that waits for the gateway's load balancer.
+    let said = |p: &&crate::cloud::aws::Planned| {
+        p.writes() || p.action == crate::cloud::aws::Action::WaitOrigin
+    };
+    for planned in report.aws.iter().filter(said) {
         writeln!(out, "aws {}: {}{dry}", planned.component, planned.summary)
             .map_err(io_err("write output"))?;
     }

@@ -26,6 +26,26 @@ pub(super) struct AwsOutcome {
     pub learned: bool,
 }
 
+/// The host name the gateway's Ingress publishes (its load balancer's), if it does yet.
+pub(super) fn gateway_host(live: &Live, platform: &PantheraPlatform) -> Option<String> {
+    let (name, namespace) = platform.ids();
+    let names = Names {
+        platform: name,
+        namespace,
+    };
+    ingress_host(live.get("Ingress", &names.gateway())?)
+}
+
+fn ingress_host(ingress: &serde_json::Value) -> Option<String> {
+    ingress
+        .pointer("/status/loadBalancer/ingress")?
+        .as_array()?
+        .iter()
+        .find_map(|i| i["hostname"].as_str())
+        .filter(|h| !h.is_empty())
+        .map(str::to_string)
+}
+
 /// What a connection Secret is rendered from.
 fn secret_inputs(s: &StoreState) -> (String, Option<String>, bool, bool, Option<String>) {
     (
@@ -126,7 +146,7 @@ impl Engine {
         let known_passwords = observations
             .iter()
             .filter_map(|o| {
-                known_password(live, &secret_name(&names, &o.store))
+                known_password(live, &secret_name(&names, &o.store)?)
                     .map(|p| (o.store.component.clone(), p))
             })
             .collect();
@@ -176,6 +196,102 @@ impl Engine {
         })
     }
 
+    /// Apply's edge step, after the gateway: read the gateway's Ingress again (with `wait`,
+    /// until it publishes its load balancer's host name or the budget runs out), then create
+    /// the edge in front of it. Without a host yet, the edge stays waiting (status says so) and
+    /// the next apply or the operator's next reconcile creates it.
+    pub(super) async fn apply_edge(
+        &self,
+        platform: &PantheraPlatform,
+        options: &ApplyOptions,
+        started: Instant,
+        on_event: &(dyn Fn(Event) + Send + Sync),
+        report: &mut ApplyReport,
+    ) -> Result<()> {
+        let Some(aws) = self.require_aws(platform)? else {
+            return Ok(());
+        };
+        let (name, namespace) = platform.ids();
+        let ingress_name = Names {
+            platform: name,
+            namespace: namespace.clone(),
+        }
+        .gateway();
+        let api: kube::Api<k8s_openapi::api::networking::v1::Ingress> =
+            kube::Api::namespaced(self.client.clone(), &namespace);
+        let mut interval = Duration::from_secs(1);
+        let host = loop {
+            let ingress = super::retry::call(&self.limiter, || api.get_opt(&ingress_name))
+                .await
+                .map_err(|e| {
+                    super::error::classify(e, "get", "ingresses", &namespace, "Ingress")
+                })?;
+            let host = ingress
+                .and_then(|i| serde_json::to_value(i).ok())
+                .and_then(|v| ingress_host(&v));
+            if let Some(host) = host {
+                break host;
+            }
+            if !options.wait {
+                return Ok(());
+            }
+            if started.elapsed() >= options.timeout {
+                return Err(Error::Timeout {
+                    seconds: options.timeout.as_secs(),
+                    pending: format!(
+                        "edge (Ingress {ingress_name} publishes no load balancer host name)"
+                    ),
+                });
+            }
+            on_event(Event::Waiting {
+                component: "edge".into(),
+                reason: format!("Ingress {ingress_name} publishes no load balancer host name yet"),
+                elapsed: started.elapsed(),
+                budget: options.timeout,
+            });
+            tokio::time::sleep(interval.min(options.timeout.saturating_sub(started.elapsed())))
+                .await;
+            interval = (interval * 2).min(Duration::from_secs(15));
+        };
+        let Some(mut observation) = Box::pin(aws.observe_edge(platform)).await? else {
+            return Ok(());
+        };
+        model::learn_origin(&mut observation.store, Some(&host));
+        let reconcile = ReconcileOptions {
+            allow_replace: options.allow_replace,
+            dry_run: options.dry_run,
+            known_passwords: Default::default(),
+        };
+        let mut states = Box::pin(aws.reconcile(platform, &[observation], &reconcile)).await?;
+        for s in &states {
+            let Some(planned) = &s.planned else { continue };
+            on_event(Event::Applied {
+                component: s.store.component.clone(),
+                created: usize::from(planned.action == Action::Create),
+                changed: usize::from(!matches!(
+                    planned.action,
+                    Action::Create | Action::Unchanged
+                )),
+                unchanged: usize::from(planned.action == Action::Unchanged),
+            });
+            // The plan the first step reported (wait for the origin) is replaced by this one.
+            report.aws.retain(|p| p.component != planned.component);
+            report.aws.push(planned.clone());
+        }
+        if options.wait {
+            self.wait_aws(
+                aws,
+                platform,
+                &mut states,
+                started,
+                options.timeout,
+                on_event,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
     /// Poll the stores until every one is available (or the budget runs out).
     async fn wait_aws(
         &self,
@@ -190,7 +306,12 @@ impl Engine {
         loop {
             let mut pending = Vec::new();
             for s in states.iter_mut() {
-                if s.ready {
+                // An edge waiting for the gateway's host is created after the gateway.
+                let waits_origin = s
+                    .planned
+                    .as_ref()
+                    .is_some_and(|p| p.action == Action::WaitOrigin);
+                if s.ready || waits_origin {
                     continue;
                 }
                 aws.refresh(platform, s).await?;

@@ -146,11 +146,16 @@ impl Engine {
             false,
         )
         .await?;
-        let aws = if aws_required {
+        let mut aws = if aws_required {
             self.dereference_aws(platform, true).await?
         } else {
             Vec::new()
         };
+        // The edge's origin is the host the gateway's Ingress publishes, once it does.
+        let gateway = cloud::gateway_host(&live, platform);
+        for o in &mut aws {
+            crate::cloud::aws::model::learn_origin(&mut o.store, gateway.as_deref());
+        }
         Ok(Snapshot { live, aws })
     }
 
@@ -261,6 +266,10 @@ impl Engine {
                 )
                 .instrument(step("apply aws"))
                 .await?;
+            let edge_waits = aws
+                .planned
+                .iter()
+                .any(|p| p.action == crate::cloud::aws::Action::WaitOrigin);
             if first_pass {
                 report.aws = aws.planned;
             }
@@ -298,6 +307,12 @@ impl Engine {
                     .instrument(wait_span)
                     .await?;
                 }
+            }
+            // The gateway exists now: the edge in front of it, once its Ingress has a host.
+            if edge_waits && !options.dry_run {
+                self.apply_edge(platform, options, started, on_event, &mut report)
+                    .instrument(step("apply edge"))
+                    .await?;
             }
             if options.prune {
                 async {

@@ -46,7 +46,9 @@ pub fn desired(
             (state.store.service.kind(), state.store.name.clone()),
             endpoint.clone(),
         );
-        let secret = secret_name(&names, &state.store);
+        let Some(secret) = secret_name(&names, &state.store) else {
+            continue;
+        };
         // An adopted ElastiCache group without AUTH takes no password.
         let password = match state.auth {
             false => Some(String::new()),
@@ -83,7 +85,7 @@ pub fn desired(
     let skipped = skip_unserved(&mut plan, &snapshot.live);
     let keep = model::stores(platform)
         .iter()
-        .map(|s| ("Secret".to_string(), secret_name(&names, s)))
+        .filter_map(|s| Some(("Secret".to_string(), secret_name(&names, s)?)))
         .collect();
     Ok(Desired {
         plan,
@@ -128,14 +130,16 @@ pub(super) fn known_password(live: &Live, secret: &str) -> Option<String> {
         .filter(|p| !p.is_empty() && p != REDACTED)
 }
 
-pub(super) fn secret_name(names: &Names, store: &model::Store) -> String {
-    match store.service {
+/// The connection Secret of a store; the edge has none (no service connects to it).
+pub(super) fn secret_name(names: &Names, store: &model::Store) -> Option<String> {
+    Some(match store.service {
         Service::Rds => names.database_secret(&store.name),
         Service::ElastiCache => names.redis_secret(),
         Service::Msk => names.kafka_secret(),
         Service::OpenSearch => names.search_secret(),
         Service::S3 => names.bucket_secret(&store.name),
-    }
+        Service::CloudFront => return None,
+    })
 }
 
 #[cfg(test)]
@@ -190,14 +194,14 @@ mod tests {
                 .collect(),
         };
         let desired = desired(&renderer, &platform, &snapshot).unwrap();
-        let first = secret(&desired, &secret_name(&names, &stores[0]))
+        let first = secret(&desired, &secret_name(&names, &stores[0]).unwrap())
             .expect("the first store's connection Secret is rendered");
         assert!(
             first.to_string().contains("from-secrets-manager"),
             "the password is the one AWS uses: {first}"
         );
         for store in stores.iter().skip(1) {
-            let rendered = secret(&desired, &secret_name(&names, store)).is_some();
+            let rendered = secret(&desired, &secret_name(&names, store).unwrap()).is_some();
             assert_eq!(
                 rendered,
                 !store.has_password(),
@@ -207,7 +211,7 @@ mod tests {
             assert!(
                 desired
                     .keep
-                    .contains(&("Secret".to_string(), secret_name(&names, store)))
+                    .contains(&("Secret".to_string(), secret_name(&names, store).unwrap()))
             );
         }
         // The services of a published store roll when its endpoint moves (a restore).
@@ -235,7 +239,7 @@ mod tests {
         assert_ne!(Some(before), after);
         let without_aws = super::desired(&renderer, &platform, &Snapshot::default()).unwrap();
         assert_eq!(annotation(&without_aws), None);
-        assert!(secret(&without_aws, &secret_name(&names, &stores[0])).is_none());
+        assert!(secret(&without_aws, &secret_name(&names, &stores[0]).unwrap()).is_none());
     }
 
     #[test]

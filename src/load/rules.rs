@@ -193,6 +193,30 @@ pub fn check(platform: &PantheraPlatform) -> Vec<(String, String)> {
     if any_aws && spec.aws.is_none() {
         push("spec.aws".into(), msg::AWS_NEEDS_SPEC);
     }
+    if let Some(edge) = &spec.edge {
+        if spec.aws.is_none() {
+            push("spec.edge".into(), msg::EDGE_NEEDS_AWS);
+        }
+        if spec
+            .gateway
+            .as_ref()
+            .and_then(|g| g.host.as_ref())
+            .is_none()
+        {
+            push("spec.edge".into(), msg::EDGE_NEEDS_GATEWAY_HOST);
+        }
+        if let Some(assets) = &edge.static_assets
+            && !spec
+                .buckets
+                .iter()
+                .any(|b| b.name == assets.bucket && b.backend == Backend::Aws)
+        {
+            push(
+                "spec.edge.staticAssets.bucket".into(),
+                msg::EDGE_ASSETS_BUCKET,
+            );
+        }
+    }
     if let (Some(aws), Some(k)) = (&spec.aws, &spec.kafka)
         && k.backend == Backend::Aws
         && !aws.subnet_ids.is_empty()

@@ -255,6 +255,13 @@ impl<'a> ContextBuilder<'a> {
         if spec.gateway.is_some() {
             out.push(self.gateway()?);
         }
+        // The edge renders no object: the AWS reconciler makes it, status reports it.
+        if spec.edge.is_some() {
+            let kind = ComponentKind::Edge;
+            let edge =
+                ComponentContext::new(kind, kind.as_str().to_string(), Backend::Aws, json!({}));
+            out.push(edge);
+        }
         Ok(out)
     }
 

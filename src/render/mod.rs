@@ -358,7 +358,7 @@ impl Renderer {
                 data["endpoint"] = Value::from(format!("https://{host}"));
                 data["region"] = Value::from(region);
             }
-            ComponentKind::Gateway | ComponentKind::Service => {
+            ComponentKind::Gateway | ComponentKind::Service | ComponentKind::Edge => {
                 return Err(Error::Spec(format!(
                     "{} is not a data store",
                     kind.as_str()
@@ -452,6 +452,10 @@ fn aws_note(kind: ComponentKind) -> String {
             "Amazon OpenSearch Service domain, provisioned by the AWS reconciler".into()
         }
         ComponentKind::Bucket => "Amazon S3 bucket, provisioned by the AWS reconciler".into(),
+        ComponentKind::Edge => {
+            "Amazon CloudFront distribution with an AWS WAF web ACL, provisioned by the AWS reconciler"
+                .into()
+        }
         ComponentKind::Gateway | ComponentKind::Service => String::new(),
     }
 }

@@ -40,6 +40,7 @@ pub(super) struct Clients {
     pub(super) opensearch: aws_sdk_opensearch::Client,
     pub(super) s3: aws_sdk_s3::Client,
     pub(super) secrets: aws_sdk_secretsmanager::Client,
+    pub(super) edge: super::edge::EdgeClients,
 }
 
 struct Inner {
@@ -149,19 +150,34 @@ impl Aws {
                 // The shared configuration with this region: each service's settings
                 // (`AWS_ENDPOINT_URL_<SERVICE>`) still come from it.
                 let config = self.inner.config.to_builder().region(region).build();
+                // CloudFront, WAF's CLOUDFRONT scope and Route 53 are global: their API
+                // answers in us-east-1 whatever the platform's region.
+                let global = self
+                    .inner
+                    .config
+                    .to_builder()
+                    .region(Region::from_static("us-east-1"))
+                    .build();
+                // A custom endpoint (an S3-compatible server, a test double) has no bucket
+                // subdomains: buckets go in the path there.
+                let s3 = aws_sdk_s3::Client::from_conf(
+                    aws_sdk_s3::config::Builder::from(&config)
+                        .force_path_style(config.endpoint_url().is_some())
+                        .build(),
+                );
                 Arc::new(Clients {
                     rds: aws_sdk_rds::Client::new(&config),
                     elasticache: aws_sdk_elasticache::Client::new(&config),
                     kafka: aws_sdk_kafka::Client::new(&config),
                     opensearch: aws_sdk_opensearch::Client::new(&config),
-                    // A custom endpoint (an S3-compatible server, a test double) has no bucket
-                    // subdomains: buckets go in the path there.
-                    s3: aws_sdk_s3::Client::from_conf(
-                        aws_sdk_s3::config::Builder::from(&config)
-                            .force_path_style(config.endpoint_url().is_some())
-                            .build(),
-                    ),
+                    s3: s3.clone(),
                     secrets: aws_sdk_secretsmanager::Client::new(&config),
+                    edge: super::edge::EdgeClients {
+                        cloudfront: aws_sdk_cloudfront::Client::new(&global),
+                        waf: aws_sdk_wafv2::Client::new(&global),
+                        route53: aws_sdk_route53::Client::new(&global),
+                        s3,
+                    },
                 })
             })
             .clone()
@@ -232,6 +248,7 @@ impl Ctx<'_> {
             Service::Msk => Api::Msk(&clients.kafka),
             Service::OpenSearch => Api::OpenSearch(&clients.opensearch),
             Service::S3 => Api::S3(&clients.s3),
+            Service::CloudFront => Api::Edge(&clients.edge),
         }
     }
 

@@ -1,6 +1,7 @@
 //! Data stores as AWS managed services: PostgreSQL on RDS, Redis on ElastiCache (replication
 //! group), Kafka on MSK (provisioned), search on OpenSearch Service (a VPC domain), buckets on
-//! S3, master credentials in Secrets Manager.
+//! S3, master credentials in Secrets Manager; the edge in front of the gateway on CloudFront,
+//! WAF and Route 53.
 //!
 //! Every store is reconciled the same way: describe, create when missing, modify what differs
 //! (classified in [`model`]), report `creating` / `modifying` / `available` with the ARN and the
@@ -11,6 +12,7 @@
 //! retried by the SDK with exponential backoff, what is left is reported terminal or transient.
 
 mod client;
+mod edge;
 mod elasticache;
 mod error;
 pub mod model;
@@ -88,6 +90,11 @@ impl StoreState {
     fn from_observed(store: &Store, observed: Option<&Observed>) -> Self {
         let (ready, message) = match observed {
             Some(o) => model::progress(store.service, o),
+            None if model::waits_for_origin(store) => (
+                false,
+                "not created yet: waiting for the gateway's Ingress to publish its load balancer's host name"
+                    .to_string(),
+            ),
             None => (false, "not created yet".to_string()),
         };
         Self {

@@ -76,6 +76,24 @@ impl Aws {
         Ok(out)
     }
 
+    /// What AWS has of the platform's edge, if its spec has one (reads only).
+    pub async fn observe_edge(&self, platform: &PantheraPlatform) -> Result<Option<Observation>> {
+        let network = model::network(platform);
+        let Some(store) = model::stores(platform)
+            .into_iter()
+            .find(|s| s.service == model::Service::CloudFront)
+        else {
+            return Ok(None);
+        };
+        let ctx = self.ctx(network.region.as_deref(), &store.component);
+        let observed = self.describe(&ctx, &store).await?;
+        Ok(Some(Observation {
+            store,
+            observed,
+            password: None,
+        }))
+    }
+
     /// What apply would do to each observed store, from the observations alone. Refuses
     /// (terminal) a resource that exists but is not the platform's.
     pub fn plan_observed(
@@ -310,7 +328,8 @@ impl Aws {
         login: Login<'_>,
     ) -> Result<Option<String>> {
         match (planned.action, observed) {
-            (Action::Unchanged | Action::WaitDeleted, _) => Ok(None),
+            // An edge without its origin is created by the apply step after the gateway's.
+            (Action::Unchanged | Action::WaitDeleted | Action::WaitOrigin, _) => Ok(None),
             (Action::Create, _) => {
                 self.create_store(ctx, store, network, &planned.tags, login)
                     .await?;

@@ -147,6 +147,7 @@ pub(super) enum Api<'a> {
     Msk(&'a aws_sdk_kafka::Client),
     OpenSearch(&'a aws_sdk_opensearch::Client),
     S3(&'a aws_sdk_s3::Client),
+    Edge(&'a super::edge::EdgeClients),
 }
 
 /// `$call` on whichever client `$api` holds, bound to `$client`.
@@ -158,6 +159,7 @@ macro_rules! each {
             Api::Msk($client) => $call,
             Api::OpenSearch($client) => $call,
             Api::S3($client) => $call,
+            Api::Edge($client) => $call,
         }
     };
 }

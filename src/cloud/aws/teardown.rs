@@ -117,7 +117,7 @@ impl Aws {
                 .unwrap_or_else(|| service.kind().as_str().to_string());
             let ctx = self.ctx(region, &component);
             let mut policy = model::policy_of(&observed.tags);
-            if keep_data && policy == DeletionPolicy::Delete {
+            if keep_data && policy == DeletionPolicy::Delete && service.holds_data() {
                 policy = DeletionPolicy::Snapshot;
             }
             if !service.final_snapshots() && policy == DeletionPolicy::Snapshot {

@@ -174,6 +174,9 @@ pub fn differences(store: &Store, network: &Network, observed: &Observed) -> Vec
         (Settings::Search(want), Some(Settings::Search(has))) => {
             search_differences(want, has, &mut push);
         }
+        (Settings::Edge(want), Some(Settings::Edge(has))) => {
+            super::edge::edge_differences(want, has, &mut push);
+        }
         // Every bucket setting changes online, one call each.
         (Settings::Bucket(want), Some(Settings::Bucket(has))) => {
             let on = |b: bool| if b { "on" } else { "off" };
@@ -354,6 +357,8 @@ pub enum Action {
     Replace,
     /// The resource is being deleted (e.g. a replace in progress); created again once gone.
     WaitDeleted,
+    /// The edge waits for the gateway's public address (its load balancer's host name).
+    WaitOrigin,
 }
 
 impl Action {
@@ -369,6 +374,7 @@ impl Action {
             Self::MaintenanceWindow => "modify in the maintenance window",
             Self::Replace => "replace",
             Self::WaitDeleted => "wait for deletion, then create",
+            Self::WaitOrigin => "wait for the gateway's load balancer, then create",
         }
     }
 
@@ -376,7 +382,7 @@ impl Action {
     pub fn sign(self) -> &'static str {
         match self {
             Self::Create | Self::WaitDeleted => "+",
-            Self::Unchanged => " ",
+            Self::Unchanged | Self::WaitOrigin => " ",
             Self::Replace => "-/+",
             _ => "~",
         }
@@ -404,7 +410,7 @@ pub struct Planned {
 impl Planned {
     /// Whether apply writes to AWS for this store.
     pub fn writes(&self) -> bool {
-        self.action != Action::Unchanged
+        !matches!(self.action, Action::Unchanged | Action::WaitOrigin)
     }
 }
 
@@ -424,6 +430,21 @@ pub fn plan(
                 "{resource} {} named by existingIdentifier does not exist; remove existingIdentifier to create one",
                 store.identifier
             ));
+        }
+        if super::waits_for_origin(store) {
+            return Ok(Planned {
+                component: store.component.clone(),
+                resource,
+                identifier: store.identifier.clone(),
+                action: Action::WaitOrigin,
+                changes: Vec::new(),
+                tags: BTreeMap::new(),
+                status: None,
+                summary: format!(
+                    "create {resource} {} once the gateway's Ingress publishes its load balancer's host name (the origin)",
+                    store.identifier
+                ),
+            });
         }
         return Ok(Planned {
             component: store.component.clone(),

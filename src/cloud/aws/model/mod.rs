@@ -7,6 +7,7 @@
 //! AWS's status words mean.
 
 mod changes;
+mod edge;
 mod ownership;
 mod status;
 #[cfg(test)]
@@ -22,6 +23,11 @@ use crate::api::{
 };
 
 pub use changes::{Action, Class, Difference, Planned, differences, plan};
+pub use edge::{
+    EDGE_CACHING, EDGE_TLS_POLICY, EdgePart, EdgeSettings, StaticAssets, WAF_ALLOW_RULE,
+    WAF_DENY_RULE, WAF_MANAGED_GROUPS, WAF_RATE_RULE, WafSettings, edge_identifier, edge_part,
+    learn_origin, records, waf_rules, waits_for_origin,
+};
 pub use ownership::{
     Owner, PANTHERA_TAGS, TAG_COMPONENT, TAG_DELETION_POLICY, TAG_DELETION_REQUESTED,
     TAG_EMPTY_ON_DELETE, TAG_FINAL_SNAPSHOT, TAG_MANAGED_BY, TAG_NAMESPACE, TAG_PLATFORM,
@@ -51,11 +57,15 @@ pub enum Service {
     Msk,
     OpenSearch,
     S3,
+    /// The edge: a CloudFront distribution with its WAF web ACL and Route 53 records.
+    CloudFront,
 }
 
 impl Service {
-    /// Every service, in the order teardown goes through them.
-    pub const ALL: [Self; 5] = [
+    /// Every service, in the order teardown goes through them: the edge first, which may
+    /// read from a bucket.
+    pub const ALL: [Self; 6] = [
+        Self::CloudFront,
         Self::Rds,
         Self::ElastiCache,
         Self::Msk,
@@ -72,6 +82,8 @@ impl Service {
             Self::Msk => 64,
             Self::OpenSearch => 28,
             Self::S3 => 63,
+            // Leaves room for the IP sets' `-allow` and `-deny` in an OAC name's 64.
+            Self::CloudFront => 50,
         }
     }
 
@@ -82,6 +94,12 @@ impl Service {
         matches!(self, Self::Rds | Self::ElastiCache)
     }
 
+    /// Whether the resource holds the platform's data: what keeping data keeps. The edge holds
+    /// none, and goes whenever the platform or its `spec.edge` does.
+    pub const fn holds_data(self) -> bool {
+        !matches!(self, Self::CloudFront)
+    }
+
     /// What the resource is called in output.
     pub fn resource(self) -> &'static str {
         match self {
@@ -90,6 +108,7 @@ impl Service {
             Self::Msk => "MSK cluster",
             Self::OpenSearch => "OpenSearch Service domain",
             Self::S3 => "S3 bucket",
+            Self::CloudFront => "CloudFront distribution",
         }
     }
 
@@ -100,6 +119,7 @@ impl Service {
             Self::Msk => ComponentKind::Kafka,
             Self::OpenSearch => ComponentKind::Search,
             Self::S3 => ComponentKind::Bucket,
+            Self::CloudFront => ComponentKind::Edge,
         }
     }
 }
@@ -112,6 +132,7 @@ pub enum Settings {
     Kafka(KafkaSettings),
     Search(SearchSettings),
     Bucket(BucketSettings),
+    Edge(Box<EdgeSettings>),
 }
 
 /// An RDS instance.
@@ -314,6 +335,7 @@ impl Settings {
             Self::Kafka(_) => Service::Msk,
             Self::Search(_) => Service::OpenSearch,
             Self::Bucket(_) => Service::S3,
+            Self::Edge(_) => Service::CloudFront,
         }
     }
 }
@@ -367,6 +389,7 @@ impl fmt::Display for Settings {
                 }
                 f.write_str(", encrypted, HTTPS only, fine-grained access control")
             }
+            Self::Edge(edge) => write!(f, "{edge}"),
             Self::Bucket(bucket) => write!(
                 f,
                 "{}, versioning {}, lifecycle: {}, public access blocked, TLS only",
@@ -409,7 +432,8 @@ impl Store {
         match &self.settings {
             Settings::Kafka(KafkaSettings { access, .. }) => *access == MskAccess::Scram,
             // The services reach a bucket with their own AWS identity (IRSA), not a password.
-            Settings::Bucket(_) => false,
+            // Nor does the edge have one.
+            Settings::Bucket(_) | Settings::Edge(_) => false,
             _ => true,
         }
     }
@@ -619,6 +643,7 @@ pub fn stores(platform: &PantheraPlatform) -> Vec<Store> {
             empty_on_delete: bucket.empty_on_delete,
         });
     }
+    out.extend(edge::edge(platform, &owner));
     out
 }
 

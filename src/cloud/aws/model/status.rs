@@ -57,6 +57,15 @@ pub fn phase(service: Service, status: &str) -> Phase {
             "available" => Phase::Available,
             _ => Phase::Other,
         },
+        // The words `describe` makes of a distribution's state and its `Enabled` flag:
+        // `Deployed` and `InProgress` while it serves, `Disabling` and `Disabled` on the way
+        // to its deletion (CloudFront deletes only a disabled, deployed distribution).
+        Service::CloudFront => match s.as_str() {
+            "deployed" => Phase::Available,
+            "inprogress" => Phase::Modifying,
+            "disabling" => Phase::Deleting,
+            _ => Phase::Other,
+        },
         Service::Msk => match s.as_str() {
             "active" => Phase::Available,
             "creating" => Phase::Creating,
@@ -76,7 +85,11 @@ pub fn is_deleting(service: Service, status: &str) -> bool {
 /// `modifying`, ... with AWS's word and pending changes when they add something.
 pub fn progress(service: Service, observed: &Observed) -> (bool, String) {
     let phase = phase(service, &observed.status);
+    let edge = service == Service::CloudFront;
     let word = match phase {
+        // A distribution's own words: deployed to the edge locations, or on its way there.
+        Phase::Available if edge => "deployed",
+        Phase::Modifying if edge => "in progress",
         Phase::Available => "available",
         Phase::Creating if service == Service::Msk => "creating (MSK cluster provisioning)",
         Phase::Creating => "creating",

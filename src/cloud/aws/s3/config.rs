@@ -1,6 +1,6 @@
-//! What Panthera writes to a bucket and how it reads it back: the TLS-only policy, the one
-//! lifecycle rule, the CORS rule, default encryption and Block Public Access, as SDK types. No
-//! client: unit-tested here.
+//! What Panthera writes to a bucket and how it reads it back: the TLS-only policy (and the
+//! edge's read grant), the one lifecycle rule, the CORS rule, default encryption and Block
+//! Public Access, as SDK types. No client: unit-tested here.
 
 use aws_sdk_s3::types::{
     AbortIncompleteMultipartUpload, CorsRule, ExpirationStatus, LifecycleRule, LifecycleRuleFilter,
@@ -17,21 +17,73 @@ pub(super) const LIFECYCLE_RULE: &str = "panthera";
 /// The statement of the bucket policy that refuses plain HTTP.
 pub(super) const TLS_ONLY_SID: &str = "PantheraDenyInsecureTransport";
 
-/// The bucket policy Panthera writes: every request not made over TLS is refused.
-pub(super) fn tls_only_policy(bucket: &str) -> String {
+/// The statement of the bucket policy that lets the edge's distribution read the objects.
+const EDGE_READ_SID: &str = "PantheraCloudFrontRead";
+
+/// The statement Panthera writes: every request not made over TLS is refused.
+fn tls_only_statement(bucket: &str) -> serde_json::Value {
     let arn = arn(bucket);
     serde_json::json!({
-        "Version": "2012-10-17",
-        "Statement": [{
-            "Sid": TLS_ONLY_SID,
-            "Effect": "Deny",
-            "Principal": "*",
-            "Action": "s3:*",
-            "Resource": [arn, format!("{arn}/*")],
-            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-        }],
+        "Sid": TLS_ONLY_SID,
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:*",
+        "Resource": [arn, format!("{arn}/*")],
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
     })
-    .to_string()
+}
+
+/// `policy` (a bucket's, or none) with the TLS-only statement in it; the other statements
+/// (the edge's grant, the owner's own) are kept.
+pub(super) fn tls_only_policy(policy: Option<&str>, bucket: &str) -> String {
+    with_statement(policy, TLS_ONLY_SID, Some(tls_only_statement(bucket)))
+}
+
+/// `policy` with the statement `sid` replaced by `statement` (removed when `None`), the others
+/// kept as they are.
+fn with_statement(policy: Option<&str>, sid: &str, statement: Option<serde_json::Value>) -> String {
+    let mut statements: Vec<serde_json::Value> = policy
+        .and_then(|p| serde_json::from_str::<serde_json::Value>(p).ok())
+        .and_then(|v| v["Statement"].as_array().cloned())
+        .unwrap_or_default();
+    statements.retain(|s| s["Sid"] != sid);
+    statements.extend(statement);
+    serde_json::json!({"Version": "2012-10-17", "Statement": statements}).to_string()
+}
+
+/// `policy` with the grant that lets the CloudFront distribution `distribution` (its ARN)
+/// read the objects of `bucket` through Origin Access Control, and nothing else: the service
+/// principal, limited to that one distribution.
+pub(in crate::cloud::aws) fn edge_read_policy(
+    policy: Option<&str>,
+    bucket: &str,
+    distribution: Option<&str>,
+) -> String {
+    let statement = distribution.map(|d| {
+        serde_json::json!({
+            "Sid": EDGE_READ_SID,
+            "Effect": "Allow",
+            "Principal": {"Service": "cloudfront.amazonaws.com"},
+            "Action": "s3:GetObject",
+            "Resource": format!("{}/*", arn(bucket)),
+            "Condition": {"StringEquals": {"AWS:SourceArn": d}},
+        })
+    });
+    with_statement(policy, EDGE_READ_SID, statement)
+}
+
+/// Whether `policy` lets the distribution `distribution` read.
+pub(in crate::cloud::aws) fn edge_can_read(policy: Option<&str>, distribution: &str) -> bool {
+    let Some(v) = policy.and_then(|p| serde_json::from_str::<serde_json::Value>(p).ok()) else {
+        return false;
+    };
+    v["Statement"].as_array().is_some_and(|statements| {
+        statements.iter().any(|s| {
+            s["Sid"] == EDGE_READ_SID
+                && s["Effect"] == "Allow"
+                && s["Condition"]["StringEquals"]["AWS:SourceArn"] == distribution
+        })
+    })
 }
 
 /// Whether `policy` holds the statement [`tls_only_policy`] writes.
@@ -157,10 +209,26 @@ mod tests {
 
     #[test]
     fn the_tls_only_statement_is_found_in_a_policy() {
-        assert!(is_tls_only(Some(&tls_only_policy("b"))));
+        assert!(is_tls_only(Some(&tls_only_policy(None, "b"))));
         assert!(!is_tls_only(Some(r#"{"Statement": []}"#)));
         assert!(!is_tls_only(None));
         assert!(!is_tls_only(Some("not json")));
+    }
+
+    #[test]
+    fn the_edge_grant_and_the_tls_statement_keep_each_other() {
+        let d = "arn:aws:cloudfront::123456789012:distribution/E1";
+        let granted = edge_read_policy(Some(&tls_only_policy(None, "b")), "b", Some(d));
+        assert!(is_tls_only(Some(&granted)) && edge_can_read(Some(&granted), d));
+        assert!(!edge_can_read(
+            Some(&granted),
+            "arn:aws:cloudfront::123456789012:distribution/E2"
+        ));
+        // Writing the TLS statement again keeps the grant; revoking the grant keeps the TLS one.
+        let again = tls_only_policy(Some(&granted), "b");
+        assert!(edge_can_read(Some(&again), d));
+        let revoked = edge_read_policy(Some(&again), "b", None);
+        assert!(is_tls_only(Some(&revoked)) && !edge_can_read(Some(&revoked), d));
     }
 
     #[test]

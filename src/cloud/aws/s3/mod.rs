@@ -14,6 +14,8 @@ use aws_sdk_s3::types::{
 
 mod config;
 
+pub(super) use config::{edge_can_read, edge_read_policy};
+
 use super::Counted::{Read, Write};
 use super::model::{BucketSettings, Observed, Owner, Settings, TAG_EMPTY_ON_DELETE};
 use super::service::{Create, Delete as Gone, Modify, ServiceApi, Tags};
@@ -71,6 +73,46 @@ async fn tags_of(client: &Client, ctx: &Ctx<'_>, bucket: &str) -> Result<Tags> {
                 .collect()
         })
         .unwrap_or_default())
+}
+
+/// Whether `bucket` exists.
+pub(super) async fn exists(client: &Client, ctx: &Ctx<'_>, bucket: &str) -> Result<bool> {
+    let action = format!("find S3 bucket {bucket}");
+    let sent = client.head_bucket().bucket(bucket).send();
+    let found = ctx
+        .call_or_none(Read, &action, sent, |e| e.is_not_found())
+        .await?;
+    Ok(found.is_some())
+}
+
+/// The bucket's policy, `None` when it has none.
+pub(super) async fn policy_of(
+    client: &Client,
+    ctx: &Ctx<'_>,
+    bucket: &str,
+) -> Result<Option<String>> {
+    let action = format!("read the policy of S3 bucket {bucket}");
+    let sent = client.get_bucket_policy().bucket(bucket).send();
+    let out = ctx.call_or_none(Read, &action, sent, not_set).await?;
+    Ok(out.and_then(|o| o.policy().map(str::to_string)))
+}
+
+/// Replace the bucket's policy.
+pub(super) async fn put_policy(
+    client: &Client,
+    ctx: &Ctx<'_>,
+    bucket: &str,
+    policy: String,
+) -> Result<()> {
+    let action = format!("write the policy of S3 bucket {bucket}");
+    let sent = client
+        .put_bucket_policy()
+        .bucket(bucket)
+        .policy(policy)
+        .send();
+    ctx.call(Write("PutBucketPolicy", bucket), &action, sent)
+        .await?;
+    Ok(())
 }
 
 async fn put_tags(client: &Client, ctx: &Ctx<'_>, bucket: &str, tags: &Tags) -> Result<()> {
@@ -182,13 +224,15 @@ async fn put(
             }
         },
         "tlsOnly" => {
-            let sent = client
-                .put_bucket_policy()
-                .bucket(bucket)
-                .policy(tls_only_policy(bucket))
-                .send();
-            ctx.call(Write("PutBucketPolicy", bucket), &action, sent)
-                .await?;
+            // The policy's other statements (the edge's read grant, the owner's) stay.
+            let current = policy_of(client, ctx, bucket).await?;
+            put_policy(
+                client,
+                ctx,
+                bucket,
+                tls_only_policy(current.as_deref(), bucket),
+            )
+            .await?;
         }
         _ => {}
     }
