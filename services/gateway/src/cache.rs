@@ -88,6 +88,33 @@ impl ResponseCache {
     }
 }
 
+/// Make a response `private` for the caches after the gateway: `public`, `s-maxage` and
+/// `proxy-revalidate` go, the directives for the client's own cache (`max-age`, `no-store`, ...)
+/// stay.
+pub fn mark_private(headers: &mut HeaderMap) {
+    let kept: Vec<String> = headers
+        .get_all(header::CACHE_CONTROL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|d| {
+            let name = d.split('=').next().unwrap_or_default().trim();
+            !d.is_empty()
+                && !["public", "private", "s-maxage", "proxy-revalidate"]
+                    .iter()
+                    .any(|n| name.eq_ignore_ascii_case(n))
+        })
+        .map(str::to_string)
+        .collect();
+    let value = std::iter::once("private".to_string())
+        .chain(kept)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let value = HeaderValue::from_str(&value).unwrap_or(HeaderValue::from_static("private"));
+    headers.insert(header::CACHE_CONTROL, value);
+}
+
 /// Whether the request allows answering from (or storing into) the cache.
 pub fn request_allows_cache(headers: &HeaderMap) -> bool {
     !headers
@@ -172,6 +199,21 @@ mod tests {
             map.append(*name, HeaderValue::from_static(value));
         }
         map
+    }
+
+    #[test]
+    fn a_private_response_keeps_only_what_the_client_may_cache() {
+        let mut h = headers(&[("cache-control", "public, max-age=60, s-maxage=300")]);
+        mark_private(&mut h);
+        assert_eq!(h[header::CACHE_CONTROL], "private, max-age=60");
+        let mut none = headers(&[]);
+        mark_private(&mut none);
+        assert_eq!(none[header::CACHE_CONTROL], "private");
+        let mut stored = headers(&[("cache-control", "no-store"), ("cache-control", "Private")]);
+        mark_private(&mut stored);
+        assert_eq!(stored[header::CACHE_CONTROL], "private, no-store");
+        // Nothing shared may keep it any more, the gateway's own cache included.
+        assert_eq!(response_ttl(StatusCode::OK, &h, true), None);
     }
 
     #[test]

@@ -250,6 +250,28 @@ async fn caches_get_responses_the_upstream_allows() {
 }
 
 #[tokio::test]
+async fn an_authorized_response_leaves_private_so_no_cdn_keeps_it() {
+    let users = TestUpstream::start("users").await;
+    let yaml = format!(
+        "routes:\n  - {{name: users, pathPrefix: /, upstream: \"{}\"}}\ncache: {{enabled: true, maxEntries: 100}}\n",
+        users.url()
+    );
+    let gw = start_gateway(&yaml, &[]).await;
+    let url = format!("http://{}/cacheable", gw.proxy_addr);
+    // The upstream says `public, max-age=60` to both.
+    let anonymous = get(&url, &[]).await;
+    assert_eq!(anonymous.header("cache-control"), Some("public, max-age=60"));
+    let token = [("authorization", "Bearer a.b.c")];
+    let authorized = get(&url, &token).await;
+    assert_eq!(authorized.header("cache-control"), Some("private, max-age=60"));
+    // Served from the gateway's cache, still private to the caches after it.
+    let again = get(&url, &token).await;
+    assert_eq!(again.header("x-cache"), Some("HIT"));
+    assert_eq!(again.header("cache-control"), Some("private, max-age=60"));
+    gw.shutdown().await;
+}
+
+#[tokio::test]
 async fn admin_endpoints_and_metrics() {
     let users = TestUpstream::start("users").await;
     let gw = start_gateway(&routes(&users.url(), &users.url()), &[]).await;

@@ -58,7 +58,19 @@ impl Service<Request<Incoming>> for Pipeline {
 }
 
 impl Pipeline {
+    /// The response to `request`. One to a request that carried `Authorization` leaves the
+    /// gateway `private`, cached by the gateway or not: no shared cache in front of it (a CDN
+    /// keyed by the header, a corporate proxy) may keep it.
     pub(super) async fn run(self, request: Request<Incoming>) -> Response<GatewayBody> {
+        let authorized = request.headers().contains_key(header::AUTHORIZATION);
+        let mut response = self.respond(request).await;
+        if authorized {
+            cache::mark_private(response.headers_mut());
+        }
+        response
+    }
+
+    async fn respond(self, request: Request<Incoming>) -> Response<GatewayBody> {
         let Some(route) = self.route.clone() else {
             return error_response(StatusCode::NOT_FOUND, "no route matches the request path");
         };
