@@ -221,14 +221,19 @@ impl Engine {
             kube::Api::namespaced(self.client.clone(), &namespace);
         let mut interval = Duration::from_secs(1);
         let host = loop {
-            let ingress = super::retry::call(&self.limiter, || api.get_opt(&ingress_name))
+            // A list by name: the operator's role lists and watches its children, it has no
+            // `get`.
+            let params =
+                kube::api::ListParams::default().fields(&format!("metadata.name={ingress_name}"));
+            let listed = super::retry::call(&self.limiter, || api.list(&params))
                 .await
                 .map_err(|e| {
-                    super::error::classify(e, "get", "ingresses", &namespace, "Ingress")
+                    super::error::classify(e, "list", "ingresses", &namespace, "Ingress")
                 })?;
-            let host = ingress
-                .and_then(|i| serde_json::to_value(i).ok())
-                .and_then(|v| ingress_host(&v));
+            let host = listed
+                .items
+                .into_iter()
+                .find_map(|i| serde_json::to_value(i).ok().and_then(|v| ingress_host(&v)));
             if let Some(host) = host {
                 break host;
             }

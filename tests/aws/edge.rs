@@ -469,3 +469,52 @@ async fn destroy_disables_the_distribution_first_then_deletes_it_and_what_it_use
     assert!(w.ip_set(&format!("{identifier}-deny")).await.is_none());
     assert!(w.alias_of(&zone, "www.example.org").await.is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_wait_creates_the_edge_in_the_same_apply_once_the_load_balancer_appears() {
+    let Some(w) = World::new().await else { return };
+    let name = unique("e4");
+    let file = w.small_platform(
+        &name,
+        &format!(
+            "  gateway: {{host: api.example.net}}\n  edge: {{certificateArn: \"{CERTIFICATE}\"}}\n"
+        ),
+    );
+    let identifier = format!("{name}-{name}-edge");
+    let args = ["apply", "-f", path(&file), "--wait", "--timeout", "120s"];
+    let apply = w.panthera(&args);
+    // The load balancer controller answers while apply waits for it.
+    let publish = async {
+        let ingresses: Api<Ingress> = Api::namespaced(w.sim.client().unwrap(), &name);
+        for _ in 0..300 {
+            if ingresses
+                .get_opt(&format!("{name}-gateway"))
+                .await
+                .unwrap()
+                .is_some()
+            {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                w.publish_load_balancer(&name).await;
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the gateway's Ingress was never created");
+    };
+    let (applied, ()) = tokio::join!(apply, publish);
+    ok(&applied);
+    let said = format!("{}{}", stdout(&applied), stderr(&applied));
+    assert!(
+        said.contains("publishes no load balancer host name yet"),
+        "it waited: {said}"
+    );
+    let (_, _, domain, config) = w
+        .distribution(&identifier)
+        .await
+        .expect("created by the same apply");
+    assert_eq!(config.origins().unwrap().items()[0].domain_name(), LB_HOST);
+    assert!(
+        said.contains(&domain),
+        "the status names the distribution: {said}"
+    );
+}

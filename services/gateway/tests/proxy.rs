@@ -260,10 +260,16 @@ async fn an_authorized_response_leaves_private_so_no_cdn_keeps_it() {
     let url = format!("http://{}/cacheable", gw.proxy_addr);
     // The upstream says `public, max-age=60` to both.
     let anonymous = get(&url, &[]).await;
-    assert_eq!(anonymous.header("cache-control"), Some("public, max-age=60"));
+    assert_eq!(
+        anonymous.header("cache-control"),
+        Some("public, max-age=60")
+    );
     let token = [("authorization", "Bearer a.b.c")];
     let authorized = get(&url, &token).await;
-    assert_eq!(authorized.header("cache-control"), Some("private, max-age=60"));
+    assert_eq!(
+        authorized.header("cache-control"),
+        Some("private, max-age=60")
+    );
     // Served from the gateway's cache, still private to the caches after it.
     let again = get(&url, &token).await;
     assert_eq!(again.header("x-cache"), Some("HIT"));
