@@ -303,6 +303,15 @@ pub struct ServiceSpec {
     /// Use the platform's Redis as a cache.
     #[serde(default)]
     pub cache: bool,
+    /// The IAM role the service's pods use on AWS (IRSA: the annotation
+    /// `eks.amazonaws.com/role-arn` on its ServiceAccount), e.g. one allowed its bucket only.
+    /// With EKS Pod Identity, leave it unset and associate the role with the ServiceAccount
+    /// `{platform}-{service}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(
+        pattern = r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$"
+    ))]
+    pub aws_role_arn: Option<String>,
     /// Use the platform's search engine (spec.search): the connection in `SEARCH_ENDPOINT`,
     /// `SEARCH_USERNAME` and `SEARCH_PASSWORD`, and a network path to it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]

@@ -455,6 +455,7 @@ impl<'a> ContextBuilder<'a> {
             "monitorLabels": self.monitor_labels(self.labels(Some((ComponentKind::Service, &svc.name, &name, &app)))),
             "selector": self.selector(&name, &app),
             "image": image,
+            "roleArn": svc.aws_role_arn,
             "replicas": svc.replicas,
             "autoscaling": svc.autoscaling,
             "port": port,

@@ -19,6 +19,7 @@ fn example(name: &str) -> PantheraPlatform {
 }
 
 mod buckets;
+mod edge;
 mod search;
 
 /// The shop with a search engine, and the catalog searching through it.
