@@ -46,6 +46,17 @@ fn ingress_host(ingress: &serde_json::Value) -> Option<String> {
         .map(str::to_string)
 }
 
+/// What apply says it did to a store; nothing for an edge still waiting for its origin.
+fn applied(s: &StoreState) -> Option<Event> {
+    let action = s.planned.as_ref()?.action;
+    (action != Action::WaitOrigin).then(|| Event::Applied {
+        component: s.store.component.clone(),
+        created: usize::from(action == Action::Create),
+        changed: usize::from(!matches!(action, Action::Create | Action::Unchanged)),
+        unchanged: usize::from(action == Action::Unchanged),
+    })
+}
+
 /// What a connection Secret is rendered from.
 fn secret_inputs(s: &StoreState) -> (String, Option<String>, bool, bool, Option<String>) {
     (
@@ -158,17 +169,7 @@ impl Engine {
         // Boxed: the AWS step's future is large (debug builds especially) and the operator runs it
         // on tokio worker threads, whose stacks are 2 MiB.
         let mut states = Box::pin(aws.reconcile(platform, observations, &reconcile)).await?;
-        for s in &states {
-            let action = s.planned.as_ref().map(|p| p.action);
-            on_event(Event::Applied {
-                component: s.store.component.clone(),
-                created: usize::from(action == Some(Action::Create)),
-                changed: usize::from(
-                    action.is_some_and(|a| !matches!(a, Action::Create | Action::Unchanged)),
-                ),
-                unchanged: usize::from(action == Some(Action::Unchanged)),
-            });
-        }
+        states.iter().filter_map(applied).for_each(on_event);
         if options.wait && !options.dry_run {
             self.wait_aws(
                 aws,
@@ -268,17 +269,8 @@ impl Engine {
             known_passwords: Default::default(),
         };
         let mut states = Box::pin(aws.reconcile(platform, &[observation], &reconcile)).await?;
-        for s in &states {
-            let Some(planned) = &s.planned else { continue };
-            on_event(Event::Applied {
-                component: s.store.component.clone(),
-                created: usize::from(planned.action == Action::Create),
-                changed: usize::from(!matches!(
-                    planned.action,
-                    Action::Create | Action::Unchanged
-                )),
-                unchanged: usize::from(planned.action == Action::Unchanged),
-            });
+        states.iter().filter_map(applied).for_each(on_event);
+        for planned in states.iter().filter_map(|s| s.planned.as_ref()) {
             // The plan the first step reported (wait for the origin) is replaced by this one.
             report.aws.retain(|p| p.component != planned.component);
             report.aws.push(planned.clone());
