@@ -4,7 +4,8 @@
 //!
 //! [`ownership`]: the tags that make a resource a platform's, and the names derived from a store.
 //! [`changes`]: the differences between spec and AWS, and the plan they make. [`status`]: what
-//! AWS's status words mean.
+//! AWS's status words mean. [`settings`]: what Panthera manages per service. [`edge`]: the
+//! CloudFront distribution, web ACL and records of `spec.edge`.
 
 mod changes;
 mod edge;
