@@ -118,7 +118,7 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
                 "\nPlan: {add} to add, {change} to change, {prune} to prune, {same} unchanged.\n"
             ));
             if !aws.is_empty() {
-                s.push_str("\nAWS data stores:\n");
+                s.push_str("\nAWS (data stores and the edge):\n");
                 s.push_str(&super::aws::plan_lines(&aws, args.replace.allow_replace));
                 s.push_str(&format!("\n{}\n", super::aws::summary(&aws)));
             }

@@ -363,6 +363,7 @@ async fn a_change_to_each_part_of_the_edge_is_planned_and_made_where_it_belongs(
     let plan = w.panthera(&["plan", "-f", path(&changed)]).await;
     ok(&plan);
     let said = stdout(&plan);
+    eprintln!("plan of one change to each:\n{said}");
     assert!(
         said.contains(&format!(
             "~ edge: modify in place CloudFront distribution {identifier}: priceClass PriceClass_100 -> PriceClass_All; rateLimit 2000 -> 500; denyCidrs [] -> [203.0.113.0/24]"
