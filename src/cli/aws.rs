@@ -57,7 +57,7 @@ pub fn summary(planned: &[Planned]) -> String {
     let count = |f: &dyn Fn(Action) -> bool| planned.iter().filter(|p| f(p.action)).count();
     format!(
         "AWS: {} to create, {} to modify, {} to replace, {} unchanged.",
-        count(&|a| matches!(a, Action::Create | Action::WaitDeleted)),
+        count(&|a| matches!(a, Action::Create | Action::WaitDeleted | Action::WaitOrigin)),
         count(&|a| matches!(
             a,
             Action::Adopt

@@ -87,7 +87,11 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<()> {
         let plan = engine.plan(&platform, args.prune).await?;
         Ok::<_, Error>((plan.changes, plan.aws, plan.notes))
     })?;
-    let aws_changes = aws.iter().filter(|p| p.writes()).count();
+    // An edge waiting for the gateway's load balancer is still to create: a change pending.
+    let aws_changes = aws
+        .iter()
+        .filter(|p| p.action != crate::cloud::aws::Action::Unchanged)
+        .count();
     let (name, namespace) = platform.ids();
     let count = |a: Action| changes.iter().filter(|c| c.action == a).count();
     let (add, change, prune, same) = (
