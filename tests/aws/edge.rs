@@ -519,3 +519,108 @@ async fn apply_wait_creates_the_edge_in_the_same_apply_once_the_load_balancer_ap
         "the status names the distribution: {said}"
     );
 }
+
+/// The operator: the edge waits for the gateway's load balancer, is created once the Ingress
+/// publishes it (a status change of a child wakes the operator), is reported with its domain,
+/// and goes with the platform (disabled, then deleted) before the finalizer lets go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_creates_the_edge_once_the_gateway_has_a_load_balancer_and_deletes_it_with_the_platform()
+ {
+    use kube::api::{DeleteParams, PostParams};
+    use panthera::api::PantheraPlatform;
+
+    let Some(w) = World::new().await else { return };
+    let name = unique("eo");
+    let file = w.small_platform(
+        &name,
+        &format!(
+            "  gateway: {{host: op.example.net}}\n  edge: {{certificateArn: \"{CERTIFICATE}\"}}\n"
+        ),
+    );
+    let identifier = format!("{name}-{name}-edge");
+    let platform = panthera::load::load_file(&file).unwrap();
+    let client = w.sim.client().unwrap();
+    common::operator::install_crd(&client, &common::operator::crd()).await;
+    common::operator::namespace(&client, &name).await;
+    let operator = common::operator::Operator::start_with_env(
+        &w.sim,
+        &["--no-leader-elect"],
+        &[
+            ("AWS_ENDPOINT_URL", w.endpoint.as_str()),
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+            ("AWS_REGION", REGION),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+        ],
+    );
+    let platforms: Api<PantheraPlatform> = Api::namespaced(client.clone(), &name);
+    platforms
+        .create(&PostParams::default(), &platform)
+        .await
+        .unwrap();
+    let edge_state = || async {
+        let p = platforms.get(&name).await.unwrap();
+        p.status
+            .and_then(|s| s.components.into_iter().find(|c| c.name == "edge"))
+    };
+    let operator = &operator;
+    let until = |what: &'static str| {
+        let started = std::time::Instant::now();
+        move |done: bool| {
+            assert!(
+                done || started.elapsed() < Duration::from_secs(90),
+                "{what}:\n{}",
+                operator.logs()
+            );
+            done
+        }
+    };
+    let waiting = until("the edge never reported waiting for the load balancer");
+    loop {
+        let edge = edge_state().await;
+        if waiting(
+            edge.as_ref()
+                .is_some_and(|e| e.message.contains("load balancer")),
+        ) {
+            assert!(!edge.unwrap().ready);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(w.distribution(&identifier).await.is_none());
+
+    w.publish_load_balancer(&name).await;
+    let created = until("the operator did not create the edge");
+    let edge = loop {
+        let edge = edge_state().await;
+        if created(edge.as_ref().is_some_and(|e| e.endpoint.is_some())) {
+            break edge.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    let (_, _, domain, _) = w
+        .distribution(&identifier)
+        .await
+        .expect("created by the operator");
+    assert_eq!(edge.endpoint.as_deref(), Some(domain.as_str()));
+    assert!(
+        edge.message.contains("deployed") || edge.message.contains("in progress"),
+        "{}",
+        edge.message
+    );
+
+    platforms
+        .delete(&name, &DeleteParams::default())
+        .await
+        .unwrap();
+    let gone = until("the platform's edge was not deleted with it");
+    loop {
+        let left = platforms.get_opt(&name).await.unwrap().is_some()
+            || w.distribution(&identifier).await.is_some();
+        if gone(!left) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(w.web_acl(&identifier).await.is_none());
+}
