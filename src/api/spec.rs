@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use super::rules::msg;
 use super::{
-    BucketSpec, DatabaseSpec, GatewaySpec, KafkaSpec, ObservabilitySpec, PantheraPlatformStatus,
-    RedisSpec, SearchSpec,
+    BucketSpec, DatabaseSpec, GatewaySpec, KafkaSpec, ObjectStoreSpec, ObservabilitySpec,
+    PantheraPlatformStatus, RedisSpec, SearchSpec,
 };
 
 /// Regex for a DNS-1123 label (Kubernetes object names built from it stay valid).
@@ -110,6 +110,10 @@ pub struct PantheraPlatformSpec {
     #[schemars(length(max = 10))]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub buckets: Vec<BucketSpec>,
+    /// The S3-compatible server in the cluster that serves the `backend: cluster` buckets:
+    /// its volume and resources. Read only when a bucket is in the cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_store: Option<ObjectStoreSpec>,
     /// Where data stores with `backend: aws` run: region, subnets and security groups. Required
     /// when any data store uses the aws backend.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -385,6 +389,8 @@ pub enum ComponentKind {
     Kafka,
     Search,
     Bucket,
+    /// The S3-compatible server in the cluster that holds the `backend: cluster` buckets.
+    Objects,
 }
 
 impl ComponentKind {
@@ -398,6 +404,7 @@ impl ComponentKind {
             Self::Kafka => "kafka",
             Self::Search => "search",
             Self::Bucket => "bucket",
+            Self::Objects => "objects",
         }
     }
 }

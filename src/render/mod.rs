@@ -17,7 +17,7 @@ use include_dir::{Dir, include_dir};
 use serde::Serialize;
 use serde_json::Value;
 
-pub use context::{GRAFANA_DASHBOARD_LABEL, Names, POD_TARGET_LABELS, short_hash};
+pub use context::{GRAFANA_DASHBOARD_LABEL, Names, OBJECTS_IMAGE, POD_TARGET_LABELS, short_hash};
 pub use endpoints::{ENDPOINTS_ANNOTATION, annotate_store_endpoints};
 pub use secrets::{Generated, REDACTED, Redacted, SecretValues};
 
@@ -30,7 +30,7 @@ static EMBEDDED: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/templates");
 
 /// Folders rendered once per component of their kind, plus `platform/` once per platform.
 const COMPONENT_FOLDERS: &[&str] = &[
-    "platform", "postgres", "redis", "kafka", "search", "bucket", "service", "gateway",
+    "platform", "postgres", "redis", "kafka", "search", "objects", "bucket", "service", "gateway",
 ];
 
 /// Why rendering failed.
@@ -358,9 +358,9 @@ impl Renderer {
                 data["endpoint"] = Value::from(format!("https://{host}"));
                 data["region"] = Value::from(region);
             }
-            ComponentKind::Gateway | ComponentKind::Service => {
+            ComponentKind::Gateway | ComponentKind::Service | ComponentKind::Objects => {
                 return Err(Error::Spec(format!(
-                    "{} is not a data store",
+                    "{} is not a data store on AWS",
                     kind.as_str()
                 )));
             }
@@ -452,7 +452,7 @@ fn aws_note(kind: ComponentKind) -> String {
             "Amazon OpenSearch Service domain, provisioned by the AWS reconciler".into()
         }
         ComponentKind::Bucket => "Amazon S3 bucket, provisioned by the AWS reconciler".into(),
-        ComponentKind::Gateway | ComponentKind::Service => String::new(),
+        ComponentKind::Objects | ComponentKind::Gateway | ComponentKind::Service => String::new(),
     }
 }
 
