@@ -155,7 +155,7 @@ async fn apply_converges_reapplies_with_zero_writes_and_changes_only_what_change
         sim.counters()
     );
     assert!(
-        stdout(&second).contains("0 created, 0 changed, 51 unchanged"),
+        stdout(&second).contains("0 created, 0 changed, 58 unchanged"),
         "{}",
         stdout(&second)
     );
@@ -182,7 +182,7 @@ async fn apply_converges_reapplies_with_zero_writes_and_changes_only_what_change
         "{text}"
     );
     assert!(
-        text.contains("Plan: 0 to add, 1 to change, 0 to prune, 50 unchanged."),
+        text.contains("Plan: 0 to add, 1 to change, 0 to prune, 57 unchanged."),
         "{text}"
     );
     // The shop asks for Prometheus; this cluster has no Prometheus operator, and plan says so.
