@@ -37,6 +37,10 @@
 #               /var/run/postgresql and /tmp writable; pg_isready, psql and sh on PATH.
 #   Redis:      docker.io/library/redis:7.0: redis-server, redis-cli and sh, user redis (UID 999);
 #               the template gives the command.
+#   versitygw:  docker.io/versity/versitygw:<version of scripts/install-versitygw.sh>: the static
+#               binary that script builds from its Go module, at /usr/local/bin/versitygw as in
+#               the official image, and busybox's sh and sleep (the official image is Alpine:
+#               the bucket setup Jobs run `sh -c`); passwd/group with nonroot 65532, /tmp (1777).
 #   Kafka:      docker.io/apache/kafka:<kafka.version of scripts/kafka/pom.xml>: sh and the
 #               distribution's /opt/kafka/bin/kafka-storage.sh, kafka-server-start.sh,
 #               kafka-topics.sh and kafka-configs.sh (ours, on the jars in /opt/kafka/libs, honouring KAFKA_HEAP_OPTS,
@@ -48,7 +52,8 @@
 # installed package does not match. Sizes (rootfs / gzip'd archive): postgres 150 MB / 52 MB (no
 # LLVM JIT, no Perl), redis 75 MB / 26 MB, kafka 325 MB / 139 MB (Java is 185 MB of it); a
 # Panthera image is its binary plus 3 MB. A cold build takes about a minute per data store
-# (mmdebstrap) and seconds per Panthera image; a warm run of all eight takes a few seconds.
+# (mmdebstrap), seconds per Panthera image and for versitygw (15 MB); a warm run of all nine
+# takes a few seconds.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -70,7 +75,10 @@ REDIS_REF="docker.io/library/redis:$REDIS_SERIES"
 KAFKA_VERSION="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$HERE/kafka/pom.xml")"
 KAFKA_REF="docker.io/apache/kafka:$KAFKA_VERSION"
 KAFKA_HOME="$CACHE/kafka-$KAFKA_VERSION"
-STORES=(postgres redis kafka)
+VERSITYGW_VERSION="$(sed -n 's/^VERSITYGW_VERSION="\${PANTHERA_VERSITYGW_VERSION:-\(.*\)}"$/\1/p' "$HERE/install-versitygw.sh")"
+VERSITYGW_REF="docker.io/versity/versitygw:$VERSITYGW_VERSION"
+VERSITYGW_BIN="$CACHE/versitygw/$VERSITYGW_VERSION/bin/versitygw"
+STORES=(postgres redis kafka versitygw)
 # What Debian's images leave out: documentation, manual pages, translations (each package's
 # copyright notice stays).
 DPKG_EXCLUDES=(
@@ -152,11 +160,14 @@ ref_of() {
     postgres) echo "$POSTGRES_REF" ;;
     redis) echo "$REDIS_REF" ;;
     kafka) echo "$KAFKA_REF" ;;
+    versitygw) echo "$VERSITYGW_REF" ;;
     *) echo "$REGISTRY/$1:$RELEASE" ;;
   esac
 }
 
-is_store() { case "$1" in postgres | redis | kafka) return 0 ;; *) return 1 ;; esac; }
+is_store() { case "$1" in postgres | redis | kafka | versitygw) return 0 ;; *) return 1 ;; esac; }
+# The stores built from Debian's packages (mmdebstrap); versitygw is a static Go binary.
+is_debian() { case "$1" in postgres | redis | kafka) return 0 ;; *) return 1 ;; esac; }
 
 # IMAGE arguments (short or full names) as short names; none means all.
 select_images() {
@@ -221,6 +232,7 @@ recipe() {
       declare -f debian_rootfs upstream_version "build_$1"
       printf '%s\n' "$SUITE" "$BASE_PATH" "${DPKG_EXCLUDES[@]}"
       ;;
+    versitygw) declare -f build_versitygw; echo "$BASE_PATH" ;;
     *) declare -f build_workspace ;;
   esac
 }
@@ -234,6 +246,9 @@ input_key() {
     postgres) "${OCI[@]}" key "${common[@]}" --text "$SUITE postgresql-$POSTGRES_MAJOR" \
       --file "$LIB/rootfs.sh" --tree "$LIB/postgres" ;;
     redis) "${OCI[@]}" key "${common[@]}" --text "$SUITE redis-server" --file "$LIB/rootfs.sh" ;;
+    versitygw)
+      [ -x "$VERSITYGW_BIN" ] || die "$VERSITYGW_BIN is missing: run scripts/install-versitygw.sh"
+      "${OCI[@]}" key "${common[@]}" --file "$VERSITYGW_BIN" --file "$BUSYBOX" ;;
     kafka) "${OCI[@]}" key "${common[@]}" --text "$SUITE openjdk-17-jre-headless" \
       --file "$LIB/rootfs.sh" --tree "$LIB/kafka" --tree "$KAFKA_HOME/libs" ;;
     *)
@@ -329,6 +344,28 @@ build_kafka() {
     --tree "$KAFKA_HOME/libs:/opt/kafka/libs:0644:0:0" "${files[@]}"
 }
 
+# Static, like the versitygw binary: the image needs no library.
+BUSYBOX=/bin/busybox
+
+build_versitygw() {
+  [ -x "$BUSYBOX" ] || die "versitygw: $BUSYBOX is missing (Debian's busybox-static)"
+  local root="$TMP/rootfs"
+  mkdir -p "$root/etc" "$root/bin" "$root/usr/local/bin" "$root/tmp"
+  chmod 1777 "$root/tmp"
+  printf 'root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n' >"$root/etc/passwd"
+  printf 'root:x:0:\nnonroot:x:65532:\n' >"$root/etc/group"
+  cp "$VERSITYGW_BIN" "$root/usr/local/bin/versitygw"
+  cp "$BUSYBOX" "$root/bin/busybox"
+  ln -s busybox "$root/bin/sh"
+  ln -s busybox "$root/bin/sleep"
+  chmod 0755 "$root/usr/local/bin/versitygw" "$root/bin/busybox"
+  tar --numeric-owner --owner=0 --group=0 -C "$root" -cf "$TMP/rootfs.tar" .
+  "${OCI[@]}" store --rootfs "$TMP/rootfs.tar" --ref "$VERSITYGW_REF" --out "$TMP/image.tar" \
+    --history "versitygw $VERSITYGW_VERSION (Go module github.com/versity/versitygw)" \
+    --user 65532:65532 --workdir / --entrypoint '["/usr/local/bin/versitygw"]' \
+    --env "PATH=$BASE_PATH" --expose 7070/tcp --volume /data
+}
+
 build_workspace() {
   local name="$1"
   "${OCI[@]}" workspace --dockerfile "$DOCKERFILE" --target "$name" --bin-dir "$BIN_DIR" \
@@ -349,6 +386,7 @@ build_one() {
     postgres) build_postgres ;;
     redis) build_redis ;;
     kafka) build_kafka ;;
+    versitygw) build_versitygw ;;
     *) build_workspace "$name" ;;
   esac
   if command -v skopeo >/dev/null 2>&1; then
@@ -367,7 +405,7 @@ cmd_build() {
   local name stores=""
   load_images
   for name in "${IMAGES[@]}"; do
-    if is_store "$name"; then stores=1; fi
+    if is_debian "$name"; then stores=1; fi
   done
   need_tools "$stores"
   if [ -n "$stores" ] && [ "$(id -u)" != 0 ]; then

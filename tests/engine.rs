@@ -134,9 +134,11 @@ async fn apply_converges_reapplies_with_zero_writes_and_changes_only_what_change
         stderr(&first)
     );
     let created = lines_with(&first, "created ");
-    // 51: the shop's objects with its four dashboards, without the ServiceMonitors and the
-    // PrometheusRule (the cluster does not serve monitoring.coreos.com/v1).
-    assert_eq!(created.len(), 51, "{created:?}");
+    // 58: the shop's objects with its four dashboards and its bucket in the cluster (the object
+    // server's Secret, two NetworkPolicies, Service and StatefulSet; the bucket's Secret and
+    // setup Job), without the ServiceMonitors and the PrometheusRule (the cluster does not serve
+    // monitoring.coreos.com/v1).
+    assert_eq!(created.len(), 58, "{created:?}");
     assert!(
         stdout(&first).contains("gateway"),
         "final table: {}",
@@ -153,7 +155,7 @@ async fn apply_converges_reapplies_with_zero_writes_and_changes_only_what_change
         sim.counters()
     );
     assert!(
-        stdout(&second).contains("0 created, 0 changed, 51 unchanged"),
+        stdout(&second).contains("0 created, 0 changed, 58 unchanged"),
         "{}",
         stdout(&second)
     );
@@ -180,7 +182,7 @@ async fn apply_converges_reapplies_with_zero_writes_and_changes_only_what_change
         "{text}"
     );
     assert!(
-        text.contains("Plan: 0 to add, 1 to change, 0 to prune, 50 unchanged."),
+        text.contains("Plan: 0 to add, 1 to change, 0 to prune, 57 unchanged."),
         "{text}"
     );
     // The shop asks for Prometheus; this cluster has no Prometheus operator, and plan says so.

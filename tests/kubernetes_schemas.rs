@@ -22,6 +22,11 @@ fn rendered_examples_the_crd_and_the_operator_install_pass_strict_kubernetes_val
     for name in ["minimal", "shop", "aws"] {
         let o = run(&["render", "-f", example(name).to_str().unwrap()]);
         assert!(o.status.success(), "{}", stderr(&o));
+        if name == "shop" {
+            // The bucket in the cluster: its server and its setup Job are checked too.
+            let text = String::from_utf8_lossy(&o.stdout);
+            assert!(text.contains("name: shop-objects") && text.contains("kind: Job"));
+        }
         let path = dir.path().join(format!("{name}.yaml"));
         std::fs::write(&path, &o.stdout).unwrap();
         files.push(path);

@@ -143,7 +143,17 @@ async fn reconciles_to_ready_corrects_drift_pauses_and_tears_down_in_order() {
         condition(&status, "Reconciling").unwrap().0,
         ConditionStatus::False
     );
-    assert_eq!(status.components.len(), 8, "{:#?}", status.components);
+    // 10: with the object server and its bucket, reached at the server's Service.
+    assert_eq!(status.components.len(), 10, "{:#?}", status.components);
+    let bucket = status
+        .components
+        .iter()
+        .find(|c| c.kind == panthera::api::ComponentKind::Bucket)
+        .unwrap();
+    assert_eq!(
+        (bucket.name.as_str(), bucket.endpoint.as_deref()),
+        ("images", Some("shop-objects.shop.svc:7070"))
+    );
     assert!(
         status
             .components

@@ -66,9 +66,11 @@ async fn the_shop_converges_under_restricted_pod_security_and_reapplies_with_zer
     ok(&first);
     assert_eq!(
         lines_with(&first, "created ").len(),
-        // With its four dashboards; no ServiceMonitor or PrometheusRule: the test control
-        // plane does not serve monitoring.coreos.com/v1.
-        51,
+        // With its four dashboards and its bucket in the cluster (the object server's Secret,
+        // two NetworkPolicies, Service, StatefulSet; the bucket's Secret and setup Job); no
+        // ServiceMonitor or PrometheusRule: the test control plane does not serve
+        // monitoring.coreos.com/v1.
+        58,
         "{}",
         stdout(&first)
     );
@@ -83,7 +85,7 @@ async fn the_shop_converges_under_restricted_pod_security_and_reapplies_with_zer
         described(&writes)
     );
     assert!(
-        stdout(&second).contains("0 created, 0 changed, 51 unchanged"),
+        stdout(&second).contains("0 created, 0 changed, 58 unchanged"),
         "{}",
         stdout(&second)
     );
@@ -109,7 +111,7 @@ async fn the_shop_converges_under_restricted_pod_security_and_reapplies_with_zer
         text.contains("~ Deployment/shop-users (service/users)")
             && text.contains("+  replicas: 3")
             && text.contains("-  replicas: 2")
-            && text.contains("Plan: 0 to add, 1 to change, 0 to prune, 50 unchanged."),
+            && text.contains("Plan: 0 to add, 1 to change, 0 to prune, 57 unchanged."),
         "{text}"
     );
     let mark = cluster.mark();

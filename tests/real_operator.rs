@@ -14,7 +14,7 @@ use common::operator::{Operator, children, planned, ready_at_generation, wait_fo
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use panthera::api::{ConditionStatus, PantheraPlatform};
+use panthera::api::{ComponentKind, ConditionStatus, PantheraPlatform};
 use serde_json::json;
 
 const TIMEOUT: Duration = Duration::from_secs(180);
@@ -121,8 +121,11 @@ async fn the_operator_on_its_installed_rbac_reconciles_restores_drift_and_tears_
         assert_eq!(c.observed_generation, Some(1));
         assert!(c.last_transition_time.is_some());
     }
-    assert_eq!(status.components.len(), 8, "{:#?}", status.components);
+    // 10: with the object server and the bucket in the cluster, each reported as its own.
+    assert_eq!(status.components.len(), 10, "{:#?}", status.components);
     assert!(status.components.iter().all(|c| c.ready));
+    let kinds: Vec<ComponentKind> = status.components.iter().map(|c| c.kind).collect();
+    assert!(kinds.contains(&ComponentKind::Objects) && kinds.contains(&ComponentKind::Bucket));
     assert_eq!(children(&admin, &ns, "shop").await, planned(&platform));
 
     // Resyncs every 3 s find nothing to do and write nothing (canonical quantities, defaults).

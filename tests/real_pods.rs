@@ -1,6 +1,7 @@
 //! The shop on a real node: `panthera apply --wait` until every pod is Running and Ready by its
 //! own probes, under Pod Security `enforce=restricted`, from images built by `scripts/images.sh`;
 //! then the shop's journey through the gateway's Service (every hop a real pod over Service DNS),
+//! a product image uploaded to the bucket in the cluster with a form the catalog signs,
 //! the PostgreSQL pod killed and brought back, `destroy` keeping the data, and the same platform
 //! through the operator. Started by `scripts/test.sh` (control plane, node, images).
 
@@ -131,6 +132,9 @@ mod real_node {
     /// Each probe failure mode the day-2 issue found, on the real node.
     mod probes;
 
+    /// The catalog's images in the bucket in the cluster.
+    mod images;
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_shop_runs_on_a_real_node_from_apply_to_a_shipped_order() {
         let Some(node) = real_node() else {
@@ -155,6 +159,20 @@ mod real_node {
             password: ADMIN_PASSWORD,
         };
         let journey = order_journey(&gateway, &admin, "real").await;
+        let started = Instant::now();
+        let admin_token = gateway.token(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+        images::a_product_image_goes_through_the_cluster_bucket(
+            &node,
+            &ns,
+            &gateway,
+            &admin_token,
+            &journey.product_id,
+        )
+        .await;
+        eprintln!(
+            "a product image through the cluster bucket in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
         for exchange in gateway.exchanges() {
             eprintln!("  {exchange}");
         }

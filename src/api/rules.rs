@@ -55,7 +55,7 @@ pub mod msg {
     pub const SEARCH_NODES_PER_ZONE: &str =
         "search.instanceCount must be a multiple of search.availabilityZones";
     pub const SEARCH_SUBNET_PER_ZONE: &str = "an OpenSearch Service domain (search backend: aws) needs a subnet per availability zone: spec.aws.subnetIds must list at least search.availabilityZones subnets";
-    pub const BUCKET_AWS_ONLY: &str = "buckets run on AWS only for now (backend: aws): the in-cluster S3 server is not rendered yet";
+    pub const BUCKET_AWS_SETTINGS: &str = "kmsKeyId and lifecycle.transitions are S3 settings and need backend: aws (the server in the cluster has no KMS and one storage class)";
     pub const EMPTY_ON_DELETE_NEEDS_DELETE: &str =
         "emptyOnDelete deletes the bucket's objects and needs deletionPolicy: Delete";
     pub const BUCKET_EXISTS: &str =

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::rules::msg;
 use super::{
-    BucketSpec, DatabaseSpec, EdgeSpec, GatewaySpec, KafkaSpec, ObservabilitySpec,
+    BucketSpec, DatabaseSpec, EdgeSpec, GatewaySpec, KafkaSpec, ObjectStoreSpec, ObservabilitySpec,
     PantheraPlatformStatus, RedisSpec, SearchSpec,
 };
 
@@ -113,6 +113,10 @@ pub struct PantheraPlatformSpec {
     #[schemars(length(max = 10))]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub buckets: Vec<BucketSpec>,
+    /// The S3-compatible server in the cluster that serves the `backend: cluster` buckets:
+    /// its volume and resources. Read only when a bucket is in the cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_store: Option<ObjectStoreSpec>,
     /// CloudFront and AWS WAF in front of the gateway (AWS; needs `spec.aws` and
     /// `gateway.host`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -401,6 +405,8 @@ pub enum ComponentKind {
     Kafka,
     Search,
     Bucket,
+    /// The S3-compatible server in the cluster that holds the `backend: cluster` buckets.
+    Objects,
     /// CloudFront and WAF in front of the gateway (AWS only).
     Edge,
 }
@@ -416,6 +422,7 @@ impl ComponentKind {
             Self::Kafka => "kafka",
             Self::Search => "search",
             Self::Bucket => "bucket",
+            Self::Objects => "objects",
             Self::Edge => "edge",
         }
     }

@@ -26,6 +26,10 @@ pub const POSTGRES_PORT: u16 = 5432;
 pub const REDIS_PORT: u16 = 6379;
 /// OpenSearch's REST port.
 pub const SEARCH_PORT: u16 = 9200;
+/// The S3 port of the object server in the cluster (versitygw's default).
+pub const OBJECTS_PORT: u16 = 7070;
+/// The region the object server in the cluster answers as (what the SDKs sign for).
+pub const OBJECTS_REGION: &str = "us-east-1";
 pub const KAFKA_PORT: u16 = 9092;
 pub const KAFKA_CONTROLLER_PORT: u16 = 9093;
 /// MSK's TLS listener for clients without authentication.
@@ -71,7 +75,8 @@ impl Phase {
                 | ComponentKind::Redis
                 | ComponentKind::Kafka
                 | ComponentKind::Search
-                | ComponentKind::Bucket,
+                | ComponentKind::Bucket
+                | ComponentKind::Objects,
             ) => Phase::DataStores,
             Some(ComponentKind::Service) => Phase::Services,
             // The edge is reconciled with the AWS stores; in front of the gateway, it counts
@@ -83,11 +88,12 @@ impl Phase {
 
 impl ComponentKind {
     /// Every kind, in apply order.
-    pub const ALL: [ComponentKind; 8] = [
+    pub const ALL: [ComponentKind; 9] = [
         ComponentKind::Postgres,
         ComponentKind::Redis,
         ComponentKind::Kafka,
         ComponentKind::Search,
+        ComponentKind::Objects,
         ComponentKind::Bucket,
         ComponentKind::Service,
         ComponentKind::Gateway,
@@ -108,6 +114,7 @@ impl ComponentKind {
                 | ComponentKind::Kafka
                 | ComponentKind::Search
                 | ComponentKind::Bucket
+                | ComponentKind::Objects
         )
     }
 

@@ -229,18 +229,17 @@ pub fn observe(
                 }
             }
         }
-        let endpoint = c
-            .objects
-            .iter()
-            .find(|o| o.kind() == "Service" && !o.name().ends_with("-headless"))
-            .map(|o| {
-                let port = o
-                    .value
-                    .pointer("/spec/ports/0/port")
-                    .and_then(Value::as_i64)
-                    .unwrap_or(0);
-                format!("{}.{}.svc:{port}", o.name(), plan.namespace)
-            });
+        // A bucket in the cluster is reached at its object server's Service.
+        let endpoint = service_endpoint(c, &plan.namespace).or_else(|| {
+            (kind == ComponentKind::Bucket && c.backend == Backend::Cluster)
+                .then(|| {
+                    plan.components
+                        .iter()
+                        .find(|o| o.kind == Some(ComponentKind::Objects))
+                        .and_then(|o| service_endpoint(o, &plan.namespace))
+                })
+                .flatten()
+        });
         out.push(ComponentState {
             name: c.name.clone(),
             kind,
@@ -256,6 +255,21 @@ pub fn observe(
         });
     }
     out
+}
+
+/// `{service}.{namespace}.svc:{port}` of a component's client Service, if it has one.
+fn service_endpoint(c: &ComponentPlan, namespace: &str) -> Option<String> {
+    c.objects
+        .iter()
+        .find(|o| o.kind() == "Service" && !o.name().ends_with("-headless"))
+        .map(|o| {
+            let port = o
+                .value
+                .pointer("/spec/ports/0/port")
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
+            format!("{}.{namespace}.svc:{port}", o.name())
+        })
 }
 
 /// A store as AWS reports it.

@@ -294,9 +294,18 @@ pub fn check(platform: &PantheraPlatform) -> Vec<(String, String)> {
         }
     }
     for (i, b) in spec.buckets.iter().enumerate() {
-        if b.backend != Backend::Aws {
-            push(format!("spec.buckets[{i}].backend"), msg::BUCKET_AWS_ONLY);
-        }
+        let s3_only = [
+            (b.kms_key_id.is_some(), "kmsKeyId"),
+            (!b.lifecycle.transitions.is_empty(), "lifecycle.transitions"),
+        ];
+        let aws = (b.backend, b.existing_identifier.is_some());
+        aws_only(
+            &format!("spec.buckets[{i}]"),
+            aws,
+            &s3_only,
+            msg::BUCKET_AWS_SETTINGS,
+            &mut push,
+        );
         if b.empty_on_delete && b.deletion_policy != DeletionPolicy::Delete {
             push(
                 format!("spec.buckets[{i}].emptyOnDelete"),

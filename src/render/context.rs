@@ -8,10 +8,12 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 mod monitoring;
+mod objects;
 mod stores;
 mod tracing;
 
 pub use monitoring::{GRAFANA_DASHBOARD_LABEL, POD_TARGET_LABELS};
+pub use objects::OBJECTS_IMAGE;
 
 use super::gateway_config;
 use super::secrets::SecretValues;
@@ -20,8 +22,8 @@ use crate::api::{
     GATEWAY_ADMIN_PORT, GATEWAY_PORT, GatewaySpec, KAFKA_CONTROLLER_PORT, KAFKA_PORT,
     KafkaClientAuthentication, KafkaSpec, LABEL_COMPONENT, LABEL_INSTANCE, LABEL_MANAGED_BY,
     LABEL_NAME, LABEL_PART_OF, LABEL_PLATFORM, LABEL_PLATFORM_COMPONENT, MANAGER, MSK_SCRAM_PORT,
-    MSK_TLS_PORT, POSTGRES_PORT, PantheraPlatform, REDIS_PORT, RedisSpec, ResourcesSpec,
-    SEARCH_PORT, SearchSpec, ServiceKind, ServiceSpec,
+    MSK_TLS_PORT, OBJECTS_PORT, POSTGRES_PORT, PantheraPlatform, REDIS_PORT, RedisSpec,
+    ResourcesSpec, SEARCH_PORT, SearchSpec, ServiceKind, ServiceSpec,
 };
 
 /// Key of the identity Secret: the comma-separated keys, the first of which signs.
@@ -34,6 +36,9 @@ const DATA_UID: i64 = 999;
 const KAFKA_UID: i64 = 1000;
 /// UID of `opensearch` in the opensearchproject/opensearch image.
 const SEARCH_UID: i64 = 1000;
+/// The user the object server runs as: the official versitygw image runs as root, which the
+/// restricted Pod Security Standard forbids, and the static binary needs no passwd entry.
+const OBJECTS_UID: i64 = 65532;
 
 /// A component to render: its kind (which names its templates folder) and the values for it.
 pub struct ComponentContext {
@@ -85,6 +90,10 @@ impl Names {
     }
     pub fn search(&self) -> String {
         format!("{}-search", self.platform)
+    }
+    /// The S3-compatible server of the cluster buckets, and its Secret (root key, accounts).
+    pub fn objects(&self) -> String {
+        format!("{}-objects", self.platform)
     }
     /// Connection Secret of a database (same keys for every backend).
     pub fn database_secret(&self, database: &str) -> String {
@@ -246,6 +255,10 @@ impl<'a> ContextBuilder<'a> {
         if let Some(search) = &spec.search {
             out.push(self.search(search));
         }
+        // The server first: the buckets' setup Jobs talk to it.
+        if spec.buckets.iter().any(|b| b.backend == Backend::Cluster) {
+            out.push(self.objects());
+        }
         for bucket in &spec.buckets {
             out.push(self.bucket(bucket));
         }
@@ -339,12 +352,21 @@ impl<'a> ContextBuilder<'a> {
             ] {
                 env.push(secret_env(var, &secret, key));
             }
-            egress.push(self.egress_to(
-                bucket.backend,
-                ComponentKind::Bucket,
-                &bucket.name,
-                crate::api::AWS_HTTPS_PORT,
-            ));
+            // In the cluster every bucket is on the one object server.
+            egress.push(match bucket.backend {
+                Backend::Cluster => self.egress_to(
+                    bucket.backend,
+                    ComponentKind::Objects,
+                    "objects",
+                    OBJECTS_PORT,
+                ),
+                Backend::Aws => self.egress_to(
+                    bucket.backend,
+                    ComponentKind::Bucket,
+                    &bucket.name,
+                    crate::api::AWS_HTTPS_PORT,
+                ),
+            });
         }
         if !svc.topics.is_empty() {
             env.push(secret_env(

@@ -17,7 +17,7 @@ use include_dir::{Dir, include_dir};
 use serde::Serialize;
 use serde_json::Value;
 
-pub use context::{GRAFANA_DASHBOARD_LABEL, Names, POD_TARGET_LABELS, short_hash};
+pub use context::{GRAFANA_DASHBOARD_LABEL, Names, OBJECTS_IMAGE, POD_TARGET_LABELS, short_hash};
 pub use endpoints::{ENDPOINTS_ANNOTATION, annotate_store_endpoints};
 pub use secrets::{Generated, REDACTED, Redacted, SecretValues};
 
@@ -30,7 +30,7 @@ static EMBEDDED: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/templates");
 
 /// Folders rendered once per component of their kind, plus `platform/` once per platform.
 const COMPONENT_FOLDERS: &[&str] = &[
-    "platform", "postgres", "redis", "kafka", "search", "bucket", "service", "gateway",
+    "platform", "postgres", "redis", "kafka", "search", "objects", "bucket", "service", "gateway",
 ];
 
 /// Why rendering failed.
@@ -358,9 +358,12 @@ impl Renderer {
                 data["endpoint"] = Value::from(format!("https://{host}"));
                 data["region"] = Value::from(region);
             }
-            ComponentKind::Gateway | ComponentKind::Service | ComponentKind::Edge => {
+            ComponentKind::Gateway
+            | ComponentKind::Service
+            | ComponentKind::Edge
+            | ComponentKind::Objects => {
                 return Err(Error::Spec(format!(
-                    "{} is not a data store",
+                    "{} is not a data store on AWS",
                     kind.as_str()
                 )));
             }
@@ -456,7 +459,7 @@ fn aws_note(kind: ComponentKind) -> String {
             "Amazon CloudFront distribution with an AWS WAF web ACL, provisioned by the AWS reconciler"
                 .into()
         }
-        ComponentKind::Gateway | ComponentKind::Service => String::new(),
+        ComponentKind::Objects | ComponentKind::Gateway | ComponentKind::Service => String::new(),
     }
 }
 

@@ -170,13 +170,16 @@ fn apply_order_is_data_stores_then_services_then_gateway() {
     assert_eq!(
         order,
         [
-            "platform", "users", "orders", "redis", "kafka", "users", "catalog", "orders",
-            "gateway"
+            "platform", "users", "orders", "redis", "kafka", "objects", "images", "users",
+            "catalog", "orders", "gateway"
         ]
     );
     let kinds: Vec<Option<ComponentKind>> = plan.components.iter().map(|c| c.kind).collect();
     assert_eq!(kinds[1], Some(ComponentKind::Postgres));
-    assert_eq!(kinds[5], Some(ComponentKind::Service));
+    // The object server before its buckets, whose setup Jobs talk to it.
+    assert_eq!(kinds[5], Some(ComponentKind::Objects));
+    assert_eq!(kinds[6], Some(ComponentKind::Bucket));
+    assert_eq!(kinds[7], Some(ComponentKind::Service));
     let db: Vec<&str> = plan.components[1]
         .objects
         .iter()

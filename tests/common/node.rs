@@ -24,6 +24,8 @@ const TAINT_KEY: &str = "panthera.dev/real-node";
 /// The first administrator of the platforms the real-node tests run.
 pub const ADMIN_EMAIL: &str = "admin@shop.example.com";
 pub const ADMIN_PASSWORD: &str = "real node admin password";
+/// The catalog's upload limit on the real node: small, so the oversize upload is small too.
+pub const IMAGE_MAX_BYTES: usize = 64 * 1024;
 
 /// The real node of `PANTHERA_TEST_REAL_NODE`. Missing in CI is a failure; elsewhere the test is
 /// skipped with a notice.
@@ -207,7 +209,7 @@ pub fn restarts(pods: &[Pod]) -> BTreeMap<String, i32> {
 
 /// `examples/shop.yaml` as a user runs it on this node: moved to `namespace`, the data stores at
 /// the versions their images contain (PostgreSQL 15 and Redis 7.0 from Debian, Apache Kafka 4.1.2),
-/// one Kafka broker, and CPU requests small enough for the shop's pods to fit on two cores.
+/// one Kafka broker, a small image upload limit, and CPU requests small enough for the shop's pods to fit on two cores.
 pub fn real_shop(dir: &Path, namespace: &str) -> PathBuf {
     let text = std::fs::read_to_string(super::example("shop")).unwrap();
     let mut shop: Value = serde_yaml::from_str(&text).unwrap();
@@ -229,7 +231,12 @@ pub fn real_shop(dir: &Path, namespace: &str) -> PathBuf {
     }
     for service in spec["services"].as_array_mut().unwrap() {
         service["resources"] = small.clone();
+        if service["name"] == "catalog" {
+            service["env"] =
+                json!([{"name": "IMAGE_MAX_BYTES", "value": IMAGE_MAX_BYTES.to_string()}]);
+        }
     }
+    spec["objectStore"]["resources"] = small.clone();
     spec["gateway"]["resources"] = small;
     // JSON, which is YAML too: kubectl reads YAML 1.1, where an unquoted `off` or `yes` that a
     // YAML 1.2 writer leaves bare would turn into a boolean.

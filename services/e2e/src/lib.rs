@@ -12,6 +12,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod jaeger;
+pub mod objects;
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};

@@ -6,25 +6,25 @@ use serde_json::{Value, json};
 use super::*;
 
 /// What the StatefulSet templates of every data store read alike.
-struct Workload<'a> {
-    kind: ComponentKind,
+pub(super) struct Workload<'a> {
+    pub(super) kind: ComponentKind,
     /// Its name in the spec: the database's, or `redis`, `kafka`.
-    component: &'a str,
+    pub(super) component: &'a str,
     /// The StatefulSet's name.
-    name: &'a str,
-    image: String,
+    pub(super) name: &'a str,
+    pub(super) image: String,
     /// The user the image runs as.
-    uid: i64,
-    port: u16,
-    deletion_policy: DeletionPolicy,
-    resources: Value,
+    pub(super) uid: i64,
+    pub(super) port: u16,
+    pub(super) deletion_policy: DeletionPolicy,
+    pub(super) resources: Value,
     /// The store's own StorageClass, if it names one.
-    storage_class: Option<&'a str>,
+    pub(super) storage_class: Option<&'a str>,
 }
 
 impl ContextBuilder<'_> {
     /// A data store's values: what all of them have, then its own.
-    fn workload(&self, base: Workload<'_>, own: Value) -> Value {
+    pub(super) fn workload(&self, base: Workload<'_>, own: Value) -> Value {
         let app = base.kind.as_str();
         let mut values = json!({
             "name": base.name,
@@ -314,32 +314,4 @@ pub(super) fn topics_script(kafka: &KafkaSpec, bootstrap: &str) -> String {
         ));
     }
     script
-}
-
-impl ContextBuilder<'_> {
-    /// A bucket: on AWS only its connection Secret, which the engine writes once the bucket
-    /// exists (the endpoint and region come from AWS). The services reach S3 with their own AWS
-    /// identity (IRSA), so the keys are empty: the SDKs then use the standard credentials chain.
-    pub(super) fn bucket(&self, bucket: &BucketSpec) -> ComponentContext {
-        let (platform, namespace) = (&self.names.platform, &self.names.namespace);
-        let values = json!({
-            "name": format!("{platform}-bucket-{}", bucket.name),
-            "labels": self.labels(Some((ComponentKind::Bucket, &bucket.name, &bucket.name, "bucket"))),
-            "deletionPolicy": bucket.deletion_policy,
-            "secret": {
-                "name": self.names.bucket_secret(&bucket.name),
-                "data": {
-                    "bucket": bucket.bucket_name(platform, namespace),
-                    "region": "", "endpoint": "", "forcePathStyle": "false",
-                    "accessKeyId": "", "secretAccessKey": "",
-                },
-            },
-        });
-        ComponentContext::new(
-            ComponentKind::Bucket,
-            bucket.name.clone(),
-            bucket.backend,
-            values,
-        )
-    }
 }
