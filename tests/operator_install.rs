@@ -55,7 +55,7 @@ async fn apply_via_operator_follows_the_real_operator_to_ready() {
         operator.logs()
     );
     let out = common::stdout(&o);
-    assert!(out.contains("Ready: all 8 components are ready"), "{out}");
+    assert!(out.contains("Ready: all 10 components are ready"), "{out}");
     // The CLI wrote only the platform resource; the operator wrote the children.
     assert_eq!(
         children(&client, "shop", "shop").await,
