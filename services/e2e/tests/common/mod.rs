@@ -138,6 +138,19 @@ impl Shop {
                 ("shop-db-users", "url") => users_db.url(),
                 // The shop puts catalog and orders in one database, and so does this test.
                 ("shop-db-orders", "url") => orders_db.url(),
+                // The catalog's images bucket: the test S3 server (no journey here uploads).
+                ("shop-bucket-images", key) => {
+                    let var = |v: &str| std::env::var(v).unwrap_or_default();
+                    match key {
+                        "bucket" => "e2e-images".to_owned(),
+                        "region" => "us-east-1".to_owned(),
+                        "endpoint" => var("PANTHERA_TEST_S3_ENDPOINT"),
+                        "forcePathStyle" => "true".to_owned(),
+                        "accessKeyId" => var("PANTHERA_TEST_S3_ACCESS_KEY"),
+                        "secretAccessKey" => var("PANTHERA_TEST_S3_SECRET_KEY"),
+                        other => panic!("the shop references an unexpected bucket key {other:?}"),
+                    }
+                }
                 other => panic!("the shop references an unexpected Secret key {other:?}"),
             }
         };
