@@ -92,6 +92,11 @@ impl ResponseCache {
 /// `proxy-revalidate` go, the directives for the client's own cache (`max-age`, `no-store`, ...)
 /// stay.
 pub fn mark_private(headers: &mut HeaderMap) {
+    // Most responses carry no Cache-Control: no allocation on that path.
+    if !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private"));
+        return;
+    }
     let kept: Vec<String> = headers
         .get_all(header::CACHE_CONTROL)
         .iter()
